@@ -1,0 +1,339 @@
+import { ApiObject, Lazy } from 'cdk8s';
+import { Construct } from 'constructs';
+import type { Job } from 'kubernetes-types/batch/v1';
+import type { Affinity, EnvVar, PodSpec, PodTemplateSpec, Toleration, Volume, VolumeMount } from 'kubernetes-types/core/v1';
+import { stringify as toYaml } from 'yaml';
+import type { ConfigFileSpec, PoolSpec } from '../policy/specs';
+import { assertValidSpec, SPEC_API_VERSION } from '../policy/specs';
+import type { EgressAllowlist } from './egress-allowlist';
+import type { Harness } from './harness';
+import type { ICredentialGrantee, ResolvedGrant } from './credential-secret';
+import { JOB_TEMPLATE_SLOTS } from './job-template';
+import { kubeObject } from './kube-object';
+import { capabilityLabel, LABEL_AGENT, LABEL_HARNESS, LABEL_POOL, LABEL_SPEC_HASH, LABEL_TASK, selectorLabels, standardLabels } from './labels';
+import { Platform, stableJson } from './platform';
+import { hardenedContainerSecurityContext, hardenedPodSecurityContext, scratchVolumes } from './pod-hardening';
+import { checkPodResources, PodResources, SandboxProfile } from './sandbox-profile';
+import { checkDnsLabel, checkEnvMap, checkInteger, fail } from './validation';
+
+export interface AgentPoolProps {
+  /** Name of the pool; its objects are `pool-<name>`. @default - the construct id */
+  readonly name?: string;
+  /** The harnesses (agent CLIs) this pool runs. */
+  readonly harnesses: Harness[];
+  /** Capabilities the pool offers; each needs a harness that provides it. @default - its harnesses' capabilities */
+  readonly capabilities?: string[];
+  /** Warm workers in the pool's Deployment. @default 1 */
+  readonly replicas?: number;
+  /** Isolation of the pool's pods. `SandboxProfile.none()` is the explicit opt-out. @default SandboxProfile.gvisor() */
+  readonly sandbox?: SandboxProfile;
+  /** Agent container resources. @default - the sandbox profile's */
+  readonly resources?: PodResources;
+  /** Node placement. @default - none */
+  readonly nodeSelector?: Record<string, string>;
+  /** @default - none */
+  readonly tolerations?: Toleration[];
+  /** @default - none */
+  readonly affinity?: Affinity;
+  /** Environment for the agent (pool layer, below the task's). @default - none */
+  readonly env?: Record<string, string>;
+  /** Config files for the agent (pool layer: harness < pool < task). @default - none */
+  readonly config?: ConfigFileSpec[];
+  /** Worker pods that may be down at once during voluntary disruptions. @default 1 */
+  readonly maxUnavailable?: number;
+  /** Image of the pool's worker Deployment. @default - the first harness's image */
+  readonly image?: string;
+}
+
+/** Where the runner finds things in an agent pod; the runner's defaults match. */
+export const AGENT_PATHS = {
+  home: '/home/agent',
+  workspace: '/workspace',
+  tmp: '/tmp',
+  artifacts: '/artifacts',
+  task: '/etc/paddock/task',
+  harness: '/etc/paddock/harness',
+  harnesses: '/etc/paddock/harnesses',
+  pool: '/etc/paddock/pool',
+  secrets: '/var/run/paddock/secrets',
+} as const;
+
+/**
+ * A pool of sandboxed agent pods for some capabilities: a warm worker
+ * Deployment, the Job template that runs one task in the same sandbox, a
+ * PodDisruptionBudget and a ServiceAccount (with no token mounted).
+ */
+export class AgentPool extends Construct implements ICredentialGrantee {
+  public readonly name: string;
+  public readonly harnesses: readonly Harness[];
+  public readonly capabilities: readonly string[];
+  public readonly sandbox: SandboxProfile;
+  public readonly platform: Platform;
+  /** The worker Deployment (escape hatch: ApiObject.addJsonPatch). */
+  public readonly workers: ApiObject;
+  private readonly props: AgentPoolProps;
+  private readonly resources: PodResources;
+  private readonly env: Record<string, string>;
+  private readonly grants: ResolvedGrant[] = [];
+  private readonly allowlists: EgressAllowlist[] = [];
+
+  constructor(scope: Construct, id: string, props: AgentPoolProps) {
+    super(scope, id);
+    this.platform = Platform.of(this);
+    const where = `AgentPool "${props?.name ?? id}"`;
+    this.name = checkDnsLabel(props?.name ?? id, `${where}: name`, 50);
+    if (!Array.isArray(props?.harnesses) || props.harnesses.length === 0) {
+      fail(`${where}: harnesses must list at least one harness, e.g. harnesses: [Harness.codex()]`);
+    }
+    this.props = props;
+    this.harnesses = [...props.harnesses];
+    const names = new Set<string>();
+    for (const h of this.harnesses) {
+      if (names.has(h.name)) fail(`${where}: harness "${h.name}" is listed twice`);
+      names.add(h.name);
+    }
+    const provided = new Set(this.harnesses.map((h) => h.capability));
+    this.capabilities = [...new Set(props.capabilities ?? this.harnesses.map((h) => h.capability))];
+    for (const capability of this.capabilities) {
+      if (!provided.has(capability)) {
+        fail(`${where}: capability "${capability}" has no harness in this pool; add a harness that provides it (its harnesses provide: ${[...provided].join(', ')})`);
+      }
+    }
+    checkInteger(props.replicas ?? 1, `${where}: replicas`, 0, 1000);
+    checkInteger(props.maxUnavailable ?? 1, `${where}: maxUnavailable`, 0, 1000);
+    this.sandbox = props.sandbox ?? SandboxProfile.gvisor();
+    this.resources = props.resources ? checkPodResources(props.resources, `${where}: resources`) : this.sandbox.resources;
+    this.env = checkEnvMap(props.env, `${where}: env`);
+
+    this.platform._registerPool(this);
+    this.platform.useSandbox(this.sandbox);
+    this.harnesses.forEach((h) => this.platform.useHarness(h));
+
+    const ns = this.platform.namespace;
+    const labels = standardLabels(ns, 'pool', { [LABEL_POOL]: this.name });
+    kubeObject(this, 'service-account', {
+      apiVersion: 'v1',
+      kind: 'ServiceAccount',
+      metadata: { name: this.objectName, namespace: ns, labels },
+      automountServiceAccountToken: false,
+    });
+    kubeObject(this, 'config', {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: this.objectName, namespace: ns, labels },
+      data: Lazy.any({
+        produce: () => ({
+          'pool.json': stableJson(this.spec),
+          'job-template.yaml': toYaml(this.jobTemplate(), { sortMapEntries: true }),
+        }),
+      }),
+    });
+    const workerSelector = selectorLabels(ns, 'worker', { [LABEL_POOL]: this.name });
+    this.workers = kubeObject(this, 'workers', {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name: this.objectName, namespace: ns, labels: standardLabels(ns, 'worker', { [LABEL_POOL]: this.name }) },
+      spec: {
+        replicas: props.replicas ?? 1,
+        selector: { matchLabels: workerSelector },
+        template: Lazy.any({ produce: () => this.workerPodTemplate() }),
+      },
+    });
+    kubeObject(this, 'pdb', {
+      apiVersion: 'policy/v1',
+      kind: 'PodDisruptionBudget',
+      metadata: { name: this.objectName, namespace: ns, labels },
+      spec: { maxUnavailable: props.maxUnavailable ?? 1, selector: { matchLabels: workerSelector } },
+    });
+  }
+
+  /** Name of the pool's ServiceAccount, ConfigMap, Deployment and PDB. */
+  public get objectName(): string {
+    return `pool-${this.name}`;
+  }
+
+  /** Let the pool's pods (workers and task Jobs) reach what the allowlist allows. */
+  public allowEgressTo(allowlist: EgressAllowlist): void {
+    if (Platform.of(allowlist) !== this.platform) {
+      fail(`AgentPool "${this.name}": allowlist "${allowlist.name}" belongs to another platform`);
+    }
+    if (!this.allowlists.includes(allowlist)) this.allowlists.push(allowlist);
+  }
+
+  /** The allowlists this pool may use. */
+  public get egressAllowlists(): readonly EgressAllowlist[] {
+    return this.allowlists;
+  }
+
+  /** The harness of that name in this pool. */
+  public harness(name: string): Harness | undefined {
+    return this.harnesses.find((h) => h.name === name);
+  }
+
+  /** @internal called by CredentialSecret.grantTo */
+  public _addCredential(grant: ResolvedGrant): void {
+    const clash = (a: string, what: string) => fail(`AgentPool "${this.name}": ${what} "${a}" is granted twice; grant each once`);
+    for (const e of grant.env) if (this.grants.some((g) => g.env.some((x) => x.name === e.name))) clash(e.name, 'environment variable');
+    for (const f of grant.files) if (this.grants.some((g) => g.files.some((x) => x.path === f.path))) clash(f.path, 'file');
+    if (grant.git && this.grants.some((g) => g.git?.host === grant.git!.host)) clash(grant.git.host, 'git credential for host');
+    this.grants.push(grant);
+  }
+
+  /** The pool spec (key pool.json of the pool's ConfigMap). */
+  public get spec(): PoolSpec {
+    const mounted = (g: ResolvedGrant, key: string) => `${AGENT_PATHS.secrets}/${g.secretName}/${key}`;
+    const env = this.grants.flatMap((g) => g.env.map((e) => ({ name: e.name, secret: g.secretName, key: e.key })));
+    const files = this.grants.flatMap((g) => g.files.map((f) => ({ path: f.path, source: mounted(g, f.key), secret: g.secretName, key: f.key })));
+    const git = this.grants
+      .filter((g) => g.git)
+      .map((g) => ({ host: g.git!.host, username: g.git!.username, passwordFile: mounted(g, g.git!.key), secret: g.secretName, key: g.git!.key }));
+    const spec: PoolSpec = {
+      apiVersion: SPEC_API_VERSION,
+      kind: 'Pool',
+      name: this.name,
+      capabilities: [...this.capabilities],
+      harnesses: this.harnesses.map((h) => h.name),
+      ...(Object.keys(this.env).length ? { env: this.env } : {}),
+      ...(this.props.config?.length ? { config: { files: this.props.config.map((f) => ({ base: 'home' as const, format: 'text' as const, ...f })) } } : {}),
+      ...(env.length || files.length || git.length
+        ? { credentials: { ...(env.length ? { env } : {}), ...(files.length ? { files } : {}), ...(git.length ? { git } : {}) } }
+        : {}),
+    };
+    assertValidSpec('Pool', spec, `AgentPool "${this.name}"`);
+    return spec;
+  }
+
+  /**
+   * The Job that runs one task in this pool, with slots (JOB_TEMPLATE_SLOTS)
+   * for the task, its harness and its image. Stored in the pool's ConfigMap.
+   */
+  public jobTemplate(): Job {
+    const ns = this.platform.namespace;
+    const labels = standardLabels(ns, 'task', {
+      [LABEL_POOL]: this.name,
+      [LABEL_TASK]: JOB_TEMPLATE_SLOTS.task,
+      [LABEL_HARNESS]: JOB_TEMPLATE_SLOTS.harness,
+      [LABEL_SPEC_HASH]: JOB_TEMPLATE_SLOTS.specHash,
+    });
+    const podLabels = { ...labels, ...this.agentPodLabels() };
+    const pod = this.podSpec({
+      image: JOB_TEMPLATE_SLOTS.image,
+      args: ['run'],
+      extraVolumes: [
+        { volume: { name: 'task', configMap: { name: JOB_TEMPLATE_SLOTS.taskConfigMap } }, mount: { name: 'task', mountPath: AGENT_PATHS.task, readOnly: true } },
+        { volume: { name: 'harness', configMap: { name: JOB_TEMPLATE_SLOTS.harnessConfigMap } }, mount: { name: 'harness', mountPath: AGENT_PATHS.harness, readOnly: true } },
+      ],
+    });
+    return {
+      apiVersion: 'batch/v1',
+      kind: 'Job',
+      metadata: { name: JOB_TEMPLATE_SLOTS.jobName, namespace: ns, labels },
+      spec: {
+        // The runner reports agent failures itself; the controller retries infrastructure failures.
+        backoffLimit: 0,
+        template: { metadata: { labels: podLabels }, spec: { ...pod, restartPolicy: 'Never' } },
+      },
+    };
+  }
+
+  private workerPodTemplate(): PodTemplateSpec {
+    const ns = this.platform.namespace;
+    const harnessVolumes = this.harnesses.map((h) => ({
+      volume: { name: `harness-${h.name}`, configMap: { name: this.platform.harnessConfigMapName(h) } },
+      mount: { name: `harness-${h.name}`, mountPath: `${AGENT_PATHS.harnesses}/${h.name}`, readOnly: true },
+    }));
+    return {
+      metadata: { labels: { ...standardLabels(ns, 'worker', { [LABEL_POOL]: this.name }), ...this.agentPodLabels() } },
+      spec: this.podSpec({
+        image: this.props.image ?? this.harnesses[0].image,
+        args: ['worker', '--pool', this.name, '--controller', this.platform.controllerUrl],
+        extraVolumes: harnessVolumes,
+      }),
+    };
+  }
+
+  private agentPodLabels(): Record<string, string> {
+    return {
+      [LABEL_AGENT]: 'true',
+      ...Object.fromEntries(this.capabilities.map((c) => [capabilityLabel(c), 'true'])),
+      ...Object.fromEntries(this.allowlists.map((a) => [a.podLabel, 'allow'])),
+    };
+  }
+
+  private podSpec(opts: { image: string; args: string[]; extraVolumes: Array<{ volume: Volume; mount: VolumeMount }> }): PodSpec {
+    const sandbox = this.sandbox;
+    const scratch = scratchVolumes([
+      { name: 'tmp', mountPath: AGENT_PATHS.tmp, sizeLimit: sandbox.tmpSizeLimit },
+      { name: 'home', mountPath: AGENT_PATHS.home, sizeLimit: sandbox.homeSizeLimit },
+      { name: 'workspace', mountPath: AGENT_PATHS.workspace, sizeLimit: sandbox.workspaceSizeLimit },
+      { name: 'artifacts', mountPath: AGENT_PATHS.artifacts, sizeLimit: '64Mi' },
+    ]);
+    const secretVolumes = this.secretVolumes();
+    const env: EnvVar[] = [
+      { name: 'HOME', value: AGENT_PATHS.home },
+      { name: 'PADDOCK_POOL', value: this.name },
+      ...this.grants.flatMap((g) => g.env.map((e) => ({ name: e.name, valueFrom: { secretKeyRef: { name: g.secretName, key: e.key } } }))),
+    ];
+    return {
+      serviceAccountName: this.objectName,
+      // Agents never talk to the Kubernetes API.
+      automountServiceAccountToken: false,
+      // Service env vars would leak the cluster's layout into the agent's environment.
+      enableServiceLinks: false,
+      ...(sandbox.runtimeClassName ? { runtimeClassName: sandbox.runtimeClassName } : {}),
+      securityContext: hardenedPodSecurityContext(sandbox.uid),
+      ...(this.props.nodeSelector ? { nodeSelector: this.props.nodeSelector } : {}),
+      ...(this.props.tolerations ? { tolerations: this.props.tolerations } : {}),
+      ...(this.props.affinity ? { affinity: this.props.affinity } : {}),
+      containers: [
+        {
+          name: 'runner',
+          image: opts.image,
+          args: opts.args,
+          env,
+          resources: { ...this.resources } as any,
+          securityContext: hardenedContainerSecurityContext(sandbox.uid),
+          volumeMounts: [
+            ...scratch.mounts,
+            { name: 'pool', mountPath: AGENT_PATHS.pool, readOnly: true },
+            ...opts.extraVolumes.map((v) => v.mount),
+            ...secretVolumes.map((v) => v.mount),
+          ],
+        },
+      ],
+      volumes: [
+        ...scratch.volumes,
+        { name: 'pool', configMap: { name: this.objectName } },
+        ...opts.extraVolumes.map((v) => v.volume),
+        ...secretVolumes.map((v) => v.volume),
+      ],
+    };
+  }
+
+  /** One read-only Secret volume per Secret that grants files or git credentials, holding just those keys. */
+  private secretVolumes(): Array<{ volume: Volume; mount: VolumeMount }> {
+    const keysBySecret = new Map<string, Set<string>>();
+    for (const g of this.grants) {
+      const keys = [...g.files.map((f) => f.key), ...(g.git ? [g.git.key] : [])];
+      if (keys.length === 0) continue;
+      const set = keysBySecret.get(g.secretName) ?? new Set<string>();
+      keys.forEach((k) => set.add(k));
+      keysBySecret.set(g.secretName, set);
+    }
+    return [...keysBySecret.entries()].map(([secretName, keys]) => {
+      const name = `secret-${secretName}`.replace(/\./g, '-').slice(0, 63).replace(/-+$/, '');
+      return {
+        volume: {
+          name,
+          secret: {
+            secretName,
+            items: [...keys].sort().map((key) => ({ key, path: key })),
+            // Owner and group (fsGroup) read; the runner copies files to HOME with mode 0400.
+            defaultMode: 0o440,
+          },
+        },
+        mount: { name, mountPath: `${AGENT_PATHS.secrets}/${secretName}`, readOnly: true },
+      };
+    });
+  }
+}

@@ -1,0 +1,230 @@
+import { createHash } from 'crypto';
+import { Duration, Lazy } from 'cdk8s';
+import { Construct } from 'constructs';
+import type { ConfigFileSpec, GitSourceSpec, TaskSpec } from '../policy/specs';
+import { assertValidSpec, SPEC_API_VERSION } from '../policy/specs';
+import { AgentPool } from './agent-pool';
+import type { Harness } from './harness';
+import { fillJobTemplate } from './job-template';
+import { kubeObject } from './kube-object';
+import { LABEL_HARNESS, LABEL_POOL, LABEL_SPEC_HASH, LABEL_TASK, standardLabels } from './labels';
+import { Platform, stableJson } from './platform';
+import { checkDnsLabel, checkEnvMap, checkInteger, checkNonEmpty, fail, suggestDnsLabel } from './validation';
+
+/** A git repository fetched into the workspace before the agent runs. */
+export interface GitSource {
+  /** https:// URL of the repository, without credentials (grant a git credential to the pool instead). */
+  readonly url: string;
+  /** Directory under /workspace. @default - the repository's name from the URL */
+  readonly name?: string;
+  /** Branch to check out. @default - the remote's default branch (unless `ref` is given) */
+  readonly branch?: string;
+  /** Commit SHA or tag to check out (instead of a branch). @default - none */
+  readonly ref?: string;
+  /** Check out only this directory (sparse); the agent works there. @default - the whole repository */
+  readonly subPath?: string;
+  /** History depth. @default 1 */
+  readonly depth?: number;
+}
+
+export interface AgentTaskProps {
+  /** Name of the task; at most 52 characters (the Job is <name>-<spec hash>). @default - the construct id */
+  readonly name?: string;
+  /** The pool that runs it: the pool or its name. */
+  readonly pool: AgentPool | string;
+  /** The harness that runs it: one of the pool's harnesses or its name. @default - the pool's only harness */
+  readonly harness?: Harness | string;
+  /** @default - the harness's defaultModel */
+  readonly model?: string;
+  readonly prompt: string;
+  /** @default - none: an empty workspace */
+  readonly sources?: GitSource[];
+  /** The agent's working directory, relative to /workspace. @default - the only source's directory, else /workspace */
+  readonly workdir?: string;
+  /** Wall-clock limit of the agent. @default Duration.minutes(30) */
+  readonly timeout?: Duration;
+  /** Environment for the agent (task layer, above pool and harness). @default - none */
+  readonly env?: Record<string, string>;
+  /** Config files (task layer: harness < pool < task). @default - none */
+  readonly config?: ConfigFileSpec[];
+  /** Synthesize the Job that runs the task. Set false to leave dispatch to the controller. @default true */
+  readonly createJob?: boolean;
+}
+
+/** Hex characters of the spec hash in Job names and labels. */
+const SPEC_HASH_LENGTH = 10;
+
+/**
+ * A declared task: the ConfigMap the runner executes (`task-<name>`, key
+ * `task.json`) and the Job that runs it, from its pool's template. The Job's
+ * name carries a hash of the spec: a changed task runs again, an unchanged
+ * one does not. Jobs carry no ttlSecondsAfterFinished on purpose: a GitOps
+ * tool would re-create a deleted Job and run the task again.
+ */
+export class AgentTask extends Construct {
+  public readonly name: string;
+  public readonly pool: AgentPool;
+  public readonly harness: Harness;
+  public readonly spec: TaskSpec;
+  /** sha256 of the task spec, shortened; part of the Job name. */
+  public readonly specHash: string;
+
+  constructor(scope: Construct, id: string, props: AgentTaskProps) {
+    super(scope, id);
+    const platform = Platform.of(this);
+    const where = `AgentTask "${props?.name ?? id}"`;
+    this.name = checkDnsLabel(props?.name ?? id, `${where}: name`, 52);
+    this.pool = resolvePool(platform, props.pool, where);
+    this.harness = resolveHarness(this.pool, props.harness, where);
+    const prompt = checkNonEmpty(props.prompt, `${where}: prompt`, '"Fix the failing test in src/"');
+    const model = props.model ?? this.harness.spec.defaultModel;
+    if (props.model !== undefined) checkNonEmpty(props.model, `${where}: model`, '"gpt-5-codex"');
+    if (model === undefined && this.harness.needsModel) {
+      fail(`${where}: model is required: harness "${this.harness.name}" has no defaultModel`);
+    }
+    const timeoutSeconds = props.timeout ? props.timeout.toSeconds() : 1800;
+    checkInteger(timeoutSeconds, `${where}: timeout`, 1, 86400);
+    const sources = (props.sources ?? []).map((s, i) => checkSource(s, `${where}: sources[${i}]`));
+    const seen = new Set<string>();
+    for (const s of sources) {
+      if (seen.has(s.name)) fail(`${where}: two sources share the directory "${s.name}"; give each a distinct name`);
+      seen.add(s.name);
+    }
+    if (props.workdir !== undefined && (props.workdir.startsWith('/') || props.workdir.split('/').includes('..'))) {
+      fail(`${where}: workdir "${props.workdir}" must be relative to /workspace and stay inside it, e.g. "repo/docs"`);
+    }
+    const env = checkEnvMap(props.env, `${where}: env`);
+
+    this.spec = {
+      apiVersion: SPEC_API_VERSION,
+      kind: 'Task',
+      name: this.name,
+      pool: this.pool.name,
+      harness: this.harness.name,
+      ...(model !== undefined ? { model } : {}),
+      prompt,
+      ...(sources.length ? { sources } : {}),
+      ...(props.workdir !== undefined ? { workdir: props.workdir } : {}),
+      timeoutSeconds,
+      ...(Object.keys(env).length ? { env } : {}),
+      ...(props.config?.length ? { config: { files: props.config.map((f) => ({ base: 'home' as const, format: 'text' as const, ...f })) } } : {}),
+    };
+    assertValidSpec('Task', this.spec, where);
+    const specJson = stableJson(this.spec);
+    this.specHash = createHash('sha256').update(specJson).digest('hex').slice(0, SPEC_HASH_LENGTH);
+
+    const ns = platform.namespace;
+    const labels = standardLabels(ns, 'task', {
+      [LABEL_POOL]: this.pool.name,
+      [LABEL_TASK]: this.name,
+      [LABEL_HARNESS]: this.harness.name,
+      [LABEL_SPEC_HASH]: this.specHash,
+    });
+    kubeObject(this, 'spec', {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: this.configMapName, namespace: ns, labels },
+      data: { 'task.json': specJson },
+    });
+    if (props.createJob ?? true) {
+      // Lazy: credentials and allowlists granted to the pool after this task still reach its Job.
+      const job = Lazy.any({
+        produce: () =>
+          fillJobTemplate(
+            this.pool.jobTemplate(),
+            {
+              jobName: this.jobName,
+              task: this.name,
+              taskConfigMap: this.configMapName,
+              harness: this.harness.name,
+              harnessConfigMap: platform.harnessConfigMapName(this.harness),
+              image: this.harness.image,
+              specHash: this.specHash,
+            },
+            timeoutSeconds,
+          ),
+      });
+      kubeObject(this, 'job', {
+        apiVersion: 'batch/v1',
+        kind: 'Job',
+        metadata: { name: this.jobName, namespace: ns, labels },
+        spec: Lazy.any({ produce: () => job.produce().spec }),
+      });
+    }
+  }
+
+  public get configMapName(): string {
+    return `task-${this.name}`;
+  }
+
+  /** <name>-<spec hash>: at most 63 characters, a valid label value for the pods' job-name label. */
+  public get jobName(): string {
+    return `${this.name}-${this.specHash}`;
+  }
+}
+
+function resolvePool(platform: Platform, pool: AgentPool | string, where: string): AgentPool {
+  if (pool instanceof AgentPool) {
+    if (pool.platform !== platform) fail(`${where}: pool "${pool.name}" belongs to another platform`);
+    return pool;
+  }
+  if (typeof pool !== 'string' || !pool) fail(`${where}: pool is required: an AgentPool or the name of one`);
+  const found = platform._findPool(pool);
+  if (!(found instanceof AgentPool)) {
+    const known = platform.poolNames;
+    fail(
+      `${where}: pool "${pool}" does not exist in platform "${platform.namespace}"; ` +
+        (known.length ? `declared pools: ${known.join(', ')}. ` : 'no pools are declared yet. ') +
+        'Declare the AgentPool before the task, or pass the pool object',
+    );
+  }
+  return found;
+}
+
+function resolveHarness(pool: AgentPool, harness: Harness | string | undefined, where: string): Harness {
+  const names = pool.harnesses.map((h) => h.name).join(', ');
+  if (harness === undefined) {
+    if (pool.harnesses.length > 1) fail(`${where}: pool "${pool.name}" runs several harnesses (${names}); name one with harness: "..."`);
+    return pool.harnesses[0];
+  }
+  const name = typeof harness === 'string' ? harness : harness.name;
+  const found = pool.harness(name);
+  if (!found || (typeof harness !== 'string' && found !== harness && stableJson(found.spec) !== stableJson(harness.spec))) {
+    fail(`${where}: harness "${name}" is not one of pool "${pool.name}"'s harnesses (${names}); add it to the pool or pick one of those`);
+  }
+  return found;
+}
+
+function checkSource(source: GitSource, where: string): GitSourceSpec {
+  if (!source || typeof source.url !== 'string') fail(`${where}: url is required, e.g. "https://github.com/org/repo.git"`);
+  let url: URL;
+  try {
+    url = new URL(source.url);
+  } catch {
+    fail(`${where}: url "${source.url}" is not a URL; write e.g. "https://github.com/org/repo.git"`);
+  }
+  if (url.protocol !== 'https:') {
+    fail(`${where}: url "${source.url}" must use https:// (git_https sources); e.g. "https://${url.host}${url.pathname}"`);
+  }
+  if (url.username || url.password) {
+    fail(`${where}: url must not carry credentials; grant a git credential to the pool instead: credential.grantTo(pool, { git: { host: "${url.hostname}", key: "token" } })`);
+  }
+  if (source.branch !== undefined && source.ref !== undefined) {
+    fail(`${where}: give either branch or ref, not both`);
+  }
+  const repoName = url.pathname.replace(/\/+$/, '').split('/').pop()?.replace(/\.git$/, '') ?? '';
+  const name = checkDnsLabel(source.name ?? (suggestDnsLabel(repoName) || 'source'), `${where}: name`);
+  const depth = checkInteger(source.depth ?? 1, `${where}: depth`, 1);
+  if (source.subPath !== undefined && (!source.subPath || source.subPath.startsWith('/') || source.subPath.split('/').includes('..'))) {
+    fail(`${where}: subPath "${source.subPath}" must be a directory inside the repository, e.g. "docs"`);
+  }
+  return {
+    name,
+    type: 'git_https',
+    url: source.url,
+    ...(source.branch !== undefined ? { branch: checkNonEmpty(source.branch, `${where}: branch`, '"main"') } : {}),
+    ...(source.ref !== undefined ? { ref: checkNonEmpty(source.ref, `${where}: ref`, '"v1.2.0" or a commit SHA') } : {}),
+    depth,
+    ...(source.subPath !== undefined ? { subPath: source.subPath } : {}),
+  };
+}

@@ -1,0 +1,99 @@
+/**
+ * CIDR parsing and the private ranges an allowlist never reaches unless it
+ * names them: a rule for 0.0.0.0/0 must not open the cluster network or the
+ * cloud metadata endpoint (169.254.169.254).
+ */
+import { fail } from './validation';
+
+export interface Cidr {
+  readonly text: string;
+  readonly version: 4 | 6;
+  readonly base: bigint;
+  readonly prefix: number;
+}
+
+/** Ranges no allowlist reaches by accident: this host, RFC 1918, CGNAT, loopback, link-local (metadata), ULA. */
+export const BLOCKED_RANGES = [
+  '0.0.0.0/8',
+  '10.0.0.0/8',
+  '100.64.0.0/10',
+  '127.0.0.0/8',
+  '169.254.0.0/16',
+  '172.16.0.0/12',
+  '192.168.0.0/16',
+  '::1/128',
+  'fc00::/7',
+  'fe80::/10',
+].map((c) => parseCidr(c, 'BLOCKED_RANGES'));
+
+export function parseCidr(text: string, field: string): Cidr {
+  if (typeof text !== 'string' || !text.trim()) {
+    fail(`${field}: must be a CIDR such as "203.0.113.0/24"`);
+  }
+  const slash = text.indexOf('/');
+  const address = slash < 0 ? text : text.slice(0, slash);
+  const version = address.includes(':') ? 6 : 4;
+  if (slash < 0) {
+    fail(`${field}: CIDR mask is missing in IPv${version}: "${text}". Did you mean "${text}/${version === 4 ? 32 : 128}"?`);
+  }
+  const bits = version === 4 ? 32 : 128;
+  const prefixText = text.slice(slash + 1);
+  const prefix = Number(prefixText);
+  if (!/^\d{1,3}$/.test(prefixText) || prefix > bits) {
+    fail(`${field}: "${text}" has an invalid mask; IPv${version} masks are 0 to ${bits}`);
+  }
+  const value = version === 4 ? parseIpv4(address) : parseIpv6(address);
+  if (value === undefined) {
+    fail(`${field}: "${address}" is not an IPv${version} address`);
+  }
+  const hostBits = BigInt(bits - prefix);
+  const base = (value >> hostBits) << hostBits;
+  if (base !== value) {
+    const fixed = `${formatAddress(base, version)}/${prefix}`;
+    fail(`${field}: "${text}" has host bits set. Did you mean "${fixed}"?`);
+  }
+  return { text, version, base, prefix };
+}
+
+/** Whether `inner` lies inside `outer` (or equals it). */
+export function contains(outer: Cidr, inner: Cidr): boolean {
+  if (outer.version !== inner.version || inner.prefix < outer.prefix) return false;
+  const bits = BigInt((outer.version === 4 ? 32 : 128) - outer.prefix);
+  return inner.base >> bits === outer.base >> bits;
+}
+
+/**
+ * The blocked ranges strictly inside `cidr`, to list as NetworkPolicy
+ * `except`. A rule inside a blocked range names it explicitly: nothing to except.
+ */
+export function blockedRangesWithin(cidr: Cidr): string[] {
+  if (BLOCKED_RANGES.some((blocked) => contains(blocked, cidr))) return [];
+  return BLOCKED_RANGES.filter((blocked) => contains(cidr, blocked) && blocked.prefix > cidr.prefix).map((b) => b.text);
+}
+
+function parseIpv4(address: string): bigint | undefined {
+  const parts = address.split('.');
+  if (parts.length !== 4 || parts.some((p) => !/^\d{1,3}$/.test(p) || Number(p) > 255)) return undefined;
+  return parts.reduce((acc, p) => (acc << 8n) + BigInt(Number(p)), 0n);
+}
+
+function parseIpv6(address: string): bigint | undefined {
+  if (!/^[0-9a-fA-F:]+$/.test(address) || address.split('::').length > 2) return undefined;
+  const [head, tail] = address.includes('::') ? address.split('::') : [address, undefined];
+  const headParts = head ? head.split(':') : [];
+  const tailParts = tail ? tail.split(':') : [];
+  const missing = 8 - headParts.length - tailParts.length;
+  if ((tail === undefined && missing !== 0) || missing < 0) return undefined;
+  const parts = [...headParts, ...Array(tail === undefined ? 0 : missing).fill('0'), ...tailParts];
+  if (parts.length !== 8 || parts.some((p) => !/^[0-9a-fA-F]{1,4}$/.test(p))) return undefined;
+  return parts.reduce((acc, p) => (acc << 16n) + BigInt(parseInt(p, 16)), 0n);
+}
+
+function formatAddress(value: bigint, version: 4 | 6): string {
+  if (version === 4) {
+    return [24n, 16n, 8n, 0n].map((shift) => String((value >> shift) & 255n)).join('.');
+  }
+  const groups = [];
+  for (let shift = 112n; shift >= 0n; shift -= 16n) groups.push(((value >> shift) & 0xffffn).toString(16));
+  return groups.join(':').replace(/(^|:)0(:0)+(:|$)/, '::');
+}

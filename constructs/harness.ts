@@ -1,0 +1,212 @@
+import { loadPreset, presetNames } from '../templates';
+import type { ConfigFileSpec, HarnessSpec, PromptVia, ResultsSpec } from '../policy/specs';
+import { assertValidSpec, SPEC_API_VERSION } from '../policy/specs';
+import { lintCommandTemplate, promptViaOf, renderCommand, RenderValues, usesPlaceholder } from './command-template';
+import { imageRef, ImageName, ImageOptions, IMAGE_NAMES } from './images';
+import { checkDnsLabel, checkEnvMap, checkEnvName, fail } from './validation';
+
+export interface HarnessProps {
+  /** Name of the harness; tasks and pools refer to it, and its ConfigMap is `harness-<name>`. */
+  readonly name: string;
+  /** The capability this harness provides to pools, e.g. `harness.codex`. */
+  readonly capability: string;
+  /** Direct argv template (no shell): placeholders {model}, {prompt}, {prompt_file}, {workdir}. */
+  readonly command: string[];
+  /**
+   * Container image holding the runner and this CLI.
+   * @default - Paddock's image for the preset; required for a custom harness
+   */
+  readonly image?: string;
+  /**
+   * Pass the prompt on stdin. Only meaningful when the command has neither {prompt} nor {prompt_file}.
+   * @default - implied by the command: {prompt} → argv, {prompt_file} → file, neither → stdin
+   */
+  readonly promptVia?: PromptVia;
+  /** @default - tasks must name a model */
+  readonly defaultModel?: string;
+  /** Environment for the agent process (literal values; credentials come from CredentialSecret). @default - none */
+  readonly env?: Record<string, string>;
+  /** The harness's (image default) config layer. @default - no files */
+  readonly config?: ConfigFileSpec[];
+  /** Where the final output is read before ```result blocks are extracted. @default - stdout */
+  readonly results?: ResultsSpec;
+  /** Hostnames the agent must reach (its model provider). @default - none */
+  readonly hosts?: string[];
+  /** Environment variables the CLI reads credentials from (documentation and grant checks). @default - none */
+  readonly credentialEnv?: string[];
+}
+
+/** Options a preset accepts on top of its data. */
+export interface HarnessPresetOptions {
+  /** @default - the preset's name, e.g. "codex" */
+  readonly name?: string;
+  /** @default - Paddock's image for the preset */
+  readonly image?: string;
+  /** Registry and tag of Paddock's image (ignored when `image` is given). @default - worker-images/images.json */
+  readonly imageOptions?: ImageOptions;
+  /** @default - the preset's default model */
+  readonly defaultModel?: string;
+  /** Extra environment, merged over the preset's. @default - none */
+  readonly env?: Record<string, string>;
+  /** Extra config files, layered over the preset's (same path: merged by format). @default - none */
+  readonly config?: ConfigFileSpec[];
+  /** Extra hosts the agent must reach, e.g. a proxy in front of the provider. @default - none */
+  readonly extraHosts?: string[];
+}
+
+/**
+ * An agent CLI as data: how to run it unattended, what it needs, and how to
+ * read its results. A value object: pools that run it synthesize its
+ * ConfigMap (`harness-<name>`, key `harness.json`).
+ */
+export class Harness {
+  /** OpenAI Codex CLI (`codex exec`). */
+  public static codex(options: HarnessPresetOptions = {}): Harness {
+    return Harness.fromPreset('codex', options);
+  }
+
+  /** Anthropic Claude Code (`claude --print`, JSON output). */
+  public static claudeCode(options: HarnessPresetOptions = {}): Harness {
+    return Harness.fromPreset('claude-code', options);
+  }
+
+  /** Google Gemini CLI (`gemini --prompt --yolo`). */
+  public static geminiCli(options: HarnessPresetOptions = {}): Harness {
+    return Harness.fromPreset('gemini-cli', options);
+  }
+
+  /** opencode (`opencode run`). */
+  public static opencode(options: HarnessPresetOptions = {}): Harness {
+    return Harness.fromPreset('opencode', options);
+  }
+
+  /** GitHub Copilot CLI (`copilot --prompt --allow-all-tools`). */
+  public static copilot(options: HarnessPresetOptions = {}): Harness {
+    return Harness.fromPreset('copilot', options);
+  }
+
+  /** The names `fromPreset` accepts. */
+  public static presets(): string[] {
+    return presetNames();
+  }
+
+  /** A preset by name: codex, claude-code, gemini-cli, opencode, copilot. */
+  public static fromPreset(preset: string, options: HarnessPresetOptions = {}): Harness {
+    const loaded = loadPreset(preset);
+    if (!loaded) {
+      fail(`Harness preset "${preset}" does not exist; use one of ${presetNames().map((p) => `"${p}"`).join(', ')}`);
+    }
+    const { data, files } = loaded;
+    const image = options.image ?? (IMAGE_NAMES.includes(data.image as ImageName) ? imageRef(data.image as ImageName, options.imageOptions) : undefined);
+    return new Harness({
+      name: options.name ?? data.name,
+      capability: data.capability,
+      command: data.command,
+      image,
+      defaultModel: options.defaultModel ?? data.defaultModel,
+      env: { ...data.env, ...options.env },
+      config: [
+        ...data.config.map((f) => ({ path: f.path, base: f.base ?? 'home', format: f.format, content: files[f.file] })),
+        ...(options.config ?? []),
+      ],
+      results: data.results,
+      hosts: [...data.hosts, ...(options.extraHosts ?? [])],
+      credentialEnv: data.credentialEnv,
+    });
+  }
+
+  public readonly name: string;
+  public readonly capability: string;
+  public readonly image: string;
+  public readonly promptVia: PromptVia;
+  public readonly hosts: readonly string[];
+  public readonly credentialEnv: readonly string[];
+  /** The harness spec, exactly as written to its ConfigMap and read by the runner. */
+  public readonly spec: HarnessSpec;
+
+  constructor(props: HarnessProps) {
+    const where = `Harness "${props?.name ?? ''}"`;
+    this.name = checkDnsLabel(props.name, `${where}: name`);
+    if (typeof props.capability !== 'string' || !/^[a-z0-9]([-a-z0-9_.]*[a-z0-9])?$/.test(props.capability) || props.capability.length > 63) {
+      fail(`${where}: capability "${props.capability ?? ''}" is invalid; write lower-case letters, digits, '-', '_' and '.', e.g. "harness.${this.name}"`);
+    }
+    this.capability = props.capability;
+    if (!Array.isArray(props.command)) {
+      fail(`${where}: command must be an argv array such as ["codex", "exec", "{prompt}"], not a shell string`);
+    }
+    const problems = lintCommandTemplate(props.command, `${where}: command`);
+    if (problems.length > 0) {
+      fail(problems.join('\n'));
+    }
+    const implied = promptViaOf(props.command);
+    if (props.promptVia && props.promptVia !== implied) {
+      fail(
+        `${where}: promptVia "${props.promptVia}" disagrees with the command, which implies "${implied}"; ` +
+          'use {prompt} for argv, {prompt_file} for a file, or neither for stdin',
+      );
+    }
+    this.promptVia = implied;
+    if (!props.image) {
+      fail(`${where}: image is required for a custom harness: an image with the paddock runner and the CLI "${props.command[0]}"`);
+    }
+    this.image = props.image;
+    if (props.defaultModel !== undefined && !props.defaultModel.trim()) {
+      fail(`${where}: defaultModel must not be empty; leave it out to make every task name its model`);
+    }
+    const env = checkEnvMap(props.env, `${where}: env`);
+    (props.credentialEnv ?? []).forEach((name, i) => checkEnvName(name, `${where}: credentialEnv[${i}]`));
+    const results = props.results ?? { from: 'stdout' };
+    if (results.from === 'json-field' && !results.field) {
+      fail(`${where}: results.field is required with results.from "json-field", e.g. { from: "json-field", field: "result" }`);
+    }
+    if (results.from === 'file' && !results.path) {
+      fail(`${where}: results.path is required with results.from "file", e.g. { from: "file", path: ".agent/last-message.txt" }`);
+    }
+    (props.hosts ?? []).forEach((host, i) => {
+      if (typeof host !== 'string' || !host.trim()) {
+        fail(`${where}: hosts[${i}] must be a hostname such as "api.openai.com"`);
+      }
+    });
+    this.hosts = [...new Set(props.hosts ?? [])];
+    this.credentialEnv = [...(props.credentialEnv ?? [])];
+
+    this.spec = {
+      apiVersion: SPEC_API_VERSION,
+      kind: 'Harness',
+      name: this.name,
+      capability: this.capability,
+      image: this.image,
+      command: [...props.command],
+      promptVia: this.promptVia,
+      ...(props.defaultModel ? { defaultModel: props.defaultModel } : {}),
+      ...(Object.keys(env).length ? { env } : {}),
+      ...(props.config?.length ? { config: { files: props.config.map((f) => ({ base: 'home', format: 'text', ...f })) } } : {}),
+      results: { ...results },
+      ...(this.hosts.length ? { hosts: [...this.hosts] } : {}),
+      ...(this.credentialEnv.length ? { credentialEnv: [...this.credentialEnv] } : {}),
+    } as HarnessSpec;
+    assertValidSpec('Harness', this.spec, where);
+  }
+
+  /** Whether the command needs a model, i.e. uses {model}. */
+  public get needsModel(): boolean {
+    return usesPlaceholder(this.spec.command, 'model');
+  }
+
+  /**
+   * The exact argv the runner will exec for these values (a dry run).
+   * `model` defaults to the harness's defaultModel.
+   */
+  public render(values: Partial<RenderValues> & { readonly prompt: string }): string[] {
+    const model = values.model ?? this.spec.defaultModel;
+    if (model === undefined && this.needsModel) {
+      fail(`Harness "${this.name}": render needs a model (the harness has no defaultModel)`);
+    }
+    return renderCommand(this.spec.command, {
+      model: model ?? '',
+      prompt: values.prompt,
+      promptFile: values.promptFile ?? (this.promptVia === 'file' ? '/tmp/paddock/prompt.txt' : undefined),
+      workdir: values.workdir ?? '/workspace',
+    });
+  }
+}

@@ -1,0 +1,13 @@
+export * from './platform';
+export * from './harness';
+export * from './sandbox-profile';
+export * from './egress-allowlist';
+export * from './credential-secret';
+export * from './agent-pool';
+export * from './agent-task';
+export * from './command-template';
+export * from './job-template';
+export * from './images';
+export * from './labels';
+export { PaddockValidationError } from './validation';
+export { synthesize, PaddockSynthError } from './synthesize';

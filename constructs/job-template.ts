@@ -1,0 +1,43 @@
+/**
+ * A pool's Job template: the Job that runs one task in the pool's sandbox,
+ * with slots for what differs per task. AgentTask fills it at synth time and
+ * the controller fills the very same template (from the pool's ConfigMap) at
+ * run time, so both paths produce the same Job.
+ */
+import type { Job } from 'kubernetes-types/batch/v1';
+
+export const JOB_TEMPLATE_SLOTS = {
+  jobName: '${JOB_NAME}',
+  task: '${TASK_NAME}',
+  taskConfigMap: '${TASK_CONFIGMAP}',
+  harness: '${HARNESS_NAME}',
+  harnessConfigMap: '${HARNESS_CONFIGMAP}',
+  image: '${IMAGE}',
+  specHash: '${SPEC_HASH}',
+} as const;
+
+export type JobTemplateValues = { readonly [K in keyof typeof JOB_TEMPLATE_SLOTS]: string };
+
+/** Seconds the runner gets past the task timeout to stop the agent and write its artifacts. */
+export const JOB_DEADLINE_GRACE_SECONDS = 120;
+
+/** Fill every slot; `timeoutSeconds` bounds the Job as a whole. */
+export function fillJobTemplate(template: Job, values: JobTemplateValues, timeoutSeconds: number): Job {
+  const filled = replaceSlots(template, values) as Job;
+  return { ...filled, spec: { ...filled.spec!, activeDeadlineSeconds: timeoutSeconds + JOB_DEADLINE_GRACE_SECONDS } };
+}
+
+function replaceSlots(value: unknown, values: JobTemplateValues): unknown {
+  if (typeof value === 'string') {
+    let out = value;
+    for (const [slot, token] of Object.entries(JOB_TEMPLATE_SLOTS)) {
+      out = out.split(token).join(values[slot as keyof JobTemplateValues]);
+    }
+    return out;
+  }
+  if (Array.isArray(value)) return value.map((v) => replaceSlots(v, values));
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [replaceSlots(k, values), replaceSlots(v, values)]));
+  }
+  return value;
+}

@@ -1,0 +1,38 @@
+/**
+ * Every object carries the recommended app.kubernetes.io labels plus
+ * Paddock's own, so `kubectl get -l paddock.dev/pool=codex` works as
+ * operators expect. Selectors use only the stable subset (no version).
+ */
+
+export const LABEL_POOL = 'paddock.dev/pool';
+export const LABEL_TASK = 'paddock.dev/task';
+export const LABEL_HARNESS = 'paddock.dev/harness';
+export const LABEL_SPEC_HASH = 'paddock.dev/spec-hash';
+/** Marks pods that run agent code; policy requires a default-deny NetworkPolicy over every one. */
+export const LABEL_AGENT = 'paddock.dev/agent';
+export const CAPABILITY_LABEL_PREFIX = 'capability.paddock.dev/';
+export const EGRESS_LABEL_PREFIX = 'egress.paddock.dev/';
+
+export type Component = 'platform' | 'controller' | 'worker' | 'task' | 'harness' | 'pool' | 'egress' | 'sandbox' | 'credentials';
+
+/** Labels that select a component's pods; keep them stable across upgrades. */
+export function selectorLabels(instance: string, component: Component, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    'app.kubernetes.io/name': 'paddock',
+    'app.kubernetes.io/instance': instance,
+    'app.kubernetes.io/component': component,
+    ...extra,
+  };
+}
+
+export function standardLabels(instance: string, component: Component, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    ...selectorLabels(instance, component, extra),
+    'app.kubernetes.io/part-of': 'paddock',
+    'app.kubernetes.io/managed-by': 'paddock',
+  };
+}
+
+export function capabilityLabel(capability: string): string {
+  return `${CAPABILITY_LABEL_PREFIX}${capability}`;
+}

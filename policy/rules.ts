@@ -1,0 +1,202 @@
+/**
+ * Paddock's security rules, in one place. They run on the synthesized
+ * objects of a platform at synth time (Platform registers them as a
+ * construct validation), so `cdk8s synth`, `pulumi up` and library users all
+ * get them. Each rule returns messages; synthesis fails listing all of them.
+ */
+import type { PodSpec, PodTemplateSpec, SecurityContext } from 'kubernetes-types/core/v1';
+import type { LabelSelector } from 'kubernetes-types/meta/v1';
+import { parse as parseYaml } from 'yaml';
+
+/** A synthesized Kubernetes object, as plain JSON. */
+export interface KubeObject {
+  readonly apiVersion: string;
+  readonly kind: string;
+  readonly metadata?: { name?: string; namespace?: string; labels?: Record<string, string> };
+  readonly [key: string]: unknown;
+}
+
+export interface PolicyContext {
+  /** Values known to be secret (literal credentials); none may appear in a ConfigMap. */
+  readonly secretValues: readonly string[];
+  /** Label that marks pods running agent code. */
+  readonly agentLabel: string;
+}
+
+/** Keys in ConfigMaps that hold a whole manifest to be checked like a synthesized object. */
+const EMBEDDED_MANIFEST_KEY = /\.ya?ml$/;
+
+/** Shapes of well-known credentials, caught even when Paddock never saw the value. */
+const SECRET_PATTERNS: Array<[string, RegExp]> = [
+  ['an OpenAI API key', /\bsk-(proj-|ant-)?[A-Za-z0-9_-]{20,}/],
+  ['a GitHub token', /\b(ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{30,}|\bgithub_pat_[A-Za-z0-9_]{30,}/],
+  ['a Google API key', /\bAIza[0-9A-Za-z_-]{35}\b/],
+  ['an AWS access key id', /\b(AKIA|ASIA)[0-9A-Z]{16}\b/],
+  ['a private key', /-----BEGIN [A-Z ]*PRIVATE KEY-----/],
+];
+
+export function checkPlatformObjects(objects: readonly KubeObject[], ctx: PolicyContext): string[] {
+  const expanded = objects.flatMap((o) => [o, ...embeddedManifests(o)]);
+  return [
+    ...expanded.flatMap((o) => checkPodSecurityRestricted(o)),
+    ...expanded.flatMap((o) => checkRbacNoWildcards(o)),
+    ...objects.flatMap((o) => checkNoSecretsInConfigMap(o, ctx.secretValues)),
+    ...checkAgentPodsDenyByDefault(expanded, ctx.agentLabel),
+  ];
+}
+
+function describe(o: KubeObject): string {
+  return `${o.kind} "${o.metadata?.name ?? '?'}"`;
+}
+
+/** Job templates stored in ConfigMaps are checked as if they were synthesized directly. */
+function embeddedManifests(o: KubeObject): KubeObject[] {
+  if (o.kind !== 'ConfigMap' || !o.data) return [];
+  return Object.entries(o.data as Record<string, string>)
+    .filter(([key]) => EMBEDDED_MANIFEST_KEY.test(key))
+    .map(([key, text]) => {
+      const parsed = parseYaml(text) as KubeObject;
+      const name = `${parsed?.metadata?.name ?? '?'} (${key} in ConfigMap "${o.metadata?.name}")`;
+      return { ...parsed, metadata: { ...parsed.metadata, name, namespace: parsed?.metadata?.namespace ?? o.metadata?.namespace } };
+    })
+    .filter((p) => typeof p.kind === 'string');
+}
+
+export function podTemplateOf(o: KubeObject): PodTemplateSpec | undefined {
+  const spec = o.spec as Record<string, any> | undefined;
+  switch (o.kind) {
+    case 'Pod':
+      return { metadata: o.metadata, spec: o.spec as PodSpec };
+    case 'Deployment':
+    case 'StatefulSet':
+    case 'DaemonSet':
+    case 'ReplicaSet':
+    case 'Job':
+      return spec?.template;
+    case 'CronJob':
+      return spec?.jobTemplate?.spec?.template;
+    default:
+      return undefined;
+  }
+}
+
+const RESTRICTED_VOLUME_TYPES = new Set(['configMap', 'csi', 'downwardAPI', 'emptyDir', 'ephemeral', 'persistentVolumeClaim', 'projected', 'secret']);
+
+/** Pod Security Standards, "restricted" profile (v1.30). */
+export function checkPodSecurityRestricted(o: KubeObject): string[] {
+  const template = podTemplateOf(o);
+  if (!template?.spec) return [];
+  const pod = template.spec;
+  const where = describe(o);
+  const problems: string[] = [];
+  const podSc = pod.securityContext ?? {};
+  for (const field of ['hostNetwork', 'hostPID', 'hostIPC'] as const) {
+    if (pod[field]) problems.push(`${where}: ${field} must not be true (Pod Security "restricted")`);
+  }
+  for (const volume of pod.volumes ?? []) {
+    const type = Object.keys(volume).find((k) => k !== 'name');
+    if (type && !RESTRICTED_VOLUME_TYPES.has(type)) {
+      problems.push(`${where}: volume "${volume.name}" is of type ${type}; Pod Security "restricted" allows only ${[...RESTRICTED_VOLUME_TYPES].join(', ')}`);
+    }
+  }
+  if (podSc.runAsUser === 0) problems.push(`${where}: securityContext.runAsUser must not be 0 (root)`);
+  const containers = [...(pod.initContainers ?? []), ...pod.containers, ...(pod.ephemeralContainers ?? [])] as Array<{ name: string; securityContext?: SecurityContext; ports?: Array<{ hostPort?: number }> }>;
+  for (const c of containers) {
+    const at = `${where}: container "${c.name}"`;
+    const sc = c.securityContext ?? {};
+    if (sc.privileged) problems.push(`${at}: securityContext.privileged must not be true`);
+    if (sc.allowPrivilegeEscalation !== false) problems.push(`${at}: securityContext.allowPrivilegeEscalation must be false`);
+    const drop = sc.capabilities?.drop ?? [];
+    if (!drop.includes('ALL')) problems.push(`${at}: securityContext.capabilities.drop must include "ALL"`);
+    const added = (sc.capabilities?.add ?? []).filter((cap) => cap !== 'NET_BIND_SERVICE');
+    if (added.length) problems.push(`${at}: securityContext.capabilities.add may only hold NET_BIND_SERVICE, found ${added.join(', ')}`);
+    const runAsNonRoot = sc.runAsNonRoot ?? podSc.runAsNonRoot;
+    if (runAsNonRoot !== true) problems.push(`${at}: runAsNonRoot must be true (in the pod or container securityContext)`);
+    if (sc.runAsUser === 0) problems.push(`${at}: securityContext.runAsUser must not be 0 (root)`);
+    const seccomp = sc.seccompProfile?.type ?? podSc.seccompProfile?.type;
+    if (seccomp !== 'RuntimeDefault' && seccomp !== 'Localhost') problems.push(`${at}: seccompProfile.type must be RuntimeDefault or Localhost`);
+    if ((c.ports ?? []).some((p) => p.hostPort)) problems.push(`${at}: hostPort must not be set`);
+  }
+  return problems;
+}
+
+/** No "*" in verbs, resources, apiGroups or resourceNames: every grant is named. */
+export function checkRbacNoWildcards(o: KubeObject): string[] {
+  if (o.kind !== 'Role' && o.kind !== 'ClusterRole') return [];
+  const rules = (o.rules ?? []) as Array<Record<string, string[] | undefined>>;
+  return rules.flatMap((rule, i) =>
+    ['apiGroups', 'resources', 'verbs', 'resourceNames', 'nonResourceURLs']
+      .filter((field) => (rule[field] ?? []).some((v) => v.includes('*')))
+      .map((field) => `${describe(o)}: rules[${i}].${field} uses a wildcard; list what is needed by name`),
+  );
+}
+
+/** ConfigMaps are readable by anyone with `get configmaps` and land in dist/ in plain text. */
+export function checkNoSecretsInConfigMap(o: KubeObject, secretValues: readonly string[]): string[] {
+  if (o.kind !== 'ConfigMap') return [];
+  const data = { ...((o.data as Record<string, string>) ?? {}), ...((o.binaryData as Record<string, string>) ?? {}) };
+  const problems: string[] = [];
+  for (const [key, value] of Object.entries(data)) {
+    if (secretValues.some((secret) => secret.length >= 4 && value.includes(secret))) {
+      problems.push(`${describe(o)}: key "${key}" contains the value of a credential; reference the Secret with CredentialSecret.grantTo(pool) instead`);
+      continue;
+    }
+    const match = SECRET_PATTERNS.find(([, pattern]) => pattern.test(value));
+    if (match) {
+      problems.push(`${describe(o)}: key "${key}" contains what looks like ${match[0]}; keep credentials in a Secret and grant them with CredentialSecret.grantTo(pool)`);
+    }
+  }
+  return problems;
+}
+
+/** Every agent pod must be selected by a NetworkPolicy that denies all ingress and egress not explicitly allowed. */
+export function checkAgentPodsDenyByDefault(objects: readonly KubeObject[], agentLabel: string): string[] {
+  const denyAll = objects.filter(
+    (o) =>
+      o.kind === 'NetworkPolicy' &&
+      ((o.spec as any)?.policyTypes ?? []).includes('Ingress') &&
+      ((o.spec as any)?.policyTypes ?? []).includes('Egress') &&
+      ((o.spec as any)?.ingress ?? []).length === 0 &&
+      ((o.spec as any)?.egress ?? []).length === 0,
+  );
+  const problems: string[] = [];
+  for (const o of objects) {
+    const labels = podTemplateOf(o)?.metadata?.labels ?? {};
+    if (labels[agentLabel] !== 'true') continue;
+    const namespace = o.metadata?.namespace;
+    const covered = denyAll.some((np) => np.metadata?.namespace === namespace && selects((np.spec as any).podSelector, labels));
+    if (!covered) {
+      problems.push(`${describe(o)}: its agent pods are not selected by a default-deny NetworkPolicy (ingress and egress) in namespace "${namespace}"; keep the Platform's default-deny policy`);
+    }
+  }
+  return problems;
+}
+
+/** Kubernetes label-selector semantics. */
+export function selects(selector: LabelSelector | undefined, labels: Record<string, string>): boolean {
+  if (!selector) return false;
+  for (const [key, value] of Object.entries(selector.matchLabels ?? {})) {
+    if (labels[key] !== value) return false;
+  }
+  for (const expr of selector.matchExpressions ?? []) {
+    const has = expr.key in labels;
+    const values = expr.values ?? [];
+    switch (expr.operator) {
+      case 'In':
+        if (!has || !values.includes(labels[expr.key])) return false;
+        break;
+      case 'NotIn':
+        if (has && values.includes(labels[expr.key])) return false;
+        break;
+      case 'Exists':
+        if (!has) return false;
+        break;
+      case 'DoesNotExist':
+        if (has) return false;
+        break;
+      default:
+        return false;
+    }
+  }
+  return true;
+}

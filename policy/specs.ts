@@ -1,0 +1,205 @@
+/**
+ * The one contract between synthesis and execution: the JSON Schemas in
+ * policy/schemas/. Constructs validate what they synthesize with these
+ * functions; the runner validates what it reads with the very same ones.
+ */
+import Ajv, { ErrorObject, ValidateFunction } from 'ajv';
+import * as commonSchema from './schemas/common.schema.json';
+import * as harnessSchema from './schemas/harness.schema.json';
+import * as poolSchema from './schemas/pool.schema.json';
+import * as taskSchema from './schemas/task.schema.json';
+
+export type SpecKind = 'Task' | 'Harness' | 'Pool';
+
+export interface ConfigFileSpec {
+  readonly path: string;
+  readonly base?: 'home' | 'workdir';
+  readonly format?: 'json' | 'toml' | 'text';
+  readonly content: string;
+}
+
+export interface ConfigLayerSpec {
+  readonly files?: ConfigFileSpec[];
+}
+
+export interface GitSourceSpec {
+  readonly name: string;
+  readonly type: 'git_https';
+  readonly url: string;
+  readonly branch?: string;
+  readonly ref?: string;
+  readonly depth?: number;
+  readonly subPath?: string;
+}
+
+export interface TaskSpec {
+  readonly apiVersion: 'paddock.dev/v1alpha1';
+  readonly kind: 'Task';
+  readonly name: string;
+  readonly pool: string;
+  readonly harness: string;
+  readonly model?: string;
+  readonly prompt: string;
+  readonly sources?: GitSourceSpec[];
+  readonly workdir?: string;
+  readonly timeoutSeconds?: number;
+  readonly env?: Record<string, string>;
+  readonly config?: ConfigLayerSpec;
+}
+
+export type PromptVia = 'argv' | 'file' | 'stdin';
+
+export interface ResultsSpec {
+  readonly from: 'stdout' | 'json-field' | 'file';
+  readonly field?: string;
+  readonly path?: string;
+}
+
+export interface HarnessSpec {
+  readonly apiVersion: 'paddock.dev/v1alpha1';
+  readonly kind: 'Harness';
+  readonly name: string;
+  readonly capability: string;
+  readonly image?: string;
+  readonly command: string[];
+  readonly promptVia: PromptVia;
+  readonly defaultModel?: string;
+  readonly env?: Record<string, string>;
+  readonly config?: ConfigLayerSpec;
+  readonly results: ResultsSpec;
+  readonly hosts?: string[];
+  readonly credentialEnv?: string[];
+}
+
+export interface CredentialEnvSpec {
+  readonly name: string;
+  readonly secret?: string;
+  readonly key?: string;
+}
+
+export interface CredentialFileSpec {
+  readonly path: string;
+  readonly source: string;
+  readonly secret?: string;
+  readonly key?: string;
+}
+
+export interface GitCredentialSpec {
+  readonly host: string;
+  readonly username?: string;
+  readonly passwordFile: string;
+  readonly secret?: string;
+  readonly key?: string;
+}
+
+export interface PoolSpec {
+  readonly apiVersion: 'paddock.dev/v1alpha1';
+  readonly kind: 'Pool';
+  readonly name: string;
+  readonly capabilities: string[];
+  readonly harnesses: string[];
+  readonly env?: Record<string, string>;
+  readonly config?: ConfigLayerSpec;
+  readonly credentials?: {
+    readonly env?: CredentialEnvSpec[];
+    readonly files?: CredentialFileSpec[];
+    readonly git?: GitCredentialSpec[];
+  };
+  readonly egress?: {
+    readonly proxy?: string;
+    readonly noProxy?: string[];
+  };
+}
+
+export const SPEC_API_VERSION = 'paddock.dev/v1alpha1';
+
+const SCHEMA_IDS: Record<SpecKind, string> = {
+  Task: taskSchema.$id,
+  Harness: harnessSchema.$id,
+  Pool: poolSchema.$id,
+};
+
+let ajv: Ajv | undefined;
+
+function validatorFor(kind: SpecKind): ValidateFunction {
+  if (!ajv) {
+    // allErrors so one run reports every bad field, not just the first.
+    ajv = new Ajv({ allErrors: true, strict: true, strictRequired: false });
+    for (const schema of [commonSchema, taskSchema, harnessSchema, poolSchema]) {
+      ajv.addSchema(strip(schema));
+    }
+  }
+  // getSchema compiles on first use and caches.
+  const validate = ajv.getSchema(SCHEMA_IDS[kind]);
+  if (!validate) {
+    throw new Error(`no schema registered for ${kind}`);
+  }
+  return validate;
+}
+
+/** JSON modules imported with esModuleInterop carry a `default` key that is not part of the schema. */
+function strip(schema: object): object {
+  const { default: _ignored, ...rest } = schema as Record<string, unknown>;
+  return rest;
+}
+
+/** Validate a spec; returns one message per problem, each naming the field (empty when valid). */
+export function validateSpec(kind: SpecKind, spec: unknown): string[] {
+  const validate = validatorFor(kind);
+  if (validate(spec)) {
+    return [];
+  }
+  return dedupe((validate.errors ?? []).map((e) => describeError(kind, e)));
+}
+
+/** Throw one error listing every problem when the spec is invalid. */
+export function assertValidSpec(kind: SpecKind, spec: unknown, where: string): void {
+  const errors = validateSpec(kind, spec);
+  if (errors.length > 0) {
+    throw new SpecError(`${where}: invalid ${kind} spec:\n  - ${errors.join('\n  - ')}`, errors);
+  }
+}
+
+export class SpecError extends Error {
+  constructor(message: string, public readonly problems: string[]) {
+    super(message);
+    this.name = 'SpecError';
+  }
+}
+
+function describeError(kind: SpecKind, e: ErrorObject): string {
+  const field = jsonPointerToField(e.instancePath) || '(root)';
+  switch (e.keyword) {
+    case 'additionalProperties':
+      return `${joinField(field, String(e.params.additionalProperty))}: unknown field; remove it or check its spelling against the ${kind} schema`;
+    case 'required':
+      return `${joinField(field, String(e.params.missingProperty))}: is required`;
+    case 'enum':
+      return `${field}: must be one of ${(e.params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}`;
+    case 'const':
+      return `${field}: must be ${JSON.stringify(e.params.allowedValue)}`;
+    case 'not':
+      return `${field}: give either branch or ref, not both`;
+    case 'propertyNames':
+      return `${field}: has an invalid key; environment variable names are letters, digits and '_', not starting with a digit`;
+    default:
+      return `${field}: ${e.message}`;
+  }
+}
+
+function joinField(base: string, key: string): string {
+  return base === '(root)' ? key : `${base}.${key}`;
+}
+
+/** /sources/0/url -> sources[0].url */
+function jsonPointerToField(pointer: string): string {
+  return pointer
+    .split('/')
+    .slice(1)
+    .map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'))
+    .reduce((acc, part) => (/^\d+$/.test(part) ? `${acc}[${part}]` : acc ? `${acc}.${part}` : part), '');
+}
+
+function dedupe(list: string[]): string[] {
+  return [...new Set(list)];
+}

@@ -1,0 +1,151 @@
+/**
+ * A whole platform as plain data, built into constructs by `buildPlatform`.
+ * Both deployers start here: stacks/cdk8s/main.ts (cdk8s synth) and the
+ * Pulumi AgentPlatform component, so they produce the same objects.
+ */
+import { Duration } from 'cdk8s';
+import { Construct } from 'constructs';
+import {
+  AgentPool,
+  AgentTask,
+  CredentialGrant,
+  CredentialSecret,
+  EgressAllowlist,
+  EgressRule,
+  GitSource,
+  Harness,
+  HarnessPresetOptions,
+  ImageOptions,
+  Platform,
+  PlatformProps,
+  PodResources,
+  SandboxProfile,
+  SandboxProfileOptions,
+} from '../constructs';
+import { fail } from '../constructs/validation';
+
+export interface HarnessDefinition extends HarnessPresetOptions {
+  /** codex, claude-code, gemini-cli, opencode or copilot. */
+  readonly preset: string;
+}
+
+export type SandboxDefinition =
+  | { readonly type: 'gvisor' | 'kata'; readonly options?: SandboxProfileOptions }
+  | { readonly type: 'none' }
+  | { readonly type: 'custom'; readonly handler: string; readonly options?: SandboxProfileOptions };
+
+export interface PoolDefinition {
+  readonly name: string;
+  /** Preset names or preset options. */
+  readonly harnesses: Array<string | HarnessDefinition>;
+  readonly replicas?: number;
+  /** @default { type: "gvisor" } */
+  readonly sandbox?: SandboxDefinition;
+  readonly resources?: PodResources;
+  readonly nodeSelector?: Record<string, string>;
+  readonly env?: Record<string, string>;
+  /** Names of egress allowlists the pool may use. */
+  readonly egress?: string[];
+}
+
+export interface CredentialDefinition {
+  /** Name of the Secret in the platform namespace. */
+  readonly secretName: string;
+  readonly keys: string[];
+  /** Pool name → what it gets (default: every key as an env var). */
+  readonly grants: Record<string, CredentialGrant>;
+}
+
+export interface AllowlistDefinition {
+  readonly name: string;
+  readonly rules: EgressRule[];
+}
+
+export interface TaskDefinition {
+  readonly name: string;
+  readonly pool: string;
+  readonly harness?: string;
+  readonly model?: string;
+  readonly prompt: string;
+  readonly sources?: GitSource[];
+  readonly timeoutMinutes?: number;
+  readonly env?: Record<string, string>;
+}
+
+export interface PlatformDefinition {
+  readonly namespace?: string;
+  readonly imageOptions?: ImageOptions;
+  readonly controller?: PlatformProps['controller'];
+  readonly apiServer?: PlatformProps['apiServer'];
+  readonly egress?: AllowlistDefinition[];
+  readonly credentials?: CredentialDefinition[];
+  readonly pools: PoolDefinition[];
+  readonly tasks?: TaskDefinition[];
+}
+
+/** Build the constructs of a platform definition under `scope`. */
+export function buildPlatform(scope: Construct, id: string, def: PlatformDefinition): Platform {
+  const platform = new Platform(scope, id, {
+    namespace: def.namespace,
+    imageOptions: def.imageOptions,
+    controller: def.controller,
+    apiServer: def.apiServer,
+  });
+  const allowlists = new Map((def.egress ?? []).map((a) => [a.name, new EgressAllowlist(platform, `egress-${a.name}`, { name: a.name, rules: a.rules })]));
+  const pools = new Map<string, AgentPool>();
+  for (const p of def.pools ?? []) {
+    const pool = new AgentPool(platform, `pool-${p.name}`, {
+      name: p.name,
+      harnesses: p.harnesses.map((h) => (typeof h === 'string' ? Harness.fromPreset(h, { imageOptions: def.imageOptions }) : Harness.fromPreset(h.preset, { imageOptions: def.imageOptions, ...h }))),
+      replicas: p.replicas,
+      sandbox: sandboxOf(p.sandbox),
+      resources: p.resources,
+      nodeSelector: p.nodeSelector,
+      env: p.env,
+    });
+    for (const name of p.egress ?? []) {
+      const allowlist = allowlists.get(name);
+      if (!allowlist) fail(`pool "${p.name}": egress names allowlist "${name}", which is not defined; defined: ${[...allowlists.keys()].join(', ') || 'none'}`);
+      pool.allowEgressTo(allowlist);
+    }
+    pools.set(p.name, pool);
+  }
+  for (const c of def.credentials ?? []) {
+    const credential = CredentialSecret.fromSecretName(platform, `credential-${c.secretName}`, c.secretName, c.keys);
+    for (const [poolName, grant] of Object.entries(c.grants)) {
+      const pool = pools.get(poolName);
+      if (!pool) fail(`credential "${c.secretName}": grants name pool "${poolName}", which is not defined; defined: ${[...pools.keys()].join(', ')}`);
+      credential.grantTo(pool, grant);
+    }
+  }
+  for (const t of def.tasks ?? []) {
+    new AgentTask(platform, `task-${t.name}`, {
+      name: t.name,
+      pool: t.pool,
+      harness: t.harness,
+      model: t.model,
+      prompt: t.prompt,
+      sources: t.sources,
+      timeout: t.timeoutMinutes !== undefined ? Duration.minutes(t.timeoutMinutes) : undefined,
+      env: t.env,
+    });
+  }
+  return platform;
+}
+
+function sandboxOf(def: SandboxDefinition | undefined): SandboxProfile {
+  switch (def?.type ?? 'gvisor') {
+    case 'gvisor':
+      return SandboxProfile.gvisor((def as { options?: SandboxProfileOptions })?.options);
+    case 'kata':
+      return SandboxProfile.kata((def as { options?: SandboxProfileOptions }).options);
+    case 'none':
+      return SandboxProfile.none();
+    case 'custom': {
+      const custom = def as { handler: string; options?: SandboxProfileOptions };
+      return SandboxProfile.custom({ ...custom.options, handler: custom.handler });
+    }
+    default:
+      return fail(`sandbox type "${(def as { type: string }).type}" is unknown; use gvisor, kata, none or custom`);
+  }
+}

@@ -1,0 +1,59 @@
+/**
+ * Preset data for the harnesses and their default config layers. Kept as
+ * plain files so the worker images bake in exactly the same defaults.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+
+export interface PresetConfigFile {
+  readonly path: string;
+  readonly format: 'json' | 'toml' | 'text';
+  readonly base?: 'home' | 'workdir';
+  /** File next to harness.json that holds the content. */
+  readonly file: string;
+}
+
+export interface PresetData {
+  readonly name: string;
+  readonly capability: string;
+  /** Image name in worker-images/images.json. */
+  readonly image: string;
+  readonly command: string[];
+  readonly defaultModel: string;
+  readonly env: Record<string, string>;
+  readonly config: PresetConfigFile[];
+  readonly results: { from: 'stdout' | 'json-field' | 'file'; field?: string; path?: string };
+  readonly hosts: string[];
+  readonly credentialEnv: string[];
+}
+
+/** From source (ts-jest) templates/ is this folder; from lib/templates/ it is two levels up. */
+export const TEMPLATES_DIR = [__dirname, path.join(__dirname, '..', '..', 'templates')].find((dir) =>
+  fs.existsSync(path.join(dir, 'harnesses')),
+) as string;
+
+const cache = new Map<string, { data: PresetData; files: Record<string, string> }>();
+
+export function presetNames(): string[] {
+  return fs
+    .readdirSync(path.join(TEMPLATES_DIR, 'harnesses'))
+    .filter((name) => fs.existsSync(path.join(TEMPLATES_DIR, 'harnesses', name, 'harness.json')))
+    .sort();
+}
+
+/** The preset's data and the contents of its config files, or undefined for an unknown preset. */
+export function loadPreset(name: string): { data: PresetData; files: Record<string, string> } | undefined {
+  if (!cache.has(name)) {
+    if (!presetNames().includes(name)) {
+      return undefined;
+    }
+    const dir = path.join(TEMPLATES_DIR, 'harnesses', name);
+    const data = JSON.parse(fs.readFileSync(path.join(dir, 'harness.json'), 'utf8')) as PresetData;
+    const files: Record<string, string> = {};
+    for (const file of data.config) {
+      files[file.file] = fs.readFileSync(path.join(dir, file.file), 'utf8');
+    }
+    cache.set(name, { data, files });
+  }
+  return cache.get(name);
+}

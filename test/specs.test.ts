@@ -1,0 +1,30 @@
+import { validateSpec } from '../policy/specs';
+
+const task = {
+  apiVersion: 'paddock.dev/v1alpha1',
+  kind: 'Task',
+  name: 'fix-readme',
+  pool: 'codex',
+  harness: 'codex',
+  prompt: 'Fix the README',
+  sources: [{ name: 'repo', type: 'git_https', url: 'https://github.com/example/repo.git', branch: 'main' }],
+};
+
+describe('spec schemas', () => {
+  test('a valid task passes', () => {
+    expect(validateSpec('Task', task)).toEqual([]);
+  });
+  test.each([
+    [{ ...task, promt: 'x' }, /promt: unknown field/],
+    [{ ...task, name: 'Fix_Readme' }, /name: must match pattern/],
+    [{ ...task, prompt: undefined }, /prompt: is required/],
+    [{ ...task, timeoutSeconds: 0 }, /timeoutSeconds: must be >= 1/],
+    [{ ...task, env: { '1BAD': 'x' } }, /env: has an invalid key/],
+    [{ ...task, sources: [{ ...task.sources[0], ref: 'v1' }] }, /sources\[0\]: give either branch or ref/],
+    [{ ...task, sources: [{ ...task.sources[0], subPath: '../etc' }] }, /sources\[0\]\.subPath: must match pattern/],
+    [{ ...task, config: { files: [{ path: '/etc/passwd', content: '' }] } }, /config\.files\[0\]\.path/],
+    [{ ...task, config: { files: [{ path: 'a', content: '', format: 'yaml' }] } }, /config\.files\[0\]\.format: must be one of "json", "toml", "text"/],
+  ])('an invalid task is rejected naming the field (%#)', (spec, message) => {
+    expect(validateSpec('Task', spec).join('\n')).toMatch(message);
+  });
+});
