@@ -85,6 +85,12 @@ export class Harness {
     return Harness.fromPreset('copilot', options);
   }
 
+  /** A harness from its spec, e.g. the harness.json of a synthesized ConfigMap. */
+  public static fromSpec(spec: HarnessSpec): Harness {
+    assertValidSpec('Harness', spec, `Harness "${spec?.name ?? ''}"`);
+    return new Harness({ ...spec, config: spec.config?.files });
+  }
+
   /** The names `fromPreset` accepts. */
   public static presets(): string[] {
     return presetNames();

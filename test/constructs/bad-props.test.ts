@@ -1,0 +1,65 @@
+import { Duration } from 'cdk8s';
+import { AgentPool, AgentTask, CredentialSecret, EgressAllowlist, Harness, SandboxProfile } from '../../constructs';
+import { newPlatform } from '../support/synth';
+
+/** Each row builds something wrong and names the message that must explain it. */
+const cases: Array<[string, (ctx: ReturnType<typeof newPlatform>) => unknown, RegExp]> = [
+  ['empty namespace', () => newPlatform({ namespace: '' }), /Platform: namespace: must be a non-empty name/],
+  ['invalid namespace', () => newPlatform({ namespace: 'Agents_NS' }), /Platform: namespace: "Agents_NS" is not a valid name.*did you mean "agents-ns"/],
+  ['too-long namespace', () => newPlatform({ namespace: 'a'.repeat(64) }), /at most 63/],
+  ['zero controller replicas', () => newPlatform({ controller: { replicas: 0 } }), /controller\.replicas: must be an integer from 1 to 10, got 0/],
+  ['privileged controller port', () => newPlatform({ controller: { port: 80 } }), /controller\.port: must be an integer from 1024/],
+  ['bad controller memory', () => newPlatform({ controller: { resources: { limits: { memory: '1 GB' } } } }), /controller\.resources\.limits\.memory: "1 GB" is not a Kubernetes quantity/],
+  ['empty API server CIDRs', () => newPlatform({ apiServer: { cidrs: [] } }), /apiServer\.cidrs must list at least one CIDR/],
+  ['pool with no harness', ({ platform }) => new AgentPool(platform, 'p', { harnesses: [] }), /AgentPool "p": harnesses must list at least one harness/],
+  ['pool with invalid name', ({ platform }) => new AgentPool(platform, 'Codex Pool', { harnesses: [Harness.codex()] }), /AgentPool "Codex Pool": name: .*did you mean "codex-pool"/],
+  ['negative replicas', ({ platform }) => new AgentPool(platform, 'p', { harnesses: [Harness.codex()], replicas: -1 }), /AgentPool "p": replicas: must be an integer from 0 to 1000, got -1/],
+  ['fractional replicas', ({ platform }) => new AgentPool(platform, 'p', { harnesses: [Harness.codex()], replicas: 1.5 }), /replicas: must be an integer/],
+  ['pool without a harness for its capability', ({ platform }) => new AgentPool(platform, 'p', { harnesses: [Harness.codex()], capabilities: ['harness.gemini-cli'] }), /capability "harness.gemini-cli" has no harness in this pool/],
+  ['duplicate pool name', ({ platform }) => { new AgentPool(platform, 'a', { name: 'p', harnesses: [Harness.codex()] }); new AgentPool(platform, 'b', { name: 'p', harnesses: [Harness.codex()] }); }, /a pool with this name already exists/],
+  ['bad pool env name', ({ platform }) => new AgentPool(platform, 'p', { harnesses: [Harness.codex()], env: { 'MY-VAR': 'x' } }), /env\.MY-VAR: "MY-VAR" is not a valid environment variable name/],
+  ['bad pool resources', ({ platform }) => new AgentPool(platform, 'p', { harnesses: [Harness.codex()], resources: { requests: { gpu: '1' } as any } }), /resources\.requests\.gpu: unknown resource/],
+  ['unknown preset', () => Harness.fromPreset('codexx'), /Harness preset "codexx" does not exist; use one of "claude-code", "codex", "copilot", "gemini-cli", "opencode"/],
+  ['custom harness without image', () => new Harness({ name: 'x', capability: 'harness.x', command: ['x', '{prompt}'] }), /image is required for a custom harness/],
+  ['harness with shell-string command', () => new Harness({ name: 'x', capability: 'harness.x', command: 'x {prompt}' as any, image: 'i' }), /command must be an argv array/],
+  ['harness with bad capability', () => new Harness({ name: 'x', capability: 'Harness X', command: ['x'], image: 'i' }), /capability "Harness X" is invalid/],
+  ['two harnesses with one name', ({ platform }) => { new AgentPool(platform, 'a', { harnesses: [Harness.codex()] }); new AgentPool(platform, 'b', { harnesses: [Harness.codex({ defaultModel: 'other' })] }); }, /two different harnesses share this name/],
+  ['task naming a missing pool', ({ platform }) => { new AgentPool(platform, 'codex', { harnesses: [Harness.codex()] }); new AgentTask(platform, 't', { pool: 'codexx', prompt: 'p' }); }, /AgentTask "t": pool "codexx" does not exist in platform "paddock"; declared pools: codex/],
+  ['task with empty prompt', ({ platform }) => new AgentTask(platform, 't', { pool: new AgentPool(platform, 'p', { harnesses: [Harness.codex()] }), prompt: '  ' }), /AgentTask "t": prompt: must be a non-empty string/],
+  ['task name too long for its Job', ({ platform }) => new AgentTask(platform, 'a'.repeat(53), { pool: new AgentPool(platform, 'p', { harnesses: [Harness.codex()] }), prompt: 'p' }), /at most 52/],
+  ['task with a harness the pool lacks', ({ platform }) => new AgentTask(platform, 't', { pool: new AgentPool(platform, 'p', { harnesses: [Harness.codex()] }), harness: 'claude-code', prompt: 'p' }), /harness "claude-code" is not one of pool "p"'s harnesses \(codex\)/],
+  ['task ambiguous harness', ({ platform }) => new AgentTask(platform, 't', { pool: new AgentPool(platform, 'p', { harnesses: [Harness.codex(), Harness.claudeCode()] }), prompt: 'p' }), /runs several harnesses \(codex, claude-code\); name one/],
+  ['task timeout too long', ({ platform }) => new AgentTask(platform, 't', { pool: new AgentPool(platform, 'p', { harnesses: [Harness.codex()] }), prompt: 'p', timeout: Duration.days(2) }), /timeout: must be an integer from 1 to 86400/],
+  ['source over http', ({ platform }) => new AgentTask(platform, 't', { pool: new AgentPool(platform, 'p', { harnesses: [Harness.codex()] }), prompt: 'p', sources: [{ url: 'http://github.com/a/b.git' }] }), /must use https:\/\//],
+  ['source URL with credentials', ({ platform }) => new AgentTask(platform, 't', { pool: new AgentPool(platform, 'p', { harnesses: [Harness.codex()] }), prompt: 'p', sources: [{ url: 'https://user:tok@github.com/a/b.git' }] }), /must not carry credentials; grant a git credential/],
+  ['source with branch and ref', ({ platform }) => new AgentTask(platform, 't', { pool: new AgentPool(platform, 'p', { harnesses: [Harness.codex()] }), prompt: 'p', sources: [{ url: 'https://github.com/a/b.git', branch: 'main', ref: 'v1' }] }), /give either branch or ref, not both/],
+  ['source subPath escaping the repo', ({ platform }) => new AgentTask(platform, 't', { pool: new AgentPool(platform, 'p', { harnesses: [Harness.codex()] }), prompt: 'p', sources: [{ url: 'https://github.com/a/b.git', subPath: '../x' }] }), /subPath "..\/x" must be a directory inside the repository/],
+  ['two sources in one directory', ({ platform }) => new AgentTask(platform, 't', { pool: new AgentPool(platform, 'p', { harnesses: [Harness.codex()] }), prompt: 'p', sources: [{ url: 'https://github.com/a/b.git' }, { url: 'https://gitlab.com/c/b.git' }] }), /two sources share the directory "b"/],
+  ['source depth 0', ({ platform }) => new AgentTask(platform, 't', { pool: new AgentPool(platform, 'p', { harnesses: [Harness.codex()] }), prompt: 'p', sources: [{ url: 'https://github.com/a/b.git', depth: 0 }] }), /depth: must be an integer >= 1/],
+  ['literal credential without opt-in', ({ platform }) => CredentialSecret.fromLiteral(platform, 'c', { secretName: 's', values: { K: 'v' }, allowPlaintextInManifests: false }), /would be written in plain text.*fromSecretName/],
+  ['credential without keys', ({ platform }) => CredentialSecret.fromSecretName(platform, 'c', 'openai', []), /list the Secret's keys/],
+  ['credential with invalid secret name', ({ platform }) => CredentialSecret.fromSecretName(platform, 'c', 'OpenAI Key', ['K']), /secret name "OpenAI Key" is not a valid Secret name/],
+  ['grant of an undeclared key', ({ platform }) => CredentialSecret.fromSecretName(platform, 'c', 'openai', ['K']).grantTo(new AgentPool(platform, 'p', { harnesses: [Harness.codex()] }), { env: { OPENAI_API_KEY: 'api-key' } }), /names key "api-key", which the Secret "openai" was not declared with; declared keys: K/],
+  ['default grant of a key that is no env name', ({ platform }) => CredentialSecret.fromSecretName(platform, 'c', 'codex-auth', ['auth.json']).grantTo(new AgentPool(platform, 'p', { harnesses: [Harness.codex()] })), /key "auth.json" is not a valid environment variable name; map it explicitly/],
+  ['credential file outside HOME', ({ platform }) => CredentialSecret.fromSecretName(platform, 'c', 'codex-auth', ['auth.json']).grantTo(new AgentPool(platform, 'p', { harnesses: [Harness.codex()] }), { files: { '/etc/auth.json': 'auth.json' } }), /must be relative to the agent's HOME/],
+  ['CIDR without mask', ({ platform }) => new EgressAllowlist(platform, 'e', { rules: [{ cidr: '10.0.0.1' }] }), /CIDR mask is missing in IPv4: "10.0.0.1". Did you mean "10.0.0.1\/32"\?/],
+  ['CIDR with host bits', ({ platform }) => new EgressAllowlist(platform, 'e', { rules: [{ cidr: '203.0.113.7/24' }] }), /has host bits set. Did you mean "203.0.113.0\/24"\?/],
+  ['egress port 0', ({ platform }) => new EgressAllowlist(platform, 'e', { rules: [{ cidr: '203.0.113.0/24', ports: [0] }] }), /ports\[0\]: must be an integer from 1 to 65535, got 0/],
+  ['egress rule with both cidr and host', ({ platform }) => new EgressAllowlist(platform, 'e', { rules: [{ cidr: '203.0.113.0/24', host: 'a.com' }] }), /give exactly one of cidr or host/],
+  ['host with a scheme', ({ platform }) => new EgressAllowlist(platform, 'e', { rules: [{ host: 'https://api.openai.com' }] }), /has a scheme; write the bare hostname "api.openai.com"/],
+  ['host with a wildcard', ({ platform }) => new EgressAllowlist(platform, 'e', { rules: [{ host: '*.github.com' }] }), /write the suffix ".github.com"/],
+  ['custom sandbox without handler', () => SandboxProfile.custom({ handler: '' }), /handler "" is invalid/],
+  ['sandbox uid 0', () => SandboxProfile.gvisor({ uid: 0 }), /uid: must be an integer from 1/],
+  ['sandbox bad size limit', () => SandboxProfile.gvisor({ workspaceSizeLimit: '10 gigs' }), /workspaceSizeLimit: "10 gigs" is not a Kubernetes quantity/],
+];
+
+describe('bad props fail at once with a message naming the field', () => {
+  test('the table covers at least 25 rules', () => {
+    expect(cases.length).toBeGreaterThanOrEqual(25);
+  });
+
+  test.each(cases)('%s', (_name, build, message) => {
+    const ctx = newPlatform();
+    expect(() => build(ctx)).toThrow(message);
+  });
+});

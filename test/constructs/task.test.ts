@@ -1,0 +1,168 @@
+import { Duration } from 'cdk8s';
+import { AgentPool, AgentTask, CredentialSecret, EgressAllowlist, Harness, SandboxProfile } from '../../constructs';
+import { validateSpec } from '../../policy/specs';
+import { expectValidK8s } from '../support/k8s-schema';
+import { find, newPlatform, synth } from '../support/synth';
+
+function taskJob(props: Partial<ConstructorParameters<typeof AgentTask>[2]> = {}) {
+  const { chart, platform } = newPlatform();
+  const pool = new AgentPool(platform, 'codex', { harnesses: [Harness.codex()] });
+  const task = new AgentTask(platform, 'fix', { pool, prompt: 'fix it', ...props });
+  const objects = synth(chart);
+  return { task, objects, job: objects.find((o) => o.kind === 'Job') as any };
+}
+
+describe('AgentTask', () => {
+  test('synthesizes a task ConfigMap the runner schema accepts', () => {
+    const { objects } = taskJob({ sources: [{ url: 'https://github.com/octocat/Hello-World.git', ref: '7fd1a60', subPath: 'docs' }] });
+    const spec = JSON.parse(find(objects, 'ConfigMap', 'task-fix').data['task.json']);
+    expect(validateSpec('Task', spec)).toEqual([]);
+    expect(spec).toMatchObject({
+      name: 'fix',
+      pool: 'codex',
+      harness: 'codex',
+      model: 'gpt-5-codex',
+      timeoutSeconds: 1800,
+      sources: [{ name: 'hello-world', type: 'git_https', ref: '7fd1a60', subPath: 'docs', depth: 1 }],
+    });
+  });
+
+  test('the Job name carries a hash of the spec: a changed task runs again, an unchanged one does not', () => {
+    const a = taskJob().job.metadata.name;
+    expect(a).toMatch(/^fix-[0-9a-f]{10}$/);
+    expect(taskJob().job.metadata.name).toBe(a);
+    expect(taskJob({ prompt: 'fix it better' }).job.metadata.name).not.toBe(a);
+    expect(taskJob({ model: 'o3' }).job.metadata.name).not.toBe(a);
+  });
+
+  test('the Job runs the runner in the pool sandbox with the task, pool and harness mounted', () => {
+    const { job } = taskJob({ timeout: Duration.minutes(10) });
+    const pod = job.spec.template.spec;
+    expect(job.spec.activeDeadlineSeconds).toBe(600 + 120);
+    expect(job.spec.backoffLimit).toBe(0);
+    expect(pod.runtimeClassName).toBe('gvisor');
+    expect(pod.restartPolicy).toBe('Never');
+    expect(pod.automountServiceAccountToken).toBe(false);
+    expect(pod.containers[0].image).toBe(Harness.codex().image);
+    const volumes = Object.fromEntries(pod.volumes.map((v: any) => [v.name, v]));
+    expect(volumes.task.configMap.name).toBe('task-fix');
+    expect(volumes.harness.configMap.name).toBe('harness-codex');
+    expect(volumes.pool.configMap.name).toBe('pool-codex');
+    expect(volumes.workspace.emptyDir.sizeLimit).toBe('10Gi');
+    expect(job.spec.template.metadata.labels).toMatchObject({ 'paddock.dev/task': 'fix', 'paddock.dev/pool': 'codex', 'paddock.dev/agent': 'true' });
+  });
+
+  test('createJob: false leaves dispatch to the controller', () => {
+    const { objects } = taskJob({ createJob: false });
+    expect(objects.some((o) => o.kind === 'Job')).toBe(false);
+    expect(find(objects, 'ConfigMap', 'task-fix')).toBeDefined();
+  });
+
+  test('grants and allowlists added after the task still reach its Job', () => {
+    const { chart, platform } = newPlatform();
+    const pool = new AgentPool(platform, 'codex', { harnesses: [Harness.codex()] });
+    new AgentTask(platform, 'fix', { pool: 'codex', prompt: 'p' });
+    CredentialSecret.fromSecretName(platform, 'openai', 'openai-api', ['OPENAI_API_KEY']).grantTo(pool);
+    pool.allowEgressTo(new EgressAllowlist(platform, 'web', { rules: [{ cidr: '0.0.0.0/0' }] }));
+    const job = synth(chart).find((o) => o.kind === 'Job') as any;
+    expect(job.spec.template.spec.containers[0].env).toContainEqual({ name: 'OPENAI_API_KEY', valueFrom: { secretKeyRef: { name: 'openai-api', key: 'OPENAI_API_KEY' } } });
+    expect(job.spec.template.metadata.labels['egress.paddock.dev/web']).toBe('allow');
+  });
+});
+
+describe('AgentPool', () => {
+  test('credential files and git credentials are mounted read-only and described in pool.json', () => {
+    const { chart, platform } = newPlatform();
+    const pool = new AgentPool(platform, 'codex', { harnesses: [Harness.codex()], sandbox: SandboxProfile.none() });
+    CredentialSecret.fromSecretName(platform, 'auth', 'codex-auth', ['auth.json']).grantTo(pool, { files: { '.codex/auth.json': 'auth.json' } });
+    CredentialSecret.fromSecretName(platform, 'git', 'git-token', ['token']).grantTo(pool, { git: { host: 'github.com', key: 'token' } });
+    const objects = synth(chart);
+    expectValidK8s(objects);
+    const spec = JSON.parse(find(objects, 'ConfigMap', 'pool-codex').data['pool.json']);
+    expect(spec.credentials).toEqual({
+      files: [{ path: '.codex/auth.json', source: '/var/run/paddock/secrets/codex-auth/auth.json', secret: 'codex-auth', key: 'auth.json' }],
+      git: [{ host: 'github.com', username: 'x-access-token', passwordFile: '/var/run/paddock/secrets/git-token/token', secret: 'git-token', key: 'token' }],
+    });
+    const pod = find(objects, 'Deployment', 'pool-codex').spec.template.spec;
+    expect(pod.runtimeClassName).toBeUndefined();
+    expect(pod.volumes).toContainEqual({ name: 'secret-codex-auth', secret: { secretName: 'codex-auth', items: [{ key: 'auth.json', path: 'auth.json' }], defaultMode: 0o440 } });
+    expect(pod.containers[0].volumeMounts).toContainEqual({ name: 'secret-git-token', mountPath: '/var/run/paddock/secrets/git-token', readOnly: true });
+    // Git tokens never become environment variables of the agent.
+    expect(JSON.stringify(pod.containers[0].env)).not.toContain('git-token');
+  });
+
+  test('pod labels say the pool and its capabilities', () => {
+    const { chart, platform } = newPlatform();
+    new AgentPool(platform, 'mixed', { harnesses: [Harness.codex(), Harness.claudeCode()] });
+    const labels = find(synth(chart), 'Deployment', 'pool-mixed').spec.template.metadata.labels;
+    expect(labels).toMatchObject({
+      'paddock.dev/pool': 'mixed',
+      'capability.paddock.dev/harness.codex': 'true',
+      'capability.paddock.dev/harness.claude-code': 'true',
+    });
+  });
+
+  test('a granted name cannot be granted twice', () => {
+    const { platform } = newPlatform();
+    const pool = new AgentPool(platform, 'codex', { harnesses: [Harness.codex()] });
+    CredentialSecret.fromSecretName(platform, 'a', 'a', ['OPENAI_API_KEY']).grantTo(pool);
+    expect(() => CredentialSecret.fromSecretName(platform, 'b', 'b', ['OPENAI_API_KEY']).grantTo(pool)).toThrow(
+      'AgentPool "codex": environment variable "OPENAI_API_KEY" is granted twice; grant each once',
+    );
+  });
+});
+
+describe('SandboxProfile', () => {
+  test.each([
+    [SandboxProfile.gvisor(), 'gvisor', 'runsc'],
+    [SandboxProfile.kata(), 'kata', 'kata'],
+    [SandboxProfile.custom({ handler: 'kata-qemu', overhead: { memory: '200Mi' } }), 'kata-qemu', 'kata-qemu'],
+  ])('%#: synthesizes its RuntimeClass and applies it to agent pods', (profile, name, handler) => {
+    const { chart, platform } = newPlatform();
+    new AgentPool(platform, 'p', { harnesses: [Harness.codex()], sandbox: profile });
+    const objects = synth(chart);
+    expectValidK8s(objects);
+    expect(find(objects, 'RuntimeClass', name).handler).toBe(handler);
+    expect(find(objects, 'Deployment', 'pool-p').spec.template.spec.runtimeClassName).toBe(name);
+  });
+
+  test('createRuntimeClass: false uses a RuntimeClass the cluster admin owns', () => {
+    const { chart, platform } = newPlatform();
+    new AgentPool(platform, 'p', { harnesses: [Harness.codex()], sandbox: SandboxProfile.gvisor({ createRuntimeClass: false }) });
+    const objects = synth(chart);
+    expect(objects.some((o) => o.kind === 'RuntimeClass')).toBe(false);
+    expect(find(objects, 'Deployment', 'pool-p').spec.template.spec.runtimeClassName).toBe('gvisor');
+  });
+
+  test('scheduling and overhead land in the RuntimeClass', () => {
+    const { chart, platform } = newPlatform();
+    const sandbox = SandboxProfile.gvisor({ nodeSelector: { sandbox: 'gvisor' }, tolerations: [{ key: 'sandbox', operator: 'Exists', effect: 'NoSchedule' }] });
+    new AgentPool(platform, 'p', { harnesses: [Harness.codex()], sandbox });
+    const rc = find(synth(chart), 'RuntimeClass', 'gvisor');
+    expect(rc.overhead).toEqual({ podFixed: { cpu: '100m', memory: '64Mi' } });
+    expect(rc.scheduling).toEqual({ nodeSelector: { sandbox: 'gvisor' }, tolerations: [{ key: 'sandbox', operator: 'Exists', effect: 'NoSchedule' }] });
+  });
+});
+
+describe('EgressAllowlist', () => {
+  test('a CIDR rule keeps private ranges and the metadata endpoint out unless named', () => {
+    const { chart, platform } = newPlatform();
+    const pool = new AgentPool(platform, 'p', { harnesses: [Harness.codex()] });
+    pool.allowEgressTo(new EgressAllowlist(platform, 'web', { rules: [{ cidr: '0.0.0.0/0' }, { cidr: '10.1.2.0/24', ports: [5432] }, { cidr: '::/0' }] }));
+    const objects = synth(chart);
+    expectValidK8s(objects);
+    const np = find(objects, 'NetworkPolicy', 'egress-web');
+    expect(np.spec.podSelector).toEqual({ matchLabels: { 'egress.paddock.dev/web': 'allow' } });
+    expect(np.spec.policyTypes).toEqual(['Egress']);
+    const [dns, world, named, world6] = np.spec.egress;
+    expect(dns.ports).toEqual([{ protocol: 'UDP', port: 53 }, { protocol: 'TCP', port: 53 }]);
+    expect(dns.to[0].namespaceSelector.matchLabels).toEqual({ 'kubernetes.io/metadata.name': 'kube-system' });
+    expect(world.to[0].ipBlock).toEqual({
+      cidr: '0.0.0.0/0',
+      except: ['0.0.0.0/8', '10.0.0.0/8', '100.64.0.0/10', '127.0.0.0/8', '169.254.0.0/16', '172.16.0.0/12', '192.168.0.0/16'],
+    });
+    expect(world.ports).toEqual([{ protocol: 'TCP', port: 443 }]);
+    expect(named.to[0].ipBlock).toEqual({ cidr: '10.1.2.0/24' });
+    expect(world6.to[0].ipBlock).toEqual({ cidr: '::/0', except: ['::1/128', 'fc00::/7', 'fe80::/10'] });
+  });
+});

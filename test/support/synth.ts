@@ -1,0 +1,24 @@
+import { App, Chart, Testing } from 'cdk8s';
+import { Platform, PlatformProps, synthesize } from '../../constructs';
+import type { KubeObject } from '../../policy/rules';
+
+/** A fresh chart (no outdir writes) and a platform in it. */
+export function newPlatform(props: PlatformProps = {}): { app: App; chart: Chart; platform: Platform } {
+  const app = Testing.app();
+  const chart = new Chart(app, 'test', { disableResourceNameHashes: true });
+  const platform = new Platform(chart, 'platform', props);
+  return { app, chart, platform };
+}
+
+/** Synthesize with every validation, like `cdk8s synth`. */
+export function synth(chart: Chart): KubeObject[] {
+  return synthesize(chart);
+}
+
+export function find(objects: KubeObject[], kind: string, name: string): any {
+  const found = objects.find((o) => o.kind === kind && o.metadata?.name === name);
+  if (!found) {
+    throw new Error(`no ${kind} "${name}" among: ${objects.map((o) => `${o.kind}/${o.metadata?.name}`).join(', ')}`);
+  }
+  return found;
+}
