@@ -6,8 +6,9 @@ import { App, Chart } from 'cdk8s';
 import { examplePlatform } from '../example-platform';
 import { buildPlatform } from '../platform-definition';
 
-export function buildApp(outdir = 'dist'): App {
-  const app = new App({ outdir });
+/** `outdir` defaults to what `cdk8s synth --output` asks for (CDK8S_OUTDIR), else dist/. */
+export function buildApp(outdir?: string): App {
+  const app = new App(outdir ? { outdir } : {});
   const chart = new Chart(app, 'paddock', { disableResourceNameHashes: true });
   buildPlatform(chart, 'platform', examplePlatform);
   return app;
