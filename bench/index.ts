@@ -2,11 +2,12 @@
  * `npm run bench`: every measurement as a ratio against a baseline taken in
  * the same run, on the same machine. No timing is asserted in unit tests.
  */
+import { benchRunner, reportRunner } from './runner';
 import { benchSynth, reportSynth } from './synth';
 
 async function main(): Promise<void> {
-  const synth = await benchSynth();
-  console.log(reportSynth(synth).join('\n'));
+  console.log(reportSynth(await benchSynth()).join('\n'));
+  console.log(reportRunner(await benchRunner()).join('\n'));
 }
 
 main().catch((err) => {

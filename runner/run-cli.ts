@@ -1,0 +1,205 @@
+/**
+ * `paddock run ...`: parse the arguments (everything after the word `run`) and call
+ * run(). Nothing else lives here.
+ *
+ * In a pod, `paddock run` with no arguments reads the mounted ConfigMaps under
+ * /etc/paddock and works in /workspace, /home/agent, /artifacts. Locally,
+ * `paddock run --task task.json --harness harness.json` runs the same code path in a
+ * fresh temporary directory (unless --workspace/--home/--artifacts say otherwise).
+ */
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { Harness } from '../constructs/harness';
+import { POD_PATHS, run, RunOptions } from './run';
+import { SpecSource } from './load-specs';
+import { EXIT_CODES } from './status';
+
+export const RUN_USAGE = `Usage: paddock run [options]
+
+Runs one agent task: fetch sources, write config layers, exec the agent CLI,
+extract \`\`\`result blocks into <artifacts>/results.jsonl, write <artifacts>/status.json.
+
+Options:
+  --task FILE          the task spec (task.json)              [env PADDOCK_TASK_SPEC]
+  --task-dir DIR       a folder holding task.json (a mounted ConfigMap)
+                                                   [default /etc/paddock/task]
+  --harness FILE|DIR|PRESET
+                       the harness spec (harness.json), or a preset name:
+                       ${Harness.presets().join(', ')}   [env PADDOCK_HARNESS_SPEC]
+                                                   [default /etc/paddock/harness]
+  --pool FILE|DIR      the pool spec (credentials, egress, config layer; optional)
+                                          [env PADDOCK_POOL_SPEC; default /etc/paddock/pool if present]
+  --no-pool            ignore any pool spec (local mode)
+  --workspace DIR      where sources are fetched              [env PADDOCK_WORKSPACE]
+  --home DIR           the agent's HOME                       [env PADDOCK_HOME]
+  --artifacts DIR      status.json, results.jsonl, logs       [env PADDOCK_ARTIFACTS]
+  --tmp DIR            scratch space                          [env PADDOCK_TMP]
+  --sandbox bwrap      run the agent under bubblewrap: only the workspace, HOME and /tmp writable
+  --kill-grace SECONDS time between SIGTERM and SIGKILL       [default 10]
+  -h, --help           this text
+
+With the default task location the directories default to the pod's
+(/workspace, /home/agent, /artifacts, /tmp); with --task/--task-dir (local mode)
+they default to a new temporary directory, printed at the start.
+
+Exit codes: ${Object.entries(EXIT_CODES)
+  .map(([k, v]) => `${v} ${k}`)
+  .join(', ')}.
+`;
+
+export interface ParsedRunArgs {
+  readonly options: RunOptions;
+  /** Local mode: the spec came from --task/--task-dir, so unset directories go to a temp dir. */
+  readonly local: boolean;
+  readonly help: boolean;
+}
+
+export class UsageError extends Error {}
+
+const VALUE_FLAGS = new Set([
+  '--task',
+  '--task-dir',
+  '--harness',
+  '--pool',
+  '--workspace',
+  '--home',
+  '--artifacts',
+  '--tmp',
+  '--sandbox',
+  '--kill-grace',
+]);
+
+export function parseRunArgs(argv: readonly string[]): ParsedRunArgs {
+  const values = new Map<string, string>();
+  let noPool = false;
+  let help = false;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === '-h' || arg === '--help') {
+      help = true;
+      continue;
+    }
+    if (arg === '--no-pool') {
+      noPool = true;
+      continue;
+    }
+    const eq = arg.indexOf('=');
+    const flag = arg.startsWith('--') && eq > 0 ? arg.slice(0, eq) : arg;
+    if (!VALUE_FLAGS.has(flag)) {
+      throw new UsageError(`unknown argument "${arg}"; see paddock run --help`);
+    }
+    let value: string | undefined;
+    if (flag !== arg) {
+      value = arg.slice(eq + 1);
+    } else {
+      value = argv[++i];
+      if (value === undefined || (value.startsWith('--') && value.length > 2)) {
+        throw new UsageError(`${flag} needs a value, e.g. ${flag} ${example(flag)}`);
+      }
+    }
+    if (values.has(flag)) throw new UsageError(`${flag} is given twice`);
+    values.set(flag, value);
+  }
+  if (values.has('--task') && values.has('--task-dir')) {
+    throw new UsageError('give either --task FILE or --task-dir DIR, not both');
+  }
+  if (noPool && values.has('--pool')) throw new UsageError('give either --pool or --no-pool, not both');
+  const sandbox = values.get('--sandbox');
+  if (sandbox !== undefined && sandbox !== 'bwrap' && sandbox !== 'none') {
+    throw new UsageError(`--sandbox "${sandbox}" is not supported; write --sandbox bwrap`);
+  }
+  const grace = values.get('--kill-grace');
+  let killGraceMs: number | undefined;
+  if (grace !== undefined) {
+    const n = Number(grace);
+    if (!Number.isFinite(n) || n < 0) throw new UsageError(`--kill-grace "${grace}" must be a number of seconds, e.g. --kill-grace 10`);
+    killGraceMs = Math.round(n * 1000);
+  }
+  const task: SpecSource | undefined = values.get('--task') ?? values.get('--task-dir');
+  const options: RunOptions = {
+    ...(task !== undefined ? { task } : {}),
+    ...(values.has('--harness') ? { harness: harnessSource(values.get('--harness')!) } : {}),
+    ...(noPool ? { pool: null } : values.has('--pool') ? { pool: values.get('--pool') } : {}),
+    ...(values.has('--workspace') ? { workspace: values.get('--workspace') } : {}),
+    ...(values.has('--home') ? { home: values.get('--home') } : {}),
+    ...(values.has('--artifacts') ? { artifacts: values.get('--artifacts') } : {}),
+    ...(values.has('--tmp') ? { tmp: values.get('--tmp') } : {}),
+    ...(sandbox === 'bwrap' ? { sandbox: 'bwrap' as const } : {}),
+    ...(killGraceMs !== undefined ? { killGraceMs } : {}),
+  };
+  return { options, local: task !== undefined, help };
+}
+
+/** A file or folder wins over a preset of the same name. */
+function harnessSource(value: string): SpecSource {
+  if (fs.existsSync(value)) return value;
+  if (Harness.presets().includes(value)) return { inline: Harness.fromPreset(value).spec, label: `preset "${value}"` };
+  throw new UsageError(`--harness "${value}" is neither a file, a folder nor a harness preset (${Harness.presets().join(', ')})`);
+}
+
+function example(flag: string): string {
+  switch (flag) {
+    case '--task':
+      return 'task.json';
+    case '--sandbox':
+      return 'bwrap';
+    case '--kill-grace':
+      return '10';
+    default:
+      return 'PATH';
+  }
+}
+
+/**
+ * `paddock run` entry point. SIGTERM/SIGINT stop the run (outcome `terminated`, exit 5)
+ * after the agent's process group was stopped and the artifacts were written.
+ */
+export async function runCli(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  let parsed: ParsedRunArgs;
+  try {
+    parsed = parseRunArgs(argv);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`paddock run: ${err.message}\n`);
+      return EXIT_CODES.invalid_spec;
+    }
+    throw err;
+  }
+  if (parsed.help) {
+    process.stdout.write(RUN_USAGE);
+    return 0;
+  }
+  const options = parsed.local ? withLocalDirs(parsed.options, env) : parsed.options;
+  const controller = new AbortController();
+  const stop = (sig: NodeJS.Signals): void => {
+    process.stderr.write(`[paddock] got ${sig}; stopping the agent\n`);
+    controller.abort();
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+  try {
+    return await run({ ...options, env, signal: controller.signal });
+  } finally {
+    process.off('SIGTERM', stop);
+    process.off('SIGINT', stop);
+  }
+}
+
+/** Local mode: directories not given by flag or env go to a fresh temporary directory. */
+function withLocalDirs(options: RunOptions, env: NodeJS.ProcessEnv): RunOptions {
+  const keys = [
+    ['workspace', 'PADDOCK_WORKSPACE'],
+    ['home', 'PADDOCK_HOME'],
+    ['artifacts', 'PADDOCK_ARTIFACTS'],
+  ] as const;
+  const missing = keys.filter(([k, e]) => options[k] === undefined && !env[e]);
+  if (missing.length === 0) return options;
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'paddock-run-'));
+  process.stderr.write(`[paddock] local run directory: ${root}\n`);
+  const extra: Record<string, string> = {};
+  for (const [k] of missing) extra[k] = path.join(root, k);
+  return { ...options, ...extra };
+}
+
+export { POD_PATHS };

@@ -1,0 +1,363 @@
+/**
+ * The runner: execute one task, in order
+ *   load     read + validate task, harness, pool specs; check credentials, config layers,
+ *            command template, sandbox (no side effect before this phase passes)
+ *   sources  fetch the git sources into the workspace
+ *   config   copy credential files into HOME, write the merged config layers, the prompt file
+ *   agent    exec the agent CLI (argv, no shell) with an explicit env, timeout, redacted logs
+ *   results  extract ```result blocks into results.jsonl
+ * and always write artifacts/status.json. Returns the exit code (table in status.ts).
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { lintCommandTemplate, renderCommand, usesPlaceholder } from '../constructs/command-template';
+import type { HarnessSpec, PoolSpec, TaskSpec } from '../policy/specs';
+import { baseEnv, buildAgentEnv } from './agent-env';
+import { AgentRunResult, runAgent } from './agent-exec';
+import { planConfigFiles, PlannedConfigFile, writeConfigFiles } from './config-layers';
+import { Credentials, resolveCredentials, writeCredentialFiles } from './credentials';
+import { crossCheck, readSpec, specFilePath, SpecSource } from './load-specs';
+import { Redactor } from './redaction';
+import { extractResultBlocks, finalOutput, writeResultsJsonl } from './results';
+import { locateBwrap, SandboxKind, wrapWithBwrap } from './sandbox-bwrap';
+import { fetchSources, gitCaEnv } from './sources';
+import { exitCodeOf, Outcome, ParseErrorRecord, Phase, RunFailure, RunStatus, SourceRecord, writeStatus } from './status';
+
+/** Where a pod mounts things (ConfigMaps) and its writable emptyDirs. */
+export const POD_PATHS = {
+  task: '/etc/paddock/task',
+  harness: '/etc/paddock/harness',
+  pool: '/etc/paddock/pool',
+  workspace: '/workspace',
+  home: '/home/agent',
+  artifacts: '/artifacts',
+  tmp: '/tmp',
+} as const;
+
+export interface RunOptions {
+  /**
+   * The task spec: a JSON file, or a folder holding task.json (a mounted ConfigMap).
+   * @default - $PADDOCK_TASK_SPEC, else /etc/paddock/task
+   */
+  readonly task?: SpecSource;
+  /**
+   * The harness spec: a JSON file, a folder holding harness.json, or an inline spec.
+   * @default - $PADDOCK_HARNESS_SPEC, else /etc/paddock/harness
+   */
+  readonly harness?: SpecSource;
+  /**
+   * The pool spec (credentials, egress, pool config layer). `null`: no pool (local mode).
+   * @default - $PADDOCK_POOL_SPEC, else /etc/paddock/pool if it exists, else no pool
+   */
+  readonly pool?: SpecSource | null;
+  /** @default - $PADDOCK_WORKSPACE, else /workspace */
+  readonly workspace?: string;
+  /** The agent's HOME. @default - $PADDOCK_HOME, else /home/agent */
+  readonly home?: string;
+  /** @default - $PADDOCK_ARTIFACTS, else /artifacts */
+  readonly artifacts?: string;
+  /** Scratch space for the prompt file and git helpers. @default - $PADDOCK_TMP, else /tmp */
+  readonly tmp?: string;
+  /** @default 'none' */
+  readonly sandbox?: SandboxKind;
+  /** The runner's environment. @default process.env */
+  readonly env?: NodeJS.ProcessEnv;
+  /** Where the agent's stdout lines go. @default process.stdout */
+  readonly stdout?: NodeJS.WritableStream;
+  /** Where the agent's stderr lines and the runner's own log go. @default process.stderr */
+  readonly stderr?: NodeJS.WritableStream;
+  /** Aborting (the CLI does on SIGTERM/SIGINT) stops the run: outcome `terminated`. */
+  readonly signal?: AbortSignal;
+  /** Between SIGTERM and SIGKILL to the agent's process group. @default 10000 */
+  readonly killGraceMs?: number;
+  /** Limit per git command. @default 600000 */
+  readonly gitTimeoutMs?: number;
+  /** @default 'git' */
+  readonly git?: string;
+  /** @default - bwrap found on PATH */
+  readonly bwrap?: string;
+  /** Agent stdout kept in memory for result extraction. @default 64 MiB */
+  readonly maxCaptureBytes?: number;
+}
+
+const ARG_LOG_LIMIT = 500;
+
+interface State {
+  task?: TaskSpec;
+  harness?: HarnessSpec;
+  pool?: PoolSpec;
+  sources: SourceRecord[];
+  exitCode: number | null;
+  signal: string | null;
+  command?: string[];
+  results: number;
+  parseErrors: ParseErrorRecord[];
+  outputTruncated?: boolean;
+}
+
+export async function run(opts: RunOptions = {}): Promise<number> {
+  const env = opts.env ?? process.env;
+  const stdout = opts.stdout ?? process.stdout;
+  const stderr = opts.stderr ?? process.stderr;
+  const redactor = new Redactor();
+  const log = (line: string): void => {
+    stderr.write(`[paddock] ${redactor.redact(line)}\n`);
+  };
+  const dirs = {
+    workspace: path.resolve(opts.workspace ?? env.PADDOCK_WORKSPACE ?? POD_PATHS.workspace),
+    home: path.resolve(opts.home ?? env.PADDOCK_HOME ?? POD_PATHS.home),
+    artifacts: path.resolve(opts.artifacts ?? env.PADDOCK_ARTIFACTS ?? POD_PATHS.artifacts),
+    tmp: path.resolve(opts.tmp ?? env.PADDOCK_TMP ?? POD_PATHS.tmp),
+  };
+  const killGraceMs = opts.killGraceMs ?? 10_000;
+  const startedAt = new Date();
+  const t0 = performance.now();
+  const timings: Partial<Record<Phase | 'total', number>> = {};
+  const state: State = { sources: [], exitCode: null, signal: null, results: 0, parseErrors: [] };
+  let outcome: Outcome = 'internal_error';
+  let message: string | undefined;
+  let problems: string[] | undefined;
+  let scratch: string | undefined;
+
+  const phase = async <T>(name: Phase, body: () => T | Promise<T>): Promise<T> => {
+    if (opts.signal?.aborted && name !== 'results') {
+      throw new RunFailure('terminated', `the runner was asked to stop before the ${name} phase`);
+    }
+    const start = performance.now();
+    try {
+      return await body();
+    } finally {
+      timings[name] = Math.round(performance.now() - start);
+    }
+  };
+
+  try {
+    fs.mkdirSync(dirs.artifacts, { recursive: true });
+  } catch (err) {
+    log(`internal_error: cannot create the artifacts directory ${dirs.artifacts}: ${(err as Error).message}`);
+    return exitCodeOf('internal_error');
+  }
+
+  try {
+    // ---- load: everything checked, nothing touched ----
+    const loaded = await phase('load', () => {
+      const task = (state.task = readSpec<TaskSpec>('Task', opts.task ?? env.PADDOCK_TASK_SPEC ?? POD_PATHS.task));
+      const harness = (state.harness = readSpec<HarnessSpec>('Harness', opts.harness ?? env.PADDOCK_HARNESS_SPEC ?? POD_PATHS.harness));
+      const poolSource = resolvePoolSource(opts.pool, env);
+      const pool = (state.pool = poolSource === undefined ? undefined : readSpec<PoolSpec>('Pool', poolSource));
+      const issues = [...crossCheck({ task, harness, pool }), ...lintCommandTemplate(harness.command, `harness "${harness.name}" command`)];
+      const model = task.model ?? harness.defaultModel;
+      if (usesPlaceholder(harness.command, 'model') && model === undefined) {
+        issues.push(`task.model: is not set and harness "${harness.name}" has no defaultModel, but its command uses {model}`);
+      }
+      if (harness.promptVia === 'argv' && !usesPlaceholder(harness.command, 'prompt')) {
+        issues.push(`harness "${harness.name}" promptVia: is "argv" but its command has no {prompt}`);
+      }
+      if (harness.promptVia === 'file' && !usesPlaceholder(harness.command, 'prompt_file')) {
+        issues.push(`harness "${harness.name}" promptVia: is "file" but its command has no {prompt_file}`);
+      }
+      if (issues.length > 0) {
+        throw new RunFailure('invalid_spec', `the specs do not fit together:\n  - ${issues.join('\n  - ')}`, issues);
+      }
+      const credentials = resolveCredentials(pool, harness, env, redactor);
+      if (credentials.missingOptional.length > 0) {
+        log(`local mode (no pool): ${credentials.missingOptional.join(', ')} not set; the agent runs without ${credentials.missingOptional.length > 1 ? 'them' : 'it'}`);
+      }
+      const configFiles = planConfigFiles([
+        { label: `harness "${harness.name}"`, layer: harness.config },
+        { label: `pool "${pool?.name ?? '-'}"`, layer: pool?.config },
+        { label: `task "${task.name}"`, layer: task.config },
+      ]);
+      const bwrap = opts.sandbox === 'bwrap' ? locateBwrap(env.PATH, opts.bwrap) : undefined;
+      log(`task "${task.name}": harness "${harness.name}", ${pool ? `pool "${pool.name}"` : 'no pool (local mode)'}, workspace ${dirs.workspace}`);
+      return { task, harness, pool, model: model ?? '', credentials, configFiles, bwrap };
+    });
+    const { task, harness, pool, credentials } = loaded;
+
+    // ---- sources ----
+    await phase('sources', async () => {
+      fs.mkdirSync(dirs.workspace, { recursive: true });
+      fs.mkdirSync(dirs.home, { recursive: true });
+      fs.mkdirSync(dirs.tmp, { recursive: true });
+      scratch = fs.mkdtempSync(path.join(dirs.tmp, 'paddock-'));
+      state.sources = await fetchSources(task.sources ?? [], {
+        workspace: dirs.workspace,
+        scratchDir: scratch,
+        git: opts.git ?? 'git',
+        baseEnv: baseEnv(env, dirs.home, pool),
+        caEnv: gitCaEnv(env),
+        credentials: credentials.git,
+        timeoutMs: opts.gitTimeoutMs ?? 600_000,
+        killGraceMs: Math.min(killGraceMs, 2000),
+        signal: opts.signal,
+        redactor,
+        log,
+      });
+      removeHelpers(scratch);
+    });
+
+    // ---- config ----
+    const prepared = await phase('config', () => prepareConfig(task, harness, loaded.configFiles, credentials, dirs, scratch!, state.sources));
+
+    // ---- agent ----
+    const agent = await phase('agent', async () => {
+      const argv = renderCommand(harness.command, {
+        model: loaded.model,
+        prompt: task.prompt,
+        promptFile: prepared.promptFile,
+        workdir: prepared.workdir,
+      });
+      const agentEnv = buildAgentEnv({ runnerEnv: env, home: dirs.home, harness, pool, task, credentialEnv: credentials.env });
+      const finalArgv = loaded.bwrap
+        ? wrapWithBwrap(loaded.bwrap, argv, {
+            workspace: dirs.workspace,
+            home: dirs.home,
+            workdir: prepared.workdir,
+            readOnly: prepared.promptFile ? [prepared.promptFile] : [],
+          })
+        : argv;
+      state.command = argv.map((a) => shorten(redactor.redact(a)));
+      const timeoutSeconds = task.timeoutSeconds ?? 1800;
+      log(`running ${state.command.map((a) => JSON.stringify(a)).join(' ')} in ${prepared.workdir} (timeout ${timeoutSeconds} s${loaded.bwrap ? ', bwrap sandbox' : ''})`);
+      const r = await runAgent({
+        argv: finalArgv,
+        cwd: prepared.workdir,
+        env: agentEnv,
+        stdinText: harness.promptVia === 'stdin' ? task.prompt : undefined,
+        timeoutMs: timeoutSeconds * 1000,
+        killGraceMs,
+        signal: opts.signal,
+        redactor,
+        artifactsDir: dirs.artifacts,
+        stdout,
+        stderr,
+        prefix: '[agent] ',
+        maxCaptureBytes: opts.maxCaptureBytes ?? 64 * 1024 * 1024,
+      });
+      state.exitCode = r.exitCode;
+      state.signal = r.signal;
+      state.outputTruncated = r.truncated || undefined;
+      return r;
+    });
+
+    // ---- results (also after a failure, timeout or termination: keep what there is) ----
+    await phase('results', () => {
+      const out = finalOutput(harness.results, agent.stdout, dirs.home);
+      const extracted = 'text' in out ? extractResultBlocks(out.text, redactor) : { results: [], parseErrors: [{ block: 0, message: out.error, excerpt: '' }] };
+      writeResultsJsonl(dirs.artifacts, extracted.results, redactor);
+      state.results = extracted.results.length;
+      state.parseErrors = extracted.parseErrors;
+      for (const e of extracted.parseErrors) log(`result block ${e.block}: ${e.message}`);
+    });
+
+    ({ outcome, message } = agentOutcome(agent, task.timeoutSeconds ?? 1800, state.command?.[0]));
+  } catch (err) {
+    if (err instanceof RunFailure) {
+      outcome = err.outcome;
+      message = err.message;
+      problems = err.problems;
+    } else {
+      outcome = 'internal_error';
+      message = `internal error: ${(err as Error)?.stack ?? String(err)}`;
+    }
+  } finally {
+    if (scratch) fs.rmSync(scratch, { recursive: true, force: true });
+  }
+
+  timings.total = Math.round(performance.now() - t0);
+  const runnerExitCode = exitCodeOf(outcome);
+  const status: RunStatus = {
+    task: state.task?.name ?? null,
+    harness: state.harness?.name ?? null,
+    pool: state.pool?.name ?? null,
+    outcome,
+    runnerExitCode,
+    exitCode: state.exitCode,
+    signal: state.signal,
+    ...(message !== undefined ? { message: redactor.redact(message) } : {}),
+    ...(problems ? { problems: problems.map((p) => redactor.redact(p)) } : {}),
+    timings,
+    counts: { results: state.results, parseErrors: state.parseErrors.length },
+    parseErrors: state.parseErrors,
+    sources: state.sources,
+    ...(state.command ? { command: state.command } : {}),
+    ...(state.outputTruncated ? { outputTruncated: true } : {}),
+    startedAt: startedAt.toISOString(),
+    finishedAt: new Date().toISOString(),
+  };
+  try {
+    writeStatus(dirs.artifacts, status);
+  } catch (err) {
+    log(`internal_error: cannot write status.json to ${dirs.artifacts}: ${(err as Error).message}`);
+    return exitCodeOf('internal_error');
+  }
+  if (message) log(message);
+  log(
+    `outcome ${outcome} (runner exit ${runnerExitCode}${state.exitCode !== null ? `, agent exit ${state.exitCode}` : ''}${state.signal ? `, agent signal ${state.signal}` : ''}) ` +
+      `in ${timings.total} ms; ${state.results} result(s), ${state.parseErrors.length} parse error(s)`,
+  );
+  return runnerExitCode;
+}
+
+/** What the agent's end means for the run. */
+function agentOutcome(agent: AgentRunResult, timeoutSeconds: number, program: string | undefined): { outcome: Outcome; message?: string } {
+  const how = agent.signal ?? `exit ${agent.exitCode}`;
+  if (agent.spawnError) {
+    const why = (agent.spawnError as NodeJS.ErrnoException).code ?? agent.spawnError.message;
+    return { outcome: 'failed', message: `cannot start the agent ${JSON.stringify(program)}: ${why}` };
+  }
+  if (agent.timedOut) return { outcome: 'timed_out', message: `the agent ran past the timeout of ${timeoutSeconds} s and was stopped (${how})` };
+  if (agent.aborted) return { outcome: 'terminated', message: `the runner was asked to stop; the agent was stopped (${how})` };
+  if (agent.exitCode === 0) return { outcome: 'succeeded' };
+  return { outcome: 'failed', message: `the agent exited with ${agent.exitCode !== null ? `code ${agent.exitCode}` : `signal ${agent.signal}`}` };
+}
+
+function resolvePoolSource(pool: SpecSource | null | undefined, env: NodeJS.ProcessEnv): SpecSource | undefined {
+  if (pool === null) return undefined;
+  if (pool !== undefined) return pool;
+  if (env.PADDOCK_POOL_SPEC) return env.PADDOCK_POOL_SPEC;
+  // The pool ConfigMap is optional: a pod without one (or a local run) has no pool.
+  return fs.existsSync(specFilePath('Pool', POD_PATHS.pool)) ? POD_PATHS.pool : undefined;
+}
+
+interface PreparedConfig {
+  readonly workdir: string;
+  readonly promptFile?: string;
+}
+
+function prepareConfig(
+  task: TaskSpec,
+  harness: HarnessSpec,
+  configFiles: readonly PlannedConfigFile[],
+  credentials: Credentials,
+  dirs: { workspace: string; home: string },
+  scratch: string,
+  sources: readonly SourceRecord[],
+): PreparedConfig {
+  const workdir =
+    task.workdir !== undefined
+      ? path.join(dirs.workspace, task.workdir)
+      : sources.length === 1
+        ? path.join(dirs.workspace, sources[0].dir)
+        : dirs.workspace;
+  fs.mkdirSync(workdir, { recursive: true });
+  writeCredentialFiles(credentials.files, dirs.home);
+  writeConfigFiles(configFiles, { home: dirs.home, workdir });
+  let promptFile: string | undefined;
+  if (usesPlaceholder(harness.command, 'prompt_file')) {
+    promptFile = path.join(scratch, 'prompt.md');
+    fs.writeFileSync(promptFile, task.prompt, { mode: 0o644 });
+  }
+  return { workdir, promptFile };
+}
+
+/** The git credential helpers are only needed while fetching. */
+function removeHelpers(scratch: string): void {
+  for (const f of fs.readdirSync(scratch)) {
+    if (f.startsWith('git-credential-')) fs.rmSync(path.join(scratch, f), { force: true });
+  }
+}
+
+function shorten(arg: string): string {
+  return arg.length > ARG_LOG_LIMIT ? `${arg.slice(0, ARG_LOG_LIMIT)}…(${arg.length} chars)` : arg;
+}

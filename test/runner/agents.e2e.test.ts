@@ -1,0 +1,78 @@
+/**
+ * The runner with the real agent CLIs (installed from npm into test/agents/), each
+ * driven by its Harness preset from the construct library, against the loopback mock
+ * model server: one shell tool call that writes proof.txt in the workspace (a real git
+ * checkout), then a final message with a ```result block. Codex and Claude Code here
+ * (CI); Gemini CLI and opencode in agents.slow.test.ts.
+ *
+ * The task layer points each CLI at the mock server; the credential comes from the
+ * runner's env through the preset's credentialEnv (local mode) and must be redacted.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { Harness } from '../../constructs/harness';
+import { GitServer, startGitServer } from '../support/git-server';
+import { makeDemoRepos, makeTmpDir } from '../support/runner-fixtures';
+import { describeIfInstalled, expectAgentRun, runAgentE2e } from './support/agent-e2e';
+
+jest.setTimeout(180_000);
+
+let root: string;
+let git: GitServer;
+
+beforeAll(async () => {
+  root = makeTmpDir('paddock-agents-');
+  makeDemoRepos(path.join(root, 'repos'));
+  git = await startGitServer({ root: path.join(root, 'repos') });
+});
+
+afterAll(async () => {
+  await git.close();
+  fs.rmSync(root, { recursive: true, force: true });
+});
+
+describeIfInstalled('codex')('Codex CLI (Harness.codex())', () => {
+  test('tool call, proof file, results.jsonl, status.json', async () => {
+    const secret = 'sk-e2e-codex-0123456789abcdef';
+    const r = await runAgentE2e({
+      harness: Harness.codex().spec,
+      model: 'mock-model',
+      sourceUrl: git.repoUrl('demo'),
+      credentials: { OPENAI_API_KEY: secret },
+      taskConfig: [
+        {
+          path: '.codex/config.toml',
+          format: 'toml',
+          content: [
+            'model_provider = "mock"',
+            '[model_providers.mock]',
+            'name = "mock"',
+            'base_url = "{mock}/v1"',
+            'env_key = "OPENAI_API_KEY"',
+            'wire_api = "responses"',
+            '',
+          ].join('\n'),
+        },
+      ],
+    });
+    expectAgentRun(r, secret);
+    // The preset's layer and the task's layer were merged.
+    const config = fs.readFileSync(path.join(r.dirs.home, '.codex/config.toml'), 'utf8');
+    expect(config).toMatch(/sandbox_mode = "danger-full-access"/);
+    expect(config).toMatch(/\[model_providers\.mock\]/);
+  });
+});
+
+describeIfInstalled('claude')('Claude Code (Harness.claudeCode())', () => {
+  test('tool call, proof file, results.jsonl (from .result), status.json', async () => {
+    const secret = 'sk-ant-e2e-claude-0123456789abcdef';
+    const r = await runAgentE2e({
+      harness: Harness.claudeCode().spec,
+      model: 'claude-mock',
+      sourceUrl: git.repoUrl('demo'),
+      credentials: { ANTHROPIC_API_KEY: secret },
+      taskEnv: { ANTHROPIC_BASE_URL: '{mock}' },
+    });
+    expectAgentRun(r, secret);
+  });
+});

@@ -1,0 +1,71 @@
+/**
+ * The runner with Gemini CLI and opencode (slower to start than Codex and Claude Code;
+ * run with `npx jest test/runner/agents --testPathIgnorePatterns=/node_modules/`
+ * or the lead's `npm run test:e2e`). Same checks as agents.e2e.test.ts.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { Harness } from '../../constructs/harness';
+import { GitServer, startGitServer } from '../support/git-server';
+import { makeDemoRepos, makeTmpDir } from '../support/runner-fixtures';
+import { describeIfInstalled, expectAgentRun, runAgentE2e } from './support/agent-e2e';
+
+jest.setTimeout(300_000);
+
+let root: string;
+let git: GitServer;
+
+beforeAll(async () => {
+  root = makeTmpDir('paddock-agents-slow-');
+  makeDemoRepos(path.join(root, 'repos'));
+  git = await startGitServer({ root: path.join(root, 'repos') });
+});
+
+afterAll(async () => {
+  await git.close();
+  fs.rmSync(root, { recursive: true, force: true });
+});
+
+describeIfInstalled('gemini')('Gemini CLI (Harness.geminiCli())', () => {
+  test('tool call, proof file, results.jsonl, status.json', async () => {
+    const secret = 'gemini-e2e-key-0123456789abcdef';
+    const r = await runAgentE2e({
+      harness: Harness.geminiCli().spec,
+      model: 'gemini-mock',
+      sourceUrl: git.repoUrl('demo'),
+      credentials: { GEMINI_API_KEY: secret },
+      taskEnv: { GOOGLE_GEMINI_BASE_URL: '{mock}' },
+    });
+    expectAgentRun(r, secret);
+  });
+});
+
+describeIfInstalled('opencode')('opencode (Harness.opencode())', () => {
+  test('tool call, proof file, results.jsonl, status.json', async () => {
+    const secret = 'sk-e2e-opencode-0123456789abcdef';
+    const r = await runAgentE2e({
+      harness: Harness.opencode().spec,
+      model: 'mock/mock-model',
+      sourceUrl: git.repoUrl('demo'),
+      credentials: { OPENAI_API_KEY: secret },
+      // Same file as the preset's layer: merged key by key.
+      taskConfig: [
+        {
+          path: '.config/opencode/opencode.json',
+          format: 'json',
+          content: JSON.stringify({
+            provider: {
+              mock: {
+                npm: '@ai-sdk/openai-compatible',
+                name: 'Mock',
+                options: { baseURL: '{mock}/v1', apiKey: '{env:OPENAI_API_KEY}' },
+                models: { 'mock-model': { name: 'Mock model' } },
+              },
+            },
+          }),
+        },
+      ],
+    });
+    expectAgentRun(r, secret);
+  });
+});
