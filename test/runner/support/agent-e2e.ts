@@ -19,22 +19,17 @@ export function agentInstalled(program: string): boolean {
 }
 
 /**
- * `describe` when the CLI is installed; otherwise skipped with a warning, or, when
- * PADDOCK_E2E_REQUIRED=1 (CI), a failing test saying how to install it.
+ * `describe` when the CLI is installed; otherwise a failing test saying how to install it
+ * (`npm test` installs them itself through test/ensure-agents.js).
  */
 export function describeIfInstalled(program: string): (name: string, body: () => void) => void {
   if (agentInstalled(program)) return describe;
-  if (process.env.PADDOCK_E2E_REQUIRED === '1') {
-    return (name) =>
-      describe(name, () => {
-        test(`${program} is installed`, () => {
-          throw new Error(`${program} is not installed in test/agents; run: npm ci --prefix test/agents`);
-        });
+  return (name) =>
+    describe(name, () => {
+      test(`${program} is installed`, () => {
+        throw new Error(`${program} is not installed in test/agents; run: npm ci --prefix test/agents`);
       });
-  }
-  // eslint-disable-next-line no-console
-  console.warn(`skipping the ${program} e2e suite: not installed (npm ci --prefix test/agents)`);
-  return describe.skip;
+    });
 }
 
 export const PROOF_FILE = 'proof.txt';
