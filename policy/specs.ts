@@ -3,7 +3,10 @@
  * policy/schemas/. Constructs validate what they synthesize with these
  * functions; the runner validates what it reads with the very same ones.
  */
-import Ajv, { ErrorObject, ValidateFunction } from 'ajv';
+import type Ajv from 'ajv';
+import type { ErrorObject, Options, ValidateFunction } from 'ajv';
+import * as fs from 'fs';
+import * as path from 'path';
 import * as commonSchema from './schemas/common.schema.json';
 import * as harnessSchema from './schemas/harness.schema.json';
 import * as poolSchema from './schemas/pool.schema.json';
@@ -113,28 +116,48 @@ export interface PoolSpec {
 
 export const SPEC_API_VERSION = 'paddock.dev/v1alpha1';
 
-const SCHEMA_IDS: Record<SpecKind, string> = {
+export const SCHEMA_IDS: Record<SpecKind, string> = {
   Task: taskSchema.$id,
   Harness: harnessSchema.$id,
   Pool: poolSchema.$id,
 };
 
-let ajv: Ajv | undefined;
+/** allErrors so one run reports every bad field, not just the first. */
+export const AJV_OPTIONS: Options = { allErrors: true, strict: true, strictRequired: false };
+
+/** Written next to this module by `npm run build` (policy/build-validators.ts). */
+const GENERATED = path.join(__dirname, 'spec-validators.js');
+
+let validators: Record<SpecKind, ValidateFunction> | undefined;
 
 function validatorFor(kind: SpecKind): ValidateFunction {
-  if (!ajv) {
-    // allErrors so one run reports every bad field, not just the first.
-    ajv = new Ajv({ allErrors: true, strict: true, strictRequired: false });
-    for (const schema of [commonSchema, taskSchema, harnessSchema, poolSchema]) {
-      ajv.addSchema(strip(schema));
-    }
+  if (!validators) {
+    // The built package uses validators generated from the schemas at build time, so the
+    // runner starts without requiring ajv or compiling schemas; from source, compile them.
+    validators = fs.existsSync(GENERATED) ? require(GENERATED) : compileValidators();
   }
-  // getSchema compiles on first use and caches.
-  const validate = ajv.getSchema(SCHEMA_IDS[kind]);
-  if (!validate) {
-    throw new Error(`no schema registered for ${kind}`);
+  return validators![kind];
+}
+
+/** An ajv instance holding every spec schema. */
+export function newSpecAjv(options: Options = {}): Ajv {
+  const AjvClass: typeof Ajv = require('ajv').default;
+  const ajv = new AjvClass({ ...AJV_OPTIONS, ...options });
+  for (const schema of [commonSchema, taskSchema, harnessSchema, poolSchema]) {
+    ajv.addSchema(strip(schema));
   }
-  return validate;
+  return ajv;
+}
+
+function compileValidators(): Record<SpecKind, ValidateFunction> {
+  const ajv = newSpecAjv();
+  const compiled = {} as Record<SpecKind, ValidateFunction>;
+  for (const kind of Object.keys(SCHEMA_IDS) as SpecKind[]) {
+    const validate = ajv.getSchema(SCHEMA_IDS[kind]);
+    if (!validate) throw new Error(`no schema registered for ${kind}`);
+    compiled[kind] = validate;
+  }
+  return compiled;
 }
 
 /** JSON modules imported with esModuleInterop carry a `default` key that is not part of the schema. */

@@ -28,3 +28,27 @@ describe('spec schemas', () => {
     expect(validateSpec('Task', spec).join('\n')).toMatch(message);
   });
 });
+
+describe('the validators generated at build time (lib/policy/spec-validators.js)', () => {
+  const path = require('path');
+  const generated = require(path.join(__dirname, '..', 'lib', 'policy', 'spec-validators.js'));
+  const { newSpecAjv, SCHEMA_IDS } = require('../policy/specs');
+  const compiled = newSpecAjv();
+  const samples: Array<['Task' | 'Harness' | 'Pool', unknown]> = [
+    ['Task', task],
+    ['Task', { ...task, promt: 'x', timeoutSeconds: 0 }],
+    ['Task', { ...task, sources: [{ ...task.sources[0], ref: 'v1' }] }],
+    ['Task', 'not an object'],
+    ['Harness', { apiVersion: 'paddock.dev/v1alpha1', kind: 'Harness', name: 'x', capability: 'harness.x', command: ['x'], promptVia: 'stdin', results: { from: 'stdout' } }],
+    ['Harness', { apiVersion: 'paddock.dev/v1alpha1', kind: 'Harness', name: 'X', capability: '', command: [], promptVia: 'tty', results: {} }],
+    ['Pool', { apiVersion: 'paddock.dev/v1alpha1', kind: 'Pool', name: 'p', capabilities: ['harness.x'], harnesses: ['x'], credentials: { env: [{ name: 'K' }] } }],
+    ['Pool', { apiVersion: 'paddock.dev/v1alpha1', kind: 'Pool', name: 'p', capabilities: [], harnesses: ['x'], credentials: { git: [{ host: 'h' }] } }],
+  ];
+
+  test.each(samples)('agree with the schemas compiled from source: %s %#', (kind, spec) => {
+    const fromSource = compiled.getSchema(SCHEMA_IDS[kind]);
+    const validOne = fromSource(spec);
+    expect(generated[kind](spec)).toBe(validOne);
+    expect(generated[kind].errors ?? null).toEqual(fromSource.errors ?? null);
+  });
+});
