@@ -208,14 +208,18 @@ export async function run(opts: RunOptions = {}): Promise<number> {
         workdir: prepared.workdir,
       });
       const agentEnv = buildAgentEnv({ runnerEnv: env, home: dirs.home, harness, pool, task, credentialEnv: credentials.env });
-      const finalArgv = loaded.bwrap
-        ? wrapWithBwrap(loaded.bwrap, argv, {
-            workspace: dirs.workspace,
-            home: dirs.home,
-            workdir: prepared.workdir,
-            readOnly: prepared.promptFile ? [prepared.promptFile] : [],
-          })
-        : argv;
+      let finalArgv = argv;
+      if (loaded.bwrap) {
+        const tmpdir = fs.mkdtempSync(path.join(scratch!, 'agent-tmp-'));
+        agentEnv.TMPDIR = tmpdir;
+        finalArgv = wrapWithBwrap(loaded.bwrap, argv, {
+          workspace: dirs.workspace,
+          home: dirs.home,
+          workdir: prepared.workdir,
+          tmpdir,
+          readOnly: prepared.promptFile ? [prepared.promptFile] : [],
+        });
+      }
       state.command = argv.map((a) => shorten(redactor.redact(a)));
       const timeoutSeconds = task.timeoutSeconds ?? 1800;
       log(`running ${state.command.map((a) => JSON.stringify(a)).join(' ')} in ${prepared.workdir} (timeout ${timeoutSeconds} s${loaded.bwrap ? ', bwrap sandbox' : ''})`);

@@ -1,7 +1,8 @@
 /**
  * Opt-in local sandbox (`--sandbox bwrap`): the agent runs under bubblewrap with the
- * whole file system read-only, except the workspace, its HOME and a fresh /tmp
- * (tmpfs). It gets its own PID namespace and dies with the runner; the network is
+ * whole file system read-only, except the workspace, its HOME and a private temp dir
+ * (its TMPDIR). /tmp itself stays visible but read-only: a tmpfs over it would hide
+ * programs that live under /tmp (a checkout there, the CLIs' node_modules). It gets its own PID namespace and dies with the runner; the network is
  * shared (the agent must reach its model). In a pod the pod is the sandbox; this is
  * for trying a harness on a developer machine.
  */
@@ -16,6 +17,8 @@ export interface BwrapMounts {
   readonly workspace: string;
   readonly home: string;
   readonly workdir: string;
+  /** The agent's private, writable temp dir; the runner sets TMPDIR to it. */
+  readonly tmpdir: string;
   /** Read-only extras the agent must see (e.g. the prompt file when it lives in /tmp). */
   readonly readOnly?: readonly string[];
 }
@@ -45,9 +48,8 @@ export function locateBwrap(pathEnv: string | undefined, explicit?: string): str
 
 /** The argv that runs `argv` inside the sandbox. */
 export function wrapWithBwrap(bwrap: string, argv: readonly string[], m: BwrapMounts): string[] {
-  const args = [bwrap, '--ro-bind', '/', '/', '--dev', '/dev', '--proc', '/proc', '--tmpfs', '/tmp'];
-  // After /tmp, so paths under /tmp (tests, local runs) get their mount points in the tmpfs.
-  for (const dir of [m.workspace, m.home]) args.push('--bind', dir, dir);
+  const args = [bwrap, '--ro-bind', '/', '/', '--dev', '/dev', '--proc', '/proc'];
+  for (const dir of [m.workspace, m.home, m.tmpdir]) args.push('--bind', dir, dir);
   for (const p of m.readOnly ?? []) args.push('--ro-bind', p, p);
   args.push('--unshare-pid', '--die-with-parent', '--chdir', m.workdir, '--', ...argv);
   return args;

@@ -17,17 +17,18 @@ if (!bwrapWorks) {
 }
 
 describeWithBwrap('--sandbox bwrap', () => {
-  test('workspace, HOME and /tmp writable; the artifacts and the rest of the file system are not', async () => {
+  test('workspace, HOME and a private TMPDIR writable; /tmp, the artifacts and the rest of the file system are not', async () => {
     const dirs = makeRunDirs();
     const probe = path.join(__dirname, 'fixtures', '.sandbox-probe');
     fs.rmSync(probe, { force: true });
     const targets = [
       path.join(dirs.workspace, 'in-workspace.txt'),
       path.join(dirs.home, 'in-home.txt'),
-      '/tmp/in-tmp.txt',
+      '$TMPDIR/in-tmp.txt',
       path.join(dirs.artifacts, 'status.json'),
       probe,
       '/etc/paddock-sandbox-probe',
+      '/tmp/paddock-sandbox-probe.txt',
     ];
     const r = await runTask(dirs, { task: task(), harness: fakeHarness('write-outside', targets) }, { sandbox: 'bwrap' });
     fs.rmSync(probe, { force: true });
@@ -39,8 +40,9 @@ describeWithBwrap('--sandbox bwrap', () => {
     expect(['EROFS', 'ENOENT']).toContain(attempts[targets[3]]);
     expect(attempts[probe]).toBe('EROFS');
     expect(attempts['/etc/paddock-sandbox-probe']).toBe('EROFS');
-    // The sandbox's /tmp is private: nothing landed in the real one.
-    expect(fs.existsSync('/tmp/in-tmp.txt')).toBe(false);
+    // /tmp stays visible (programs may live there) but read-only.
+    expect(attempts['/tmp/paddock-sandbox-probe.txt']).toBe('EROFS');
+    expect(fs.existsSync('/tmp/paddock-sandbox-probe.txt')).toBe(false);
     expect(r.report().cwd).toBe(dirs.workspace);
   });
 
