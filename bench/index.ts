@@ -2,12 +2,14 @@
  * `npm run bench`: every measurement as a ratio against a baseline taken in
  * the same run, on the same machine. No timing is asserted in unit tests.
  */
+import { benchDispatch, reportDispatch } from './dispatch';
 import { benchRunner, reportRunner } from './runner';
 import { benchSynth, reportSynth } from './synth';
 
 async function main(): Promise<void> {
   console.log(reportSynth(await benchSynth()).join('\n'));
   console.log(reportRunner(await benchRunner()).join('\n'));
+  console.log(reportDispatch(await benchDispatch()).join('\n'));
 }
 
 main().catch((err) => {

@@ -43,7 +43,22 @@ export interface AgentPoolProps {
   readonly maxUnavailable?: number;
   /** Image of the pool's worker Deployment. @default - the first harness's image */
   readonly image?: string;
+  /**
+   * How the pool executes tasks. `"job"`: the controller creates one Job per
+   * task from the pool's Job template (a fresh sandboxed pod per task; the
+   * worker Deployment stays at 0 replicas and `replicas` is not used).
+   * `"warm"`: the worker Deployment (`replicas` pods) leases tasks from the
+   * controller and runs them one after another (no pod start per task; the
+   * worker pods may reach the controller's API).
+   * @default "job"
+   */
+  readonly mode?: PoolMode;
+  /** Runs of this pool at once; further tasks wait in the controller's queue. @default 10 */
+  readonly concurrency?: number;
 }
+
+/** How a pool executes tasks (see AgentPoolProps.mode). */
+export type PoolMode = 'job' | 'warm';
 
 /** Where the runner finds things in an agent pod; the runner's defaults match. */
 export const AGENT_PATHS = {
@@ -76,6 +91,10 @@ export class AgentPool extends Construct implements ICredentialGrantee {
   private readonly env: Record<string, string>;
   private readonly grants: ResolvedGrant[] = [];
   private readonly allowlists: EgressAllowlist[] = [];
+  /** How the pool executes tasks. */
+  public readonly mode: PoolMode;
+  /** Runs of this pool at once. */
+  public readonly concurrency: number;
 
   constructor(scope: Construct, id: string, props: AgentPoolProps) {
     super(scope, id);
@@ -100,6 +119,14 @@ export class AgentPool extends Construct implements ICredentialGrantee {
       }
     }
     checkInteger(props.replicas ?? 1, `${where}: replicas`, 0, 1000);
+    if (props.mode !== undefined && props.mode !== 'job' && props.mode !== 'warm') {
+      fail(`${where}: mode "${String(props.mode)}" is unknown; write mode: "job" (one Job per task) or mode: "warm" (worker Deployment)`);
+    }
+    this.mode = props.mode ?? 'job';
+    if (props.mode === 'job' && props.replicas !== undefined && props.replicas > 0) {
+      fail(`${where}: replicas: a pool with mode "job" runs one Job per task and no warm workers; remove replicas, or set mode: "warm" to keep ${props.replicas} warm workers`);
+    }
+    this.concurrency = checkInteger(props.concurrency ?? 10, `${where}: concurrency`, 1, 10000);
     checkInteger(props.maxUnavailable ?? 1, `${where}: maxUnavailable`, 0, 1000);
     this.sandbox = props.sandbox ?? SandboxProfile.gvisor();
     this.resources = props.resources ? checkPodResources(props.resources, `${where}: resources`) : this.sandbox.resources;
@@ -134,7 +161,8 @@ export class AgentPool extends Construct implements ICredentialGrantee {
       kind: 'Deployment',
       metadata: { name: this.objectName, namespace: ns, labels: standardLabels(ns, 'worker', { [LABEL_POOL]: this.name }) },
       spec: {
-        replicas: props.replicas ?? 1,
+        // A job-mode pool keeps its worker Deployment (stable selectors, one field to switch modes) at 0.
+        replicas: this.mode === 'warm' ? (props.replicas ?? 1) : 0,
         selector: { matchLabels: workerSelector },
         template: Lazy.any({ produce: () => this.workerPodTemplate() }),
       },
@@ -145,6 +173,19 @@ export class AgentPool extends Construct implements ICredentialGrantee {
       metadata: { name: this.objectName, namespace: ns, labels },
       spec: { maxUnavailable: props.maxUnavailable ?? 1, selector: { matchLabels: workerSelector } },
     });
+    if (this.mode === 'warm') {
+      // Warm workers lease tasks from the controller's API; Job pods never talk to it.
+      kubeObject(this, 'controller-egress', {
+        apiVersion: 'networking.k8s.io/v1',
+        kind: 'NetworkPolicy',
+        metadata: { name: `${this.objectName}-controller`, namespace: ns, labels },
+        spec: {
+          podSelector: { matchLabels: workerSelector },
+          policyTypes: ['Egress'],
+          egress: [{ to: [{ podSelector: { matchLabels: selectorLabels(ns, 'controller') } }], ports: [{ protocol: 'TCP', port: this.platform.controllerPort }] }],
+        },
+      });
+    }
   }
 
   /** Name of the pool's ServiceAccount, ConfigMap, Deployment and PDB. */
@@ -152,12 +193,26 @@ export class AgentPool extends Construct implements ICredentialGrantee {
     return `pool-${this.name}`;
   }
 
-  /** Let the pool's pods (workers and task Jobs) reach what the allowlist allows. */
+  /**
+   * Let the pool's pods (workers and task Jobs) reach what the allowlist
+   * allows. The allowlist also admits what this pool needs: its harnesses'
+   * hosts and its tasks' git hosts (see EgressAllowlist). Under a `proxy`
+   * allowlist the pods get HTTPS_PROXY / HTTP_PROXY / NO_PROXY (and pool.json
+   * `egress`); a pool uses at most one such allowlist.
+   */
   public allowEgressTo(allowlist: EgressAllowlist): void {
     if (Platform.of(allowlist) !== this.platform) {
       fail(`AgentPool "${this.name}": allowlist "${allowlist.name}" belongs to another platform`);
     }
-    if (!this.allowlists.includes(allowlist)) this.allowlists.push(allowlist);
+    if (this.allowlists.includes(allowlist)) return;
+    // The allowlist adds this pool's harness hosts and task git hosts to what it allows.
+    allowlist._attach(this, this.allowlists);
+    this.allowlists.push(allowlist);
+  }
+
+  /** The allowlist whose egress proxy this pool's pods use (HTTPS_PROXY), if any. */
+  private get proxyAllowlist(): EgressAllowlist | undefined {
+    return this.allowlists.find((a) => a.proxyUrl !== undefined);
   }
 
   /** The allowlists this pool may use. */
@@ -187,17 +242,21 @@ export class AgentPool extends Construct implements ICredentialGrantee {
     const git = this.grants
       .filter((g) => g.git)
       .map((g) => ({ host: g.git!.host, username: g.git!.username, passwordFile: mounted(g, g.git!.key), secret: g.secretName, key: g.git!.key }));
+    const proxy = this.proxyAllowlist;
     const spec: PoolSpec = {
       apiVersion: SPEC_API_VERSION,
       kind: 'Pool',
       name: this.name,
       capabilities: [...this.capabilities],
       harnesses: this.harnesses.map((h) => h.name),
+      mode: this.mode,
+      concurrency: this.concurrency,
       ...(Object.keys(this.env).length ? { env: this.env } : {}),
       ...(this.props.config?.length ? { config: { files: this.props.config.map((f) => ({ base: 'home' as const, format: 'text' as const, ...f })) } } : {}),
       ...(env.length || files.length || git.length
         ? { credentials: { ...(env.length ? { env } : {}), ...(files.length ? { files } : {}), ...(git.length ? { git } : {}) } }
         : {}),
+      ...(proxy ? { egress: { proxy: proxy.proxyUrl, noProxy: proxy.noProxy } } : {}),
     };
     assertValidSpec('Pool', spec, `AgentPool "${this.name}"`);
     return spec;
@@ -273,6 +332,7 @@ export class AgentPool extends Construct implements ICredentialGrantee {
       { name: 'HOME', value: AGENT_PATHS.home },
       { name: 'PADDOCK_POOL', value: this.name },
       ...this.grants.flatMap((g) => g.env.map((e) => ({ name: e.name, valueFrom: { secretKeyRef: { name: g.secretName, key: e.key } } }))),
+      ...proxyEnv(this.proxyAllowlist),
     ];
     return {
       serviceAccountName: this.objectName,
@@ -336,4 +396,18 @@ export class AgentPool extends Construct implements ICredentialGrantee {
       };
     });
   }
+}
+
+/** HTTPS_PROXY, HTTP_PROXY and NO_PROXY (upper and lower case: clients read either) for pods under a proxy allowlist. */
+function proxyEnv(allowlist: EgressAllowlist | undefined): EnvVar[] {
+  if (!allowlist?.proxyUrl) return [];
+  const noProxy = allowlist.noProxy.join(',');
+  return [
+    ['HTTPS_PROXY', allowlist.proxyUrl],
+    ['HTTP_PROXY', allowlist.proxyUrl],
+    ['NO_PROXY', noProxy],
+    ['https_proxy', allowlist.proxyUrl],
+    ['http_proxy', allowlist.proxyUrl],
+    ['no_proxy', noProxy],
+  ].map(([name, value]) => ({ name, value }));
 }

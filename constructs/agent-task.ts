@@ -47,12 +47,26 @@ export interface AgentTaskProps {
   readonly env?: Record<string, string>;
   /** Config files (task layer: harness < pool < task). @default - none */
   readonly config?: ConfigFileSpec[];
-  /** Synthesize the Job that runs the task. Set false to leave dispatch to the controller. @default true */
+  /** Extra attempts after the agent failed or timed out; infrastructure failures are retried regardless. @default 0 */
+  readonly retries?: number;
+  /**
+   * Synthesize the Job that runs the task. Set false to leave dispatch to the controller.
+   * @default - true for a pool in "job" mode; false for a "warm" pool (its workers run the task)
+   */
   readonly createJob?: boolean;
 }
 
 /** Hex characters of the spec hash in Job names and labels. */
 const SPEC_HASH_LENGTH = 10;
+
+/**
+ * The spec hash in Job and run names: sha256 of the spec's stable JSON (the
+ * bytes of task.json), first 10 hex characters. AgentTask and the controller
+ * both use this, so a declared task's Job is found again by name.
+ */
+export function specHashOf(spec: TaskSpec): string {
+  return createHash('sha256').update(stableJson(spec)).digest('hex').slice(0, SPEC_HASH_LENGTH);
+}
 
 /**
  * A declared task: the ConfigMap the runner executes (`task-<name>`, key
@@ -108,10 +122,11 @@ export class AgentTask extends Construct {
       timeoutSeconds,
       ...(Object.keys(env).length ? { env } : {}),
       ...(props.config?.length ? { config: { files: props.config.map((f) => ({ base: 'home' as const, format: 'text' as const, ...f })) } } : {}),
+      ...(props.retries !== undefined ? { retries: checkInteger(props.retries, `${where}: retries`, 0, 10) } : {}),
     };
     assertValidSpec('Task', this.spec, where);
     const specJson = stableJson(this.spec);
-    this.specHash = createHash('sha256').update(specJson).digest('hex').slice(0, SPEC_HASH_LENGTH);
+    this.specHash = specHashOf(this.spec);
 
     const ns = platform.namespace;
     const labels = standardLabels(ns, 'task', {
@@ -126,7 +141,10 @@ export class AgentTask extends Construct {
       metadata: { name: this.configMapName, namespace: ns, labels },
       data: { 'task.json': specJson },
     });
-    if (props.createJob ?? true) {
+    if (props.createJob === true && this.pool.mode === 'warm') {
+      fail(`${where}: createJob: pool "${this.pool.name}" is a warm pool; its workers run the task, and a Job would run it a second time. Remove createJob or use a pool with mode: "job"`);
+    }
+    if (props.createJob ?? this.pool.mode === 'job') {
       // Lazy: credentials and allowlists granted to the pool after this task still reach its Job.
       const job = Lazy.any({
         produce: () =>

@@ -2,6 +2,7 @@ export * from './platform';
 export * from './harness';
 export * from './sandbox-profile';
 export * from './egress-allowlist';
+export * from './egress-proxy';
 export * from './credential-secret';
 export * from './agent-pool';
 export * from './agent-task';

@@ -13,7 +13,13 @@ export const LABEL_AGENT = 'paddock.dev/agent';
 export const CAPABILITY_LABEL_PREFIX = 'capability.paddock.dev/';
 export const EGRESS_LABEL_PREFIX = 'egress.paddock.dev/';
 
-export type Component = 'platform' | 'controller' | 'worker' | 'task' | 'harness' | 'pool' | 'egress' | 'sandbox' | 'credentials';
+/** `run`: a run's result ConfigMap, written by the controller. */
+export type Component = 'platform' | 'controller' | 'worker' | 'task' | 'run' | 'harness' | 'pool' | 'egress' | 'sandbox' | 'credentials';
+
+/** On run and task ConfigMaps: the run's phase (Queued, Running, Succeeded, Failed, Superseded), set by the controller. */
+export const LABEL_PHASE = 'paddock.dev/phase';
+/** On run ConfigMaps: the run's name (<task>-<spec hash>, the Job's name in job mode). */
+export const LABEL_RUN = 'paddock.dev/run';
 
 /** Labels that select a component's pods; keep them stable across upgrades. */
 export function selectorLabels(instance: string, component: Component, extra: Record<string, string> = {}): Record<string, string> {

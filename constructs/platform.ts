@@ -176,7 +176,8 @@ export class Platform extends Construct {
               {
                 name: 'controller',
                 image: controller.image ?? imageRef('runner', this.imageOptions),
-                args: ['controller', '--namespace', ns, '--port', String(this.controllerPort)],
+                // More than one replica: leader election through the coordination.k8s.io Lease "paddock-controller".
+                args: ['controller', '--namespace', ns, '--port', String(this.controllerPort), ...(replicas > 1 ? ['--leader-elect'] : [])],
                 env: [
                   { name: 'PADDOCK_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
                   { name: 'PADDOCK_POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },

@@ -48,6 +48,8 @@ export interface TaskSpec {
   readonly timeoutSeconds?: number;
   readonly env?: Record<string, string>;
   readonly config?: ConfigLayerSpec;
+  /** Extra attempts after an agent failure or timeout (infrastructure failures are retried regardless). @default 0 */
+  readonly retries?: number;
 }
 
 export type PromptVia = 'argv' | 'file' | 'stdin';
@@ -101,6 +103,10 @@ export interface PoolSpec {
   readonly name: string;
   readonly capabilities: string[];
   readonly harnesses: string[];
+  /** "job": one Job per task; "warm": the worker Deployment leases tasks. @default "job" */
+  readonly mode?: 'job' | 'warm';
+  /** Runs of the pool at once; more wait in the queue. @default 10 */
+  readonly concurrency?: number;
   readonly env?: Record<string, string>;
   readonly config?: ConfigLayerSpec;
   readonly credentials?: {

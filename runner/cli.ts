@@ -14,6 +14,12 @@ const USAGE = `Usage:
       Print the exact argv the runner would exec, as a JSON array.
   paddock harness presets
       List the harness presets.
+  paddock controller [--namespace NS] [--port 8080] [--kubeconfig FILE] [--leader-elect]
+      Watch tasks, dispatch them to Jobs and warm workers, serve the API (in the cluster).
+  paddock worker --pool NAME --controller URL [--id ID] [--work-dir DIR] [--keep] [--max-runs N]
+      A warm pool's worker: lease tasks from the controller and run them.
+  paddock local [--dir dist] [--workers N] [--task NAME]... [--out DIR] [--timeout SECONDS]
+      Run the declared tasks of the synthesized platform on this machine.
 `;
 
 export interface CliIo {
@@ -34,6 +40,14 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
         return await (await import('./run-cli')).runCli(rest);
       case 'harness':
         return (await import('./harness-cli')).harnessCommand(rest, io);
+      case 'egress':
+        return await (await import('./egress-explain')).egressCommand(rest, io);
+      case 'controller':
+        return await (await import('./controller-cli')).controllerCommand(rest);
+      case 'worker':
+        return await (await import('./controller-cli')).workerCommand(rest);
+      case 'local':
+        return await (await import('./controller-cli')).localCommand(rest);
       case undefined:
       case '-h':
       case '--help':

@@ -14,6 +14,7 @@ import { Harness } from '../constructs/harness';
 import { POD_PATHS, run, RunOptions } from './run';
 import { SpecSource } from './load-specs';
 import { EXIT_CODES } from './status';
+import { TERMINATION_LOG, writeTerminationMessage } from './termination-message';
 
 export const RUN_USAGE = `Usage: paddock run [options]
 
@@ -179,7 +180,12 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv = process.en
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
   try {
-    return await run({ ...options, env, signal: controller.signal });
+    const code = await run({ ...options, env, signal: controller.signal });
+    // In a Job's pod: the report goes to the controller through the termination message.
+    if (!parsed.local && fs.existsSync(TERMINATION_LOG)) {
+      writeTerminationMessage(options.artifacts ?? env.PADDOCK_ARTIFACTS ?? POD_PATHS.artifacts);
+    }
+    return code;
   } finally {
     process.off('SIGTERM', stop);
     process.off('SIGINT', stop);

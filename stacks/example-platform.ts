@@ -1,22 +1,28 @@
+import type { EgressRule } from '../constructs';
 import type { PlatformDefinition } from './platform-definition';
 
+/** Package registries the agents may install from (HTTPS only, through the egress proxy). */
+const packageRegistries: EgressRule[] = [
+  { host: 'registry.npmjs.org' },
+  { host: 'pypi.org' },
+  { host: 'files.pythonhosted.org' },
+];
+
 /**
- * The example platform: codex and Claude Code pools under gVisor, egress
- * to the public internet on 443 only (private ranges and the metadata
- * endpoint stay blocked), credentials by reference to Secrets created out of
- * band, and two declared tasks.
+ * The example platform: codex and Claude Code pools under gVisor sharing the
+ * egress allowlist "public-https", enforced by an egress proxy (the default
+ * backend): the package registries listed here plus what the pools need
+ * without listing it, their harnesses' model providers (api.openai.com,
+ * api.anthropic.com) and their tasks' git host (github.com). HTTPS only,
+ * nothing else, and never a private or link-local address. (Pools sharing an
+ * allowlist share those additions; give each pool an allowlist of its own to
+ * keep its reach exact.) Credentials by reference to Secrets created out of
+ * band, and two declared tasks. `npx paddock egress explain codex` shows what
+ * a pool may reach.
  */
 export const examplePlatform: PlatformDefinition = {
   namespace: 'paddock',
-  egress: [
-    {
-      name: 'public-https',
-      rules: [
-        { cidr: '0.0.0.0/0', ports: [443] },
-        { cidr: '::/0', ports: [443] },
-      ],
-    },
-  ],
+  egress: [{ name: 'public-https', rules: packageRegistries }],
   credentials: [
     { secretName: 'openai-api', keys: ['OPENAI_API_KEY'], grants: { codex: {} } },
     { secretName: 'anthropic-api', keys: ['ANTHROPIC_API_KEY'], grants: { claude: {} } },

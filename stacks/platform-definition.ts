@@ -39,6 +39,10 @@ export interface PoolDefinition {
   /** Preset names or preset options. */
   readonly harnesses: Array<string | HarnessDefinition>;
   readonly replicas?: number;
+  /** "job" (one Job per task) or "warm" (worker Deployment leases tasks). @default "job" */
+  readonly mode?: 'job' | 'warm';
+  /** Runs of the pool at once. @default 10 */
+  readonly concurrency?: number;
   /** @default { type: "gvisor" } */
   readonly sandbox?: SandboxDefinition;
   readonly resources?: PodResources;
@@ -70,6 +74,8 @@ export interface TaskDefinition {
   readonly sources?: GitSource[];
   readonly timeoutMinutes?: number;
   readonly env?: Record<string, string>;
+  /** Extra attempts after an agent failure. @default 0 */
+  readonly retries?: number;
 }
 
 export interface PlatformDefinition {
@@ -98,6 +104,8 @@ export function buildPlatform(scope: Construct, id: string, def: PlatformDefinit
       name: p.name,
       harnesses: p.harnesses.map((h) => (typeof h === 'string' ? Harness.fromPreset(h, { imageOptions: def.imageOptions }) : Harness.fromPreset(h.preset, { imageOptions: def.imageOptions, ...h }))),
       replicas: p.replicas,
+      mode: p.mode,
+      concurrency: p.concurrency,
       sandbox: sandboxOf(p.sandbox),
       resources: p.resources,
       nodeSelector: p.nodeSelector,
@@ -128,6 +136,7 @@ export function buildPlatform(scope: Construct, id: string, def: PlatformDefinit
       sources: t.sources,
       timeout: t.timeoutMinutes !== undefined ? Duration.minutes(t.timeoutMinutes) : undefined,
       env: t.env,
+      retries: t.retries,
     });
   }
   return platform;

@@ -39,6 +39,11 @@ describe('the example platform', () => {
         'ConfigMap/harness-claude-code',
         'ConfigMap/task-summarize-readme',
         'NetworkPolicy/egress-public-https',
+        'ConfigMap/egress-public-https',
+        'Deployment/egress-proxy-public-https',
+        'Service/egress-proxy-public-https',
+        'NetworkPolicy/egress-proxy-public-https',
+        'ServiceAccount/egress-proxy-public-https',
       ]),
     );
     expect(objects.filter((o) => o.kind === 'Job')).toHaveLength(2);
@@ -91,6 +96,20 @@ describe('the example platform', () => {
     const env = find(objects, 'Deployment', 'pool-codex').spec.template.spec.containers[0].env;
     expect(env).toContainEqual({ name: 'OPENAI_API_KEY', valueFrom: { secretKeyRef: { name: 'openai-api', key: 'OPENAI_API_KEY' } } });
     expect(objects.some((o) => o.kind === 'Secret')).toBe(false);
+  });
+
+  test('agents reach hosts only through the egress proxy: registries, their providers and their git host', () => {
+    const squid = find(objects, 'ConfigMap', 'egress-public-https').data['squid.conf'];
+    expect(squid).toContain(
+      'acl allowed dstdomain -n api.anthropic.com github.com api.openai.com registry.npmjs.org pypi.org files.pythonhosted.org\n',
+    );
+    for (const pool of ['pool-codex', 'pool-claude']) {
+      const env = find(objects, 'Deployment', pool).spec.template.spec.containers[0].env;
+      expect(env).toContainEqual({ name: 'HTTPS_PROXY', value: 'http://egress-proxy-public-https.paddock.svc:3128' });
+      expect(JSON.parse(find(objects, 'ConfigMap', pool).data['pool.json']).egress.proxy).toBe('http://egress-proxy-public-https.paddock.svc:3128');
+    }
+    const policy = find(objects, 'NetworkPolicy', 'egress-public-https');
+    expect(policy.spec.egress.flatMap((r: any) => r.to)).not.toContainEqual(expect.objectContaining({ ipBlock: expect.anything() }));
   });
 
   test('the controller Role names every verb and resource (no wildcards)', () => {

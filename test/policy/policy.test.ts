@@ -91,13 +91,32 @@ describe('security policy runs at synth time', () => {
     expect(problems.join('\n')).toMatch(/job-template.yaml in ConfigMap "pool-codex".*not selected by a default-deny/);
   });
 
-  test('hostname egress rules fail closed until a backend can enforce them', () => {
+  test('hostname egress rules fail closed under the networkpolicy backend, naming the backends that can enforce them', () => {
+    const { chart, platform } = newPlatform();
+    const pool = new AgentPool(platform, 'codex', { harnesses: [Harness.codex()] });
+    pool.allowEgressTo(EgressAllowlist.forHarnesses(platform, 'providers', [Harness.codex()], { backend: 'networkpolicy' }));
+    expect(synthProblems(chart)).toEqual([
+      expect.stringMatching(
+        /^EgressAllowlist "providers": host rule "api.openai.com" cannot be enforced by backend "networkpolicy", which sees only IP addresses; .*Use backend "proxy" .* or "cilium"/,
+      ),
+    ]);
+  });
+
+  test('hostname egress rules synthesize under the default (proxy) backend, the proxy pod hardened like every pod', () => {
     const { chart, platform } = newPlatform();
     const pool = new AgentPool(platform, 'codex', { harnesses: [Harness.codex()] });
     pool.allowEgressTo(EgressAllowlist.forHarnesses(platform, 'providers', [Harness.codex()]));
-    expect(synthProblems(chart)).toEqual([
-      expect.stringMatching(/^EgressAllowlist "providers": host rule "api.openai.com" cannot be enforced by a NetworkPolicy, which sees only IP addresses/),
-    ]);
+    expect(synthProblems(chart)).toEqual([]);
+    const proxy = synth(chart).find((o) => o.kind === 'Deployment' && o.metadata?.name === 'egress-proxy-providers')!;
+    expect(checkPodSecurityRestricted(proxy)).toEqual([]);
+  });
+
+  test('a proxy pod that runs as root breaks Pod Security "restricted"', () => {
+    const { chart, platform } = newPlatform();
+    const allowlist = new EgressAllowlist(platform, 'providers', { rules: [{ host: 'api.openai.com' }] });
+    const deployment = allowlist.proxy!.node.findChild('deployment') as ApiObject;
+    deployment.addJsonPatch(JsonPatch.replace('/spec/template/spec/containers/0/securityContext/runAsUser', 0));
+    expect(synthProblems(chart)).toContain('Deployment "egress-proxy-providers": container "squid": securityContext.runAsUser must not be 0 (root)');
   });
 
   test('all problems are listed at once', () => {

@@ -1,0 +1,166 @@
+/**
+ * The controller's HTTP API (the `paddock-controller` Service, port 80 -> http):
+ *
+ *   GET  /healthz                        200 "ok" on every replica (liveness and readiness; followers too)
+ *   POST /v1/tasks                       body: a task spec (task.schema.json). 201 created / 200 updated,
+ *                                        400 { problems } when it does not validate, 422 when its pool is unknown
+ *   GET  /v1/tasks                       { tasks: [TaskView] }
+ *   GET  /v1/tasks/:name                 TaskView (phase, current run, attempt, outcome), 404
+ *   GET  /v1/tasks/:name/results         { run, phase, status, results, truncated }, 404 (no run yet: 409)
+ *   POST /v1/leases                      warm workers: { pool, worker, waitMs } -> 200 LeaseGrant | 204 nothing to do
+ *   POST /v1/leases/:id/renew            { worker } -> 200 | 409 (the lease is no longer yours: stop the run)
+ *   POST /v1/leases/:id/complete         { worker, status, results, truncated? } -> 200 | 409 (report dropped)
+ *
+ * With more than one controller replica only the leader serves /v1/ (others answer
+ * 503 with Retry-After: 1; clients and workers retry).
+ */
+import * as http from 'http';
+import { AddressInfo } from 'net';
+import { TaskSpec, validateSpec } from '../policy/specs';
+import type { Controller } from './controller';
+
+/** Largest request body (a worker's report: results are capped at 512 KiB by the worker too). */
+const MAX_BODY = 2 * 1024 * 1024;
+const MAX_WAIT_MS = 60_000;
+
+export interface ApiOptions {
+  readonly port: number;
+  /** @default '0.0.0.0' */
+  readonly host?: string;
+  /** Whether this replica leads (serves /v1/). @default - always */
+  readonly isLeader?: () => boolean;
+}
+
+export interface ApiServer {
+  readonly url: string;
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+class HttpError extends Error {
+  constructor(
+    public readonly status: number,
+    public readonly body: unknown,
+  ) {
+    super(typeof body === 'string' ? body : JSON.stringify(body));
+  }
+}
+
+export function startApi(controller: Controller, opts: ApiOptions): Promise<ApiServer> {
+  const server = http.createServer((req, res) => {
+    handle(controller, opts, req, res).catch((err) => {
+      if (err instanceof HttpError) return send(res, err.status, typeof err.body === 'string' ? { error: err.body } : err.body);
+      send(res, 500, { error: `internal error: ${(err as Error).message}` });
+    });
+  });
+  server.keepAliveTimeout = 65_000;
+  // Long polls outlive the default request timeout.
+  server.requestTimeout = 0;
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port, opts.host ?? '0.0.0.0', () => {
+      const port = (server.address() as AddressInfo).port;
+      const host = opts.host && opts.host !== '0.0.0.0' ? opts.host : '127.0.0.1';
+      resolve({
+        url: `http://${host}:${port}`,
+        port,
+        close: () =>
+          new Promise<void>((r) => {
+            server.close(() => r());
+            server.closeAllConnections();
+          }),
+      });
+    });
+  });
+}
+
+function send(res: http.ServerResponse, status: number, body?: unknown, headers: Record<string, string> = {}): void {
+  if (res.headersSent) return;
+  if (body === undefined) {
+    res.writeHead(status, headers);
+    res.end();
+    return;
+  }
+  const text = typeof body === 'string' ? body : JSON.stringify(body, null, 2) + '\n';
+  res.writeHead(status, { 'Content-Type': typeof body === 'string' ? 'text/plain' : 'application/json', ...headers });
+  res.end(text);
+}
+
+async function readJson(req: http.IncomingMessage): Promise<any> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of req) {
+    size += (c as Buffer).length;
+    if (size > MAX_BODY) throw new HttpError(413, `request body over ${MAX_BODY} bytes`);
+    chunks.push(c as Buffer);
+  }
+  const text = Buffer.concat(chunks).toString('utf8');
+  if (!text.trim()) return {};
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new HttpError(400, `body is not valid JSON: ${(e as Error).message}`);
+  }
+}
+
+async function handle(controller: Controller, opts: ApiOptions, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  const url = new URL(req.url ?? '/', 'http://controller');
+  const parts = url.pathname.split('/').filter(Boolean);
+  const method = req.method ?? 'GET';
+  if (url.pathname === '/healthz') return send(res, 200, 'ok\n');
+  if (parts[0] !== 'v1') throw new HttpError(404, `no route ${method} ${url.pathname}; see /v1/tasks`);
+  if (opts.isLeader && !opts.isLeader()) return send(res, 503, { error: 'this controller replica is not the leader; retry' }, { 'Retry-After': '1' });
+  if (!controller.isStarted) return send(res, 503, { error: 'the controller is starting; retry' }, { 'Retry-After': '1' });
+
+  if (parts[1] === 'tasks') {
+    if (parts.length === 2 && method === 'POST') {
+      const spec = await readJson(req);
+      const problems = validateSpec('Task', spec);
+      if (problems.length) throw new HttpError(400, { error: 'invalid task spec', problems });
+      const t = spec as TaskSpec;
+      const pools = controller.observed().pools.map((p) => p.name);
+      if (!pools.includes(t.pool)) throw new HttpError(422, { error: `pool "${t.pool}" does not exist`, pools });
+      const r = await controller.submitTask(t);
+      return send(res, r.created ? 201 : 200, { name: t.name, specHash: r.specHash, run: r.run, configMap: `task-${t.name}` });
+    }
+    if (parts.length === 2 && method === 'GET') {
+      return send(res, 200, { tasks: controller.taskNames().sort().map((n) => controller.task(n)) });
+    }
+    if (parts.length === 3 && method === 'GET') {
+      const view = controller.task(parts[2]);
+      if (!view) throw new HttpError(404, `task "${parts[2]}" not found`);
+      return send(res, 200, view);
+    }
+    if (parts.length === 4 && parts[3] === 'results' && method === 'GET') {
+      if (!controller.task(parts[2])) throw new HttpError(404, `task "${parts[2]}" not found`);
+      const r = controller.results(parts[2]);
+      if (!r) throw new HttpError(409, `task "${parts[2]}" has no run yet`);
+      return send(res, 200, r);
+    }
+  }
+  if (parts[1] === 'leases' && method === 'POST') {
+    const body = await readJson(req);
+    if (parts.length === 2) {
+      if (typeof body.pool !== 'string' || typeof body.worker !== 'string') throw new HttpError(400, 'give { "pool": NAME, "worker": ID }');
+      const waitMs = Math.min(Math.max(0, Number(body.waitMs ?? 0) || 0), MAX_WAIT_MS);
+      let closed = false;
+      req.on('close', () => (closed = true));
+      const grant = await controller.lease(body.pool, body.worker, waitMs);
+      if (!grant) return send(res, 204);
+      if (closed || res.destroyed) {
+        // The worker went away while waiting: the lease expires and the run is queued again.
+        return;
+      }
+      return send(res, 200, grant);
+    }
+    if (parts.length === 4 && parts[3] === 'renew') {
+      return controller.renew(parts[2], String(body.worker)) ? send(res, 200, { ttlMs: controller.leaseTtlMs }) : send(res, 409, { error: 'the lease is no longer yours; stop the run' });
+    }
+    if (parts.length === 4 && parts[3] === 'complete') {
+      if (typeof body.status !== 'object' || body.status === null) throw new HttpError(400, 'give { "worker", "status": {...}, "results": "<jsonl>" }');
+      const r = await controller.complete(parts[2], String(body.worker), { status: body.status, resultsJsonl: String(body.results ?? ''), ...(body.truncated ? { truncated: true } : {}) });
+      return r === 'ok' ? send(res, 200, { ok: true }) : send(res, 409, { error: 'the lease is no longer current; the report was dropped' });
+    }
+  }
+  throw new HttpError(404, `no route ${method} ${url.pathname}`);
+}

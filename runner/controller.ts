@@ -1,0 +1,498 @@
+/**
+ * The controller: watches task, pool, harness and run ConfigMaps, Jobs and
+ * Pods through a ClusterStore (informers: list once, then watch events; no
+ * polling), calls the pure `reconcile` on every change (and at the next
+ * backoff or lease deadline), and carries out its actions. It also holds the
+ * warm pools' leases: workers long-poll for a task, renew the lease while the
+ * runner runs, and report the result; a lease not renewed in time is taken
+ * back by `reconcile` and the run is queued for another worker. A report on
+ * a lease that is no longer current is refused, so no run completes twice.
+ */
+import { randomUUID } from 'crypto';
+import { LABEL_PHASE, LABEL_RUN } from '../constructs/labels';
+import type { HarnessSpec, PoolSpec, TaskSpec } from '../policy/specs';
+import {
+  afterAttempt,
+  AttemptResult,
+  DEFAULT_SETTINGS,
+  ObservedLease,
+  ObservedState,
+  pickWarmRun,
+  reconcile,
+  ReconcileSettings,
+  runConfigMapName,
+  runName,
+  verdictOfResult,
+  Action,
+} from './reconcile';
+import {
+  ANNOTATION,
+  applyRunPatch,
+  harnessFromConfigMap,
+  harnessSpecOf,
+  jobFromObject,
+  newRunConfigMap,
+  podFromObject,
+  poolFromConfigMap,
+  poolSpecOf,
+  resultOfRunConfigMap,
+  runFromConfigMap,
+  selectors,
+  taskConfigMap,
+  taskFromConfigMap,
+  taskStatusPatch,
+} from './observe';
+import { ClusterStore, Kind, KubeObject, StoreError, WatchEvent } from './store';
+import { decodeTerminationMessage } from './termination-message';
+
+export interface ControllerOptions {
+  readonly store: ClusterStore;
+  readonly namespace: string;
+  readonly settings?: Partial<ReconcileSettings>;
+  /** A warm lease not renewed for this long goes back to the queue. @default 30000 */
+  readonly leaseTtlMs?: number;
+  /** @default Date.now */
+  readonly now?: () => number;
+  /** Progress lines (one per decision). @default - none */
+  readonly log?: (line: string) => void;
+}
+
+/** What a warm worker gets with its lease: everything the runner needs. */
+export interface LeaseGrant {
+  readonly id: string;
+  readonly run: string;
+  readonly attempt: number;
+  readonly task: TaskSpec;
+  readonly harness: HarnessSpec;
+  readonly pool: PoolSpec;
+  readonly ttlMs: number;
+  readonly renewEveryMs: number;
+}
+
+interface Lease extends ObservedLease {
+  readonly pool: string;
+  readonly grantedAt: number;
+}
+
+interface Waiter {
+  readonly pool: string;
+  readonly worker: string;
+  readonly resolve: (grant: LeaseGrant | undefined) => void;
+  timer?: NodeJS.Timeout;
+}
+
+/** A task's state as the API shows it. */
+export interface TaskView {
+  readonly name: string;
+  readonly phase: string;
+  readonly specHash?: string;
+  readonly pool?: string;
+  readonly message?: string;
+  readonly run?: { readonly name: string; readonly phase: string; readonly attempt: number; readonly outcome?: string; readonly message?: string; readonly configMap: string };
+}
+
+export class Controller {
+  public readonly namespace: string;
+  private readonly store: ClusterStore;
+  private readonly settings: ReconcileSettings;
+  public readonly leaseTtlMs: number;
+  private readonly now: () => number;
+  private readonly log: (line: string) => void;
+  private readonly cache: Record<'task' | 'pool' | 'harness' | 'run' | 'job' | 'pod', Map<string, KubeObject>> = {
+    task: new Map(),
+    pool: new Map(),
+    harness: new Map(),
+    run: new Map(),
+    job: new Map(),
+    pod: new Map(),
+  };
+  private readonly leases = new Map<string, Lease>();
+  private waiters: Waiter[] = [];
+  private stops: Array<() => void> = [];
+  private started = false;
+  private busy = false;
+  private again = false;
+  private wakeTimer?: NodeJS.Timeout;
+  private idle: Array<() => void> = [];
+  /** Called after every reconcile pass with what changed (paddock local's progress, tests). */
+  public onActions?: (actions: readonly Action[]) => void;
+
+  constructor(opts: ControllerOptions) {
+    this.store = opts.store;
+    this.namespace = opts.namespace;
+    this.settings = { ...DEFAULT_SETTINGS, ...opts.settings };
+    this.leaseTtlMs = opts.leaseTtlMs ?? 30_000;
+    this.now = opts.now ?? Date.now;
+    this.log = opts.log ?? (() => undefined);
+  }
+
+  /** Start the informers; resolves once every initial list is in and the first pass ran. */
+  public async start(): Promise<void> {
+    const sel = selectors(this.namespace);
+    // A fresh view (a replica that becomes leader again must not keep objects deleted meanwhile).
+    Object.values(this.cache).forEach((m) => m.clear());
+    this.leases.clear();
+    const watch = async (kind: Kind, selector: string | undefined, bucket: keyof Controller['cache']) => {
+      this.stops.push(await this.store.watch(kind, selector, (event, obj) => this.onEvent(bucket, event, obj)));
+    };
+    await watch('ConfigMap', sel.task, 'task');
+    await watch('ConfigMap', sel.pool, 'pool');
+    await watch('ConfigMap', sel.harness, 'harness');
+    await watch('ConfigMap', sel.run, 'run');
+    await watch('Job', sel.jobs, 'job');
+    await watch('Pod', sel.jobs, 'pod');
+    // Warm runs that were running before a restart keep their lease for one more TTL.
+    for (const cm of this.cache.run.values()) {
+      const run = runFromConfigMap(cm);
+      const a = cm.metadata.annotations ?? {};
+      if (run?.mode === 'warm' && run.phase === 'Running' && a['paddock.dev/lease-id']) {
+        this.leases.set(run.name, { run: run.name, id: a['paddock.dev/lease-id'], worker: a['paddock.dev/worker'] ?? '?', expiresAt: this.now() + this.leaseTtlMs, pool: run.pool, grantedAt: this.now() });
+      }
+    }
+    this.started = true;
+    await this.reconcileNow();
+  }
+
+  public async stop(): Promise<void> {
+    this.started = false;
+    for (const s of this.stops) s();
+    this.stops = [];
+    if (this.wakeTimer) clearTimeout(this.wakeTimer);
+    for (const w of this.waiters) {
+      if (w.timer) clearTimeout(w.timer);
+      w.resolve(undefined);
+    }
+    this.waiters = [];
+    while (this.busy) await new Promise<void>((r) => this.idle.push(r));
+  }
+
+  private onEvent(bucket: keyof Controller['cache'], event: WatchEvent, obj: KubeObject): void {
+    const map = this.cache[bucket];
+    if (event === 'delete') map.delete(obj.metadata.name);
+    else map.set(obj.metadata.name, obj);
+    if (this.started) this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.busy) {
+      this.again = true;
+      return;
+    }
+    this.busy = true;
+    setImmediate(() => void this.loop());
+  }
+
+  /** Reconcile until nothing changed meanwhile. */
+  public async reconcileNow(): Promise<void> {
+    if (this.busy) {
+      this.again = true;
+      await new Promise<void>((r) => this.idle.push(r));
+      return;
+    }
+    this.busy = true;
+    await this.loop();
+  }
+
+  private async loop(): Promise<void> {
+    try {
+      do {
+        this.again = false;
+        await this.pass();
+      } while (this.again && this.started);
+    } catch (err) {
+      this.log(`reconcile failed: ${(err as Error).stack ?? err}`);
+      // Try again shortly: a transient API error must not stop the loop.
+      if (this.started) this.wakeAt(this.now() + 1000);
+    } finally {
+      this.busy = false;
+      const idle = this.idle;
+      this.idle = [];
+      idle.forEach((r) => r());
+    }
+  }
+
+  /** Parsed records per object version: a task's spec is validated and hashed once, not on every pass. */
+  private readonly parsed = new WeakMap<KubeObject, unknown>();
+  private memo<T>(obj: KubeObject, parse: (o: KubeObject) => T): T {
+    if (this.parsed.has(obj)) return this.parsed.get(obj) as T;
+    const value = parse(obj);
+    this.parsed.set(obj, value);
+    return value;
+  }
+
+  /** The state reconcile sees, from the informer caches. */
+  public observed(): ObservedState {
+    const defined = <T>(xs: Array<T | undefined>) => xs.filter((x): x is T => x !== undefined);
+    const all = <T>(bucket: keyof Controller['cache'], parse: (o: KubeObject) => T) => [...this.cache[bucket].values()].map((o) => this.memo(o, parse));
+    return {
+      now: this.now(),
+      tasks: defined(all('task', taskFromConfigMap)),
+      pools: defined(all('pool', poolFromConfigMap)),
+      harnesses: defined(all('harness', harnessFromConfigMap)),
+      jobs: all('job', jobFromObject),
+      pods: defined(all('pod', podFromObject)),
+      runs: defined(all('run', runFromConfigMap)),
+      leases: [...this.leases.values()],
+      settings: this.settings,
+    };
+  }
+
+  private async pass(): Promise<void> {
+    const state = this.observed();
+    const { actions, wakeAt } = reconcile(state, decodeTerminationMessage);
+    for (const action of actions) await this.execute(action, state);
+    if (actions.length) this.onActions?.(actions);
+    if (wakeAt !== undefined) this.wakeAt(wakeAt);
+    this.serveWaiters();
+  }
+
+  private wakeAt(t: number): void {
+    if (this.wakeTimer) clearTimeout(this.wakeTimer);
+    this.wakeTimer = setTimeout(() => this.schedule(), Math.max(0, t - this.now()) + 5);
+    this.wakeTimer.unref?.();
+  }
+
+  private async execute(action: Action, state: ObservedState): Promise<void> {
+    const ns = this.namespace;
+    switch (action.type) {
+      case 'createRun': {
+        const taskCm = [...this.cache.task.values()].find((cm) => taskFromConfigMap(cm)?.name === action.run.task);
+        const task = state.tasks.find((t) => t.name === action.run.task);
+        const cm = newRunConfigMap(ns, action.run, { configMap: taskCm?.metadata.name ?? `task-${action.run.task}`, uid: taskCm?.metadata.uid, harness: task?.spec?.harness }, action.message);
+        await this.write(() => this.store.create(cm), 'run');
+        this.log(`task ${action.run.task}: run ${action.run.name} ${action.run.phase === 'Running' ? 'adopted its existing Job' : `queued in pool ${action.run.pool} (${action.run.mode} mode)`}`);
+        return;
+      }
+      case 'updateRun': {
+        const updated = await this.updateRun(action.run, (cm) => applyRunPatch(cm, action.patch));
+        if (updated && action.patch.phase) this.log(`run ${action.run}: ${action.patch.phase}${action.patch.message ? ` - ${action.patch.message}` : ''}`);
+        return;
+      }
+      case 'createJob': {
+        const taskCm = this.cache.task.get(`task-${action.task}`);
+        const job: KubeObject = JSON.parse(JSON.stringify(action.job));
+        job.metadata.namespace = ns;
+        if (taskCm?.metadata.uid) {
+          job.metadata.ownerReferences = [{ apiVersion: 'v1', kind: 'ConfigMap', name: taskCm.metadata.name, uid: taskCm.metadata.uid, blockOwnerDeletion: true }];
+        }
+        await this.write(() => this.store.create(job), 'job');
+        return;
+      }
+      case 'deleteJob':
+        await this.store.delete('Job', action.name);
+        this.log(`Job ${action.name} deleted: ${action.reason}`);
+        return;
+      case 'cancelLease': {
+        const lease = this.leases.get(action.run);
+        if (lease?.id === action.id) this.leases.delete(action.run);
+        this.log(`run ${action.run}: lease ${action.id.slice(0, 8)} taken back: ${action.reason}`);
+        return;
+      }
+      case 'deleteRun':
+        await this.store.delete('ConfigMap', runConfigMapName(action.run));
+        this.cache.run.delete(runConfigMapName(action.run));
+        return;
+      case 'setTaskStatus': {
+        const p = taskStatusPatch(action.phase, action.run, action.message);
+        try {
+          const obj = await this.store.patchMetadata('ConfigMap', `task-${action.task}`, p);
+          this.cache.task.set(obj.metadata.name, obj);
+        } catch (err) {
+          if (!(err instanceof StoreError && err.code === 404)) throw err;
+        }
+        return;
+      }
+    }
+  }
+
+  /** Create, tolerating "already exists" (a cache that lags behind our own write); write through to the cache. */
+  private async write(create: () => Promise<KubeObject>, bucket: 'run' | 'job'): Promise<void> {
+    try {
+      const obj = await create();
+      this.cache[bucket].set(obj.metadata.name, obj);
+    } catch (err) {
+      if (!(err instanceof StoreError && err.code === 409)) throw err;
+    }
+  }
+
+  /** Read-modify-write of a run ConfigMap with optimistic concurrency. */
+  private async updateRun(run: string, change: (cm: KubeObject) => KubeObject | undefined): Promise<KubeObject | undefined> {
+    const name = runConfigMapName(run);
+    for (let i = 0; i < 5; i++) {
+      const cm = await this.store.get('ConfigMap', name);
+      if (!cm) return undefined;
+      const next = change(cm);
+      if (!next) return undefined;
+      try {
+        const stored = await this.store.replace(next);
+        this.cache.run.set(name, stored);
+        return stored;
+      } catch (err) {
+        if (!(err instanceof StoreError && err.code === 409)) throw err;
+      }
+    }
+    throw new Error(`run ${run}: could not update its ConfigMap (conflicts)`);
+  }
+
+  // ---- warm leases ----
+
+  /** A worker of `pool` asks for a task; waits up to `waitMs` for one. */
+  public lease(pool: string, worker: string, waitMs: number): Promise<LeaseGrant | undefined> {
+    const grant = this.tryGrant(pool, worker);
+    if (grant) return grant.then((g) => g);
+    if (waitMs <= 0 || !this.started) return Promise.resolve(undefined);
+    return new Promise((resolve) => {
+      const w: Waiter = { pool, worker, resolve };
+      w.timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((x) => x !== w);
+        resolve(undefined);
+      }, waitMs);
+      this.waiters.push(w);
+    });
+  }
+
+  private serveWaiters(): void {
+    for (const w of [...this.waiters]) {
+      const grant = this.tryGrant(w.pool, w.worker);
+      if (!grant) continue;
+      this.waiters = this.waiters.filter((x) => x !== w);
+      if (w.timer) clearTimeout(w.timer);
+      grant.then(w.resolve, () => w.resolve(undefined));
+    }
+  }
+
+  /** Picks and reserves a run synchronously (no double grant), then records it. */
+  private tryGrant(pool: string, worker: string): Promise<LeaseGrant | undefined> | undefined {
+    const state = this.observed();
+    const run = pickWarmRun(state, pool, new Set(this.leases.keys()));
+    if (!run) return undefined;
+    const task = state.tasks.find((t) => t.name === run.task)?.spec;
+    const poolCm = [...this.cache.pool.values()].find((cm) => poolFromConfigMap(cm)?.name === pool);
+    const poolSpec = poolCm ? poolSpecOf(poolCm) : undefined;
+    const harnessCm = task ? [...this.cache.harness.values()].find((cm) => harnessSpecOf(cm)?.name === task.harness) : undefined;
+    const harness = harnessCm ? harnessSpecOf(harnessCm) : undefined;
+    const now = this.now();
+    if (!task || !poolSpec || !harness) {
+      const why = !task ? 'its task is gone' : !poolSpec ? `pool "${pool}" has no pool.json` : `harness "${task.harness}" has no ConfigMap`;
+      void this.updateRun(run.name, (cm) => applyRunPatch(cm, { phase: 'Failed', outcome: 'invalid_spec', message: why, finishedAt: now })).then(() => this.schedule());
+      return undefined;
+    }
+    const lease: Lease = { run: run.name, id: randomUUID(), worker, expiresAt: now + this.leaseTtlMs, pool, grantedAt: now };
+    this.leases.set(run.name, lease);
+    return (async () => {
+      await this.updateRun(run.name, (cm) => {
+        const next = applyRunPatch(cm, { phase: 'Running', startedAt: now, notBefore: null, message: `attempt ${run.attempt}: leased by worker ${worker}` });
+        next.metadata.annotations = { ...next.metadata.annotations, 'paddock.dev/lease-id': lease.id, 'paddock.dev/worker': worker };
+        return next;
+      });
+      this.log(`run ${run.name}: Running - attempt ${run.attempt} leased by worker ${worker}`);
+      this.schedule();
+      return { id: lease.id, run: run.name, attempt: run.attempt, task, harness, pool: poolSpec, ttlMs: this.leaseTtlMs, renewEveryMs: Math.max(100, Math.floor(this.leaseTtlMs / 3)) };
+    })();
+  }
+
+  private leaseById(id: string): Lease | undefined {
+    return [...this.leases.values()].find((l) => l.id === id);
+  }
+
+  /** Extend a lease; false when it is no longer this worker's (the worker must stop the run). */
+  public renew(id: string, worker: string): boolean {
+    const lease = this.leaseById(id);
+    if (!lease || lease.worker !== worker) return false;
+    if (lease.expiresAt <= this.now()) return false; // expired: reconcile takes it back
+    this.leases.set(lease.run, { ...lease, expiresAt: this.now() + this.leaseTtlMs });
+    return true;
+  }
+
+  /** A worker's report. 'gone': the lease is not current (expired, superseded, task deleted); the report is dropped. */
+  public async complete(id: string, worker: string, result: AttemptResult): Promise<'ok' | 'gone'> {
+    const lease = this.leaseById(id);
+    if (!lease || lease.worker !== worker) return 'gone';
+    this.leases.delete(lease.run);
+    const runCm = this.cache.run.get(runConfigMapName(lease.run));
+    const run = runCm ? runFromConfigMap(runCm) : undefined;
+    if (!run || run.phase !== 'Running') return 'gone';
+    const task = this.observed().tasks.find((t) => t.name === run.task)?.spec;
+    const patch = afterAttempt(run, task, verdictOfResult(result), this.now(), this.settings);
+    await this.updateRun(lease.run, (cm) => {
+      const next = applyRunPatch(cm, patch);
+      const a = { ...next.metadata.annotations };
+      delete a['paddock.dev/lease-id'];
+      next.metadata.annotations = a;
+      return next;
+    });
+    this.log(`run ${lease.run}: ${patch.phase} - ${patch.message ?? ''} (worker ${worker})`);
+    this.schedule();
+    return 'ok';
+  }
+
+  // ---- the API's view ----
+
+  /** Create or update a task ConfigMap (the spec was validated by the caller). */
+  public async submitTask(spec: TaskSpec): Promise<{ created: boolean; specHash: string; run: string }> {
+    const cm = taskConfigMap(this.namespace, spec);
+    const specHash = cm.metadata.labels!['paddock.dev/spec-hash'];
+    const existing = await this.store.get('ConfigMap', cm.metadata.name);
+    if (existing) {
+      const next = { ...existing, metadata: { ...existing.metadata, labels: { ...existing.metadata.labels, ...cm.metadata.labels } }, data: cm.data };
+      const stored = await this.store.replace(next);
+      this.cache.task.set(stored.metadata.name, stored);
+    } else {
+      const stored = await this.store.create(cm);
+      this.cache.task.set(stored.metadata.name, stored);
+    }
+    this.schedule();
+    return { created: !existing, specHash, run: runName(spec.name, specHash) };
+  }
+
+  public task(name: string): TaskView | undefined {
+    const cm = this.cache.task.get(`task-${name}`);
+    if (!cm) return undefined;
+    const t = taskFromConfigMap(cm);
+    const shownRun = cm.metadata.annotations?.[ANNOTATION.run];
+    const current = t?.specHash ? runName(name, t.specHash) : shownRun;
+    const runCm = current ? this.cache.run.get(runConfigMapName(current)) : undefined;
+    const run = runCm ? runFromConfigMap(runCm) : undefined;
+    const ra = runCm?.metadata.annotations ?? {};
+    return {
+      name,
+      phase: run?.phase ?? cm.metadata.labels?.[LABEL_PHASE] ?? 'Pending',
+      ...(t?.specHash ? { specHash: t.specHash } : {}),
+      ...(t?.spec ? { pool: t.spec.pool } : {}),
+      ...(t?.problems ? { message: t.problems.join('; ') } : cm.metadata.annotations?.[ANNOTATION.message] ? { message: cm.metadata.annotations[ANNOTATION.message] } : {}),
+      ...(run && runCm
+        ? {
+            run: {
+              name: run.name,
+              phase: run.phase,
+              attempt: run.attempt,
+              ...(ra[ANNOTATION.outcome] ? { outcome: ra[ANNOTATION.outcome] } : {}),
+              ...(ra[ANNOTATION.message] ? { message: ra[ANNOTATION.message] } : {}),
+              configMap: runCm.metadata.name,
+            },
+          }
+        : {}),
+    };
+  }
+
+  public results(name: string): { run: string; phase: string; status?: unknown; results: unknown[]; truncated: boolean } | undefined {
+    const view = this.task(name);
+    if (!view?.run) return undefined;
+    const cm = this.cache.run.get(view.run.configMap);
+    if (!cm) return undefined;
+    return { run: view.run.name, phase: view.run.phase, ...resultOfRunConfigMap(cm) };
+  }
+
+  public taskNames(): string[] {
+    return [...this.cache.task.values()].map((cm) => cm.metadata.labels?.['paddock.dev/task']).filter((x): x is string => Boolean(x));
+  }
+
+  /** Runs by phase (paddock local's summary). */
+  public runs(): Array<{ name: string; task: string; phase: string; configMap: string }> {
+    return [...this.cache.run.values()].map((cm) => ({ name: cm.metadata.labels?.[LABEL_RUN] ?? '', task: cm.metadata.labels?.['paddock.dev/task'] ?? '', phase: cm.metadata.labels?.[LABEL_PHASE] ?? '', configMap: cm.metadata.name }));
+  }
+
+  public get isStarted(): boolean {
+    return this.started;
+  }
+}

@@ -1,0 +1,190 @@
+/**
+ * `paddock local`: the platform from dist/ (the synthesized YAML) on this
+ * machine. An in-process store stands in for the API server; this process is
+ * the controller (the same Controller and HTTP API as in the cluster, on
+ * 127.0.0.1); each pool gets `--workers N` warm workers, local processes
+ * (`paddock worker`), which lease the declared tasks and run them with the
+ * runner. Locally every pool runs in warm mode (there is no kubelet for Jobs),
+ * without the pod sandbox and without the cluster's egress proxy: the
+ * workers run as you, with your environment's credentials (e.g.
+ * OPENAI_API_KEY for a pool granted it).
+ *
+ * Exit codes: 0 every selected task succeeded; 1 a task failed; 2 bad
+ * arguments or dist/ holds no platform; 4 the overall timeout passed.
+ */
+import { ChildProcess, spawn } from 'child_process';
+import * as fs from 'fs';
+import * as path from 'path';
+import { parseAllDocuments } from 'yaml';
+import { stableJson } from '../constructs/platform';
+import type { PoolSpec } from '../policy/specs';
+import { startApi } from './api';
+import { Controller } from './controller';
+import { resultOfRunConfigMap, taskFromConfigMap } from './observe';
+import { TERMINAL_PHASES, RunPhase } from './reconcile';
+import { KubeObject, MemoryStore } from './store';
+
+export interface LocalOptions {
+  /** Folder with the synthesized YAML. @default "dist" */
+  readonly dir?: string;
+  /** Warm workers per pool. @default 1 */
+  readonly workers?: number;
+  /** Only these declared tasks. @default - all */
+  readonly tasks?: string[];
+  /** Where results and run directories go. @default ".paddock/local" */
+  readonly out?: string;
+  /** Give up after this long. @default - the longest task timeout + 5 minutes */
+  readonly timeoutMs?: number;
+  /** A lease not renewed for this long goes to another worker. @default 15000 */
+  readonly leaseTtlMs?: number;
+  readonly env?: NodeJS.ProcessEnv;
+  /** Progress lines. @default stdout */
+  readonly log?: (line: string) => void;
+  /** Where the workers' output goes. @default 'inherit' */
+  readonly workerStdio?: 'inherit' | 'pipe';
+  /** Called with each worker process (tests). */
+  readonly onWorker?: (child: ChildProcess, pool: string, index: number) => void;
+}
+
+export class LocalError extends Error {}
+
+/** The `paddock` launcher, found from this module (lib/runner or runner/). */
+export function paddockBin(): string {
+  let dir = __dirname;
+  for (let i = 0; i < 4; i++) {
+    const candidate = path.join(dir, 'bin', 'paddock.js');
+    if (fs.existsSync(candidate)) return candidate;
+    dir = path.dirname(dir);
+  }
+  throw new LocalError('cannot find bin/paddock.js next to this package');
+}
+
+/** Every object in the folder's *.yaml / *.yml / *.json files. */
+export function readManifests(dir: string): KubeObject[] {
+  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) {
+    throw new LocalError(`${dir} is not a folder; synthesize the platform first (npm run synth writes dist/)`);
+  }
+  const files = fs.readdirSync(dir).filter((f) => /\.(ya?ml|json)$/.test(f)).sort();
+  const objects: KubeObject[] = [];
+  for (const f of files) {
+    const text = fs.readFileSync(path.join(dir, f), 'utf8');
+    for (const doc of parseAllDocuments(text)) {
+      if (doc.errors.length) throw new LocalError(`${path.join(dir, f)}: ${doc.errors[0].message}`);
+      const v = doc.toJS();
+      if (v && typeof v === 'object' && v.kind && v.metadata?.name) objects.push(v as KubeObject);
+    }
+  }
+  return objects;
+}
+
+/** Load the platform's ConfigMaps into a store: pools turned warm, without the cluster's egress proxy. */
+export function loadPlatform(objects: KubeObject[], only?: string[]): { store: MemoryStore; namespace: string; tasks: string[]; pools: string[]; notes: string[] } {
+  const cms = objects.filter((o) => o.kind === 'ConfigMap');
+  const component = (o: KubeObject) => o.metadata.labels?.['app.kubernetes.io/component'];
+  const pools = cms.filter((o) => component(o) === 'pool');
+  const taskCms = cms.filter((o) => component(o) === 'task');
+  if (pools.length === 0) throw new LocalError('no pool ConfigMaps (pool-*) found: is this a synthesized Paddock platform?');
+  const namespace = pools[0].metadata.namespace ?? 'paddock';
+  const store = new MemoryStore(namespace);
+  const notes: string[] = [];
+  const declared = taskCms.map((cm) => cm.metadata.labels?.['paddock.dev/task'] ?? '').filter(Boolean);
+  const unknown = (only ?? []).filter((t) => !declared.includes(t));
+  if (unknown.length) throw new LocalError(`no declared task ${unknown.map((t) => `"${t}"`).join(', ')}; declared: ${declared.join(', ') || 'none'}`);
+  const selected = only?.length ? only : declared;
+  const poolNames: string[] = [];
+  for (const cm of pools) {
+    const spec = JSON.parse(((cm.data ?? {}) as Record<string, string>)['pool.json']) as PoolSpec;
+    const { egress, ...rest } = spec;
+    if (egress?.proxy) notes.push(`pool ${spec.name}: its egress proxy (${egress.proxy}) exists only in the cluster; local workers connect directly`);
+    if (spec.mode !== 'warm') notes.push(`pool ${spec.name}: mode "${spec.mode ?? 'job'}" in the cluster; locally its tasks run on warm workers`);
+    const local: PoolSpec = { ...rest, mode: 'warm' };
+    store.createSync({ ...cm, metadata: { ...cm.metadata, namespace }, data: { ...(cm.data as object), 'pool.json': stableJson(local) } });
+    poolNames.push(spec.name);
+  }
+  for (const cm of cms) {
+    const c = component(cm);
+    if (c === 'harness') store.createSync(cm);
+    if (c === 'task' && selected.includes(cm.metadata.labels?.['paddock.dev/task'] ?? '')) store.createSync(cm);
+  }
+  const taskPools = new Set(store.list('ConfigMap').map((cm) => taskFromConfigMap(cm)?.spec?.pool).filter((p): p is string => Boolean(p)));
+  return { store, namespace, tasks: selected, pools: poolNames.filter((p) => taskPools.has(p)), notes };
+}
+
+export async function runLocal(opts: LocalOptions = {}): Promise<number> {
+  const log = opts.log ?? ((line: string) => process.stdout.write(`[paddock local] ${line}\n`));
+  const dir = path.resolve(opts.dir ?? 'dist');
+  const out = path.resolve(opts.out ?? path.join('.paddock', 'local'));
+  const workers = opts.workers ?? 1;
+  const { store, namespace, tasks, pools, notes } = loadPlatform(readManifests(dir), opts.tasks);
+  if (tasks.length === 0) {
+    log(`no declared tasks in ${dir}; nothing to run`);
+    return 0;
+  }
+  notes.forEach((n) => log(`note: ${n}`));
+  fs.mkdirSync(out, { recursive: true });
+  const controller = new Controller({ store, namespace, leaseTtlMs: opts.leaseTtlMs ?? 15_000, settings: { backoffBaseMs: 1000, backoffMaxMs: 10_000 }, log });
+  await controller.start();
+  const api = await startApi(controller, { port: 0, host: '127.0.0.1' });
+  log(`controller on ${api.url} (namespace ${namespace}); ${tasks.length} task(s): ${tasks.join(', ')}; ${workers} worker(s) per pool: ${pools.join(', ')}`);
+  const children: ChildProcess[] = [];
+  const bin = paddockBin();
+  for (const pool of pools) {
+    for (let i = 0; i < workers; i++) {
+      const id = `${pool}-${i + 1}`;
+      const child = spawn(process.execPath, [bin, 'worker', '--pool', pool, '--controller', api.url, '--id', id, '--work-dir', path.join(out, 'work', id), '--keep'], {
+        env: opts.env ?? process.env,
+        stdio: ['ignore', opts.workerStdio ?? 'inherit', opts.workerStdio ?? 'inherit'],
+      });
+      children.push(child);
+      opts.onWorker?.(child, pool, i);
+    }
+  }
+  const maxTaskTimeout = Math.max(...store.list('ConfigMap').map((cm) => (taskFromConfigMap(cm)?.spec?.timeoutSeconds ?? 0) * 1000), 0);
+  const deadline = Date.now() + (opts.timeoutMs ?? maxTaskTimeout + 300_000);
+  const finished = () =>
+    tasks.every((t) => {
+      const v = controller.task(t);
+      return v?.run && TERMINAL_PHASES.has(v.run.phase as RunPhase) && v.run.phase !== 'Superseded';
+    }) || tasks.some((t) => controller.task(t)?.phase === 'Invalid');
+  let timedOut = false;
+  await new Promise<void>((resolve) => {
+    const check = () => {
+      if (finished()) return resolve();
+      if (Date.now() > deadline) {
+        timedOut = true;
+        return resolve();
+      }
+      setTimeout(check, 200);
+    };
+    check();
+  });
+  let failed = 0;
+  for (const t of tasks) {
+    const view = controller.task(t);
+    const r = controller.results(t);
+    if (view?.run && r) {
+      const runDir = path.join(out, view.run.name);
+      fs.mkdirSync(runDir, { recursive: true });
+      const cm = store.list('ConfigMap').find((o) => o.metadata.name === view.run!.configMap)!;
+      const data = (cm.data ?? {}) as Record<string, string>;
+      if (data['status.json']) fs.writeFileSync(path.join(runDir, 'status.json'), data['status.json']);
+      fs.writeFileSync(path.join(runDir, 'results.jsonl'), data['results.jsonl'] ?? '');
+      const { results, truncated } = resultOfRunConfigMap(cm);
+      log(`task ${t}: ${view.run.phase}${view.run.outcome ? ` (${view.run.outcome})` : ''} after ${view.run.attempt} attempt(s), ${results.length} result(s)${truncated ? ' (truncated)' : ''}; results: ${runDir}`);
+      if (view.run.phase !== 'Succeeded') failed++;
+    } else {
+      log(`task ${t}: ${view?.phase ?? 'unknown'}${view?.message ? ` - ${view.message}` : ''}`);
+      failed++;
+    }
+  }
+  log(`run directories of the workers (workspace, HOME, artifacts): ${path.join(out, 'work')}`);
+  for (const c of children) c.kill('SIGTERM');
+  await Promise.all(children.map((c) => (c.exitCode !== null || c.signalCode !== null ? Promise.resolve() : new Promise((r) => c.once('exit', r)))));
+  await api.close();
+  await controller.stop();
+  if (timedOut) {
+    log(`timed out before every task finished`);
+    return 4;
+  }
+  return failed ? 1 : 0;
+}

@@ -1,0 +1,36 @@
+/** An in-memory platform (pool, harness, tasks as the constructs synthesize them) for the controller tests and the bench. */
+import * as path from 'path';
+import { standardLabels } from '../../../constructs/labels';
+import { stableJson } from '../../../constructs/platform';
+import type { HarnessSpec, PoolSpec, TaskSpec } from '../../../policy/specs';
+import { taskConfigMap } from '../../../runner/observe';
+import { MemoryStore } from '../../../runner/store';
+
+export const NS = 'paddock';
+export const SLOW_AGENT = path.join(__dirname, 'slow-agent.js');
+
+export function slowHarness(log: string, sleepMs: number): HarnessSpec {
+  return {
+    apiVersion: 'paddock.dev/v1alpha1',
+    kind: 'Harness',
+    name: 'slow',
+    capability: 'harness.slow',
+    image: 'example.invalid/slow:1',
+    command: [process.execPath, SLOW_AGENT, log, String(sleepMs), '{prompt}'],
+    promptVia: 'argv',
+    results: { from: 'stdout' },
+  };
+}
+
+export function taskSpec(name: string, extra: Partial<TaskSpec> = {}): TaskSpec {
+  return { apiVersion: 'paddock.dev/v1alpha1', kind: 'Task', name, pool: 'warm', harness: 'slow', prompt: `prompt-${name}`, timeoutSeconds: 60, ...extra };
+}
+
+export function memoryPlatform(harness: HarnessSpec, opts: { mode?: 'warm' | 'job'; concurrency?: number; tasks?: TaskSpec[] } = {}): MemoryStore {
+  const store = new MemoryStore(NS);
+  const pool: PoolSpec = { apiVersion: 'paddock.dev/v1alpha1', kind: 'Pool', name: 'warm', capabilities: [harness.capability], harnesses: [harness.name], mode: opts.mode ?? 'warm', concurrency: opts.concurrency ?? 100 };
+  store.createSync({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'pool-warm', labels: standardLabels(NS, 'pool', { 'paddock.dev/pool': 'warm' }) }, data: { 'pool.json': stableJson(pool) } });
+  store.createSync({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: `harness-${harness.name}`, labels: standardLabels(NS, 'harness', { 'paddock.dev/harness': harness.name }) }, data: { 'harness.json': stableJson(harness) } });
+  for (const t of opts.tasks ?? []) store.createSync(taskConfigMap(NS, t));
+  return store;
+}
