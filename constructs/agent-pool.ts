@@ -123,8 +123,8 @@ export class AgentPool extends Construct implements ICredentialGrantee {
       fail(`${where}: mode "${String(props.mode)}" is unknown; write mode: "job" (one Job per task) or mode: "warm" (worker Deployment)`);
     }
     this.mode = props.mode ?? 'job';
-    if (props.mode === 'job' && props.replicas !== undefined && props.replicas > 0) {
-      fail(`${where}: replicas: a pool with mode "job" runs one Job per task and no warm workers; remove replicas, or set mode: "warm" to keep ${props.replicas} warm workers`);
+    if (this.mode === 'job' && props.replicas !== undefined && props.replicas > 0) {
+      fail(`${where}: replicas: a pool in mode "job" (the default) runs one Job per task and no warm workers; remove replicas, or set mode: "warm" to keep ${props.replicas} warm workers`);
     }
     this.concurrency = checkInteger(props.concurrency ?? 10, `${where}: concurrency`, 1, 10000);
     checkInteger(props.maxUnavailable ?? 1, `${where}: maxUnavailable`, 0, 1000);

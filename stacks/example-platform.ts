@@ -9,27 +9,30 @@ const packageRegistries: EgressRule[] = [
 ];
 
 /**
- * The example platform: codex and Claude Code pools under gVisor sharing the
- * egress allowlist "public-https", enforced by an egress proxy (the default
- * backend): the package registries listed here plus what the pools need
- * without listing it, their harnesses' model providers (api.openai.com,
- * api.anthropic.com) and their tasks' git host (github.com). HTTPS only,
- * nothing else, and never a private or link-local address. (Pools sharing an
- * allowlist share those additions; give each pool an allowlist of its own to
- * keep its reach exact.) Credentials by reference to Secrets created out of
- * band, and two declared tasks. `npx paddock egress explain codex` shows what
- * a pool may reach.
+ * The example platform: codex and Claude Code pools under gVisor, each with
+ * its own egress allowlist enforced by an egress proxy (the default backend):
+ * the package registries listed here plus what the pool needs without listing
+ * it, its harness's model provider (api.openai.com, api.anthropic.com) and its
+ * tasks' git host (github.com). HTTPS only, nothing else, and never a private
+ * or link-local address. The codex pool runs each task as its own Job (mode
+ * "job", the default); the claude pool keeps a warm worker that leases tasks
+ * from the controller (mode "warm"). Credentials by reference to Secrets
+ * created out of band, and two declared tasks. `npx paddock egress explain
+ * codex` shows what a pool may reach.
  */
 export const examplePlatform: PlatformDefinition = {
   namespace: 'paddock',
-  egress: [{ name: 'public-https', rules: packageRegistries }],
+  egress: [
+    { name: 'codex', rules: packageRegistries },
+    { name: 'claude', rules: packageRegistries },
+  ],
   credentials: [
     { secretName: 'openai-api', keys: ['OPENAI_API_KEY'], grants: { codex: {} } },
     { secretName: 'anthropic-api', keys: ['ANTHROPIC_API_KEY'], grants: { claude: {} } },
   ],
   pools: [
-    { name: 'codex', harnesses: ['codex'], replicas: 2, sandbox: { type: 'gvisor' }, egress: ['public-https'] },
-    { name: 'claude', harnesses: ['claude-code'], replicas: 1, sandbox: { type: 'gvisor' }, egress: ['public-https'] },
+    { name: 'codex', harnesses: ['codex'], sandbox: { type: 'gvisor' }, egress: ['codex'] },
+    { name: 'claude', harnesses: ['claude-code'], mode: 'warm', replicas: 1, sandbox: { type: 'gvisor' }, egress: ['claude'] },
   ],
   tasks: [
     {

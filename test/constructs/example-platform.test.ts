@@ -38,15 +38,19 @@ describe('the example platform', () => {
         'ConfigMap/harness-codex',
         'ConfigMap/harness-claude-code',
         'ConfigMap/task-summarize-readme',
-        'NetworkPolicy/egress-public-https',
-        'ConfigMap/egress-public-https',
-        'Deployment/egress-proxy-public-https',
-        'Service/egress-proxy-public-https',
-        'NetworkPolicy/egress-proxy-public-https',
-        'ServiceAccount/egress-proxy-public-https',
+        'NetworkPolicy/egress-codex',
+        'ConfigMap/egress-codex',
+        'Deployment/egress-proxy-codex',
+        'Service/egress-proxy-codex',
+        'NetworkPolicy/egress-proxy-codex',
+        'ServiceAccount/egress-proxy-codex',
+        'Deployment/egress-proxy-claude',
       ]),
     );
-    expect(objects.filter((o) => o.kind === 'Job')).toHaveLength(2);
+    // The codex pool runs each task as a Job; the warm claude pool leases its task from the controller.
+    expect(objects.filter((o) => o.kind === 'Job').map((o) => o.metadata?.labels?.['paddock.dev/task'])).toEqual(['summarize-readme']);
+    expect(find(objects, 'Deployment', 'pool-codex').spec.replicas).toBe(0);
+    expect(find(objects, 'Deployment', 'pool-claude').spec.replicas).toBe(1);
   });
 
   test('every object passes strict Kubernetes 1.30 schema validation', () => {
@@ -98,18 +102,19 @@ describe('the example platform', () => {
     expect(objects.some((o) => o.kind === 'Secret')).toBe(false);
   });
 
-  test('agents reach hosts only through the egress proxy: registries, their providers and their git host', () => {
-    const squid = find(objects, 'ConfigMap', 'egress-public-https').data['squid.conf'];
-    expect(squid).toContain(
-      'acl allowed dstdomain -n api.anthropic.com github.com api.openai.com registry.npmjs.org pypi.org files.pythonhosted.org\n',
-    );
-    for (const pool of ['pool-codex', 'pool-claude']) {
-      const env = find(objects, 'Deployment', pool).spec.template.spec.containers[0].env;
-      expect(env).toContainEqual({ name: 'HTTPS_PROXY', value: 'http://egress-proxy-public-https.paddock.svc:3128' });
-      expect(JSON.parse(find(objects, 'ConfigMap', pool).data['pool.json']).egress.proxy).toBe('http://egress-proxy-public-https.paddock.svc:3128');
+  test('each pool reaches hosts only through its own egress proxy: registries, its provider and its git host', () => {
+    const expected: Record<string, string> = {
+      codex: 'acl allowed dstdomain -n github.com api.openai.com registry.npmjs.org pypi.org files.pythonhosted.org\n',
+      claude: 'acl allowed dstdomain -n api.anthropic.com github.com registry.npmjs.org pypi.org files.pythonhosted.org\n',
+    };
+    for (const [pool, acl] of Object.entries(expected)) {
+      expect(find(objects, 'ConfigMap', `egress-${pool}`).data['squid.conf']).toContain(acl);
+      const env = find(objects, 'Deployment', `pool-${pool}`).spec.template.spec.containers[0].env;
+      expect(env).toContainEqual({ name: 'HTTPS_PROXY', value: `http://egress-proxy-${pool}.paddock.svc:3128` });
+      expect(JSON.parse(find(objects, 'ConfigMap', `pool-${pool}`).data['pool.json']).egress.proxy).toBe(`http://egress-proxy-${pool}.paddock.svc:3128`);
+      const policy = find(objects, 'NetworkPolicy', `egress-${pool}`);
+      expect(policy.spec.egress.flatMap((r: any) => r.to)).not.toContainEqual(expect.objectContaining({ ipBlock: expect.anything() }));
     }
-    const policy = find(objects, 'NetworkPolicy', 'egress-public-https');
-    expect(policy.spec.egress.flatMap((r: any) => r.to)).not.toContainEqual(expect.objectContaining({ ipBlock: expect.anything() }));
   });
 
   test('the controller Role names every verb and resource (no wildcards)', () => {

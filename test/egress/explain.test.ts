@@ -40,12 +40,14 @@ describe('paddock egress explain', () => {
     expect(code).toBe(0);
     const lines = stdout.split('\n');
     expect(lines[0]).toBe('Pool "codex" (namespace paddock)');
-    expect(stdout).toContain('allowlist "public-https": backend proxy (egress proxy http://egress-proxy-public-https.paddock.svc:3128), shared with pools claude');
-    expect(stdout).toContain('HTTPS_PROXY=HTTP_PROXY=http://egress-proxy-public-https.paddock.svc:3128');
+    expect(lines[1]).toBe('  allowlist "codex": backend proxy (egress proxy http://egress-proxy-codex.paddock.svc:3128)');
+    expect(stdout).toContain('HTTPS_PROXY=HTTP_PROXY=http://egress-proxy-codex.paddock.svc:3128');
     const row = (host: string) => lines.find((l) => l.trim().startsWith(`${host} `))?.trim().split(/\s{2,}/);
     expect(row('api.openai.com')).toEqual(['api.openai.com', 'https 443', 'proxy', 'harness codex (pool codex)']);
-    expect(row('github.com')).toEqual(['github.com', 'https 443', 'proxy', 'task review-spoon-knife source spoon-knife (pool claude); task summarize-readme source hello-world (pool codex)']);
-    expect(row('registry.npmjs.org')).toEqual(['registry.npmjs.org', 'https 443', 'proxy', 'rule of allowlist public-https']);
+    expect(row('github.com')).toEqual(['github.com', 'https 443', 'proxy', 'task summarize-readme source hello-world (pool codex)']);
+    expect(row('registry.npmjs.org')).toEqual(['registry.npmjs.org', 'https 443', 'proxy', 'rule of allowlist codex']);
+    // Each example pool has its own allowlist: codex cannot reach Claude's provider.
+    expect(row('api.anthropic.com')).toBeUndefined();
     expect(stdout).toMatch(/DNS: pods k8s-app=kube-dns in kube-system\s+UDP,TCP 53\s+NetworkPolicy/);
   });
 
@@ -53,9 +55,9 @@ describe('paddock egress explain', () => {
     const { code, stdout } = await run('explain', 'codex', '--dir', exampleDir, '--json');
     expect(code).toBe(0);
     const e = JSON.parse(stdout) as PoolEgress;
-    expect(e).toMatchObject({ pool: 'codex', namespace: 'paddock', proxy: { url: 'http://egress-proxy-public-https.paddock.svc:3128' }, harnessHosts: [{ host: 'api.openai.com', harness: 'codex' }] });
-    expect(e.allowlists.map((a) => [a.name, a.backend, a.pools])).toEqual([['public-https', 'proxy', ['claude', 'codex']]]);
-    expect(e.allowlists[0].hosts.map((h) => h.host)).toEqual(['api.anthropic.com', 'github.com', 'api.openai.com', 'registry.npmjs.org', 'files.pythonhosted.org', 'pypi.org'].sort());
+    expect(e).toMatchObject({ pool: 'codex', namespace: 'paddock', proxy: { url: 'http://egress-proxy-codex.paddock.svc:3128' }, harnessHosts: [{ host: 'api.openai.com', harness: 'codex' }] });
+    expect(e.allowlists.map((a) => [a.name, a.backend, a.pools])).toEqual([['codex', 'proxy', ['codex']]]);
+    expect(e.allowlists[0].hosts.map((h) => h.host)).toEqual(['github.com', 'api.openai.com', 'registry.npmjs.org', 'files.pythonhosted.org', 'pypi.org'].sort());
     expect(e.proxy!.noProxy).toContain('paddock-controller.paddock.svc');
   });
 

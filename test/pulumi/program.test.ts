@@ -124,7 +124,7 @@ describe('the Pulumi program (stacks/pulumi/program.ts) under Pulumi mocks and m
       controllerUrl: 'http://paddock-controller.paddock.svc',
       credentialSecretNames: [],
     });
-    expect(Object.keys(run.outputs.taskJobNames).sort()).toEqual(['review-spoon-knife', 'summarize-readme']);
+    expect(Object.keys(run.outputs.taskJobNames)).toEqual(['summarize-readme']); // the claude pool is warm: its task has no Job
     // Both Secrets are then expected to exist already, and the program says so.
     expect(run.warnings.join('\n')).toMatch(/Secret "openai-api" is not created by this stack/);
     expect(run.warnings.join('\n')).toMatch(/Secret "anthropic-api" is not created by this stack/);

@@ -19,6 +19,7 @@ export const wider: PlatformDefinition = {
     {
       name: 'codex',
       harnesses: [{ preset: 'codex', defaultModel: 'gpt-5-codex' }],
+      mode: 'warm',
       replicas: 3,
       sandbox: { type: 'kata' },
       egress: ['openai'],
