@@ -14,6 +14,8 @@ const USAGE = `Usage:
       Print the exact argv the runner would exec, as a JSON array.
   paddock harness presets
       List the harness presets.
+  paddock egress explain POOL [--dir dist] [--namespace NS] [--json]
+      Print what a pool may reach, the backend enforcing it and why, from the synthesized YAML.
   paddock controller [--namespace NS] [--port 8080] [--kubeconfig FILE] [--leader-elect]
       Watch tasks, dispatch them to Jobs and warm workers, serve the API (in the cluster).
   paddock worker --pool NAME --controller URL [--id ID] [--work-dir DIR] [--keep] [--max-runs N]
