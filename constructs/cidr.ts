@@ -3,6 +3,7 @@
  * names them: a rule for 0.0.0.0/0 must not open the cluster network or the
  * cloud metadata endpoint (169.254.169.254).
  */
+import { BLOCKED_RANGES } from '../policy/blocked-ranges';
 import { fail } from './validation';
 
 export interface Cidr {
@@ -12,19 +13,7 @@ export interface Cidr {
   readonly prefix: number;
 }
 
-/** Ranges no allowlist reaches by accident: this host, RFC 1918, CGNAT, loopback, link-local (metadata), ULA. */
-export const BLOCKED_RANGES = [
-  '0.0.0.0/8',
-  '10.0.0.0/8',
-  '100.64.0.0/10',
-  '127.0.0.0/8',
-  '169.254.0.0/16',
-  '172.16.0.0/12',
-  '192.168.0.0/16',
-  '::1/128',
-  'fc00::/7',
-  'fe80::/10',
-].map((c) => parseCidr(c, 'BLOCKED_RANGES'));
+const BLOCKED = BLOCKED_RANGES.map((c) => parseCidr(c, 'BLOCKED_RANGES'));
 
 export function parseCidr(text: string, field: string): Cidr {
   if (typeof text !== 'string' || !text.trim()) {
@@ -67,8 +56,8 @@ export function contains(outer: Cidr, inner: Cidr): boolean {
  * `except`. A rule inside a blocked range names it explicitly: nothing to except.
  */
 export function blockedRangesWithin(cidr: Cidr): string[] {
-  if (BLOCKED_RANGES.some((blocked) => contains(blocked, cidr))) return [];
-  return BLOCKED_RANGES.filter((blocked) => contains(cidr, blocked) && blocked.prefix > cidr.prefix).map((b) => b.text);
+  if (BLOCKED.some((blocked) => contains(blocked, cidr))) return [];
+  return BLOCKED.filter((blocked) => contains(cidr, blocked) && blocked.prefix > cidr.prefix).map((b) => b.text);
 }
 
 function parseIpv4(address: string): bigint | undefined {

@@ -22,6 +22,7 @@
  */
 import { isIP } from 'net';
 import { domainToASCII } from 'url';
+import { BLOCKED_RANGES } from './blocked-ranges';
 
 /** One allowlisted destination name. */
 export interface HostRule {
@@ -75,24 +76,8 @@ export interface NormalizedHostRule {
   readonly allowPlainHttp: boolean;
 }
 
-/**
- * Destinations refused even when an allowlisted name resolves to them: "this"
- * network, RFC 1918 private, shared address space (CGN), loopback, link-local
- * (including the cloud metadata service 169.254.169.254), IPv6 loopback, unique
- * local and link-local.
- */
-export const BLOCKED_DESTINATIONS: readonly string[] = [
-  '0.0.0.0/8',
-  '10.0.0.0/8',
-  '100.64.0.0/10',
-  '127.0.0.0/8',
-  '169.254.0.0/16',
-  '172.16.0.0/12',
-  '192.168.0.0/16',
-  '::1',
-  'fc00::/7',
-  'fe80::/10',
-];
+/** Destinations refused even when an allowlisted name resolves to them. */
+export const BLOCKED_DESTINATIONS: readonly string[] = BLOCKED_RANGES;
 
 const DEFAULT_HTTP_PORT = 3128;
 const DEFAULT_STATE_DIR = '/tmp/squid';
