@@ -317,9 +317,12 @@ for preset in "${PRESETS[@]}"; do
   image_exists "$runner_ref" || die "$preset needs $runner_ref: build it too (--only base,$preset)"
   image_exists "$toolchain_ref" || die "$preset needs $toolchain_ref (the runner's build toolchain): build the runner in this run or an earlier one"
   ref="$(ref_of "$preset")"
+  # The preset's CLI: command, executable and title from the "paddock" field of its package.json.
+  mapfile -t cli < <(node -e 'const c = require(process.argv[1]).paddock; console.log([c.command, c.bin, c.title].join("\n"))' "$here/$preset/package.json")
   say "build $ref"
-  build "$ref" "$here/$preset/Dockerfile" "$ctx" \
+  build "$ref" "$here/harness/Dockerfile" "$ctx" \
     --build-arg "BASE_IMAGE=$runner_ref" --build-arg "BUILDER_IMAGE=$toolchain_ref" \
+    --build-arg "PRESET=$preset" --build-arg "CLI_COMMAND=${cli[0]}" --build-arg "CLI_BIN=${cli[1]}" --build-arg "CLI_TITLE=${cli[2]}" \
     --build-arg "PADDOCK_IMAGE_REGISTRY=$registry" --build-arg "PADDOCK_IMAGE_TAG=$tag"
   built+=("$ref")
 done
