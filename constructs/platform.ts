@@ -13,7 +13,7 @@ import { checkDnsLabel, checkInteger, fail } from './validation';
 export interface ControllerOptions {
   /** More than one replica elects a leader through a coordination.k8s.io Lease. @default 1 */
   readonly replicas?: number;
-  /** @default - Paddock's runner image (the controller is `paddock controller`) */
+  /** @default - Paddock's controller image (the runner image plus the Kubernetes client; `paddock controller`) */
   readonly image?: string;
   /** @default - requests 100m CPU / 128Mi memory, limits 500m CPU / 256Mi memory */
   readonly resources?: PodResources;
@@ -175,7 +175,7 @@ export class Platform extends Construct {
             containers: [
               {
                 name: 'controller',
-                image: controller.image ?? imageRef('runner', this.imageOptions),
+                image: controller.image ?? imageRef('controller', this.imageOptions),
                 // More than one replica: leader election through the coordination.k8s.io Lease "paddock-controller".
                 args: ['controller', '--namespace', ns, '--port', String(this.controllerPort), ...(replicas > 1 ? ['--leader-elect'] : [])],
                 env: [

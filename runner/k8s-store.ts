@@ -67,7 +67,11 @@ function toStoreError(err: unknown): unknown {
 
 export class KubeStore implements ClusterStore {
   public static async connect(opts: KubeStoreOptions): Promise<KubeStore> {
-    const k8s = await importEsm('@kubernetes/client-node');
+    const k8s = await importEsm('@kubernetes/client-node').catch((err: NodeJS.ErrnoException) => {
+      if (err?.code !== 'ERR_MODULE_NOT_FOUND') throw err;
+      // An optional dependency: agent images leave it out.
+      throw new Error('paddock controller needs @kubernetes/client-node, an optional dependency of paddock: install it, or run the paddock-controller image');
+    });
     const kc = new k8s.KubeConfig();
     if (opts.kubeconfig) kc.loadFromFile(opts.kubeconfig);
     else kc.loadFromDefault();

@@ -3,6 +3,7 @@
 # (<registry>/<name>:<tag>, the references the constructs use by default):
 #
 #   runner         the base: Debian bookworm, Node, git, ca-certificates, the paddock CLI
+#   controller     the runner + the optional Kubernetes client (only the controller needs it)
 #   codex claude-code gemini-cli opencode copilot
 #                  one per harness preset: the runner + that CLI (pinned) + its default config
 #   egress-proxy   when worker-images/egress-proxy/Dockerfile exists
@@ -95,7 +96,7 @@ ref_of() {
 # ---------------------------------------------------------------- what to build
 want=()
 if [ -z "$only" ]; then
-  want=(runner "${PRESETS[@]}")
+  want=(runner controller "${PRESETS[@]}")
   [ -f "$here/egress-proxy/Dockerfile" ] && want+=(egress-proxy)
 else
   IFS=',' read -r -a requested <<<"$only"
@@ -229,7 +230,7 @@ EOF
 if [ "$use_debootstrap" = 1 ]; then
   base_image="$DEBOOTSTRAP_IMAGE"
   if [ "$refresh_base" = 1 ] || ! image_exists "$base_image"; then
-    if wants runner || wants egress-proxy; then debootstrap_base; fi
+    if wants runner || wants controller || wants egress-proxy; then debootstrap_base; fi
   else
     say "Debian base: $base_image (kept from an earlier run; --refresh-base makes it again)"
   fi
@@ -270,7 +271,7 @@ fetch_pinned() {
 }
 tgz_integrity() { node -e 'const h = require("crypto").createHash("sha512"); h.update(require("fs").readFileSync(process.argv[1])); console.log("sha512-" + h.digest("base64"))' "$1"; }
 
-if wants runner; then
+if wants runner || wants controller; then
   fetch_pinned node "$ctx/node.tgz"
   fetch_pinned npm "$ctx/npm.tgz"
   [ -d "$root/node_modules" ] || die "run npm ci in $root first (the package is built with its dev dependencies)"
@@ -311,6 +312,14 @@ if wants runner; then
   build "$toolchain_ref" "$here/runner/Dockerfile" "$ctx" --build-arg "BASE_IMAGE=$base_image" --target toolchain
   build "$runner_ref" "$here/runner/Dockerfile" "$ctx" --build-arg "BASE_IMAGE=$base_image"
   built+=("$runner_ref")
+fi
+if wants controller; then
+  # The runner image plus the optional Kubernetes client, which only the controller needs.
+  ref="$(ref_of controller)"
+  say "build $ref from $base_image ($builder)"
+  build "$ref" "$here/runner/Dockerfile" "$ctx" --build-arg "BASE_IMAGE=$base_image" --build-arg PADDOCK_CONTROLLER=1 \
+    --label "org.opencontainers.image.description=Paddock's controller: the runner base plus the Kubernetes client"
+  built+=("$ref")
 fi
 for preset in "${PRESETS[@]}"; do
   wants "$preset" || continue

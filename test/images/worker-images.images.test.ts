@@ -33,6 +33,7 @@ import {
   podman,
   podmanAsync,
   podmanRunArgs,
+  runImage,
   Preset,
   PRESETS,
   ROOT,
@@ -141,14 +142,18 @@ const root = makeTmpDir('paddock-images-');
 beforeAll(() => {
   const missing = missingPrerequisites();
   if (missing) throw new Error(missing);
-  const { seconds } = buildImages(['runner', ...presets], path.join(root, 'build.log'));
+  const { seconds } = buildImages(['runner', 'controller', ...presets], path.join(root, 'build.log'));
   // eslint-disable-next-line no-console
-  console.log(`worker-images/build.sh --only runner,${presets.join(',')}: ${seconds.toFixed(1)} s`);
+  console.log(`worker-images/build.sh --only runner,controller,${presets.join(',')}: ${seconds.toFixed(1)} s`);
 });
 
 describe('images.json is the one place for image names', () => {
   test('build.sh tagged every image with the reference the constructs use by default', () => {
     expect(podman(['image', 'exists', imageOf('runner')]).code).toBe(0);
+    const { chart, platform } = newPlatform();
+    const controller = synth(chart).find((o) => o.kind === 'Deployment' && o.metadata?.name === platform.controllerServiceName) as any;
+    expect(controller.spec.template.spec.containers[0].image).toBe(imageOf('controller'));
+    expect(podman(['image', 'exists', imageOf('controller')]).code).toBe(0);
     for (const preset of presets) {
       const ref = Harness.fromPreset(preset).image;
       expect(ref).toBe(imageOf(preset));
@@ -243,6 +248,22 @@ describe('the runner base image', () => {
       owners: '/home/agent:10001:10001 /workspace:10001:10001 /artifacts:10001:10001',
       tmp: '1777',
     });
+  });
+});
+
+describe('the Kubernetes client is only in the controller image', () => {
+  const hasClient = (image: string) => inImage(image, ['bash', '-c', 'test -d /opt/paddock/node_modules/@kubernetes/client-node && echo yes || echo no']).trim();
+
+  test('agent images leave it out; the controller image has it and loads it', () => {
+    expect(hasClient(imageOf('runner'))).toBe('no');
+    expect(hasClient(imageOf('controller'))).toBe('yes');
+    // The controller's client loads in its image (there is no cluster here to start it against).
+    const load = "import('/opt/paddock/node_modules/@kubernetes/client-node/dist/index.js').then((k8s) => console.log(typeof k8s.KubeConfig))";
+    expect(inImage(imageOf('controller'), ['node', '-e', load]).trim()).toBe('function');
+    // The agent image says what is missing rather than failing obscurely.
+    const agent = runImage(imageOf('runner'), ['controller', '--namespace', 'x']);
+    expect(agent.code).not.toBe(0);
+    expect(agent.stdout + agent.stderr).toMatch(/paddock controller needs @kubernetes\/client-node, an optional dependency of paddock/);
   });
 });
 

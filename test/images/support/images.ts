@@ -75,13 +75,18 @@ export function podmanAsync(args: readonly string[], timeoutMs: number): Promise
   });
 }
 
-/** Runs a command in IMAGE as the agent user, read-only, without network; returns stdout. */
-export function inImage(image: string, argv: readonly string[], entrypoint = argv[0]): string {
-  const r = podman([
+/** Runs IMAGE (its entrypoint, or `entrypoint`) as the agent user, read-only, without network. */
+export function runImage(image: string, args: readonly string[], entrypoint?: string): CommandResult {
+  return podman([
     'run', '--rm', '--pull', 'never', ...ulimitFlags(), '--network', 'none', '--read-only', '--read-only-tmpfs=false',
     '--tmpfs', '/tmp:rw,mode=1777', '--tmpfs', '/home/agent:rw,U', '--user', '10001:10001', '--cap-drop', 'ALL',
-    '--security-opt', 'no-new-privileges', '--entrypoint', entrypoint, image, ...argv.slice(1),
+    '--security-opt', 'no-new-privileges', ...(entrypoint ? ['--entrypoint', entrypoint] : []), image, ...args,
   ]);
+}
+
+/** Runs a command in IMAGE like runImage; returns stdout, throws on a non-zero exit. */
+export function inImage(image: string, argv: readonly string[], entrypoint = argv[0]): string {
+  const r = runImage(image, argv.slice(1), entrypoint);
   if (r.code !== 0) throw new Error(`${argv.join(' ')} in ${image} exited ${r.code}: ${r.stderr}`);
   return r.stdout;
 }
