@@ -8,26 +8,16 @@
 import { createHash } from 'crypto';
 import { ApiObject, JsonPatch } from 'cdk8s';
 import { parse as parseYaml } from 'yaml';
-import { AgentPool, AgentTask, EgressAllowlist, EgressRule, Harness, PaddockSynthError, Platform } from '../../constructs';
+import { AgentPool, AgentTask, EgressAllowlist, EgressRule, Harness, Platform } from '../../constructs';
 import { checkAgentPodsDenyByDefault, checkPodSecurityRestricted, KubeObject, selects } from '../../policy/rules';
 import { renderSquidConf } from '../../policy/squid-conf';
 import { expectValidK8s, registerSchema, validateK8sObject } from '../support/k8s-schema';
-import { find, newPlatform, synth } from '../support/synth';
+import { find, newPlatform, synth, synthProblems } from '../support/synth';
 import * as ciliumSchema from './cilium-network-policy.schema.json';
 
 registerSchema('cilium.io/v2', 'CiliumNetworkPolicy', ciliumSchema);
 
 const PROXY_URL = 'http://egress-proxy-agents.paddock.svc:3128';
-
-function synthProblems(chart: Parameters<typeof synth>[0]): string[] {
-  try {
-    synth(chart);
-  } catch (e) {
-    if (e instanceof PaddockSynthError) return e.problems;
-    throw e;
-  }
-  return [];
-}
 
 /** A codex pool with a task on github.com under one allowlist. */
 function codexPlatform(allowlist: { rules?: EgressRule[]; backend?: 'proxy' | 'cilium' | 'networkpolicy'; proxy?: object } = {}) {

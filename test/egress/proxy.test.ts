@@ -24,8 +24,8 @@ import { AgentPool, AgentTask, EgressAllowlist, Harness } from '../../constructs
 import { agentCliStatus, makeAgentRunDirs, mockInvocation } from '../support/agent-clis';
 import { Origin, OriginEcho, startOrigin, TestCertificate } from '../support/https-origin';
 import { startMockModelServer, MockModelServer } from '../support/mock-model-server';
-import { CleanupStack, commandExists, createNetns, createTestNetwork, linkNetns, Netns, netnsUnavailableReason, startNodeInNetns } from '../support/netns';
-import { httpsGetViaConnect, RunningSquid, squidUnavailableReason, startSquid } from '../support/squid';
+import { CleanupStack, createNetns, createTestNetwork, linkNetns, Netns, startNodeInNetns } from '../support/netns';
+import { httpsGetViaConnect, RunningSquid, startSquid, describeWithSquid, squidE2eUnavailableReason } from '../support/squid';
 import { find, newPlatform, synth } from '../support/synth';
 
 const ORIGIN = '192.0.2.10';
@@ -34,16 +34,8 @@ const AGENT = '198.51.100.2';
 const PORT = 3128;
 const CLI_TIMEOUT_MS = 60_000;
 
-const unavailable =
-  netnsUnavailableReason() ??
-  squidUnavailableReason() ??
-  (commandExists('openssl') ? undefined : '"openssl" is not installed (apt-get install -y openssl)');
-// Skipped on a developer machine that cannot run it; never skipped in CI.
-const describeE2e = unavailable === undefined || process.env.CI ? describe : describe.skip;
-if (unavailable !== undefined && !process.env.CI) {
-  // eslint-disable-next-line no-console
-  console.warn(`Skipping the egress proxy end-to-end tests: ${unavailable}`);
-}
+const unavailable = squidE2eUnavailableReason();
+const describeE2e = describeWithSquid('the egress proxy end-to-end tests', unavailable);
 
 /** Inside the origin namespace: TLS on address:443 (the model's name), each connection piped to a Unix socket. */
 const TLS_TERMINATOR_SOURCE = `

@@ -21,8 +21,8 @@ import {
   validateHostRule,
 } from '../../policy/squid-conf';
 import { makeSelfSignedCert, Origin, OriginEcho, startOrigin } from '../support/https-origin';
-import { CleanupStack, commandExists, createTestNetwork, netnsUnavailableReason } from '../support/netns';
-import { httpGetViaProxy, httpsGetViaConnect, RunningSquid, squidUnavailableReason, startSquid } from '../support/squid';
+import { CleanupStack, createTestNetwork } from '../support/netns';
+import { httpGetViaProxy, httpsGetViaConnect, RunningSquid, startSquid, describeWithSquid, squidE2eUnavailableReason } from '../support/squid';
 
 // ---------------------------------------------------------------------------
 // validateHostRule
@@ -251,16 +251,8 @@ describe('renderSquidConf', () => {
 // ---------------------------------------------------------------------------
 // The real Squid
 
-const unavailable =
-  netnsUnavailableReason() ??
-  squidUnavailableReason() ??
-  (commandExists('openssl') ? undefined : '"openssl" is not installed (apt-get install -y openssl)');
-// Skipped on a developer machine that cannot run it; never skipped in CI.
-const describeE2e = unavailable === undefined || process.env.CI ? describe : describe.skip;
-if (unavailable !== undefined && !process.env.CI) {
-  // eslint-disable-next-line no-console
-  console.warn(`Skipping the Squid end-to-end tests: ${unavailable}`);
-}
+const unavailable = squidE2eUnavailableReason();
+const describeE2e = describeWithSquid('the Squid end-to-end tests', unavailable);
 
 describeE2e('Squid enforcing the allowlist (real squid, network namespaces)', () => {
   const ORIGIN = '192.0.2.10';

@@ -1,17 +1,7 @@
 import { ApiObject, JsonPatch } from 'cdk8s';
-import { AgentPool, AgentTask, CredentialSecret, EgressAllowlist, Harness, PaddockSynthError } from '../../constructs';
+import { AgentPool, AgentTask, CredentialSecret, EgressAllowlist, Harness } from '../../constructs';
 import { checkPodSecurityRestricted, selects } from '../../policy/rules';
-import { newPlatform, synth } from '../support/synth';
-
-function synthProblems(chart: Parameters<typeof synth>[0]): string[] {
-  try {
-    synth(chart);
-  } catch (e) {
-    if (e instanceof PaddockSynthError) return e.problems;
-    throw e;
-  }
-  return [];
-}
+import { newPlatform, synth, synthProblems } from '../support/synth';
 
 describe('security policy runs at synth time', () => {
   test('a compliant platform synthesizes with no problems', () => {

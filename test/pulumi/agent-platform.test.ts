@@ -6,26 +6,13 @@ import { registrations, unwrapSecrets, valueOf } from './support/mocks'; // firs
 import * as k8s from '@pulumi/kubernetes';
 import * as pulumi from '@pulumi/pulumi';
 import { ApiObject } from 'cdk8s';
-import * as fs from 'fs';
-import { buildApp } from '../../stacks/cdk8s/main';
 import { examplePlatform } from '../../stacks/example-platform';
 import { AGENT_PLATFORM_TYPE, AgentPlatform, kubernetesResourceName, SKIP_AWAIT_ANNOTATION, synthesizePlatform } from '../../stacks/pulumi';
 import { TYPED_KINDS } from '../../stacks/pulumi/agent-platform';
 import type { KubeObject } from '../../policy/rules';
 import { validateK8sObject } from '../support/k8s-schema';
-import { cdk8sSynth, Child, deploy, identity, readSynthDir, tmpOutdir } from './support/deploy';
+import { cdk8sExample, cdk8sSynth, Child, deploy, identity } from './support/deploy';
 import { wider } from './support/definitions';
-
-/** The example platform through `cdk8s synth`'s own entry point (stacks/cdk8s/main.ts). */
-function cdk8sExample(): KubeObject[] {
-  const outdir = tmpOutdir();
-  try {
-    buildApp(outdir).synth();
-    return readSynthDir(outdir);
-  } finally {
-    fs.rmSync(outdir, { recursive: true, force: true });
-  }
-}
 
 /** A registered input without what the Pulumi path adds on purpose (the skipAwait annotation on Jobs). */
 function withoutPulumiFields(inputs: any): any {

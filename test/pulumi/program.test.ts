@@ -11,9 +11,8 @@ import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { parse as parseYaml } from 'yaml';
-import { buildApp } from '../../stacks/cdk8s/main';
 import { examplePlatform } from '../../stacks/example-platform';
-import { identity, readSynthDir, tmpOutdir } from './support/deploy';
+import { cdk8sExample, identity } from './support/deploy';
 
 const OPENAI_KEY = 'sk-proj-TESTONLY-program-0123456789abcdef';
 const ANTHROPIC_KEY = 'sk-ant-TESTONLY-program-fedcba9876543210';
@@ -45,16 +44,6 @@ async function runProgram(config: Record<string, string>, secretKeys: string[] =
     return { registrations, outputs, warnings };
   } finally {
     warn.mockRestore();
-  }
-}
-
-function cdk8sExample() {
-  const outdir = tmpOutdir();
-  try {
-    buildApp(outdir).synth();
-    return readSynthDir(outdir);
-  } finally {
-    fs.rmSync(outdir, { recursive: true, force: true });
   }
 }
 

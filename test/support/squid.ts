@@ -11,12 +11,28 @@ import * as net from 'net';
 import * as os from 'os';
 import * as path from 'path';
 import * as tls from 'tls';
-import { commandExists, delay, Netns, startUnixBridge, UnixBridge, waitOrKill } from './netns';
+import { commandExists, delay, Netns, netnsUnavailableReason, startUnixBridge, UnixBridge, waitOrKill } from './netns';
 
 /** Why Squid cannot be run here, or undefined when it can. */
 export function squidUnavailableReason(): string | undefined {
   if (!commandExists('squid')) return '"squid" is not installed (apt-get install -y squid)';
   return undefined;
+}
+
+/** Why the real-Squid end-to-end suites (root, network namespaces, squid, openssl) cannot run here. */
+export function squidE2eUnavailableReason(): string | undefined {
+  return netnsUnavailableReason() ?? squidUnavailableReason() ?? (commandExists('openssl') ? undefined : '"openssl" is not installed (apt-get install -y openssl)');
+}
+
+/**
+ * `describe` for those suites: skipped with a warning on a developer machine that
+ * cannot run them; never skipped in CI, where their beforeAll fails with `unavailable`.
+ */
+export function describeWithSquid(what: string, unavailable: string | undefined): jest.Describe {
+  if (unavailable === undefined || process.env.CI) return describe;
+  // eslint-disable-next-line no-console
+  console.warn(`Skipping ${what}: ${unavailable}`);
+  return describe.skip;
 }
 
 /** Paths inside the Squid directory, for rendering the configuration. */

@@ -1,5 +1,5 @@
 import { App, Chart, Testing } from 'cdk8s';
-import { Platform, PlatformProps, synthesize } from '../../constructs';
+import { PaddockSynthError, Platform, PlatformProps, synthesize } from '../../constructs';
 import type { KubeObject } from '../../policy/rules';
 
 /** A fresh chart (no outdir writes) and a platform in it. */
@@ -21,4 +21,15 @@ export function find(objects: KubeObject[], kind: string, name: string): any {
     throw new Error(`no ${kind} "${name}" among: ${objects.map((o) => `${o.kind}/${o.metadata?.name}`).join(', ')}`);
   }
   return found;
+}
+
+/** The problems synthesis reports (the security policy and other validations); empty when it succeeds. */
+export function synthProblems(chart: Chart): string[] {
+  try {
+    synth(chart);
+  } catch (e) {
+    if (e instanceof PaddockSynthError) return e.problems;
+    throw e;
+  }
+  return [];
 }

@@ -12,6 +12,7 @@ import * as path from 'path';
 import { parseAllDocuments } from 'yaml';
 import { AgentPlatform, AgentPlatformArgs } from '../../../stacks/pulumi';
 import { buildPlatform, PlatformDefinition } from '../../../stacks/platform-definition';
+import { buildApp } from '../../../stacks/cdk8s/main';
 import type { KubeObject } from '../../../policy/rules';
 
 export interface Child extends Registration {
@@ -89,4 +90,15 @@ export function cdk8sSynth(def: PlatformDefinition): KubeObject[] {
 
 export function identity(o: { apiVersion: string; kind: string; metadata?: { namespace?: string; name?: string } }): string {
   return `${o.apiVersion} ${o.kind} ${o.metadata?.namespace ?? '-'}/${o.metadata?.name}`;
+}
+
+/** The example platform through `cdk8s synth`'s own entry point (stacks/cdk8s/main.ts), read back from its YAML. */
+export function cdk8sExample(): KubeObject[] {
+  const outdir = tmpOutdir();
+  try {
+    buildApp(outdir).synth();
+    return readSynthDir(outdir);
+  } finally {
+    fs.rmSync(outdir, { recursive: true, force: true });
+  }
 }
