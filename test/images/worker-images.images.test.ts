@@ -18,7 +18,7 @@ import * as path from 'path';
 import { Duration } from 'cdk8s';
 import { AgentPool, AgentTask, CredentialSecret, Harness, SandboxProfile } from '../../constructs';
 import { stableJson } from '../../constructs/platform';
-import type { ConfigFileSpec } from '../../policy/specs';
+import { MOCK_PROVIDER } from '../support/mock-provider';
 import { CleanupStack, createNetns } from '../support/netns';
 import { makeDemoRepos, makeTmpDir, readJson, readJsonl } from '../support/runner-fixtures';
 import { find, newPlatform, synth } from '../support/synth';
@@ -48,75 +48,24 @@ const AGENTS_PINS: Record<string, string> = (() => {
   return { ...pkg.dependencies, ...pkg.optionalDependencies };
 })();
 
-/** How each preset's task points its CLI at the mock server (same recipes as test/runner/agents.*). */
+/** Each preset's image facts; how its task points the CLI at the mock is MOCK_PROVIDER[preset]. */
 interface Recipe {
   readonly exe: string;
-  readonly model: string;
-  /** The credential the pool is granted (a Secret key, as env). */
-  readonly secretEnv: string;
-  readonly env?: (mock: string) => Record<string, string>;
-  readonly config?: (mock: string) => ConfigFileSpec[];
   /** A config file (relative to HOME) the tool call copies into the workspace, to check the merged layers. */
   readonly configPath?: string;
   /**
    * The CLI lets the tool call touch paths outside the workdir (the read-only root probe).
-   * Copilot's path guard denies that without --allow-all-paths, which the preset does not pass.
    * @default true
    */
   readonly outsideWorkdir?: boolean;
 }
 
 const RECIPES: Record<Preset, Recipe> = {
-  codex: {
-    exe: 'codex',
-    model: 'mock-model',
-    secretEnv: 'OPENAI_API_KEY',
-    config: (mock) => [
-      {
-        path: '.codex/config.toml',
-        format: 'toml',
-        content: ['model_provider = "mock"', '[model_providers.mock]', 'name = "mock"', `base_url = "${mock}/v1"`, 'env_key = "OPENAI_API_KEY"', 'wire_api = "responses"', ''].join('\n'),
-      },
-    ],
-    configPath: '.codex/config.toml',
-  },
-  'claude-code': { exe: 'claude', model: 'claude-mock', secretEnv: 'ANTHROPIC_API_KEY', env: (mock) => ({ ANTHROPIC_BASE_URL: mock }) },
-  'gemini-cli': {
-    exe: 'gemini',
-    model: 'gemini-mock',
-    secretEnv: 'GEMINI_API_KEY',
-    env: (mock) => ({ GOOGLE_GEMINI_BASE_URL: mock }),
-    configPath: '.gemini/settings.json',
-  },
-  opencode: {
-    exe: 'opencode',
-    model: 'mock/mock-model',
-    secretEnv: 'OPENAI_API_KEY',
-    config: (mock) => [
-      {
-        path: '.config/opencode/opencode.json',
-        format: 'json',
-        content: JSON.stringify({
-          provider: {
-            mock: {
-              npm: '@ai-sdk/openai-compatible',
-              name: 'Mock',
-              options: { baseURL: `${mock}/v1`, apiKey: '{env:OPENAI_API_KEY}' },
-              models: { 'mock-model': { name: 'Mock model' } },
-            },
-          },
-        }),
-      },
-    ],
-    configPath: '.config/opencode/opencode.json',
-  },
-  copilot: {
-    exe: 'copilot',
-    model: 'mock-model',
-    secretEnv: 'COPILOT_PROVIDER_API_KEY',
-    env: (mock) => ({ COPILOT_OFFLINE: 'true', COPILOT_PROVIDER_BASE_URL: `${mock}/v1` }),
-    outsideWorkdir: false,
-  },
+  codex: { exe: 'codex', configPath: '.codex/config.toml' },
+  'claude-code': { exe: 'claude' },
+  'gemini-cli': { exe: 'gemini', configPath: '.gemini/settings.json' },
+  opencode: { exe: 'opencode', configPath: '.config/opencode/opencode.json' },
+  copilot: { exe: 'copilot' },
 };
 
 /** The tool-result part of a model request (whatever the wire protocol), for failure messages. */
@@ -270,6 +219,7 @@ describe('the Kubernetes client is only in the controller image', () => {
 describe.each(presets)('the %s image', (preset) => {
   const image = imageOf(preset);
   const recipe = RECIPES[preset];
+  const provider = MOCK_PROVIDER[preset];
 
   test('has the pinned CLI on PATH and the preset defaults baked in, identical to the harness spec', () => {
     const pinned = Object.values(JSON.parse(fs.readFileSync(path.join(WORKER_IMAGES, preset, 'package.json'), 'utf8')).dependencies)[0] as string;
@@ -315,15 +265,15 @@ describe.each(presets)('the %s image', (preset) => {
       // The construct side: a pool with this preset, a credential, a task pointing the CLI at the mock.
       const { chart, platform } = newPlatform();
       const pool = new AgentPool(platform, preset, { harnesses: [Harness.fromPreset(preset)], sandbox: SandboxProfile.none() });
-      CredentialSecret.fromSecretName(platform, 'model', 'model-api', [recipe.secretEnv]).grantTo(pool);
+      CredentialSecret.fromSecretName(platform, 'model', 'model-api', [provider.secretEnv]).grantTo(pool);
       const task = new AgentTask(platform, 'image-e2e', {
         pool,
-        model: recipe.model,
+        model: provider.model,
         prompt: 'Create proof.txt, then report with a result block.',
         sources: [{ url: git.repoUrl('demo'), name: 'demo', branch: 'main' }],
         timeout: Duration.seconds(180),
-        ...(recipe.env ? { env: recipe.env(mock.url) } : {}),
-        ...(recipe.config ? { config: recipe.config(mock.url) } : {}),
+        env: provider.env(mock.url),
+        config: provider.config(mock.url),
       });
       const objects = synth(chart);
       const job = find(objects, 'Job', task.jobName);
@@ -338,7 +288,7 @@ describe.each(presets)('the %s image', (preset) => {
         network: `ns:/run/netns/${ns.name}`,
         volumesDir: path.join(dir, 'volumes'),
         configMaps,
-        secrets: { 'model-api': { [recipe.secretEnv]: secret } },
+        secrets: { 'model-api': { [provider.secretEnv]: secret } },
         hostDirs: { '/workspace': workspace, '/artifacts': artifacts },
         // Test plumbing, not part of the pod: trust the test git server's self-signed certificate.
         extraEnv: { GIT_SSL_CAINFO: '/run/paddock-test/git-ca.pem' },

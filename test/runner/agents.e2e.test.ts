@@ -13,7 +13,7 @@ import * as path from 'path';
 import { Harness } from '../../constructs/harness';
 import { GitServer, startGitServer } from '../support/git-server';
 import { makeDemoRepos, makeTmpDir } from '../support/runner-fixtures';
-import { describeIfInstalled, expectAgentRun, runAgentE2e } from './support/agent-e2e';
+import { describeIfInstalled, expectAgentRun, runPresetE2e } from './support/agent-e2e';
 
 jest.setTimeout(180_000);
 
@@ -34,27 +34,7 @@ afterAll(async () => {
 describeIfInstalled('codex')('Codex CLI (Harness.codex())', () => {
   test('tool call, proof file, results.jsonl, status.json', async () => {
     const secret = 'sk-e2e-codex-0123456789abcdef';
-    const r = await runAgentE2e({
-      harness: Harness.codex().spec,
-      model: 'mock-model',
-      sourceUrl: git.repoUrl('demo'),
-      credentials: { OPENAI_API_KEY: secret },
-      taskConfig: [
-        {
-          path: '.codex/config.toml',
-          format: 'toml',
-          content: [
-            'model_provider = "mock"',
-            '[model_providers.mock]',
-            'name = "mock"',
-            'base_url = "{mock}/v1"',
-            'env_key = "OPENAI_API_KEY"',
-            'wire_api = "responses"',
-            '',
-          ].join('\n'),
-        },
-      ],
-    });
+    const r = await runPresetE2e('codex', Harness.codex().spec, secret, git.repoUrl('demo'));
     expectAgentRun(r, secret);
     // The preset's layer and the task's layer were merged.
     const config = fs.readFileSync(path.join(r.dirs.home, '.codex/config.toml'), 'utf8');
@@ -66,13 +46,6 @@ describeIfInstalled('codex')('Codex CLI (Harness.codex())', () => {
 describeIfInstalled('claude')('Claude Code (Harness.claudeCode())', () => {
   test('tool call, proof file, results.jsonl (from .result), status.json', async () => {
     const secret = 'sk-ant-e2e-claude-0123456789abcdef';
-    const r = await runAgentE2e({
-      harness: Harness.claudeCode().spec,
-      model: 'claude-mock',
-      sourceUrl: git.repoUrl('demo'),
-      credentials: { ANTHROPIC_API_KEY: secret },
-      taskEnv: { ANTHROPIC_BASE_URL: '{mock}' },
-    });
-    expectAgentRun(r, secret);
+    expectAgentRun(await runPresetE2e('claude-code', Harness.claudeCode().spec, secret, git.repoUrl('demo')), secret);
   });
 });

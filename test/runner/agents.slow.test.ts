@@ -8,7 +8,7 @@ import * as path from 'path';
 import { Harness } from '../../constructs/harness';
 import { GitServer, startGitServer } from '../support/git-server';
 import { makeDemoRepos, makeTmpDir } from '../support/runner-fixtures';
-import { describeIfInstalled, expectAgentRun, runAgentE2e } from './support/agent-e2e';
+import { describeIfInstalled, expectAgentRun, runPresetE2e } from './support/agent-e2e';
 
 jest.setTimeout(300_000);
 
@@ -27,45 +27,15 @@ afterAll(async () => {
 });
 
 describeIfInstalled('gemini')('Gemini CLI (Harness.geminiCli())', () => {
-  test('tool call, proof file, results.jsonl, status.json', async () => {
+  test('tool call, proof file, results.jsonl (from .response), status.json', async () => {
     const secret = 'gemini-e2e-key-0123456789abcdef';
-    const r = await runAgentE2e({
-      harness: Harness.geminiCli().spec,
-      model: 'gemini-mock',
-      sourceUrl: git.repoUrl('demo'),
-      credentials: { GEMINI_API_KEY: secret },
-      taskEnv: { GOOGLE_GEMINI_BASE_URL: '{mock}' },
-    });
-    expectAgentRun(r, secret);
+    expectAgentRun(await runPresetE2e('gemini-cli', Harness.geminiCli().spec, secret, git.repoUrl('demo')), secret);
   });
 });
 
 describeIfInstalled('opencode')('opencode (Harness.opencode())', () => {
   test('tool call, proof file, results.jsonl, status.json', async () => {
     const secret = 'sk-e2e-opencode-0123456789abcdef';
-    const r = await runAgentE2e({
-      harness: Harness.opencode().spec,
-      model: 'mock/mock-model',
-      sourceUrl: git.repoUrl('demo'),
-      credentials: { OPENAI_API_KEY: secret },
-      // Same file as the preset's layer: merged key by key.
-      taskConfig: [
-        {
-          path: '.config/opencode/opencode.json',
-          format: 'json',
-          content: JSON.stringify({
-            provider: {
-              mock: {
-                npm: '@ai-sdk/openai-compatible',
-                name: 'Mock',
-                options: { baseURL: '{mock}/v1', apiKey: '{env:OPENAI_API_KEY}' },
-                models: { 'mock-model': { name: 'Mock model' } },
-              },
-            },
-          }),
-        },
-      ],
-    });
-    expectAgentRun(r, secret);
+    expectAgentRun(await runPresetE2e('opencode', Harness.opencode().spec, secret, git.repoUrl('demo')), secret);
   });
 });

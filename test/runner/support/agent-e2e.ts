@@ -9,6 +9,7 @@ import type { ConfigFileSpec, HarnessSpec } from '../../../policy/specs';
 import { Capture, makeRunDirs, readJson, readJsonl, RunDirs } from '../../support/runner-fixtures';
 import { run } from '../../../runner/run';
 import { MockModelServer, startMockModelServer } from '../../support/mock-model-server';
+import { MOCK_PROVIDER, MockPreset } from '../../support/mock-provider';
 
 export const AGENTS_BIN = path.resolve(__dirname, '..', '..', 'agents', 'node_modules', '.bin');
 const OPENCODE_BIN = path.resolve(__dirname, '..', '..', 'agents', 'node_modules', 'opencode-linux-x64', 'bin');
@@ -152,3 +153,16 @@ export function expectAgentRun(r: AgentE2eResult, secret: string): void {
   expect([r.stdout, r.stderr, ...artifacts].join('\n')).not.toContain(secret);
 }
 
+
+/** A preset against the mock with its recipe from test/support/mock-provider.ts ({mock} = the server's URL). */
+export function runPresetE2e(preset: MockPreset, harness: HarnessSpec, secret: string, sourceUrl: string) {
+  const recipe = MOCK_PROVIDER[preset];
+  return runAgentE2e({
+    harness,
+    model: recipe.model,
+    sourceUrl,
+    credentials: { [recipe.secretEnv]: secret },
+    taskEnv: recipe.env('{mock}'),
+    taskConfig: recipe.config('{mock}'),
+  });
+}
