@@ -19,7 +19,7 @@ import * as path from 'path';
 import { standardLabels } from '../constructs/labels';
 import { stableJson } from '../constructs/platform';
 import type { HarnessSpec, PoolSpec } from '../policy/specs';
-import { startApi } from '../runner/api';
+import { startApis } from '../runner/api';
 import { Controller } from '../runner/controller';
 import { MemoryStore } from '../runner/store';
 
@@ -113,13 +113,13 @@ export async function dispatchCase(workers: number, tasks: number): Promise<Disp
     return r;
   };
   await controller.start();
-  const api = await startApi(controller, { port: 0, host: '127.0.0.1' });
+  const api = await startApis(controller, { port: 0, workerPort: 0, host: '127.0.0.1' });
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'paddock-bench-dispatch-'));
   const children: ChildProcess[] = [];
   try {
     for (let i = 0; i < workers; i++) {
       children.push(
-        spawn(process.execPath, [BIN, 'worker', '--pool', 'bench', '--controller', api.url, '--id', `w${i + 1}`, '--work-dir', path.join(root, `w${i + 1}`), '--wait', '5000'], {
+        spawn(process.execPath, [BIN, 'worker', '--pool', 'bench', '--controller', api.workers.url, '--id', `w${i + 1}`, '--work-dir', path.join(root, `w${i + 1}`), '--wait', '5000'], {
           stdio: 'ignore',
           env: { PATH: process.env.PATH },
         }),
@@ -129,7 +129,7 @@ export async function dispatchCase(workers: number, tasks: number): Promise<Disp
     const submitted = new Map<string, number>();
     const submit = async (name: string) => {
       submitted.set(name, performance.now());
-      const status = await postJson(`${api.url}/v1/tasks`, { apiVersion: 'paddock.dev/v1alpha1', kind: 'Task', name, pool: 'bench', harness: 'noop', prompt: `noop ${name}`, timeoutSeconds: 60 });
+      const status = await postJson(`${api.tasks.url}/v1/tasks`, { apiVersion: 'paddock.dev/v1alpha1', kind: 'Task', name, pool: 'bench', harness: 'noop', prompt: `noop ${name}`, timeoutSeconds: 60 });
       if (status !== 201) throw new Error(`POST /v1/tasks ${name}: HTTP ${status}`);
     };
     for (let i = 0; i < workers; i++) await submit(`warm-${i}`);

@@ -49,7 +49,7 @@ export interface AgentPoolProps {
    * worker Deployment stays at 0 replicas and `replicas` is not used).
    * `"warm"`: the worker Deployment (`replicas` pods) leases tasks from the
    * controller and runs them one after another (no pod start per task; the
-   * worker pods may reach the controller's API).
+   * worker pods may reach the controller's worker lease API, never its task API).
    * @default "job"
    */
   readonly mode?: PoolMode;
@@ -174,7 +174,8 @@ export class AgentPool extends Construct implements ICredentialGrantee {
       spec: { maxUnavailable: props.maxUnavailable ?? 1, selector: { matchLabels: workerSelector } },
     });
     if (this.mode === 'warm') {
-      // Warm workers lease tasks from the controller's API; Job pods never talk to it.
+      // Warm workers lease tasks from the controller's worker lease API, and reach only that
+      // port (not the task API: the agent runs in this pod). Job pods never talk to the controller.
       kubeObject(this, 'controller-egress', {
         apiVersion: 'networking.k8s.io/v1',
         kind: 'NetworkPolicy',
@@ -182,7 +183,7 @@ export class AgentPool extends Construct implements ICredentialGrantee {
         spec: {
           podSelector: { matchLabels: workerSelector },
           policyTypes: ['Egress'],
-          egress: [{ to: [{ podSelector: { matchLabels: selectorLabels(ns, 'controller') } }], ports: [{ protocol: 'TCP', port: this.platform.controllerPort }] }],
+          egress: [{ to: [{ podSelector: { matchLabels: selectorLabels(ns, 'controller') } }], ports: [{ protocol: 'TCP', port: this.platform.controllerWorkerPort }] }],
         },
       });
     }
@@ -305,7 +306,7 @@ export class AgentPool extends Construct implements ICredentialGrantee {
       metadata: { labels: { ...standardLabels(ns, 'worker', { [LABEL_POOL]: this.name }), ...this.agentPodLabels() } },
       spec: this.podSpec({
         image: this.props.image ?? this.harnesses[0].image,
-        args: ['worker', '--pool', this.name, '--controller', this.platform.controllerUrl],
+        args: ['worker', '--pool', this.name, '--controller', this.platform.controllerWorkerUrl],
         extraVolumes: harnessVolumes,
       }),
     };

@@ -1,11 +1,11 @@
-import { ApiObject } from 'cdk8s';
+import { ApiObject, Lazy } from 'cdk8s';
 import { Construct, IConstruct } from 'constructs';
-import type { NetworkPolicyEgressRule } from 'kubernetes-types/networking/v1';
+import type { NetworkPolicyEgressRule, NetworkPolicyIngressRule } from 'kubernetes-types/networking/v1';
 import { checkPlatformObjects, KubeObject } from '../policy/rules';
 import type { Harness } from './harness';
 import { imageRef, ImageOptions } from './images';
 import { kubeObject } from './kube-object';
-import { LABEL_AGENT, selectorLabels, standardLabels } from './labels';
+import { LABEL_AGENT, LABEL_POOL, selectorLabels, standardLabels } from './labels';
 import { hardenedContainerSecurityContext, hardenedPodSecurityContext, scratchVolumes } from './pod-hardening';
 import { checkPodResources, PodResources, SandboxProfile } from './sandbox-profile';
 import { checkDnsLabel, checkInteger, fail } from './validation';
@@ -17,8 +17,17 @@ export interface ControllerOptions {
   readonly image?: string;
   /** @default - requests 100m CPU / 128Mi memory, limits 500m CPU / 256Mi memory */
   readonly resources?: PodResources;
-  /** Port of the controller's HTTP API. @default 8080 */
+  /**
+   * Port of the controller's task API (submit tasks, read their status and results;
+   * the Service's port 80 "http"). Agent pods are not admitted to it. @default 8080
+   */
   readonly port?: number;
+  /**
+   * Port of the controller's worker lease API (the Service's port "workers", same
+   * number), which only warm pools' worker pods may reach. It leases a worker only
+   * runs of its own warm pool. @default 8081
+   */
+  readonly workerPort?: number;
 }
 
 export interface ClusterDnsOptions {
@@ -71,7 +80,10 @@ export class Platform extends Construct {
 
   public readonly namespace: string;
   public readonly imageOptions: ImageOptions;
+  /** Port of the controller's task API. */
   public readonly controllerPort: number;
+  /** Port of the controller's worker lease API (container and Service port). */
+  public readonly controllerWorkerPort: number;
   /** The controller Deployment (escape hatch: ApiObject.addJsonPatch). */
   public readonly controller: ApiObject;
   public readonly controllerServiceName = CONTROLLER;
@@ -92,6 +104,10 @@ export class Platform extends Construct {
     const controller = props.controller ?? {};
     const replicas = checkInteger(controller.replicas ?? 1, 'Platform: controller.replicas', 1, 10);
     this.controllerPort = checkInteger(controller.port ?? 8080, 'Platform: controller.port', 1024, 65535);
+    this.controllerWorkerPort = checkInteger(controller.workerPort ?? 8081, 'Platform: controller.workerPort', 1024, 65535);
+    if (this.controllerWorkerPort === this.controllerPort) {
+      fail(`Platform: controller.workerPort ${this.controllerWorkerPort} is controller.port too; the worker lease API needs its own port (agent pods must not reach the task API), e.g. workerPort: ${this.controllerPort === 8081 ? 8082 : 8081}`);
+    }
     const resources = checkPodResources(
       controller.resources ?? { requests: { cpu: '100m', memory: '128Mi' }, limits: { cpu: '500m', memory: '256Mi' } },
       'Platform: controller.resources',
@@ -177,12 +193,24 @@ export class Platform extends Construct {
                 name: 'controller',
                 image: controller.image ?? imageRef('controller', this.imageOptions),
                 // More than one replica: leader election through the coordination.k8s.io Lease "paddock-controller".
-                args: ['controller', '--namespace', ns, '--port', String(this.controllerPort), ...(replicas > 1 ? ['--leader-elect'] : [])],
+                args: [
+                  'controller',
+                  '--namespace',
+                  ns,
+                  '--port',
+                  String(this.controllerPort),
+                  '--worker-port',
+                  String(this.controllerWorkerPort),
+                  ...(replicas > 1 ? ['--leader-elect'] : []),
+                ],
                 env: [
                   { name: 'PADDOCK_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
                   { name: 'PADDOCK_POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
                 ],
-                ports: [{ name: 'http', containerPort: this.controllerPort, protocol: 'TCP' }],
+                ports: [
+                  { name: 'http', containerPort: this.controllerPort, protocol: 'TCP' },
+                  { name: 'workers', containerPort: this.controllerWorkerPort, protocol: 'TCP' },
+                ],
                 readinessProbe: { httpGet: { path: '/healthz', port: 'http' }, periodSeconds: 10 },
                 livenessProbe: { httpGet: { path: '/healthz', port: 'http' }, periodSeconds: 20, failureThreshold: 3 },
                 resources,
@@ -199,7 +227,13 @@ export class Platform extends Construct {
       apiVersion: 'v1',
       kind: 'Service',
       metadata: { name: CONTROLLER, namespace: ns, labels },
-      spec: { selector, ports: [{ name: 'http', port: 80, targetPort: 'http', protocol: 'TCP' }] },
+      spec: {
+        selector,
+        ports: [
+          { name: 'http', port: 80, targetPort: 'http', protocol: 'TCP' },
+          { name: 'workers', port: this.controllerWorkerPort, targetPort: 'workers', protocol: 'TCP' },
+        ],
+      },
     });
     kubeObject(this, 'controller-pdb', {
       apiVersion: 'policy/v1',
@@ -214,13 +248,30 @@ export class Platform extends Construct {
       spec: {
         podSelector: { matchLabels: selector },
         policyTypes: ['Ingress', 'Egress'],
-        // The API is for pods of this namespace (workers, kubectl port-forward goes through the kubelet).
-        ingress: [{ from: [{ podSelector: {} }], ports: [{ protocol: 'TCP', port: this.controllerPort }] }],
+        // The task API: pods of this namespace that run no agent code (kubectl port-forward
+        // goes through the kubelet). Agent pods (warm workers, task Jobs) are not admitted:
+        // an agent could otherwise submit tasks to other pools, with other credentials.
+        // The worker lease API: the warm pools' worker pods only (none when no pool is warm).
+        ingress: Lazy.any({ produce: () => this.controllerIngress() }),
         egress: [this.dnsEgressRule(), { to: apiCidrs.map((cidr) => ({ ipBlock: { cidr } })), ports: apiPorts.map((port) => ({ protocol: 'TCP', port })) }],
       },
     });
 
     this.node.addValidation({ validate: () => this.checkPolicy() });
+  }
+
+  private controllerIngress(): NetworkPolicyIngressRule[] {
+    const taskApi: NetworkPolicyIngressRule = {
+      from: [{ podSelector: { matchExpressions: [{ key: LABEL_AGENT, operator: 'DoesNotExist' }] } }],
+      ports: [{ protocol: 'TCP', port: this.controllerPort }],
+    };
+    const warmPools = [...this.poolsByName.values()].filter((p) => p.mode === 'warm').map((p) => p.name).sort();
+    if (warmPools.length === 0) return [taskApi];
+    const workers: NetworkPolicyIngressRule = {
+      from: [{ podSelector: { matchLabels: selectorLabels(this.namespace, 'worker'), matchExpressions: [{ key: LABEL_POOL, operator: 'In', values: warmPools }] } }],
+      ports: [{ protocol: 'TCP', port: this.controllerWorkerPort }],
+    };
+    return [taskApi, workers];
   }
 
   /** Egress to the cluster DNS pods only (UDP and TCP 53). */
@@ -239,9 +290,14 @@ export class Platform extends Construct {
     };
   }
 
-  /** URL of the controller's API inside the cluster. */
+  /** URL of the controller's task API inside the cluster (agent pods cannot reach it). */
   public get controllerUrl(): string {
     return `http://${CONTROLLER}.${this.namespace}.svc`;
+  }
+
+  /** URL of the controller's worker lease API inside the cluster (warm workers' `--controller`). */
+  public get controllerWorkerUrl(): string {
+    return `http://${CONTROLLER}.${this.namespace}.svc:${this.controllerWorkerPort}`;
   }
 
   /** ConfigMap name of a harness's spec. */
@@ -334,6 +390,8 @@ export class Platform extends Construct {
 /** What a Platform needs to know of a pool (avoids a cycle with agent-pool.ts). */
 export interface IPoolRef extends IConstruct {
   readonly name: string;
+  /** Warm pools' workers may reach the controller's worker lease API. */
+  readonly mode: 'job' | 'warm';
 }
 
 /** JSON with sorted keys: the same spec gives the same bytes (GitOps diffs, spec hashes). */

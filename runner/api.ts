@@ -1,5 +1,9 @@
 /**
- * The controller's HTTP API (the `paddock-controller` Service, port 80 -> http):
+ * The controller's HTTP APIs, on two listeners (ports) so that a NetworkPolicy can
+ * keep agent code away from the task API:
+ *
+ * The task API (`--port`, default 8080; the `paddock-controller` Service, port 80 -> http):
+ * for people and tools; warm workers and task Jobs (agent pods) are not admitted to it.
  *
  *   GET  /healthz                        200 "ok" on every replica (liveness and readiness; followers too)
  *   POST /v1/tasks                       body: a task spec (task.schema.json). 201 created / 200 updated,
@@ -7,12 +11,20 @@
  *   GET  /v1/tasks                       { tasks: [TaskView] }
  *   GET  /v1/tasks/:name                 TaskView (phase, current run, attempt, outcome), 404
  *   GET  /v1/tasks/:name/results         { run, phase, status, results, truncated }, 404 (no run yet: 409)
- *   POST /v1/leases                      warm workers: { pool, worker, waitMs } -> 200 LeaseGrant | 204 nothing to do
+ *
+ * The worker lease API (`--worker-port`, default 8081; Service port 8081 -> workers): for
+ * warm worker pods only. It hands out runs of the named pool only, and only of a warm pool,
+ * so a worker (or the agent beside it) can lease nothing it could not run anyway.
+ *
+ *   GET  /healthz                        200 "ok"
+ *   POST /v1/leases                      warm workers: { pool, worker, waitMs } -> 200 LeaseGrant | 204 nothing to do,
+ *                                        404 when the pool does not exist or is not a warm pool
  *   POST /v1/leases/:id/renew            { worker } -> 200 | 409 (the lease is no longer yours: stop the run)
  *   POST /v1/leases/:id/complete         { worker, status, results, truncated? } -> 200 | 409 (report dropped)
  *
- * With more than one controller replica only the leader serves /v1/ (others answer
- * 503 with Retry-After: 1; clients and workers retry).
+ * Each listener serves only its own routes (404 for the other's). With more than one
+ * controller replica only the leader serves /v1/ (others answer 503 with
+ * Retry-After: 1; clients and workers retry).
  */
 import * as http from 'http';
 import { AddressInfo } from 'net';
@@ -23,8 +35,13 @@ import type { Controller } from './controller';
 const MAX_BODY = 2 * 1024 * 1024;
 const MAX_WAIT_MS = 60_000;
 
+/** Which routes a listener serves: the task API (`tasks`) or the warm workers' lease API (`workers`). */
+export type ApiRoutes = 'tasks' | 'workers';
+
 export interface ApiOptions {
   readonly port: number;
+  /** The routes this listener serves; the other listener's answer 404 here. */
+  readonly routes: ApiRoutes;
   /** @default '0.0.0.0' */
   readonly host?: string;
   /** Whether this replica leads (serves /v1/). @default - always */
@@ -44,6 +61,30 @@ class HttpError extends Error {
   ) {
     super(typeof body === 'string' ? body : JSON.stringify(body));
   }
+}
+
+export interface ApiServers {
+  /** The task API listener. */
+  readonly tasks: ApiServer;
+  /** The worker lease API listener. */
+  readonly workers: ApiServer;
+  close(): Promise<void>;
+}
+
+/** Both listeners: the task API on `port`, the worker lease API on `workerPort` (0: any free port). */
+export async function startApis(
+  controller: Controller,
+  opts: { readonly port: number; readonly workerPort: number; readonly host?: string; readonly isLeader?: () => boolean },
+): Promise<ApiServers> {
+  const tasks = await startApi(controller, { port: opts.port, host: opts.host, isLeader: opts.isLeader, routes: 'tasks' });
+  let workers: ApiServer;
+  try {
+    workers = await startApi(controller, { port: opts.workerPort, host: opts.host, isLeader: opts.isLeader, routes: 'workers' });
+  } catch (err) {
+    await tasks.close();
+    throw err;
+  }
+  return { tasks, workers, close: async () => void (await Promise.all([tasks.close(), workers.close()])) };
 }
 
 export function startApi(controller: Controller, opts: ApiOptions): Promise<ApiServer> {
@@ -108,7 +149,11 @@ async function handle(controller: Controller, opts: ApiOptions, req: http.Incomi
   const parts = url.pathname.split('/').filter(Boolean);
   const method = req.method ?? 'GET';
   if (url.pathname === '/healthz') return send(res, 200, 'ok\n');
-  if (parts[0] !== 'v1') throw new HttpError(404, `no route ${method} ${url.pathname}; see /v1/tasks`);
+  const own = opts.routes === 'tasks' ? 'tasks' : 'leases';
+  if (parts[0] !== 'v1' || parts[1] !== own) {
+    const other = parts[0] === 'v1' && (parts[1] === 'tasks' || parts[1] === 'leases');
+    throw new HttpError(404, `no route ${method} ${url.pathname} on the ${opts.routes === 'tasks' ? 'task API' : 'worker lease API'}${other ? ' (it is served on the other port)' : ''}; see /v1/${own}`);
+  }
   if (opts.isLeader && !opts.isLeader()) return send(res, 503, { error: 'this controller replica is not the leader; retry' }, { 'Retry-After': '1' });
   if (!controller.isStarted) return send(res, 503, { error: 'the controller is starting; retry' }, { 'Retry-After': '1' });
 
@@ -142,6 +187,9 @@ async function handle(controller: Controller, opts: ApiOptions, req: http.Incomi
     const body = await readJson(req);
     if (parts.length === 2) {
       if (typeof body.pool !== 'string' || typeof body.worker !== 'string') throw new HttpError(400, 'give { "pool": NAME, "worker": ID }');
+      // Only runs of the named pool, and only of a warm pool (a job pool's runs are Jobs).
+      const pool = controller.observed().pools.find((p) => p.name === body.pool);
+      if (!pool || pool.mode !== 'warm') throw new HttpError(404, `pool "${body.pool}" is not a warm pool`);
       const waitMs = Math.min(Math.max(0, Number(body.waitMs ?? 0) || 0), MAX_WAIT_MS);
       let closed = false;
       req.on('close', () => (closed = true));

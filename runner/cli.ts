@@ -16,9 +16,10 @@ const USAGE = `Usage:
       List the harness presets.
   paddock egress explain POOL [--dir dist] [--namespace NS] [--json]
       Print what a pool may reach, the backend enforcing it and why, from the synthesized YAML.
-  paddock controller [--namespace NS] [--port 8080] [--kubeconfig FILE] [--leader-elect]
-      Watch tasks, dispatch them to Jobs and warm workers, serve the API (in the cluster).
-  paddock worker --pool NAME --controller URL [--id ID] [--work-dir DIR] [--keep] [--max-runs N]
+  paddock controller [--namespace NS] [--port 8080] [--worker-port 8081] [--kubeconfig FILE] [--leader-elect]
+      Watch tasks, dispatch them to Jobs and warm workers, serve the task API (--port) and
+      the warm workers' lease API (--worker-port) (in the cluster).
+  paddock worker --pool NAME --controller WORKER-API-URL [--id ID] [--work-dir DIR] [--keep] [--max-runs N]
       A warm pool's worker: lease tasks from the controller and run them.
   paddock local [--dir dist] [--workers N] [--task NAME]... [--out DIR] [--timeout SECONDS]
       Run the declared tasks of the synthesized platform on this machine.

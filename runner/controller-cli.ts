@@ -6,7 +6,7 @@
  * succeeded (local); 1 a task failed (local); 2 bad arguments; 4 local timed
  * out; 6 internal error (e.g. the API server cannot be reached at start).
  */
-import { startApi } from './api';
+import { startApis } from './api';
 import { UsageError } from './usage-error';
 import { Controller } from './controller';
 import { LocalError, runLocal } from './local';
@@ -52,10 +52,13 @@ function onSignals(stop: () => void): () => void {
 }
 
 export async function controllerCommand(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
-  const { values, flags } = parse(args, ['--namespace', '--port', '--kubeconfig'], ['--leader-elect']);
+  const { values, flags } = parse(args, ['--namespace', '--port', '--worker-port', '--kubeconfig'], ['--leader-elect']);
   const namespace = values.get('--namespace')?.[0] ?? env.PADDOCK_NAMESPACE;
   if (!namespace) throw new CommandUsageError('give --namespace NS (or set PADDOCK_NAMESPACE)');
   const port = positiveInt(values.get('--port')?.[0], '--port', 8080);
+  // The warm workers' lease API has its own port, so a NetworkPolicy can keep agent pods off the task API.
+  const workerPort = positiveInt(values.get('--worker-port')?.[0], '--worker-port', 8081);
+  if (workerPort === port) throw new CommandUsageError(`--worker-port ${workerPort} is the task API's --port too; give the worker lease API its own port, e.g. --worker-port ${port === 8081 ? 8082 : 8081}`);
   // The Kubernetes client is loaded only here (ESM, see k8s-store.ts).
   const { KubeStore } = await import('./k8s-store');
   const { LeaderElector } = await import('./leader');
@@ -64,8 +67,8 @@ export async function controllerCommand(args: string[], env: NodeJS.ProcessEnv =
   const controller = new Controller({ store, namespace, log });
   const identity = env.PADDOCK_POD_NAME ?? env.HOSTNAME ?? `controller-${process.pid}`;
   const elector = flags.has('--leader-elect') ? new LeaderElector({ store, name: 'paddock-controller', identity, log }) : undefined;
-  const api = await startApi(controller, { port, isLeader: elector ? () => elector.isLeader : undefined });
-  log(`paddock controller ${identity}: namespace ${namespace}, API on :${api.port}${elector ? ', leader election on' : ''}`);
+  const api = await startApis(controller, { port, workerPort, isLeader: elector ? () => elector.isLeader : undefined });
+  log(`paddock controller ${identity}: namespace ${namespace}, task API on :${api.tasks.port}, worker lease API on :${api.workers.port}${elector ? ', leader election on' : ''}`);
   let resolveStop!: () => void;
   const stopped = new Promise<void>((r) => (resolveStop = r));
   const off = onSignals(() => resolveStop());
@@ -93,7 +96,7 @@ export async function workerCommand(args: string[], env: NodeJS.ProcessEnv = pro
   const pool = values.get('--pool')?.[0] ?? env.PADDOCK_POOL;
   const controllerUrl = values.get('--controller')?.[0] ?? env.PADDOCK_CONTROLLER_URL;
   if (!pool) throw new CommandUsageError('give --pool NAME (or set PADDOCK_POOL)');
-  if (!controllerUrl) throw new CommandUsageError('give --controller URL, e.g. --controller http://paddock-controller.paddock.svc');
+  if (!controllerUrl) throw new CommandUsageError('give --controller URL, e.g. --controller http://paddock-controller.paddock.svc:8081 (the worker lease API)');
   const abort = new AbortController();
   const off = onSignals(() => abort.abort());
   try {

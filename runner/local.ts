@@ -1,8 +1,8 @@
 /**
  * `paddock local`: the platform from dist/ (the synthesized YAML) on this
  * machine. An in-process store stands in for the API server; this process is
- * the controller (the same Controller and HTTP API as in the cluster, on
- * 127.0.0.1); each pool gets `--workers N` warm workers, local processes
+ * the controller (the same Controller and HTTP APIs as in the cluster: the
+ * task API and the worker lease API, each on its own 127.0.0.1 port); each pool gets `--workers N` warm workers, local processes
  * (`paddock worker`), which lease the declared tasks and run them with the
  * runner. Locally every pool runs in warm mode (there is no kubelet for Jobs),
  * without the pod sandbox and without the cluster's egress proxy: the
@@ -18,7 +18,7 @@ import * as path from 'path';
 import { parseAllDocuments } from 'yaml';
 import { stableJson } from '../constructs/platform';
 import type { PoolSpec } from '../policy/specs';
-import { startApi } from './api';
+import { startApis } from './api';
 import { Controller } from './controller';
 import { resultOfRunConfigMap, taskFromConfigMap } from './observe';
 import { TERMINAL_PHASES, RunPhase } from './reconcile';
@@ -124,14 +124,15 @@ export async function runLocal(opts: LocalOptions = {}): Promise<number> {
   fs.mkdirSync(out, { recursive: true });
   const controller = new Controller({ store, namespace, leaseTtlMs: opts.leaseTtlMs ?? 15_000, settings: { backoffBaseMs: 1000, backoffMaxMs: 10_000 }, log });
   await controller.start();
-  const api = await startApi(controller, { port: 0, host: '127.0.0.1' });
-  log(`controller on ${api.url} (namespace ${namespace}); ${tasks.length} task(s): ${tasks.join(', ')}; ${workers} worker(s) per pool: ${pools.join(', ')}`);
+  // As in the cluster: the task API and the workers' lease API on separate listeners (loopback only).
+  const api = await startApis(controller, { port: 0, workerPort: 0, host: '127.0.0.1' });
+  log(`controller: task API on ${api.tasks.url}, worker lease API on ${api.workers.url} (namespace ${namespace}); ${tasks.length} task(s): ${tasks.join(', ')}; ${workers} worker(s) per pool: ${pools.join(', ')}`);
   const children: ChildProcess[] = [];
   const bin = paddockBin();
   for (const pool of pools) {
     for (let i = 0; i < workers; i++) {
       const id = `${pool}-${i + 1}`;
-      const child = spawn(process.execPath, [bin, 'worker', '--pool', pool, '--controller', api.url, '--id', id, '--work-dir', path.join(out, 'work', id), '--keep'], {
+      const child = spawn(process.execPath, [bin, 'worker', '--pool', pool, '--controller', api.workers.url, '--id', id, '--work-dir', path.join(out, 'work', id), '--keep'], {
         env: opts.env ?? process.env,
         stdio: ['ignore', opts.workerStdio ?? 'inherit', opts.workerStdio ?? 'inherit'],
       });

@@ -314,7 +314,8 @@ function byAge<T extends { createdAt: number; name: string }>(a: T, b: T): numbe
  */
 export function pickWarmRun(state: ObservedState, pool: string, leased: ReadonlySet<string> = new Set()): ObservedRun | undefined {
   const p = state.pools.find((x) => x.name === pool);
-  if (!p) return undefined;
+  // Only a warm pool's workers lease, and only that pool's runs.
+  if (!p || p.mode !== 'warm') return undefined;
   const taskNames = new Set(state.tasks.map((t) => t.name));
   const running = state.runs.filter((r) => r.pool === pool && (r.phase === 'Running' || leased.has(r.name))).length;
   if (running >= p.concurrency) return undefined;

@@ -58,13 +58,15 @@ function applyPlatform(fake: FakeKubeApi, declaredTask: boolean): void {
 interface Ctl {
   child: ChildProcess;
   url: string;
+  workerUrl: string;
   out: string[];
 }
 
 async function startController(fake: FakeKubeApi, kubeconfig: string, extra: string[] = [], id = 'ctl-1'): Promise<Ctl> {
   const port = await freePort();
+  const workerPort = await freePort();
   const out: string[] = [];
-  const child = spawn(process.execPath, [PADDOCK, 'controller', '--namespace', 'paddock', '--port', String(port), '--kubeconfig', kubeconfig, ...extra], {
+  const child = spawn(process.execPath, [PADDOCK, 'controller', '--namespace', 'paddock', '--port', String(port), '--worker-port', String(workerPort), '--kubeconfig', kubeconfig, ...extra], {
     env: { PATH: process.env.PATH, PADDOCK_POD_NAME: id },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -72,7 +74,7 @@ async function startController(fake: FakeKubeApi, kubeconfig: string, extra: str
   child.stderr!.on('data', (d) => out.push(String(d)));
   const url = `http://127.0.0.1:${port}`;
   await until('the controller API', async () => (await fetch(url + '/healthz').then((r) => r.ok).catch(() => false)) || undefined, () => out.join(''));
-  return { child, url, out };
+  return { child, url, workerUrl: `http://127.0.0.1:${workerPort}`, out };
 }
 
 const stop = async (c: Ctl | undefined) => {
@@ -108,6 +110,14 @@ describe('KubeStore + paddock controller against a thin fake of the Kubernetes A
     const debug = () => `${ctl.out.join('')}\n--- requests\n${fake.requests.map((r) => `${r.method} ${r.url}`).join('\n')}`;
     const post = (body: unknown) => fetch(ctl.url + '/v1/tasks', { method: 'POST', body: JSON.stringify(body) }).then(async (r) => ({ status: r.status, body: (await r.json()) as any }));
     await until('the controller to lead and list', async () => (await fetch(ctl.url + '/v1/tasks')).status === 200 || undefined, debug);
+
+    // Two listeners: the task API is not served on the worker port, nor the lease API on the task port.
+    expect((await fetch(ctl.workerUrl + '/healthz')).status).toBe(200);
+    expect((await fetch(ctl.workerUrl + '/v1/tasks', { method: 'POST', body: JSON.stringify({}) })).status).toBe(404);
+    expect((await fetch(ctl.workerUrl + '/v1/tasks')).status).toBe(404);
+    expect((await fetch(ctl.url + '/v1/leases', { method: 'POST', body: JSON.stringify({ pool: 'codex', worker: 'w' }) })).status).toBe(404);
+    // The only pool is a job pool: the lease API gives it nothing.
+    expect((await fetch(ctl.workerUrl + '/v1/leases', { method: 'POST', body: JSON.stringify({ pool: 'codex', worker: 'w', waitMs: 0 }) })).status).toBe(404);
 
     // Validated by the task schema, every problem named.
     const bad = await post({ apiVersion: 'paddock.dev/v1alpha1', kind: 'Task', name: 'Bad_Name', pool: 'codex', harness: 'codex', promptt: 'x' });

@@ -7,10 +7,11 @@
 import { ChildProcess, spawn } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import { ApiServer, startApi } from '../../runner/api';
+import { ApiServer, ApiServers, startApi, startApis } from '../../runner/api';
 import { Controller } from '../../runner/controller';
+import { controllerCommand } from '../../runner/controller-cli';
 import { makeTmpDir } from '../support/runner-fixtures';
-import { memoryPlatform, slowHarness, taskSpec } from './support/platform';
+import { addPool, memoryPlatform, slowHarness, taskSpec } from './support/platform';
 
 jest.setTimeout(60_000);
 
@@ -69,7 +70,7 @@ describe('lease protocol: real worker processes on loopback', () => {
       return r;
     };
     await controller.start();
-    api = await startApi(controller, { port: 0, host: '127.0.0.1' });
+    api = await startApi(controller, { port: 0, host: '127.0.0.1', routes: 'workers' });
     const out: string[] = [];
     const debug = () => `--- controller\n${log.join('\n')}\n--- agent log\n${fs.readFileSync(agentLog, 'utf8')}\n--- workers\n${out.join('')}`;
     for (const id of ['w1', 'w2', 'w3']) workers.push(worker(api.url, id, root, out));
@@ -115,7 +116,7 @@ describe('lease protocol: real worker processes on loopback', () => {
     const store = memoryPlatform(slowHarness(agentLog, 10), { tasks: [taskSpec('only')] });
     controller = new Controller({ store, namespace: 'paddock', leaseTtlMs: 1000, settings: { backoffBaseMs: 10 }, now: () => now });
     await controller.start();
-    api = await startApi(controller, { port: 0, host: '127.0.0.1' });
+    api = await startApi(controller, { port: 0, host: '127.0.0.1', routes: 'workers' });
     const post = (route: string, body: unknown) => fetch(api!.url + route, { method: 'POST', body: JSON.stringify(body) }).then(async (r) => ({ status: r.status, body: (r.status === 204 ? undefined : await r.json()) as any }));
     const first = await post('/v1/leases', { pool: 'warm', worker: 'slow-worker', waitMs: 0 });
     expect(first.status).toBe(200);
@@ -138,5 +139,79 @@ describe('lease protocol: real worker processes on loopback', () => {
     expect(controller.results('only')).toMatchObject({ phase: 'Succeeded', results: [{ from: 'w2' }] });
     // A second report on the same lease is refused too.
     expect((await post(`/v1/leases/${second.body.id}/complete`, { worker: 'w2', status: { outcome: 'succeeded' }, results: '' })).status).toBe(409);
+  });
+});
+
+describe('two listeners: the task API and the worker lease API, each serving only its own routes', () => {
+  let root: string;
+  let apis: ApiServers | undefined;
+  let controller: Controller | undefined;
+  beforeEach(() => {
+    root = makeTmpDir('paddock-listeners-');
+  });
+  afterEach(async () => {
+    await apis?.close();
+    await controller?.stop();
+    fs.rmSync(root, { recursive: true, force: true });
+  });
+  const call = (base: string, method: string, route: string, body?: unknown) =>
+    fetch(base + route, { method, ...(body === undefined ? {} : { body: JSON.stringify(body) }) }).then(async (r) => ({ status: r.status, body: (r.status === 204 ? undefined : await r.text()) as string | undefined }));
+
+  test('the task API is not served on the worker port, nor the lease API on the task port', async () => {
+    const harness = slowHarness(path.join(root, 'agent.log'), 10);
+    const store = memoryPlatform(harness, { tasks: [taskSpec('only')] });
+    controller = new Controller({ store, namespace: 'paddock' });
+    await controller.start();
+    apis = await startApis(controller, { port: 0, workerPort: 0, host: '127.0.0.1' });
+    const tasks = apis.tasks.url;
+    const workers = apis.workers.url;
+    expect(apis.tasks.port).not.toBe(apis.workers.port);
+    // Both answer health checks.
+    expect((await call(tasks, 'GET', '/healthz')).status).toBe(200);
+    expect((await call(workers, 'GET', '/healthz')).status).toBe(200);
+    // The worker port: no task submission, listing, views or results (an agent in a warm pod reaches only this port).
+    const submitted = await call(workers, 'POST', '/v1/tasks', taskSpec('injected'));
+    expect(submitted.status).toBe(404);
+    expect(submitted.body).toMatch(/served on the other port/);
+    expect(controller.task('injected')).toBeUndefined();
+    expect(store.list('ConfigMap').some((cm) => cm.metadata.name === 'task-injected')).toBe(false);
+    for (const route of ['/v1/tasks', '/v1/tasks/only', '/v1/tasks/only/results']) expect({ route, status: (await call(workers, 'GET', route)).status }).toEqual({ route, status: 404 });
+    // The task port: no leases, renewals or reports.
+    expect((await call(tasks, 'POST', '/v1/leases', { pool: 'warm', worker: 'w', waitMs: 0 })).status).toBe(404);
+    expect(controller.task('only')!.run!.phase).toBe('Queued');
+    expect((await call(tasks, 'POST', '/v1/leases/x/renew', { worker: 'w' })).status).toBe(404);
+    expect((await call(tasks, 'POST', '/v1/leases/x/complete', { worker: 'w', status: {} })).status).toBe(404);
+    // Each port serves its own routes.
+    expect((await call(tasks, 'GET', '/v1/tasks/only')).status).toBe(200);
+    expect((await call(tasks, 'POST', '/v1/tasks', taskSpec('second'))).status).toBe(201);
+    const lease = await call(workers, 'POST', '/v1/leases', { pool: 'warm', worker: 'w', waitMs: 0 });
+    expect(lease.status).toBe(200);
+    expect(JSON.parse(lease.body!)).toMatchObject({ pool: { name: 'warm' } });
+  });
+
+  test('paddock controller: --worker-port (default 8081) must differ from --port', async () => {
+    await expect(controllerCommand(['--namespace', 'x', '--port', '9000', '--worker-port', '9000'])).rejects.toThrow(/--worker-port 9000 is the task API's --port too/);
+    await expect(controllerCommand(['--namespace', 'x', '--port', '8081'])).rejects.toThrow(/--worker-port 8081 is the task API's --port too; .* e\.g\. --worker-port 8082/);
+  });
+
+  test('a lease names its pool: only that pool\'s runs, and only of a warm pool', async () => {
+    const harness = slowHarness(path.join(root, 'agent.log'), 10);
+    const store = memoryPlatform(harness, { tasks: [taskSpec('mine'), taskSpec('theirs', { pool: 'other' }), taskSpec('jobbed', { pool: 'jobs' })] });
+    addPool(store, harness, 'other', 'warm');
+    addPool(store, harness, 'jobs', 'job');
+    controller = new Controller({ store, namespace: 'paddock' });
+    await controller.start();
+    apis = await startApis(controller, { port: 0, workerPort: 0, host: '127.0.0.1' });
+    const lease = (pool: string) => call(apis!.workers.url, 'POST', '/v1/leases', { pool, worker: 'w', waitMs: 0 });
+    // A job pool's runs are Jobs: its name gets nothing from the lease API; nor does an unknown pool.
+    expect(await lease('jobs')).toMatchObject({ status: 404, body: expect.stringMatching(/pool \\"jobs\\" is not a warm pool/) });
+    expect(await lease('nope')).toMatchObject({ status: 404 });
+    // The named warm pool's run, and then nothing, though another warm pool still has a queued run.
+    const mine = await lease('warm');
+    expect(JSON.parse(mine.body!)).toMatchObject({ task: { name: 'mine', pool: 'warm' }, pool: { name: 'warm' } });
+    expect((await lease('warm')).status).toBe(204);
+    expect(controller.task('theirs')!.run!.phase).toBe('Queued');
+    // The job pool's run was never leased (here it fails for want of a Job template; in the cluster it is a Job).
+    expect(controller.task('jobbed')!.run).toMatchObject({ phase: expect.not.stringMatching(/Running/), message: expect.not.stringMatching(/leased/) });
   });
 });

@@ -85,7 +85,11 @@ describeIfInstalled('claude')('paddock local with the real Claude Code CLI', () 
       const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
       const debug = `--- stdout\n${stdout}\n--- stderr\n${stderr}`;
       if (code !== 0) throw new Error(`paddock local exited ${code}\n${debug}`);
-      expect(stdout).toMatch(/controller on http:\/\/127\.0\.0\.1:\d+/);
+      // Two loopback listeners, as in the cluster: the workers lease from the worker lease API.
+      const ports = /controller: task API on http:\/\/127\.0\.0\.1:(\d+), worker lease API on http:\/\/127\.0\.0\.1:(\d+)/.exec(stdout);
+      expect(ports).not.toBeNull();
+      expect(ports![1]).not.toBe(ports![2]);
+      expect(stderr).toContain(`pool claude: leasing from http://127.0.0.1:${ports![2]}`);
       expect(stdout).toMatch(/leased by worker claude-1/);
       const line = /task local-e2e: Succeeded \(succeeded\) after 1 attempt\(s\), 1 result\(s\); results: (\S+)/.exec(stdout);
       expect(line).not.toBeNull();

@@ -16,7 +16,7 @@ describe('AgentPool mode', () => {
     expect(objects.some((o) => o.kind === 'NetworkPolicy' && o.metadata?.name === 'pool-codex-controller')).toBe(false);
   });
 
-  test('"warm": replicas workers that may reach the controller API only; declared tasks get no Job (the workers run them)', () => {
+  test('"warm": replicas workers that may reach the controller\'s worker lease API only; declared tasks get no Job (the workers run them)', () => {
     const { chart, platform } = newPlatform();
     const pool = new AgentPool(platform, 'codex', { harnesses: [Harness.codex()], mode: 'warm', replicas: 3, concurrency: 2 });
     new AgentTask(platform, 't', { pool, prompt: 'x' });
@@ -24,12 +24,12 @@ describe('AgentPool mode', () => {
     expect(JSON.parse(find(objects, 'ConfigMap', 'pool-codex').data['pool.json'])).toMatchObject({ mode: 'warm', concurrency: 2 });
     const deployment = find(objects, 'Deployment', 'pool-codex');
     expect(deployment.spec.replicas).toBe(3);
-    expect(deployment.spec.template.spec.containers[0].args).toEqual(['worker', '--pool', 'codex', '--controller', 'http://paddock-controller.paddock.svc']);
+    expect(deployment.spec.template.spec.containers[0].args).toEqual(['worker', '--pool', 'codex', '--controller', 'http://paddock-controller.paddock.svc:8081']);
     expect(objects.filter((o) => o.kind === 'Job')).toHaveLength(0);
     const np = find(objects, 'NetworkPolicy', 'pool-codex-controller');
     expect(np.spec.podSelector.matchLabels['app.kubernetes.io/component']).toBe('worker');
     expect(np.spec.egress).toEqual([
-      { to: [{ podSelector: { matchLabels: { 'app.kubernetes.io/name': 'paddock', 'app.kubernetes.io/instance': 'paddock', 'app.kubernetes.io/component': 'controller' } } }], ports: [{ protocol: 'TCP', port: 8080 }] },
+      { to: [{ podSelector: { matchLabels: { 'app.kubernetes.io/name': 'paddock', 'app.kubernetes.io/instance': 'paddock', 'app.kubernetes.io/component': 'controller' } } }], ports: [{ protocol: 'TCP', port: 8081 }] },
     ]);
   });
 

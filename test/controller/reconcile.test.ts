@@ -330,6 +330,10 @@ describe('pickWarmRun: the queue a warm worker leases from', () => {
   test('job-mode runs are never leased', () => {
     expect(pickWarmRun(state({ tasks: [a], pools: [warm], runs: [run(a)] }), 'codex')).toBeUndefined();
   });
+  test('only from a warm pool: a pool switched to job mode leases none of its warm runs', () => {
+    expect(pickWarmRun(state({ tasks: [a], pools: [pool({ mode: 'job' })], runs: [run(a, { mode: 'warm' })] }), 'codex')).toBeUndefined();
+    expect(pickWarmRun(state({ tasks: [a], pools: [warm], runs: [run(a, { mode: 'warm' })] }), 'other-pool')).toBeUndefined();
+  });
 });
 
 describe('afterAttempt: retries only for infrastructure, or when the task asks', () => {

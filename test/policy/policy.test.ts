@@ -1,7 +1,11 @@
 import { ApiObject, JsonPatch } from 'cdk8s';
 import { AgentPool, AgentTask, CredentialSecret, EgressAllowlist, Harness } from '../../constructs';
 import { checkPodSecurityRestricted, selects } from '../../policy/rules';
-import { newPlatform, synth, synthProblems } from '../support/synth';
+import { App, Chart } from 'cdk8s';
+import { examplePlatform } from '../../stacks/example-platform';
+import { buildPlatform } from '../../stacks/platform-definition';
+import { admits, canConnect, mayReach, podOf, PodRef } from '../support/netpol';
+import { find, newPlatform, synth, synthProblems } from '../support/synth';
 
 describe('security policy runs at synth time', () => {
   test('a compliant platform synthesizes with no problems', () => {
@@ -128,5 +132,106 @@ describe('label selectors', () => {
     [{ matchExpressions: [{ key: 'a', operator: 'DoesNotExist' }] }, {}, true],
   ])('%j selects %j: %s', (selector, labels, expected) => {
     expect(selects(selector as any, labels)).toBe(expected);
+  });
+});
+
+describe('the controller\'s two ports under the synthesized NetworkPolicies', () => {
+  /** A warm pool (codex), a second warm pool (gemini-ish: another codex pool), a job pool with a declared task (claude). */
+  function platformObjects(props: Parameters<typeof newPlatform>[0] = {}) {
+    const { chart, platform } = newPlatform(props);
+    new AgentPool(platform, 'codex', { harnesses: [Harness.codex()], mode: 'warm', replicas: 2 });
+    new AgentPool(platform, 'other', { harnesses: [Harness.codex()], mode: 'warm' });
+    const jobs = new AgentPool(platform, 'claude', { harnesses: [Harness.claudeCode()] });
+    new AgentTask(platform, 'hello', { pool: jobs, prompt: 'say hello' });
+    return synth(chart);
+  }
+  const ports = (objects: any[]) => {
+    const container = find(objects, 'Deployment', 'paddock-controller').spec.template.spec.containers[0];
+    const byName = Object.fromEntries(container.ports.map((p: any) => [p.name, p.containerPort]));
+    return { task: byName.http as number, worker: byName.workers as number };
+  };
+  const pods = (objects: any[]) => ({
+    controller: podOf(find(objects, 'Deployment', 'paddock-controller')),
+    warm: podOf(find(objects, 'Deployment', 'pool-codex')),
+    otherWarm: podOf(find(objects, 'Deployment', 'pool-other')),
+    jobPoolWorker: podOf(find(objects, 'Deployment', 'pool-claude')),
+    job: podOf(objects.find((o) => o.kind === 'Job')),
+    tool: { namespace: 'paddock', labels: { app: 'ci-submitter' } } as PodRef,
+  });
+
+  test('the controller listens on both, the Service exposes both (http, workers), warm workers are pointed at the worker port', () => {
+    const objects = platformObjects();
+    expect(ports(objects)).toEqual({ task: 8080, worker: 8081 });
+    expect(find(objects, 'Deployment', 'paddock-controller').spec.template.spec.containers[0].args).toEqual(expect.arrayContaining(['--port', '8080', '--worker-port', '8081']));
+    expect(find(objects, 'Service', 'paddock-controller').spec.ports).toEqual([
+      { name: 'http', port: 80, targetPort: 'http', protocol: 'TCP' },
+      { name: 'workers', port: 8081, targetPort: 'workers', protocol: 'TCP' },
+    ]);
+    expect(find(objects, 'Deployment', 'pool-codex').spec.template.spec.containers[0].args).toEqual(['worker', '--pool', 'codex', '--controller', 'http://paddock-controller.paddock.svc:8081']);
+  });
+
+  test('agent pods (warm workers, task Jobs) are not admitted to the task API port; pods without agent code are', () => {
+    const objects = platformObjects();
+    const { task } = ports(objects);
+    const p = pods(objects);
+    for (const [name, pod] of Object.entries({ warm: p.warm, otherWarm: p.otherWarm, job: p.job, jobPoolWorker: p.jobPoolWorker })) {
+      expect({ name, agent: pod.labels['paddock.dev/agent'] }).toEqual({ name, agent: 'true' });
+      expect({ name, admitted: admits(objects, p.controller, pod, task) }).toEqual({ name, admitted: false });
+      expect({ name, connects: canConnect(objects, pod, p.controller, task) }).toEqual({ name, connects: false });
+    }
+    expect(admits(objects, p.controller, p.tool, task)).toBe(true);
+    // Another namespace's pods are not admitted either.
+    expect(admits(objects, p.controller, { namespace: 'elsewhere', labels: {} }, task)).toBe(false);
+  });
+
+  test('warm workers are admitted to the worker port, and their egress reaches only that port of the controller', () => {
+    const objects = platformObjects();
+    const { task, worker } = ports(objects);
+    const p = pods(objects);
+    for (const pod of [p.warm, p.otherWarm]) {
+      expect(admits(objects, p.controller, pod, worker)).toBe(true);
+      expect(canConnect(objects, pod, p.controller, worker)).toBe(true);
+      expect(mayReach(objects, pod, p.controller, task)).toBe(false);
+    }
+    // Job pods, a job pool's (idle) workers and pods without agent code get nothing on the worker port.
+    for (const pod of [p.job, p.jobPoolWorker, p.tool]) expect(admits(objects, p.controller, pod, worker)).toBe(false);
+    expect(mayReach(objects, p.job, p.controller, worker)).toBe(false);
+    // The warm pool's own egress policy to the controller names only the worker port.
+    expect(find(objects, 'NetworkPolicy', 'pool-codex-controller').spec.egress.flatMap((r: any) => r.ports.map((x: any) => x.port))).toEqual([worker]);
+  });
+
+  test('custom ports: controller.port and controller.workerPort; no warm pool: the worker port admits no one', () => {
+    const objects = platformObjects({ controller: { port: 9000, workerPort: 9001 } });
+    expect(ports(objects)).toEqual({ task: 9000, worker: 9001 });
+    const p = pods(objects);
+    expect(canConnect(objects, p.warm, p.controller, 9001)).toBe(true);
+    expect(canConnect(objects, p.warm, p.controller, 9000)).toBe(false);
+    expect(find(objects, 'Deployment', 'pool-codex').spec.template.spec.containers[0].args).toContain('http://paddock-controller.paddock.svc:9001');
+
+    const { chart, platform } = newPlatform();
+    new AgentTask(platform, 'hello', { pool: new AgentPool(platform, 'claude', { harnesses: [Harness.claudeCode()] }), prompt: 'x' });
+    const jobOnly = synth(chart);
+    const controller = podOf(find(jobOnly, 'Deployment', 'paddock-controller'));
+    expect(find(jobOnly, 'NetworkPolicy', 'paddock-controller').spec.ingress).toHaveLength(1);
+    expect(admits(jobOnly, controller, podOf(find(jobOnly, 'Deployment', 'pool-claude')), 8081)).toBe(false);
+    expect(() => newPlatform({ controller: { port: 8081, workerPort: 8081 } })).toThrow(/the worker lease API needs its own port/);
+  });
+
+  test('the example platform: its warm claude workers reach only the worker port; codex Jobs reach neither', () => {
+    const app = new App({ outdir: require('os').tmpdir() });
+    const chart = new Chart(app, 'paddock', { disableResourceNameHashes: true });
+    buildPlatform(chart, 'platform', examplePlatform);
+    const objects = synth(chart);
+    const { task, worker } = ports(objects);
+    const controller = podOf(find(objects, 'Deployment', 'paddock-controller'));
+    const claude = podOf(find(objects, 'Deployment', 'pool-claude'));
+    expect(canConnect(objects, claude, controller, worker)).toBe(true);
+    expect(canConnect(objects, claude, controller, task)).toBe(false);
+    const codexJobs = objects.filter((o) => o.kind === 'Job').map(podOf);
+    expect(codexJobs.length).toBeGreaterThan(0);
+    for (const job of codexJobs) {
+      expect(canConnect(objects, job, controller, task)).toBe(false);
+      expect(canConnect(objects, job, controller, worker)).toBe(false);
+    }
   });
 });

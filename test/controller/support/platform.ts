@@ -34,3 +34,9 @@ export function memoryPlatform(harness: HarnessSpec, opts: { mode?: 'warm' | 'jo
   for (const t of opts.tasks ?? []) store.createSync(taskConfigMap(NS, t));
   return store;
 }
+
+/** Another pool in the same store (e.g. a second warm pool, or a job pool), running the same harness. */
+export function addPool(store: MemoryStore, harness: HarnessSpec, name: string, mode: 'warm' | 'job'): void {
+  const pool: PoolSpec = { apiVersion: 'paddock.dev/v1alpha1', kind: 'Pool', name, capabilities: [harness.capability], harnesses: [harness.name], mode, concurrency: 100 };
+  store.createSync({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: `pool-${name}`, labels: standardLabels(NS, 'pool', { 'paddock.dev/pool': name }) }, data: { 'pool.json': stableJson(pool) } });
+}
