@@ -10,7 +10,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { lintCommandTemplate, renderCommand, usesPlaceholder } from '../constructs/command-template';
+import { lintCommandTemplate, promptViaOf, renderCommand, usesPlaceholder } from '../constructs/command-template';
 import type { HarnessSpec, PoolSpec, TaskSpec } from '../policy/specs';
 import { baseEnv, buildAgentEnv } from './agent-env';
 import { AgentRunResult, runAgent } from './agent-exec';
@@ -150,11 +150,10 @@ export async function run(opts: RunOptions = {}): Promise<number> {
       if (usesPlaceholder(harness.command, 'model') && model === undefined) {
         issues.push(`task.model: is not set and harness "${harness.name}" has no defaultModel, but its command uses {model}`);
       }
-      if (harness.promptVia === 'argv' && !usesPlaceholder(harness.command, 'prompt')) {
-        issues.push(`harness "${harness.name}" promptVia: is "argv" but its command has no {prompt}`);
-      }
-      if (harness.promptVia === 'file' && !usesPlaceholder(harness.command, 'prompt_file')) {
-        issues.push(`harness "${harness.name}" promptVia: is "file" but its command has no {prompt_file}`);
+      // The same rule the Harness construct applies: the command implies how the prompt travels.
+      const implied = promptViaOf(harness.command);
+      if (harness.promptVia !== implied) {
+        issues.push(`harness "${harness.name}" promptVia: is "${harness.promptVia}" but its command implies "${implied}" ({prompt} → argv, {prompt_file} → file, neither → stdin)`);
       }
       if (issues.length > 0) {
         throw new RunFailure('invalid_spec', `the specs do not fit together:\n  - ${issues.join('\n  - ')}`, issues);

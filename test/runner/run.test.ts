@@ -332,6 +332,17 @@ describe('invalid specs: exit 2 before any side effect', () => {
     await expectInvalid({ task: task(), harness: { ...fakeHarness('echo'), promptVia: 'shell' } }, /promptVia: must be one of/);
   });
 
+  test('a harness whose promptVia disagrees with its command', async () => {
+    await expectInvalid(
+      { task: task(), harness: { ...fakeHarness('echo'), promptVia: 'stdin' } },
+      /harness "fake" promptVia: is "stdin" but its command implies "argv"/,
+    );
+    await expectInvalid(
+      { task: task(), harness: { ...fakeHarness('echo', []), promptVia: 'file' } },
+      /harness "fake" promptVia: is "file" but its command implies "stdin"/,
+    );
+  });
+
   test('a missing task file', async () => {
     const dirs = makeRunDirs();
     const r = await runTask(dirs, { task: task(), harness: fakeHarness('echo') }, { task: path.join(dirs.root, 'nope.json') });

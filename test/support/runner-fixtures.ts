@@ -9,6 +9,7 @@ import * as path from 'path';
 import { Writable } from 'stream';
 import type { HarnessSpec, PoolSpec, TaskSpec } from '../../policy/specs';
 import { run, RunOptions } from '../../runner/run';
+import { promptViaOf } from '../../constructs/command-template';
 
 export const FAKE_AGENT = path.resolve(__dirname, '../runner/fixtures/fake-agent.js');
 
@@ -147,7 +148,7 @@ export function task(overrides: Partial<TaskSpec> = {}): TaskSpec {
 /** A harness running the fake agent in `mode` with extra args (placeholders allowed). */
 export function fakeHarness(mode: string, args: string[] = ['{prompt}'], overrides: Partial<HarnessSpec> = {}): HarnessSpec {
   const command = [process.execPath, FAKE_AGENT, mode, ...args];
-  const promptVia = command.some((a) => a.includes('{prompt}')) ? 'argv' : command.some((a) => a.includes('{prompt_file}')) ? 'file' : 'stdin';
+  const promptVia = promptViaOf(command);
   return {
     apiVersion: 'paddock.dev/v1alpha1',
     kind: 'Harness',
