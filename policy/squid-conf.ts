@@ -225,27 +225,18 @@ export function renderSquidConf(opts: SquidConfOptions): string {
     '# --- HTTPS: CONNECT tunnels, per group of names sharing the same ports.',
   );
   const grants: string[] = [];
-  tlsGroups.forEach((g, i) => {
-    const id = `tls${i + 1}`;
-    line(
-      `acl ${id}_names dstdomain -n ${g.names.join(' ')}`,
-      `acl ${id}_ports port ${g.ports.join(' ')}`,
-      `acl ${id} all-of CONNECT ${id}_names ${id}_ports`,
-    );
-    grants.push(id);
-  });
+  // One all-of ACL per group: the request kind (`via`), one of the names, one of the ports.
+  const groupAcls = (prefix: string, via: string, groups: typeof tlsGroups) =>
+    groups.forEach((g, i) => {
+      const id = `${prefix}${i + 1}`;
+      line(`acl ${id}_names dstdomain -n ${g.names.join(' ')}`, `acl ${id}_ports port ${g.ports.join(' ')}`, `acl ${id} all-of ${via} ${id}_names ${id}_ports`);
+      grants.push(id);
+    });
+  groupAcls('tls', 'CONNECT', tlsGroups);
   line('');
   if (httpGroups.length > 0) {
     line('# --- Plain HTTP (allowPlainHttp), per group of names sharing the same ports.', 'acl plain_http proto HTTP');
-    httpGroups.forEach((g, i) => {
-      const id = `http${i + 1}`;
-      line(
-        `acl ${id}_names dstdomain -n ${g.names.join(' ')}`,
-        `acl ${id}_ports port ${g.ports.join(' ')}`,
-        `acl ${id} all-of plain_http ${id}_names ${id}_ports`,
-      );
-      grants.push(id);
-    });
+    groupAcls('http', 'plain_http', httpGroups);
     line('');
   }
   line(
