@@ -16,12 +16,12 @@ import * as http from 'http';
 import { AddressInfo } from 'net';
 import * as os from 'os';
 import * as path from 'path';
-import { standardLabels } from '../constructs/labels';
+import { standardLabels } from '../core/labels';
 import { stableJson } from '../constructs/platform';
 import type { HarnessSpec, PoolSpec } from '../policy/specs';
-import { startApis } from '../runner/api';
-import { Controller } from '../runner/controller';
-import { MemoryStore } from '../runner/store';
+import { startApis } from '../controller/api';
+import { Controller } from '../controller/controller';
+import { MemoryStore } from '../controller/store';
 
 export interface DispatchCase {
   readonly workers: number;

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 'use strict';
-// Thin launcher: all logic is in lib/runner/cli.js (built by `npm run build`).
-require('../lib/runner/cli.js')
+// Thin launcher: all logic is in lib/cli/main.js (built by `npm run build`).
+require('../lib/cli/main.js')
   .main(process.argv.slice(2))
   .then((code) => {
     process.exitCode = code;

@@ -6,15 +6,15 @@ import { stringify as toYaml } from 'yaml';
 import type { ConfigFileSpec, PoolSpec } from '../policy/specs';
 import { assertValidSpec, SPEC_API_VERSION } from '../policy/specs';
 import type { EgressAllowlist } from './egress-allowlist';
-import type { Harness } from './harness';
+import type { Harness } from '../core/harness';
 import type { ICredentialGrantee, ResolvedGrant } from './credential-secret';
-import { JOB_TEMPLATE_SLOTS } from './job-template';
+import { JOB_TEMPLATE_SLOTS } from '../core/job-template';
 import { kubeObject } from './kube-object';
-import { capabilityLabel, LABEL_AGENT, LABEL_HARNESS, LABEL_POOL, LABEL_SPEC_HASH, LABEL_TASK, selectorLabels, standardLabels } from './labels';
+import { capabilityLabel, LABEL_AGENT, LABEL_HARNESS, LABEL_POOL, LABEL_SPEC_HASH, LABEL_TASK, selectorLabels, standardLabels } from '../core/labels';
 import { Platform, stableJson } from './platform';
 import { hardenedContainerSecurityContext, hardenedPodSecurityContext, scratchVolumes } from './pod-hardening';
 import { checkPodResources, PodResources, SandboxProfile } from './sandbox-profile';
-import { checkDnsLabel, checkEnvMap, checkInteger, fail } from './validation';
+import { checkDnsLabel, checkEnvMap, checkInteger, fail } from '../core/validation';
 
 export interface AgentPoolProps {
   /** Name of the pool; its objects are `pool-<name>`. @default - the construct id */

@@ -4,12 +4,12 @@ import { Construct } from 'constructs';
 import type { ConfigFileSpec, GitSourceSpec, TaskSpec } from '../policy/specs';
 import { assertValidSpec, SPEC_API_VERSION } from '../policy/specs';
 import { AgentPool } from './agent-pool';
-import type { Harness } from './harness';
-import { fillJobTemplate } from './job-template';
+import type { Harness } from '../core/harness';
+import { fillJobTemplate } from '../core/job-template';
 import { kubeObject } from './kube-object';
-import { LABEL_HARNESS, LABEL_POOL, LABEL_SPEC_HASH, LABEL_TASK, standardLabels } from './labels';
+import { LABEL_HARNESS, LABEL_POOL, LABEL_SPEC_HASH, LABEL_TASK, standardLabels } from '../core/labels';
 import { Platform, stableJson } from './platform';
-import { checkDnsLabel, checkEnvMap, checkInteger, checkNonEmpty, fail, suggestDnsLabel } from './validation';
+import { checkDnsLabel, checkEnvMap, checkInteger, checkNonEmpty, fail, suggestDnsLabel } from '../core/validation';
 
 /** A git repository fetched into the workspace before the agent runs. */
 export interface GitSource {

@@ -4,7 +4,7 @@
  * cloud metadata endpoint (169.254.169.254).
  */
 import { BLOCKED_RANGES } from '../policy/blocked-ranges';
-import { fail } from './validation';
+import { fail } from '../core/validation';
 
 export interface Cidr {
   readonly text: string;

@@ -1,8 +1,8 @@
 import { Construct } from 'constructs';
 import { kubeObject } from './kube-object';
-import { standardLabels } from './labels';
+import { standardLabels } from '../core/labels';
 import { Platform } from './platform';
-import { checkEnvName, fail } from './validation';
+import { checkEnvName, fail } from '../core/validation';
 
 /** What a pool receives from a credential. */
 export interface CredentialGrant {

@@ -5,11 +5,11 @@ import { HostRule, normalizeHostRule, validateHostRule } from '../policy/squid-c
 import { SPEC_API_VERSION } from '../policy/specs';
 import { blockedRangesWithin, parseCidr } from './cidr';
 import { EgressProxy, EgressProxyOptions } from './egress-proxy';
-import type { Harness } from './harness';
+import type { Harness } from '../core/harness';
 import { kubeObject } from './kube-object';
-import { EGRESS_LABEL_PREFIX, standardLabels } from './labels';
+import { EGRESS_LABEL_PREFIX, standardLabels } from '../core/labels';
 import { Platform, stableJson } from './platform';
-import { checkDnsLabel, checkInteger, fail } from './validation';
+import { checkDnsLabel, checkInteger, fail } from '../core/validation';
 
 /** One allowed destination: an address range (`cidr`) or a host name (`host`). */
 export interface EgressRule {

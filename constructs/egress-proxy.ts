@@ -17,13 +17,13 @@ import { Construct } from 'constructs';
 import type { NetworkPolicyEgressRule, NetworkPolicyPort } from 'kubernetes-types/networking/v1';
 import { HostRule, renderSquidConf } from '../policy/squid-conf';
 import { blockedRangesWithin, parseCidr } from './cidr';
-import { imageRef } from './images';
+import { imageRef } from '../core/images';
 import { kubeObject } from './kube-object';
-import { selectorLabels, standardLabels } from './labels';
+import { selectorLabels, standardLabels } from '../core/labels';
 import { Platform } from './platform';
 import { hardenedContainerSecurityContext, hardenedPodSecurityContext } from './pod-hardening';
 import { checkPodResources, PodResources } from './sandbox-profile';
-import { checkInteger, fail } from './validation';
+import { checkInteger, fail } from '../core/validation';
 
 export interface EgressProxyOptions {
   /** Proxy pods. More than one adds a PodDisruptionBudget (minAvailable 1) and spreads them over nodes. @default 1 */

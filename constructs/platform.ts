@@ -2,13 +2,13 @@ import { ApiObject, Lazy } from 'cdk8s';
 import { Construct, IConstruct } from 'constructs';
 import type { NetworkPolicyEgressRule, NetworkPolicyIngressRule } from 'kubernetes-types/networking/v1';
 import { checkPlatformObjects, KubeObject } from '../policy/rules';
-import type { Harness } from './harness';
-import { imageRef, ImageOptions } from './images';
+import type { Harness } from '../core/harness';
+import { imageRef, ImageOptions } from '../core/images';
 import { kubeObject } from './kube-object';
-import { LABEL_AGENT, LABEL_POOL, selectorLabels, standardLabels } from './labels';
+import { LABEL_AGENT, LABEL_POOL, selectorLabels, standardLabels } from '../core/labels';
 import { hardenedContainerSecurityContext, hardenedPodSecurityContext, scratchVolumes } from './pod-hardening';
 import { checkPodResources, PodResources, SandboxProfile } from './sandbox-profile';
-import { checkDnsLabel, checkInteger, fail } from './validation';
+import { checkDnsLabel, checkInteger, fail } from '../core/validation';
 
 export interface ControllerOptions {
   /** More than one replica elects a leader through a coordination.k8s.io Lease. @default 1 */

@@ -1,5 +1,5 @@
 import type { Toleration } from 'kubernetes-types/core/v1';
-import { checkDnsLabel, checkInteger, checkQuantity, fail } from './validation';
+import { checkDnsLabel, checkInteger, checkQuantity, fail } from '../core/validation';
 
 export interface ResourceSpec {
   readonly cpu?: string;

@@ -10,7 +10,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { lintCommandTemplate, promptViaOf, renderCommand, usesPlaceholder } from '../constructs/command-template';
+import { lintCommandTemplate, promptViaOf, renderCommand, usesPlaceholder } from '../core/command-template';
 import type { HarnessSpec, PoolSpec, TaskSpec } from '../policy/specs';
 import { baseEnv, buildAgentEnv } from './agent-env';
 import { AgentRunResult, runAgent } from './agent-exec';

@@ -8,7 +8,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import type { AttemptResult } from './reconcile';
+import type { AttemptResult } from '../controller/reconcile';
 
 export const TERMINATION_LOG = '/dev/termination-log';
 export const TERMINATION_MESSAGE_LIMIT = 4096;

@@ -22,7 +22,7 @@ import {
   SandboxProfile,
   SandboxProfileOptions,
 } from '../constructs';
-import { fail } from '../constructs/validation';
+import { fail } from '../core/validation';
 
 export interface HarnessDefinition extends HarnessPresetOptions {
   /** codex, claude-code, gemini-cli, opencode or copilot. */

@@ -15,7 +15,7 @@ describe('the package as a consumer sees it', () => {
         'lib/index.js',
         'lib/index.d.ts',
         'lib/constructs/agent-pool.d.ts',
-        'lib/runner/cli.js',
+        'lib/cli/main.js',
         'lib/policy/schemas/task.schema.json',
         'policy/schemas/task.schema.json',
         'templates/harnesses/codex/config.toml',

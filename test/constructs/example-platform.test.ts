@@ -59,7 +59,7 @@ describe('the example platform', () => {
 
   test('the Job templates in pool ConfigMaps, filled, are valid Jobs too', () => {
     const { parse } = require('yaml');
-    const { fillJobTemplate } = require('../../constructs/job-template');
+    const { fillJobTemplate } = require('../../core/job-template');
     const template = parse(find(objects, 'ConfigMap', 'pool-codex').data['job-template.yaml']);
     const job = fillJobTemplate(
       template,

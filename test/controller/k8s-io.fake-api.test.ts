@@ -16,7 +16,7 @@ import { Chart, Testing } from 'cdk8s';
 import { AgentPool, AgentTask, Harness, Platform, synthesize } from '../../constructs';
 import { specHashOf } from '../../constructs/agent-task';
 import { encodeTerminationMessage } from '../../runner/termination-message';
-import type { KubeObject } from '../../runner/store';
+import type { KubeObject } from '../../controller/store';
 import { makeTmpDir } from '../support/runner-fixtures';
 import { FakeKubeApi, startFakeKubeApi } from './support/fake-kube-api';
 

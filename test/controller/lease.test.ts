@@ -7,9 +7,9 @@
 import { ChildProcess, spawn } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import { ApiServer, ApiServers, startApi, startApis } from '../../runner/api';
-import { Controller } from '../../runner/controller';
-import { controllerCommand } from '../../runner/controller-cli';
+import { ApiServer, ApiServers, startApi, startApis } from '../../controller/api';
+import { Controller } from '../../controller/controller';
+import { controllerCommand } from '../../cli/controller';
 import { makeTmpDir } from '../support/runner-fixtures';
 import { addPool, memoryPlatform, slowHarness, taskSpec } from './support/platform';
 

@@ -12,7 +12,7 @@ import * as path from 'path';
 import { App, Chart } from 'cdk8s';
 import { buildPlatform } from '../../stacks/platform-definition';
 import { examplePlatform } from '../../stacks/example-platform';
-import { loadPlatform, readManifests } from '../../runner/local';
+import { loadPlatform, readManifests } from '../../controller/local';
 import { startGitServer } from '../support/git-server';
 import { startMockModelServer } from '../support/mock-model-server';
 import { makeDemoRepos, makeTmpDir } from '../support/runner-fixtures';

@@ -1,6 +1,6 @@
 /** What the constructs synthesize for the controller: pool modes, concurrency, leader election; and run records. */
 import { AgentPool, AgentTask, Harness } from '../../constructs';
-import { capResult, MAX_RESULT_BYTES, TRUNCATION_MARKER } from '../../runner/observe';
+import { capResult, MAX_RESULT_BYTES, TRUNCATION_MARKER } from '../../controller/observe';
 import { decodeTerminationMessage, encodeTerminationMessage, TERMINATION_MESSAGE_LIMIT } from '../../runner/termination-message';
 import { find, newPlatform, synth } from '../support/synth';
 

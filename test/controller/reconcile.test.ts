@@ -17,7 +17,7 @@ import {
   pickWarmRun,
   reconcile,
   runName,
-} from '../../runner/reconcile';
+} from '../../controller/reconcile';
 import { decodeTerminationMessage, encodeTerminationMessage } from '../../runner/termination-message';
 
 const NOW = 1_000_000;

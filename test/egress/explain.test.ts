@@ -8,8 +8,8 @@ import * as os from 'os';
 import * as path from 'path';
 import { App, Chart } from 'cdk8s';
 import { AgentPool, AgentTask, EgressAllowlist, Harness, Platform } from '../../constructs';
-import { egressCommand, explainEgress, PoolEgress } from '../../runner/egress-explain';
-import { main } from '../../runner/cli';
+import { egressCommand, explainEgress, PoolEgress } from '../../cli/egress-explain';
+import { main } from '../../cli/main';
 import { buildApp } from '../../stacks/cdk8s/main';
 
 const root = path.join(__dirname, '..', '..');

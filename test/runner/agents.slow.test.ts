@@ -5,7 +5,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { Harness } from '../../constructs/harness';
+import { Harness } from '../../core/harness';
 import { GitServer, startGitServer } from '../support/git-server';
 import { makeDemoRepos, makeTmpDir } from '../support/runner-fixtures';
 import { describeIfInstalled, expectAgentRun, runPresetE2e } from './support/agent-e2e';

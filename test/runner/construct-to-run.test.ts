@@ -7,7 +7,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { AgentPool, AgentTask, CredentialSecret, Harness, SandboxProfile } from '../../constructs';
-import { parseRunArgs } from '../../runner/run-cli';
+import { parseRunArgs } from '../../cli/run';
 import { POD_PATHS } from '../../runner/run';
 import { GitServer, startGitServer } from '../support/git-server';
 import { Capture, DemoRepo, FAKE_AGENT, makeDemoRepos, makeTmpDir, readJson, readJsonl } from '../support/runner-fixtures';

@@ -9,7 +9,7 @@ import * as path from 'path';
 import { Writable } from 'stream';
 import type { HarnessSpec, PoolSpec, TaskSpec } from '../../policy/specs';
 import { run, RunOptions } from '../../runner/run';
-import { promptViaOf } from '../../constructs/command-template';
+import { promptViaOf } from '../../core/command-template';
 
 export const FAKE_AGENT = path.resolve(__dirname, '../runner/fixtures/fake-agent.js');
 

@@ -9,7 +9,7 @@
  */
 import * as http from 'http';
 import { AddressInfo } from 'net';
-import { Kind, KubeObject, MemoryStore, StoreError } from '../../../runner/store';
+import { Kind, KubeObject, MemoryStore, StoreError } from '../../../controller/store';
 
 const RESOURCES: Record<string, { group: string; kind: Kind }> = {
   configmaps: { group: 'v1', kind: 'ConfigMap' },

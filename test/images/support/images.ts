@@ -9,7 +9,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import type { Container, PodSpec, Volume } from 'kubernetes-types/core/v1';
 import * as ts from 'typescript';
-import { imageRef, ImageName } from '../../../constructs/images';
+import { imageRef, ImageName } from '../../../core/images';
 import { commandExists, Netns, NetnsNode, startNodeInNetns } from '../../support/netns';
 import type { RecordedRequest } from '../../support/mock-model-server';
 

@@ -10,11 +10,11 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { Harness } from '../constructs/harness';
-import { POD_PATHS, run, RunOptions } from './run';
-import { SpecSource } from './load-specs';
-import { EXIT_CODES } from './status';
-import { TERMINATION_LOG, writeTerminationMessage } from './termination-message';
+import { Harness } from '../core/harness';
+import { POD_PATHS, run, RunOptions } from '../runner/run';
+import { SpecSource } from '../runner/load-specs';
+import { EXIT_CODES } from '../runner/status';
+import { TERMINATION_LOG, writeTerminationMessage } from '../runner/termination-message';
 
 export const RUN_USAGE = `Usage: paddock run [options]
 

@@ -16,9 +16,9 @@
  * `run-<task>-<specHash>`, owned by the task's ConfigMap.
  */
 import type { Job } from 'kubernetes-types/batch/v1';
-import { fillJobTemplate } from '../constructs/job-template';
+import { fillJobTemplate } from '../core/job-template';
 import type { TaskSpec } from '../policy/specs';
-import { EXIT_CODES, Outcome } from './status';
+import { EXIT_CODES, Outcome } from '../runner/status';
 
 export type RunPhase = 'Queued' | 'Running' | 'Succeeded' | 'Failed' | 'Superseded';
 export type PoolMode = 'job' | 'warm';

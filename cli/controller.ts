@@ -6,11 +6,11 @@
  * succeeded (local); 1 a task failed (local); 2 bad arguments; 4 local timed
  * out; 6 internal error (e.g. the API server cannot be reached at start).
  */
-import { startApis } from './api';
+import { startApis } from '../controller/api';
 import { UsageError } from './usage-error';
-import { Controller } from './controller';
-import { LocalError, runLocal } from './local';
-import { runWorker } from './worker';
+import { Controller } from '../controller/controller';
+import { LocalError, runLocal } from '../controller/local';
+import { runWorker } from '../runner/worker';
 
 /** Bad arguments: the CLI prints the message and exits 2. */
 export class CommandUsageError extends UsageError {}
@@ -60,8 +60,8 @@ export async function controllerCommand(args: string[], env: NodeJS.ProcessEnv =
   const workerPort = positiveInt(values.get('--worker-port')?.[0], '--worker-port', 8081);
   if (workerPort === port) throw new CommandUsageError(`--worker-port ${workerPort} is the task API's --port too; give the worker lease API its own port, e.g. --worker-port ${port === 8081 ? 8082 : 8081}`);
   // The Kubernetes client is loaded only here (ESM, see k8s-store.ts).
-  const { KubeStore } = await import('./k8s-store');
-  const { LeaderElector } = await import('./leader');
+  const { KubeStore } = await import('../controller/k8s-store');
+  const { LeaderElector } = await import('../controller/leader');
   const store = await KubeStore.connect({ namespace, kubeconfig: values.get('--kubeconfig')?.[0] });
   const log = (line: string) => process.stdout.write(`${new Date().toISOString()} ${line}\n`);
   const controller = new Controller({ store, namespace, log });

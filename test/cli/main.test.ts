@@ -3,10 +3,10 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { parseAllDocuments } from 'yaml';
-import { Harness } from '../constructs';
-import { expectValidK8s } from './support/k8s-schema';
+import { Harness } from '../../constructs';
+import { expectValidK8s } from '../support/k8s-schema';
 
-const root = path.join(__dirname, '..');
+const root = path.join(__dirname, '..', '..');
 const paddock = (...args: string[]) => spawnSync(process.execPath, [path.join(root, 'bin', 'paddock.js'), ...args], { cwd: root, encoding: 'utf8' });
 
 describe('paddock harness dry-run (the built CLI, as a process)', () => {

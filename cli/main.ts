@@ -3,7 +3,7 @@
  * Each command's logic lives in its own module and is testable without a process;
  * modules load only when their command runs, to keep the runner's start-up short.
  */
-import { PaddockValidationError } from '../constructs/validation';
+import { PaddockValidationError } from '../core/validation';
 import { SpecError } from '../policy/specs';
 import { UsageError } from './usage-error';
 
@@ -40,17 +40,17 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
   try {
     switch (command) {
       case 'run':
-        return await (await import('./run-cli')).runCli(rest);
+        return await (await import('./run')).runCli(rest);
       case 'harness':
-        return (await import('./harness-cli')).harnessCommand(rest, io);
+        return (await import('./harness')).harnessCommand(rest, io);
       case 'egress':
         return await (await import('./egress-explain')).egressCommand(rest, io);
       case 'controller':
-        return await (await import('./controller-cli')).controllerCommand(rest);
+        return await (await import('./controller')).controllerCommand(rest);
       case 'worker':
-        return await (await import('./controller-cli')).workerCommand(rest);
+        return await (await import('./controller')).workerCommand(rest);
       case 'local':
-        return await (await import('./controller-cli')).localCommand(rest);
+        return await (await import('./controller')).localCommand(rest);
       case undefined:
       case '-h':
       case '--help':

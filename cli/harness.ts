@@ -2,9 +2,9 @@
  * `paddock harness dry-run|presets`: show the exact argv a harness would run.
  */
 import * as fs from 'fs';
-import { Harness } from '../constructs/harness';
+import { Harness } from '../core/harness';
 import { assertValidSpec, HarnessSpec } from '../policy/specs';
-import type { CliIo } from './cli';
+import type { CliIo } from './main';
 import { UsageError } from './usage-error';
 
 export function harnessCommand(args: string[], io: CliIo): number {

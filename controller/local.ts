@@ -48,7 +48,7 @@ export interface LocalOptions {
 
 export class LocalError extends Error {}
 
-/** The `paddock` launcher, found from this module (lib/runner or runner/). */
+/** The `paddock` launcher, found from this module (lib/controller or controller/). */
 export function paddockBin(): string {
   let dir = __dirname;
   for (let i = 0; i < 4; i++) {

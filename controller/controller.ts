@@ -9,7 +9,7 @@
  * a lease that is no longer current is refused, so no run completes twice.
  */
 import { randomUUID } from 'crypto';
-import { LABEL_PHASE, LABEL_RUN } from '../constructs/labels';
+import { LABEL_PHASE, LABEL_RUN } from '../core/labels';
 import type { HarnessSpec, PoolSpec, TaskSpec } from '../policy/specs';
 import {
   afterAttempt,
@@ -43,7 +43,7 @@ import {
   taskStatusPatch,
 } from './observe';
 import { ClusterStore, Kind, KubeObject, StoreError, WatchEvent } from './store';
-import { decodeTerminationMessage } from './termination-message';
+import { decodeTerminationMessage } from '../runner/termination-message';
 
 export interface ControllerOptions {
   readonly store: ClusterStore;

@@ -7,7 +7,7 @@
 import { parse as parseYaml } from 'yaml';
 import type { Job } from 'kubernetes-types/batch/v1';
 import { specHashOf } from '../constructs/agent-task';
-import { LABEL_HARNESS, LABEL_PHASE, LABEL_POOL, LABEL_RUN, LABEL_SPEC_HASH, LABEL_TASK, standardLabels } from '../constructs/labels';
+import { LABEL_HARNESS, LABEL_PHASE, LABEL_POOL, LABEL_RUN, LABEL_SPEC_HASH, LABEL_TASK, standardLabels } from '../core/labels';
 import { stableJson } from '../constructs/platform';
 import { HarnessSpec, PoolSpec, TaskSpec, validateSpec } from '../policy/specs';
 import type { AttemptResult, ObservedHarness, ObservedJob, ObservedPod, ObservedPool, ObservedRun, ObservedTask, PoolMode, RunPatch, RunPhase } from './reconcile';

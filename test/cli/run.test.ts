@@ -5,8 +5,8 @@
 import { ChildProcess, spawn } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import { Harness } from '../../constructs/harness';
-import { parseRunArgs } from '../../runner/run-cli';
+import { Harness } from '../../core/harness';
+import { parseRunArgs } from '../../cli/run';
 import { fakeHarness, isAlive, makeRunDirs, readJson, readJsonl, task, waitFor, writeSpecs } from '../support/runner-fixtures';
 
 // The built CLI (jest's global setup runs tsc into lib/): the product's own entry point.
