@@ -17,11 +17,11 @@ import { AddressInfo } from 'net';
 import * as os from 'os';
 import * as path from 'path';
 import { standardLabels } from '../core/labels';
-import { stableJson } from '../constructs/platform';
 import type { HarnessSpec, PoolSpec } from '../policy/specs';
 import { startApis } from '../controller/api';
 import { Controller } from '../controller/controller';
 import { MemoryStore } from '../controller/store';
+import { stableJson } from '../core/stable-json';
 
 export interface DispatchCase {
   readonly workers: number;

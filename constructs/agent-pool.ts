@@ -11,10 +11,11 @@ import type { ICredentialGrantee, ResolvedGrant } from './credential-secret';
 import { JOB_TEMPLATE_SLOTS } from '../core/job-template';
 import { kubeObject } from './kube-object';
 import { capabilityLabel, LABEL_AGENT, LABEL_HARNESS, LABEL_POOL, LABEL_SPEC_HASH, LABEL_TASK, selectorLabels, standardLabels } from '../core/labels';
-import { Platform, stableJson } from './platform';
+import { Platform } from './platform';
 import { hardenedContainerSecurityContext, hardenedPodSecurityContext, scratchVolumes } from './pod-hardening';
 import { checkPodResources, PodResources, SandboxProfile } from './sandbox-profile';
 import { checkDnsLabel, checkEnvMap, checkInteger, fail } from '../core/validation';
+import { stableJson } from '../core/stable-json';
 
 export interface AgentPoolProps {
   /** Name of the pool; its objects are `pool-<name>`. @default - the construct id */

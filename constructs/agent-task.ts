@@ -1,4 +1,3 @@
-import { createHash } from 'crypto';
 import { Duration, Lazy } from 'cdk8s';
 import { Construct } from 'constructs';
 import type { ConfigFileSpec, GitSourceSpec, TaskSpec } from '../policy/specs';
@@ -8,8 +7,9 @@ import type { Harness } from '../core/harness';
 import { fillJobTemplate } from '../core/job-template';
 import { kubeObject } from './kube-object';
 import { LABEL_HARNESS, LABEL_POOL, LABEL_SPEC_HASH, LABEL_TASK, standardLabels } from '../core/labels';
-import { Platform, stableJson } from './platform';
+import { Platform } from './platform';
 import { checkDnsLabel, checkEnvMap, checkInteger, checkNonEmpty, fail, suggestDnsLabel } from '../core/validation';
+import { specHashOf, stableJson } from '../core/stable-json';
 
 /** A git repository fetched into the workspace before the agent runs. */
 export interface GitSource {
@@ -54,18 +54,6 @@ export interface AgentTaskProps {
    * @default - true for a pool in "job" mode; false for a "warm" pool (its workers run the task)
    */
   readonly createJob?: boolean;
-}
-
-/** Hex characters of the spec hash in Job names and labels. */
-const SPEC_HASH_LENGTH = 10;
-
-/**
- * The spec hash in Job and run names: sha256 of the spec's stable JSON (the
- * bytes of task.json), first 10 hex characters. AgentTask and the controller
- * both use this, so a declared task's Job is found again by name.
- */
-export function specHashOf(spec: TaskSpec): string {
-  return createHash('sha256').update(stableJson(spec)).digest('hex').slice(0, SPEC_HASH_LENGTH);
 }
 
 /**

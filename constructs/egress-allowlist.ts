@@ -8,8 +8,9 @@ import { EgressProxy, EgressProxyOptions } from './egress-proxy';
 import type { Harness } from '../core/harness';
 import { kubeObject } from './kube-object';
 import { EGRESS_LABEL_PREFIX, standardLabels } from '../core/labels';
-import { Platform, stableJson } from './platform';
+import { Platform } from './platform';
 import { checkDnsLabel, checkInteger, fail } from '../core/validation';
+import { stableJson } from '../core/stable-json';
 
 /** One allowed destination: an address range (`cidr`) or a host name (`host`). */
 export interface EgressRule {

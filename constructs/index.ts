@@ -12,3 +12,4 @@ export * from '../core/images';
 export * from '../core/labels';
 export { PaddockValidationError } from '../core/validation';
 export { synthesize, PaddockSynthError } from './synthesize';
+export { specHashOf, stableJson } from '../core/stable-json';

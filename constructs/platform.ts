@@ -9,6 +9,7 @@ import { LABEL_AGENT, LABEL_POOL, selectorLabels, standardLabels } from '../core
 import { hardenedContainerSecurityContext, hardenedPodSecurityContext, scratchVolumes } from './pod-hardening';
 import { checkPodResources, PodResources, SandboxProfile } from './sandbox-profile';
 import { checkDnsLabel, checkInteger, fail } from '../core/validation';
+import { stableJson } from '../core/stable-json';
 
 export interface ControllerOptions {
   /** More than one replica elects a leader through a coordination.k8s.io Lease. @default 1 */
@@ -392,21 +393,4 @@ export interface IPoolRef extends IConstruct {
   readonly name: string;
   /** Warm pools' workers may reach the controller's worker lease API. */
   readonly mode: 'job' | 'warm';
-}
-
-/** JSON with sorted keys: the same spec gives the same bytes (GitOps diffs, spec hashes). */
-export function stableJson(value: unknown): string {
-  return JSON.stringify(sortKeys(value), null, 2) + '\n';
-}
-
-function sortKeys(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(sortKeys);
-  if (value && typeof value === 'object') {
-    return Object.fromEntries(
-      Object.keys(value as object)
-        .sort()
-        .map((k) => [k, sortKeys((value as Record<string, unknown>)[k])]),
-    );
-  }
-  return value;
 }

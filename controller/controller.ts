@@ -11,20 +11,7 @@
 import { randomUUID } from 'crypto';
 import { LABEL_PHASE, LABEL_RUN } from '../core/labels';
 import type { HarnessSpec, PoolSpec, TaskSpec } from '../policy/specs';
-import {
-  afterAttempt,
-  AttemptResult,
-  DEFAULT_SETTINGS,
-  ObservedLease,
-  ObservedState,
-  pickWarmRun,
-  reconcile,
-  ReconcileSettings,
-  runConfigMapName,
-  runName,
-  verdictOfResult,
-  Action,
-} from './reconcile';
+import { afterAttempt, DEFAULT_SETTINGS, ObservedLease, ObservedState, pickWarmRun, reconcile, ReconcileSettings, runConfigMapName, runName, verdictOfResult, Action } from './reconcile';
 import {
   ANNOTATION,
   applyRunPatch,
@@ -43,7 +30,7 @@ import {
   taskStatusPatch,
 } from './observe';
 import { ClusterStore, Kind, KubeObject, StoreError, WatchEvent } from './store';
-import { decodeTerminationMessage } from '../runner/termination-message';
+import { AttemptResult, decodeTerminationMessage, type LeaseGrant } from '../core/protocol';
 
 export interface ControllerOptions {
   readonly store: ClusterStore;
@@ -55,18 +42,6 @@ export interface ControllerOptions {
   readonly now?: () => number;
   /** Progress lines (one per decision). @default - none */
   readonly log?: (line: string) => void;
-}
-
-/** What a warm worker gets with its lease: everything the runner needs. */
-export interface LeaseGrant {
-  readonly id: string;
-  readonly run: string;
-  readonly attempt: number;
-  readonly task: TaskSpec;
-  readonly harness: HarnessSpec;
-  readonly pool: PoolSpec;
-  readonly ttlMs: number;
-  readonly renewEveryMs: number;
 }
 
 interface Lease extends ObservedLease {

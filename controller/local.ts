@@ -16,13 +16,13 @@ import { ChildProcess, spawn } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { parseAllDocuments } from 'yaml';
-import { stableJson } from '../constructs/platform';
 import type { PoolSpec } from '../policy/specs';
 import { startApis } from './api';
 import { Controller } from './controller';
 import { resultOfRunConfigMap, taskFromConfigMap } from './observe';
 import { TERMINAL_PHASES, RunPhase } from './reconcile';
 import { KubeObject, MemoryStore } from './store';
+import { stableJson } from '../core/stable-json';
 
 export interface LocalOptions {
   /** Folder with the synthesized YAML. @default "dist" */

@@ -6,13 +6,13 @@
  */
 import { parse as parseYaml } from 'yaml';
 import type { Job } from 'kubernetes-types/batch/v1';
-import { specHashOf } from '../constructs/agent-task';
 import { LABEL_HARNESS, LABEL_PHASE, LABEL_POOL, LABEL_RUN, LABEL_SPEC_HASH, LABEL_TASK, standardLabels } from '../core/labels';
-import { stableJson } from '../constructs/platform';
 import { HarnessSpec, PoolSpec, TaskSpec, validateSpec } from '../policy/specs';
-import type { AttemptResult, ObservedHarness, ObservedJob, ObservedPod, ObservedPool, ObservedRun, ObservedTask, PoolMode, RunPatch, RunPhase } from './reconcile';
+import type { ObservedHarness, ObservedJob, ObservedPod, ObservedPool, ObservedRun, ObservedTask, PoolMode, RunPatch, RunPhase } from './reconcile';
 import { runConfigMapName } from './reconcile';
 import type { KubeObject } from './store';
+import { specHashOf, stableJson } from '../core/stable-json';
+import { type AttemptResult, MAX_RESULT_BYTES } from '../core/protocol';
 
 export const ANNOTATION = {
   run: 'paddock.dev/run',
@@ -41,8 +41,6 @@ export function selectors(namespace: string): Record<'task' | 'pool' | 'harness'
   };
 }
 
-/** Largest results.jsonl + status.json kept in a run ConfigMap (ConfigMaps hold at most 1 MiB). */
-export const MAX_RESULT_BYTES = 512 * 1024;
 export const TRUNCATION_MARKER = 'paddock.truncated';
 
 const ms = (iso: string | undefined): number => (iso ? Date.parse(iso) || 0 : 0);

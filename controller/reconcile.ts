@@ -19,6 +19,7 @@ import type { Job } from 'kubernetes-types/batch/v1';
 import { fillJobTemplate } from '../core/job-template';
 import type { TaskSpec } from '../policy/specs';
 import { EXIT_CODES, Outcome } from '../runner/status';
+import type { AttemptResult } from '../core/protocol';
 
 export type RunPhase = 'Queued' | 'Running' | 'Succeeded' | 'Failed' | 'Superseded';
 export type PoolMode = 'job' | 'warm';
@@ -86,14 +87,6 @@ export interface ObservedPod {
   readonly waiting?: { readonly reason: string; readonly message?: string };
   readonly terminated?: { readonly exitCode: number; readonly reason?: string; readonly message?: string };
   readonly createdAt: number;
-}
-
-/** The result of one attempt, as the runner reported it (status.json + results.jsonl). */
-export interface AttemptResult {
-  readonly status: Record<string, unknown> & { readonly outcome?: string };
-  readonly resultsJsonl: string;
-  /** The report was cut to fit (the termination message's 4 KiB, or the result size cap). */
-  readonly truncated?: boolean;
 }
 
 export interface ObservedRun {

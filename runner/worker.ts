@@ -11,10 +11,9 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import type { LeaseGrant } from '../controller/controller';
-import { MAX_RESULT_BYTES } from '../controller/observe';
 import { POD_PATHS, run } from './run';
 import type { SandboxKind } from './sandbox-bwrap';
+import { type LeaseGrant, MAX_RESULT_BYTES } from '../core/protocol';
 
 export interface WorkerOptions {
   readonly controller: string;

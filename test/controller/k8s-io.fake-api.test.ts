@@ -14,11 +14,11 @@ import * as net from 'net';
 import * as path from 'path';
 import { Chart, Testing } from 'cdk8s';
 import { AgentPool, AgentTask, Harness, Platform, synthesize } from '../../constructs';
-import { specHashOf } from '../../constructs/agent-task';
-import { encodeTerminationMessage } from '../../runner/termination-message';
 import type { KubeObject } from '../../controller/store';
 import { makeTmpDir } from '../support/runner-fixtures';
 import { FakeKubeApi, startFakeKubeApi } from './support/fake-kube-api';
+import { specHashOf } from '../../core/stable-json';
+import { encodeTerminationMessage } from '../../core/protocol';
 
 jest.setTimeout(60_000);
 

@@ -1,8 +1,8 @@
 /** What the constructs synthesize for the controller: pool modes, concurrency, leader election; and run records. */
 import { AgentPool, AgentTask, Harness } from '../../constructs';
-import { capResult, MAX_RESULT_BYTES, TRUNCATION_MARKER } from '../../controller/observe';
-import { decodeTerminationMessage, encodeTerminationMessage, TERMINATION_MESSAGE_LIMIT } from '../../runner/termination-message';
+import { capResult, TRUNCATION_MARKER } from '../../controller/observe';
 import { find, newPlatform, synth } from '../support/synth';
+import { decodeTerminationMessage, encodeTerminationMessage, MAX_RESULT_BYTES, TERMINATION_MESSAGE_LIMIT } from '../../core/protocol';
 
 describe('AgentPool mode', () => {
   test('default "job": pool.json says so, the worker Deployment stays at 0, declared tasks get their Job', () => {

@@ -2,7 +2,6 @@
  * The reconcile function, table-driven over observed states: pure input -> actions,
  * no store, no clock, no processes.
  */
-import { specHashOf } from '../../constructs/agent-task';
 import type { TaskSpec } from '../../policy/specs';
 import {
   Action,
@@ -18,7 +17,8 @@ import {
   reconcile,
   runName,
 } from '../../controller/reconcile';
-import { decodeTerminationMessage, encodeTerminationMessage } from '../../runner/termination-message';
+import { specHashOf } from '../../core/stable-json';
+import { decodeTerminationMessage, encodeTerminationMessage } from '../../core/protocol';
 
 const NOW = 1_000_000;
 

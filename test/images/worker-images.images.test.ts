@@ -17,11 +17,11 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { Duration } from 'cdk8s';
 import { AgentPool, AgentTask, CredentialSecret, Harness, SandboxProfile } from '../../constructs';
-import { stableJson } from '../../constructs/platform';
 import { MOCK_PROVIDER } from '../support/mock-provider';
 import { CleanupStack, createNetns } from '../support/netns';
 import { makeDemoRepos, makeTmpDir, readJson, readJsonl } from '../support/runner-fixtures';
 import { find, newPlatform, synth } from '../support/synth';
+import { stableJson } from '../../core/stable-json';
 import {
   buildImages,
   compileMockServer,

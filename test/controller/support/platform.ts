@@ -1,10 +1,10 @@
 /** An in-memory platform (pool, harness, tasks as the constructs synthesize them) for the controller tests and the bench. */
 import * as path from 'path';
 import { standardLabels } from '../../../core/labels';
-import { stableJson } from '../../../constructs/platform';
 import type { HarnessSpec, PoolSpec, TaskSpec } from '../../../policy/specs';
 import { taskConfigMap } from '../../../controller/observe';
 import { MemoryStore } from '../../../controller/store';
+import { stableJson } from '../../../core/stable-json';
 
 export const NS = 'paddock';
 export const SLOW_AGENT = path.join(__dirname, 'slow-agent.js');

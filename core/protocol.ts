@@ -1,0 +1,61 @@
+/**
+ * The protocol between the runner, the warm worker and the controller: what a
+ * worker gets with its lease, what an attempt reports, and the size limits on
+ * the way. A Job's runner reports through its container's termination message
+ * (/dev/termination-log, which the kubelet copies into the pod's status, at most
+ * 4096 bytes): the compact status plus as many whole lines of results.jsonl as
+ * fit; when lines were cut, `truncated` says so and the controller's run
+ * ConfigMap carries the truncation marker.
+ */
+import type { HarnessSpec, PoolSpec, TaskSpec } from '../policy/specs';
+
+/** What a warm worker gets with its lease: everything the runner needs. */
+export interface LeaseGrant {
+  readonly id: string;
+  readonly run: string;
+  readonly attempt: number;
+  readonly task: TaskSpec;
+  readonly harness: HarnessSpec;
+  readonly pool: PoolSpec;
+  readonly ttlMs: number;
+  readonly renewEveryMs: number;
+}
+
+/** The result of one attempt, as the runner reported it (status.json + results.jsonl). */
+export interface AttemptResult {
+  readonly status: Record<string, unknown> & { readonly outcome?: string };
+  readonly resultsJsonl: string;
+  /** The report was cut to fit (the termination message's 4 KiB, or the result size cap). */
+  readonly truncated?: boolean;
+}
+
+/** Largest results.jsonl + status.json kept in a run ConfigMap (ConfigMaps hold at most 1 MiB). */
+export const MAX_RESULT_BYTES = 512 * 1024;
+
+export const TERMINATION_MESSAGE_LIMIT = 4096;
+const TAG = 'paddock/v1';
+
+const STATUS_KEYS = ['task', 'harness', 'pool', 'outcome', 'runnerExitCode', 'exitCode', 'signal', 'message', 'counts', 'startedAt', 'finishedAt'];
+
+export function encodeTerminationMessage(status: Record<string, unknown>, resultsJsonl: string, limit = TERMINATION_MESSAGE_LIMIT): string {
+  const compact: Record<string, unknown> = {};
+  for (const k of STATUS_KEYS) if (status[k] !== undefined) compact[k] = status[k];
+  if (typeof compact.message === 'string' && compact.message.length > 800) compact.message = compact.message.slice(0, 800) + '…';
+  const lines = resultsJsonl.split('\n').filter((l) => l.trim());
+  const make = (n: number) => JSON.stringify({ t: TAG, status: compact, results: lines.slice(0, n).join('\n'), ...(n < lines.length ? { truncated: true } : {}) });
+  for (let n = lines.length; n >= 0; n--) {
+    const text = make(n);
+    if (Buffer.byteLength(text) <= limit) return text;
+  }
+  return JSON.stringify({ t: TAG, status: { outcome: compact.outcome, runnerExitCode: compact.runnerExitCode }, results: '', truncated: true });
+}
+
+export function decodeTerminationMessage(message: string): AttemptResult | undefined {
+  try {
+    const v = JSON.parse(message);
+    if (!v || v.t !== TAG || typeof v.status !== 'object') return undefined;
+    return { status: v.status, resultsJsonl: typeof v.results === 'string' && v.results ? v.results + '\n' : '', ...(v.truncated ? { truncated: true } : {}) };
+  } catch {
+    return undefined;
+  }
+}
