@@ -10,7 +10,7 @@
  */
 import { randomUUID } from 'crypto';
 import { LABEL_PHASE, LABEL_RUN } from '../core/labels';
-import type { HarnessSpec, PoolSpec, TaskSpec } from '../policy/specs';
+import type { TaskSpec } from '../policy/specs';
 import { afterAttempt, DEFAULT_SETTINGS, ObservedLease, ObservedState, pickWarmRun, reconcile, ReconcileSettings, runConfigMapName, runName, verdictOfResult, Action } from './reconcile';
 import {
   ANNOTATION,
