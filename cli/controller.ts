@@ -1,46 +1,17 @@
 /**
- * `paddock controller`, `paddock worker` and `paddock local`: argv parsing only;
- * the logic is in controller.ts / api.ts / worker.ts / local.ts.
+ * `paddock controller`, `paddock worker` and `paddock local`: flags and signals
+ * only; the logic is in controller/ (controller, api, local) and runner/worker.
  *
  * Exit codes: 0 stopped by SIGTERM/SIGINT (controller, worker) or every task
  * succeeded (local); 1 a task failed (local); 2 bad arguments; 4 local timed
  * out; 6 internal error (e.g. the API server cannot be reached at start).
  */
 import { startApis } from '../controller/api';
-import { UsageError } from './usage-error';
 import { Controller } from '../controller/controller';
 import { LocalError, runLocal } from '../controller/local';
 import { runWorker } from '../runner/worker';
-
-/** Bad arguments: the CLI prints the message and exits 2. */
-export class CommandUsageError extends UsageError {}
-
-
-function parse(args: readonly string[], valued: string[], flags: string[] = []): { values: Map<string, string[]>; flags: Set<string> } {
-  const values = new Map<string, string[]>();
-  const set = new Set<string>();
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i];
-    if (flags.includes(arg)) {
-      set.add(arg);
-      continue;
-    }
-    const eq = arg.indexOf('=');
-    const name = arg.startsWith('--') && eq > 0 ? arg.slice(0, eq) : arg;
-    if (!valued.includes(name)) throw new CommandUsageError(`unknown argument "${arg}"; known: ${[...valued, ...flags].join(', ')}`);
-    const value = name !== arg ? arg.slice(eq + 1) : args[++i];
-    if (value === undefined) throw new CommandUsageError(`${name} needs a value`);
-    values.set(name, [...(values.get(name) ?? []), value]);
-  }
-  return { values, flags: set };
-}
-
-function positiveInt(value: string | undefined, name: string, fallback: number): number {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new CommandUsageError(`${name} "${value}" must be a positive integer, e.g. ${name} 4`);
-  return n;
-}
+import { OptionValues, positiveInt, UsageError } from './args';
+import type { Command } from './main';
 
 function onSignals(stop: () => void): () => void {
   process.on('SIGTERM', stop);
@@ -51,22 +22,49 @@ function onSignals(stop: () => void): () => void {
   };
 }
 
-export async function controllerCommand(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
-  const { values, flags } = parse(args, ['--namespace', '--port', '--worker-port', '--kubeconfig'], ['--leader-elect']);
-  const namespace = values.get('--namespace')?.[0] ?? env.PADDOCK_NAMESPACE;
-  if (!namespace) throw new CommandUsageError('give --namespace NS (or set PADDOCK_NAMESPACE)');
-  const port = positiveInt(values.get('--port')?.[0], '--port', 8080);
+const CONTROLLER_OPTIONS = {
+  namespace: { type: 'string', example: 'paddock' },
+  port: { type: 'string', example: '8080' },
+  'worker-port': { type: 'string', example: '8081' },
+  kubeconfig: { type: 'string', example: '~/.kube/config' },
+  'leader-elect': { type: 'boolean' },
+} as const;
+
+export const controllerCommand: Command<typeof CONTROLLER_OPTIONS> = {
+  usage: `Usage: paddock controller [options]
+
+Watches the namespace's tasks, dispatches them to Jobs and warm workers, and
+serves the task API (--port) and the warm workers' lease API (--worker-port).
+
+Options:
+  --namespace NS       the platform's namespace        [env PADDOCK_NAMESPACE]
+  --port N             the task API's port             [default 8080]
+  --worker-port N      the worker lease API's port     [default 8081]
+  --kubeconfig FILE    [default: in-cluster, or the current context]
+  --leader-elect       run several replicas: one leads, through a Lease
+  -h, --help           this text
+
+Exit codes: 0 stopped by SIGTERM/SIGINT; 2 bad arguments; 6 internal error.
+`,
+  options: CONTROLLER_OPTIONS,
+  run: ({ values }, _io, env) => runController(values, env),
+};
+
+async function runController(values: OptionValues<typeof CONTROLLER_OPTIONS>, env: NodeJS.ProcessEnv): Promise<number> {
+  const namespace = values.namespace ?? env.PADDOCK_NAMESPACE;
+  if (!namespace) throw new UsageError('give --namespace NS (or set PADDOCK_NAMESPACE)');
+  const port = positiveInt(values.port, '--port', 8080);
   // The warm workers' lease API has its own port, so a NetworkPolicy can keep agent pods off the task API.
-  const workerPort = positiveInt(values.get('--worker-port')?.[0], '--worker-port', 8081);
-  if (workerPort === port) throw new CommandUsageError(`--worker-port ${workerPort} is the task API's --port too; give the worker lease API its own port, e.g. --worker-port ${port === 8081 ? 8082 : 8081}`);
+  const workerPort = positiveInt(values['worker-port'], '--worker-port', 8081);
+  if (workerPort === port) throw new UsageError(`--worker-port ${workerPort} is the task API's --port too; give the worker lease API its own port, e.g. --worker-port ${port === 8081 ? 8082 : 8081}`);
   // The Kubernetes client is loaded only here (ESM, see k8s-store.ts).
   const { KubeStore } = await import('../controller/k8s-store');
   const { LeaderElector } = await import('../controller/leader');
-  const store = await KubeStore.connect({ namespace, kubeconfig: values.get('--kubeconfig')?.[0] });
+  const store = await KubeStore.connect({ namespace, kubeconfig: values.kubeconfig });
   const log = (line: string) => process.stdout.write(`${new Date().toISOString()} ${line}\n`);
   const controller = new Controller({ store, namespace, log });
   const identity = env.PADDOCK_POD_NAME ?? env.HOSTNAME ?? `controller-${process.pid}`;
-  const elector = flags.has('--leader-elect') ? new LeaderElector({ store, name: 'paddock-controller', identity, log }) : undefined;
+  const elector = values['leader-elect'] ? new LeaderElector({ store, name: 'paddock-controller', identity, log }) : undefined;
   const api = await startApis(controller, { port, workerPort, isLeader: elector ? () => elector.isLeader : undefined });
   log(`paddock controller ${identity}: namespace ${namespace}, task API on :${api.tasks.port}, worker lease API on :${api.workers.port}${elector ? ', leader election on' : ''}`);
   let resolveStop!: () => void;
@@ -91,45 +89,100 @@ export async function controllerCommand(args: string[], env: NodeJS.ProcessEnv =
   return 0;
 }
 
-export async function workerCommand(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
-  const { values, flags } = parse(args, ['--pool', '--controller', '--id', '--work-dir', '--max-runs', '--wait'], ['--keep']);
-  const pool = values.get('--pool')?.[0] ?? env.PADDOCK_POOL;
-  const controllerUrl = values.get('--controller')?.[0] ?? env.PADDOCK_CONTROLLER_URL;
-  if (!pool) throw new CommandUsageError('give --pool NAME (or set PADDOCK_POOL)');
-  if (!controllerUrl) throw new CommandUsageError('give --controller URL, e.g. --controller http://paddock-controller.paddock.svc:8081 (the worker lease API)');
-  const abort = new AbortController();
-  const off = onSignals(() => abort.abort());
-  try {
-    await runWorker({
-      pool,
-      controller: controllerUrl,
-      id: values.get('--id')?.[0],
-      workDir: values.get('--work-dir')?.[0],
-      keep: flags.has('--keep'),
-      maxRuns: values.has('--max-runs') ? positiveInt(values.get('--max-runs')![0], '--max-runs', 1) : undefined,
-      waitMs: values.has('--wait') ? positiveInt(values.get('--wait')![0], '--wait', 20000) : undefined,
-      env,
-      signal: abort.signal,
-    });
-  } finally {
-    off();
-  }
-  return 0;
-}
+const WORKER_OPTIONS = {
+  pool: { type: 'string', example: 'codex' },
+  controller: { type: 'string', example: 'http://paddock-controller.paddock.svc:8081' },
+  id: { type: 'string', example: 'worker-1' },
+  'work-dir': { type: 'string', example: '/work' },
+  'max-runs': { type: 'string', example: '1' },
+  wait: { type: 'string', example: '20000' },
+  keep: { type: 'boolean' },
+} as const;
 
-export async function localCommand(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
-  const { values } = parse(args, ['--dir', '--workers', '--task', '--out', '--timeout']);
-  try {
-    return await runLocal({
-      dir: values.get('--dir')?.[0],
-      workers: positiveInt(values.get('--workers')?.[0], '--workers', 1),
-      tasks: values.get('--task'),
-      out: values.get('--out')?.[0],
-      timeoutMs: values.has('--timeout') ? positiveInt(values.get('--timeout')![0], '--timeout', 1) * 1000 : undefined,
-      env,
-    });
-  } catch (err) {
-    if (err instanceof LocalError) throw new CommandUsageError(err.message);
-    throw err;
-  }
-}
+export const workerCommand: Command<typeof WORKER_OPTIONS> = {
+  usage: `Usage: paddock worker --pool NAME --controller WORKER-API-URL [options]
+
+A warm pool's worker: leases tasks of its pool from the controller (long poll)
+and runs each with the runner, one at a time.
+
+Options:
+  --pool NAME          the warm pool                   [env PADDOCK_POOL]
+  --controller URL     the controller's worker lease API [env PADDOCK_CONTROLLER_URL]
+  --id ID              this worker's name              [default: host name and pid]
+  --work-dir DIR       where runs get their directories [default: a temp dir]
+  --max-runs N         exit after N runs               [default: never]
+  --wait MS            how long one lease request waits [default 20000]
+  --keep               keep each run's directories (debugging)
+  -h, --help           this text
+
+Exit codes: 0 stopped by SIGTERM/SIGINT or after --max-runs; 2 bad arguments.
+`,
+  options: WORKER_OPTIONS,
+  run: async ({ values }, _io, env) => {
+    const pool = values.pool ?? env.PADDOCK_POOL;
+    const controllerUrl = values.controller ?? env.PADDOCK_CONTROLLER_URL;
+    if (!pool) throw new UsageError('give --pool NAME (or set PADDOCK_POOL)');
+    if (!controllerUrl) throw new UsageError('give --controller URL, e.g. --controller http://paddock-controller.paddock.svc:8081 (the worker lease API)');
+    const abort = new AbortController();
+    const off = onSignals(() => abort.abort());
+    try {
+      await runWorker({
+        pool,
+        controller: controllerUrl,
+        id: values.id,
+        workDir: values['work-dir'],
+        keep: values.keep ?? false,
+        maxRuns: values['max-runs'] !== undefined ? positiveInt(values['max-runs'], '--max-runs', 1) : undefined,
+        waitMs: values.wait !== undefined ? positiveInt(values.wait, '--wait', 20000) : undefined,
+        env,
+        signal: abort.signal,
+      });
+    } finally {
+      off();
+    }
+    return 0;
+  },
+};
+
+const LOCAL_OPTIONS = {
+  dir: { type: 'string', example: 'dist' },
+  workers: { type: 'string', example: '2' },
+  task: { type: 'string', multiple: true, example: 'fix-readme' },
+  out: { type: 'string', example: '.paddock' },
+  timeout: { type: 'string', example: '600' },
+} as const;
+
+export const localCommand: Command<typeof LOCAL_OPTIONS> = {
+  usage: `Usage: paddock local [options]
+
+Runs the declared tasks of the synthesized platform (dist/*.k8s.yaml) on this
+machine: the controller in-process, warm workers as local processes, Jobs as
+local runs.
+
+Options:
+  --dir DIR            the synthesized YAML            [default dist]
+  --workers N          workers per warm pool           [default 1]
+  --task NAME          run only this task (repeatable) [default: all]
+  --out DIR            where each run's artifacts go   [default .paddock/local]
+  --timeout SECONDS    give up after this long
+  -h, --help           this text
+
+Exit codes: 0 every task succeeded; 1 a task failed; 2 bad arguments; 4 timed out.
+`,
+  options: LOCAL_OPTIONS,
+  run: async ({ values }, _io, env) => {
+    try {
+      return await runLocal({
+        dir: values.dir,
+        workers: positiveInt(values.workers, '--workers', 1),
+        tasks: values.task,
+        out: values.out,
+        timeoutMs: values.timeout !== undefined ? positiveInt(values.timeout, '--timeout', 1) * 1000 : undefined,
+        env,
+      });
+    } catch (err) {
+      if (err instanceof LocalError) throw new UsageError(err.message);
+      throw err;
+    }
+  },
+};

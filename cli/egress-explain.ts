@@ -12,20 +12,25 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { parse as parseYaml, parseAllDocuments } from 'yaml';
+import { UsageError } from './args';
+import type { Command } from './main';
 
-const USAGE = `Usage:
-  paddock egress explain POOL [--dir DIR] [--namespace NS] [--json]
-      Print what the pool's pods may reach (host names, CIDRs, DNS) and how it is
-      enforced (backend: proxy, cilium or networkpolicy), read from the synthesized
-      objects in DIR/*.k8s.yaml (default: dist, as written by \`npm run synth\`).
+const USAGE = `Usage: paddock egress explain POOL [--dir DIR] [--namespace NS] [--json]
+
+Prints what the pool's pods may reach (host names, CIDRs, DNS) and how it is
+enforced (backend: proxy, cilium or networkpolicy), read from the synthesized
+objects in DIR/*.k8s.yaml.
+
+Options:
+  --dir DIR        the synthesized YAML [default dist, as written by \`npm run synth\`]
+  --namespace NS   needed only when several namespaces hold a pool of that name
+  --json           the same as JSON
+  -h, --help       this text
+
+Exit codes: 0 printed; 2 bad usage, or the pool / objects were not found.
 `;
 
 const EGRESS_LABEL_PREFIX = 'egress.paddock.dev/';
-
-export interface ExplainIo {
-  readonly stdout: (text: string) => void;
-  readonly stderr: (text: string) => void;
-}
 
 export interface ExplainOptions {
   readonly pool: string;
@@ -76,7 +81,8 @@ export interface PoolEgress {
   readonly harnessHosts: Array<{ readonly host: string; readonly harness: string }>;
 }
 
-export class ExplainError extends Error {}
+/** The pool or the synthesized objects are not what explain needs: exit 2, like bad usage. */
+export class ExplainError extends UsageError {}
 
 interface KubeDoc {
   apiVersion?: string;
@@ -216,51 +222,24 @@ export function formatEgress(e: PoolEgress): string {
   return out.join('\n') + '\n';
 }
 
-/** `paddock egress ...`: parses argv, prints, returns the exit code. */
-export async function egressCommand(args: string[], io: ExplainIo): Promise<number> {
-  const [sub, ...rest] = args;
-  if (sub === undefined || sub === '-h' || sub === '--help' || sub === 'help') {
-    io.stdout(USAGE);
-    return sub === undefined ? 2 : 0;
-  }
-  try {
-    if (sub !== 'explain') throw new ExplainError(`unknown egress command "${sub}"; use "explain"`);
-    const positional: string[] = [];
-    const flags: Record<string, string> = {};
-    let json = false;
-    for (let i = 0; i < rest.length; i++) {
-      const arg = rest[i];
-      if (arg === '-h' || arg === '--help') {
-        io.stdout(USAGE);
-        return 0;
-      }
-      if (arg === '--json') {
-        json = true;
-        continue;
-      }
-      if (!arg.startsWith('--')) {
-        positional.push(arg);
-        continue;
-      }
-      const eq = arg.indexOf('=');
-      const name = arg.slice(2, eq < 0 ? undefined : eq);
-      if (name !== 'dir' && name !== 'namespace') throw new ExplainError(`unknown option --${name}; known: --dir, --namespace, --json`);
-      const value = eq < 0 ? rest[++i] : arg.slice(eq + 1);
-      if (value === undefined || value === '') throw new ExplainError(`--${name} needs a value`);
-      flags[name] = value;
-    }
-    if (positional.length !== 1) throw new ExplainError('egress explain takes one pool name, e.g. paddock egress explain codex');
-    const egress = explainEgress({ pool: positional[0], dir: flags.dir, namespace: flags.namespace });
-    io.stdout(json ? JSON.stringify(egress, null, 2) + '\n' : formatEgress(egress));
+const EXPLAIN_OPTIONS = {
+  dir: { type: 'string' },
+  namespace: { type: 'string' },
+  json: { type: 'boolean' },
+} as const;
+
+/** `paddock egress explain POOL`: prints the pool's egress, human-readable or as JSON. */
+export const explainCommand: Command<typeof EXPLAIN_OPTIONS> = {
+  usage: USAGE,
+  options: EXPLAIN_OPTIONS,
+  maxPositionals: 1,
+  run: ({ values, positionals }, io) => {
+    if (positionals.length !== 1) throw new ExplainError('takes one pool name, e.g. paddock egress explain codex');
+    const egress = explainEgress({ pool: positionals[0], dir: values.dir, namespace: values.namespace });
+    io.stdout(values.json ? JSON.stringify(egress, null, 2) + '\n' : formatEgress(egress));
     return 0;
-  } catch (e) {
-    if (e instanceof ExplainError) {
-      io.stderr(`paddock: ${e.message}\n`);
-      return 2;
-    }
-    throw e;
-  }
-}
+  },
+};
 
 /** Whether host rule `rule` allows everything `need` asks for (names as Squid matches them). */
 function covers(rule: HostEntry, need: HostEntry): boolean {

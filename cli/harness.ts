@@ -1,36 +1,75 @@
 /**
- * `paddock harness dry-run|presets`: show the exact argv a harness would run.
+ * `paddock harness dry-run|presets`: show the exact argv a harness would run,
+ * and the presets there are.
  */
 import * as fs from 'fs';
 import { Harness } from '../core/harness';
 import { assertValidSpec, HarnessSpec } from '../policy/specs';
-import type { CliIo } from './main';
-import { UsageError } from './usage-error';
+import { UsageError } from './args';
+import type { Command } from './main';
 
-export function harnessCommand(args: string[], io: CliIo): number {
-  const [sub, ...rest] = args;
-  if (sub === 'presets') {
-    io.stdout(Harness.presets().join('\n') + '\n');
+const PRESETS_USAGE = `Usage: paddock harness presets [--json]
+
+Lists the harness presets, one name per line (--json: an array of objects with
+each preset's name, capability, command, default model and image).
+`;
+
+export const presetsCommand: Command<{ json: { type: 'boolean' } }> = {
+  usage: PRESETS_USAGE,
+  options: { json: { type: 'boolean' } },
+  run: (line, io) => {
+    if (!line.values.json) {
+      io.stdout(Harness.presets().join('\n') + '\n');
+      return 0;
+    }
+    const presets = Harness.presets().map((name) => {
+      const { spec } = Harness.fromPreset(name);
+      return { name, capability: spec.capability, command: spec.command, promptVia: spec.promptVia, defaultModel: spec.defaultModel, image: spec.image };
+    });
+    io.stdout(JSON.stringify(presets, null, 2) + '\n');
     return 0;
-  }
-  if (sub !== 'dry-run') {
-    throw new UsageError(`unknown harness command "${sub ?? ''}"; use "dry-run" or "presets"`);
-  }
-  const { positional, flags } = parseFlags(rest, ['model', 'prompt', 'prompt-file', 'workdir']);
-  if (positional.length !== 1) {
-    throw new UsageError(`harness dry-run takes one harness: a preset (${Harness.presets().join(', ')}) or a harness.json file`);
-  }
-  if (flags.prompt === undefined) {
-    throw new UsageError('harness dry-run needs --prompt TEXT');
-  }
-  const harness = loadHarness(positional[0]);
-  if (flags.model === undefined && harness.spec.defaultModel === undefined && harness.needsModel) {
-    throw new UsageError(`harness "${harness.name}" has no defaultModel; pass --model`);
-  }
-  const argv = harness.render({ model: flags.model, prompt: flags.prompt, promptFile: flags['prompt-file'], workdir: flags.workdir });
-  io.stdout(JSON.stringify(argv, null, 2) + '\n');
-  return 0;
-}
+  },
+};
+
+const DRY_RUN_OPTIONS = {
+  model: { type: 'string', example: 'gpt-5-mini' },
+  prompt: { type: 'string', example: '"Fix the tests"' },
+  'prompt-file': { type: 'string', example: '/tmp/paddock/prompt.txt' },
+  workdir: { type: 'string', example: '/workspace/repo' },
+} as const;
+
+export const dryRunCommand: Command<typeof DRY_RUN_OPTIONS> = {
+  usage: `Usage: paddock harness dry-run <preset|harness.json> --prompt TEXT [options]
+
+Prints the exact argv the runner would exec for this harness, as a JSON array
+(one element per argv entry; no shell is involved).
+
+Options:
+  --prompt TEXT        the task's prompt (required)
+  --model M            the model [default: the harness's defaultModel]
+  --prompt-file PATH   where {prompt_file} points [default /tmp/paddock/prompt.txt]
+  --workdir DIR        the agent's working directory [default /workspace]
+  -h, --help           this text
+`,
+  options: DRY_RUN_OPTIONS,
+  maxPositionals: 1,
+  run: (line, io) => {
+    const { values, positionals } = line;
+    if (positionals.length !== 1) {
+      throw new UsageError(`takes one harness: a preset (${Harness.presets().join(', ')}) or a harness.json file`);
+    }
+    if (values.prompt === undefined) {
+      throw new UsageError('needs --prompt TEXT');
+    }
+    const harness = loadHarness(positionals[0]);
+    if (values.model === undefined && harness.spec.defaultModel === undefined && harness.needsModel) {
+      throw new UsageError(`harness "${harness.name}" has no defaultModel; pass --model`);
+    }
+    const argv = harness.render({ model: values.model, prompt: values.prompt, promptFile: values['prompt-file'], workdir: values.workdir });
+    io.stdout(JSON.stringify(argv, null, 2) + '\n');
+    return 0;
+  },
+};
 
 /** A preset name, or a harness.json file (e.g. the key of a synthesized harness ConfigMap). */
 function loadHarness(ref: string): Harness {
@@ -48,25 +87,4 @@ function loadHarness(ref: string): Harness {
   }
   assertValidSpec('Harness', spec, ref);
   return Harness.fromSpec(spec as HarnessSpec);
-}
-
-function parseFlags(args: string[], known: string[]): { positional: string[]; flags: Record<string, string | undefined> } {
-  const positional: string[] = [];
-  const flags: Record<string, string | undefined> = {};
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i];
-    if (!arg.startsWith('--')) {
-      positional.push(arg);
-      continue;
-    }
-    const eq = arg.indexOf('=');
-    const name = arg.slice(2, eq < 0 ? undefined : eq);
-    if (!known.includes(name)) {
-      throw new UsageError(`unknown option --${name}; known: ${known.map((k) => `--${k}`).join(', ')}`);
-    }
-    const value = eq < 0 ? args[++i] : arg.slice(eq + 1);
-    if (value === undefined) throw new UsageError(`--${name} needs a value`);
-    flags[name] = value;
-  }
-  return { positional, flags };
 }

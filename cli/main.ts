@@ -1,33 +1,93 @@
 /**
- * `paddock` command line: parses argv, dispatches, returns an exit code.
- * Each command's logic lives in its own module and is testable without a process;
- * modules load only when their command runs, to keep the runner's start-up short.
+ * `paddock` command line: finds the command, parses its argv with the one
+ * parser (args.ts), runs it, and turns bad usage into exit 2 on one error path.
+ * Each command's module loads only when that command runs, which keeps the
+ * runner's start-up short and the synthesis stack out of runtime commands.
+ *
+ * Exit codes: a command's own (see its --help and the README); 2 for bad usage
+ * everywhere; 6 for an internal error (bin/paddock.js).
  */
 import { PaddockValidationError } from '../core/validation';
 import { SpecError } from '../policy/specs';
-import { UsageError } from './usage-error';
-
-const USAGE = `Usage:
-  paddock run [--task FILE | --task-dir DIR] [--harness FILE|DIR] [--pool FILE|DIR] [options]
-      Run one task with the agent CLI (in a pod, or locally). See paddock run --help.
-  paddock harness dry-run <preset|harness.json> --prompt TEXT [--model M] [--prompt-file PATH] [--workdir DIR]
-      Print the exact argv the runner would exec, as a JSON array.
-  paddock harness presets
-      List the harness presets.
-  paddock egress explain POOL [--dir dist] [--namespace NS] [--json]
-      Print what a pool may reach, the backend enforcing it and why, from the synthesized YAML.
-  paddock controller [--namespace NS] [--port 8080] [--worker-port 8081] [--kubeconfig FILE] [--leader-elect]
-      Watch tasks, dispatch them to Jobs and warm workers, serve the task API (--port) and
-      the warm workers' lease API (--worker-port) (in the cluster).
-  paddock worker --pool NAME --controller WORKER-API-URL [--id ID] [--work-dir DIR] [--keep] [--max-runs N]
-      A warm pool's worker: lease tasks from the controller and run them.
-  paddock local [--dir dist] [--workers N] [--task NAME]... [--out DIR] [--timeout SECONDS]
-      Run the declared tasks of the synthesized platform on this machine.
-`;
+import { CommandLine, oneOf, OptionSpecs, parseCommandLine, UsageError } from './args';
+import { packageVersion } from './version';
 
 export interface CliIo {
   readonly stdout: (text: string) => void;
   readonly stderr: (text: string) => void;
+}
+
+/** One command: its usage text, its flags, and what it does with them. */
+export interface Command<O extends OptionSpecs = OptionSpecs> {
+  readonly usage: string;
+  readonly options: O;
+  /** How many positional arguments it takes at most. @default 0 */
+  readonly maxPositionals?: number;
+  run(line: CommandLine<O>, io: CliIo, env: NodeJS.ProcessEnv): Promise<number> | number;
+}
+
+interface Entry {
+  readonly synopsis: string;
+  readonly summary: string;
+  readonly load: () => Promise<Command<any>>;
+}
+
+/** Every command, by its words; "harness dry-run" is the subcommand dry-run of harness. */
+const COMMANDS: Readonly<Record<string, Entry>> = {
+  run: {
+    synopsis: 'paddock run [--task FILE | --task-dir DIR] [--harness FILE|DIR|PRESET] [--pool FILE|DIR] [options]',
+    summary: 'Run one task with the agent CLI (in a pod, or locally).',
+    load: async () => (await import('./run')).runCommand,
+  },
+  'harness dry-run': {
+    synopsis: 'paddock harness dry-run <preset|harness.json> --prompt TEXT [--model M] [--prompt-file PATH] [--workdir DIR]',
+    summary: 'Print the exact argv the runner would exec, as a JSON array.',
+    load: async () => (await import('./harness')).dryRunCommand,
+  },
+  'harness presets': {
+    synopsis: 'paddock harness presets [--json]',
+    summary: 'List the harness presets.',
+    load: async () => (await import('./harness')).presetsCommand,
+  },
+  'egress explain': {
+    synopsis: 'paddock egress explain POOL [--dir DIR] [--namespace NS] [--json]',
+    summary: 'Print what a pool may reach, the backend enforcing it and why, from the synthesized YAML.',
+    load: async () => (await import('./egress-explain')).explainCommand,
+  },
+  controller: {
+    synopsis: 'paddock controller [--namespace NS] [--port 8080] [--worker-port 8081] [--kubeconfig FILE] [--leader-elect]',
+    summary: "Watch tasks, dispatch them to Jobs and warm workers, serve the task API and the workers' lease API (in the cluster).",
+    load: async () => (await import('./controller')).controllerCommand,
+  },
+  worker: {
+    synopsis: 'paddock worker --pool NAME --controller WORKER-API-URL [--id ID] [--work-dir DIR] [--keep] [--max-runs N]',
+    summary: "A warm pool's worker: lease tasks from the controller and run them.",
+    load: async () => (await import('./controller')).workerCommand,
+  },
+  local: {
+    synopsis: 'paddock local [--dir dist] [--workers N] [--task NAME]... [--out DIR] [--timeout SECONDS]',
+    summary: 'Run the declared tasks of the synthesized platform on this machine.',
+    load: async () => (await import('./controller')).localCommand,
+  },
+  version: {
+    synopsis: 'paddock version (or paddock --version)',
+    summary: "Print the package's version.",
+    load: async () => versionCommand,
+  },
+};
+
+const versionCommand: Command = {
+  usage: 'Usage: paddock version\n\nPrints the version of the paddock package.\n',
+  options: {},
+  run: (_line, io) => {
+    io.stdout(`${packageVersion()}\n`);
+    return 0;
+  },
+};
+
+function usageOf(prefix = ''): string {
+  const entries = Object.entries(COMMANDS).filter(([words]) => words === prefix || words.startsWith(prefix ? `${prefix} ` : ''));
+  return `Usage:\n${entries.map(([, e]) => `  ${e.synopsis}\n      ${e.summary}\n`).join('')}\nRun "paddock <command> --help" for a command's options.\n`;
 }
 
 const processIo: CliIo = {
@@ -35,37 +95,50 @@ const processIo: CliIo = {
   stderr: (text) => process.stderr.write(text),
 };
 
-export async function main(argv: string[], io: CliIo = processIo): Promise<number> {
-  const [command, ...rest] = argv;
+export async function main(argv: string[], io: CliIo = processIo, env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  const [first, second] = argv;
+  if (first === undefined) {
+    io.stderr(usageOf());
+    return 2;
+  }
+  if (first === '-h' || first === '--help' || first === 'help') {
+    io.stdout(usageOf());
+    return 0;
+  }
+  if (first === '--version' || first === '-V') return versionCommand.run({ values: {}, positionals: [], help: false }, io, env);
+  const words = second !== undefined && COMMANDS[`${first} ${second}`] ? `${first} ${second}` : COMMANDS[first] ? first : undefined;
+  if (words === undefined) return unknownCommand(first, second, io);
+  const rest = argv.slice(words.split(' ').length);
   try {
-    switch (command) {
-      case 'run':
-        return await (await import('./run')).runCli(rest);
-      case 'harness':
-        return (await import('./harness')).harnessCommand(rest, io);
-      case 'egress':
-        return await (await import('./egress-explain')).egressCommand(rest, io);
-      case 'controller':
-        return await (await import('./controller')).controllerCommand(rest);
-      case 'worker':
-        return await (await import('./controller')).workerCommand(rest);
-      case 'local':
-        return await (await import('./controller')).localCommand(rest);
-      case undefined:
-      case '-h':
-      case '--help':
-      case 'help':
-        io.stdout(USAGE);
-        return command === undefined ? 2 : 0;
-      default:
-        io.stderr(`paddock: unknown command "${command}"\n${USAGE}`);
-        return 2;
+    const command = await COMMANDS[words].load();
+    const line = parseCommandLine(rest, command.options, { max: command.maxPositionals ?? 0 });
+    if (line.help) {
+      io.stdout(command.usage);
+      return 0;
     }
+    return await command.run(line, io, env);
   } catch (e) {
     if (e instanceof PaddockValidationError || e instanceof SpecError || e instanceof UsageError) {
-      io.stderr(`paddock: ${e.message}\n`);
+      io.stderr(`paddock ${words}: ${e.message}\n`);
       return 2;
     }
     throw e;
   }
+}
+
+/** A group without (or with a wrong) subcommand, or no such command at all. */
+function unknownCommand(first: string, second: string | undefined, io: CliIo): number {
+  const subcommands = Object.keys(COMMANDS)
+    .filter((w) => w.startsWith(`${first} `))
+    .map((w) => w.slice(first.length + 1));
+  if (subcommands.length === 0) {
+    io.stderr(`paddock: unknown command "${first}"; use ${oneOf([...new Set(Object.keys(COMMANDS).map((w) => w.split(' ')[0]))])}\n${usageOf()}`);
+    return 2;
+  }
+  if (second === '-h' || second === '--help' || second === 'help') {
+    io.stdout(usageOf(first));
+    return 0;
+  }
+  io.stderr(`paddock: ${second === undefined ? `${first} needs a command` : `unknown ${first} command "${second}"`}; use ${oneOf(subcommands)}\n${usageOf(first)}`);
+  return 2;
 }

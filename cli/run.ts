@@ -15,6 +15,8 @@ import { POD_PATHS, run, RunOptions } from '../runner/run';
 import { SpecSource } from '../runner/load-specs';
 import { EXIT_CODES } from '../runner/status';
 import { TERMINATION_LOG, writeTerminationMessage } from '../runner/termination-message';
+import { OptionValues, parseCommandLine, UsageError } from './args';
+import type { Command } from './main';
 
 export const RUN_USAGE = `Usage: paddock run [options]
 
@@ -56,80 +58,54 @@ export interface ParsedRunArgs {
   readonly help: boolean;
 }
 
-export class UsageError extends Error {}
-
-const VALUE_FLAGS = new Set([
-  '--task',
-  '--task-dir',
-  '--harness',
-  '--pool',
-  '--workspace',
-  '--home',
-  '--artifacts',
-  '--tmp',
-  '--sandbox',
-  '--kill-grace',
-]);
+const RUN_OPTIONS = {
+  task: { type: 'string', example: 'task.json' },
+  'task-dir': { type: 'string', example: '/etc/paddock/task' },
+  harness: { type: 'string', example: 'codex' },
+  pool: { type: 'string', example: 'pool.json' },
+  'no-pool': { type: 'boolean' },
+  workspace: { type: 'string', example: 'PATH' },
+  home: { type: 'string', example: 'PATH' },
+  artifacts: { type: 'string', example: 'PATH' },
+  tmp: { type: 'string', example: 'PATH' },
+  sandbox: { type: 'string', example: 'bwrap' },
+  'kill-grace': { type: 'string', example: '10' },
+} as const;
 
 export function parseRunArgs(argv: readonly string[]): ParsedRunArgs {
-  const values = new Map<string, string>();
-  let noPool = false;
-  let help = false;
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    if (arg === '-h' || arg === '--help') {
-      help = true;
-      continue;
-    }
-    if (arg === '--no-pool') {
-      noPool = true;
-      continue;
-    }
-    const eq = arg.indexOf('=');
-    const flag = arg.startsWith('--') && eq > 0 ? arg.slice(0, eq) : arg;
-    if (!VALUE_FLAGS.has(flag)) {
-      throw new UsageError(`unknown argument "${arg}"; see paddock run --help`);
-    }
-    let value: string | undefined;
-    if (flag !== arg) {
-      value = arg.slice(eq + 1);
-    } else {
-      value = argv[++i];
-      if (value === undefined || (value.startsWith('--') && value.length > 2)) {
-        throw new UsageError(`${flag} needs a value, e.g. ${flag} ${example(flag)}`);
-      }
-    }
-    if (values.has(flag)) throw new UsageError(`${flag} is given twice`);
-    values.set(flag, value);
-  }
-  if (values.has('--task') && values.has('--task-dir')) {
+  const line = parseCommandLine(argv, RUN_OPTIONS);
+  return line.help ? { options: {}, local: false, help: true } : runArgsOf(line.values);
+}
+
+function runArgsOf(v: OptionValues<typeof RUN_OPTIONS>): ParsedRunArgs {
+  if (v.task !== undefined && v['task-dir'] !== undefined) {
     throw new UsageError('give either --task FILE or --task-dir DIR, not both');
   }
-  if (noPool && values.has('--pool')) throw new UsageError('give either --pool or --no-pool, not both');
-  const sandbox = values.get('--sandbox');
+  if (v['no-pool'] && v.pool !== undefined) throw new UsageError('give either --pool or --no-pool, not both');
+  const sandbox = v.sandbox;
   if (sandbox !== undefined && sandbox !== 'bwrap' && sandbox !== 'none') {
     throw new UsageError(`--sandbox "${sandbox}" is not supported; write --sandbox bwrap`);
   }
-  const grace = values.get('--kill-grace');
+  const grace = v['kill-grace'];
   let killGraceMs: number | undefined;
   if (grace !== undefined) {
     const n = Number(grace);
     if (!Number.isFinite(n) || n < 0) throw new UsageError(`--kill-grace "${grace}" must be a number of seconds, e.g. --kill-grace 10`);
     killGraceMs = Math.round(n * 1000);
   }
-  const task: SpecSource | undefined = values.get('--task') ?? values.get('--task-dir');
+  const task: SpecSource | undefined = v.task ?? v['task-dir'];
   const options: RunOptions = {
     ...(task !== undefined ? { task } : {}),
-    ...(values.has('--harness') ? { harness: harnessSource(values.get('--harness')!) } : {}),
-    ...(noPool ? { pool: null } : values.has('--pool') ? { pool: values.get('--pool') } : {}),
-    ...(values.has('--workspace') ? { workspace: values.get('--workspace') } : {}),
-    ...(values.has('--home') ? { home: values.get('--home') } : {}),
-    ...(values.has('--artifacts') ? { artifacts: values.get('--artifacts') } : {}),
-    ...(values.has('--tmp') ? { tmp: values.get('--tmp') } : {}),
+    ...(v.harness !== undefined ? { harness: harnessSource(v.harness) } : {}),
+    ...(v['no-pool'] ? { pool: null } : v.pool !== undefined ? { pool: v.pool } : {}),
+    ...(v.workspace !== undefined ? { workspace: v.workspace } : {}),
+    ...(v.home !== undefined ? { home: v.home } : {}),
+    ...(v.artifacts !== undefined ? { artifacts: v.artifacts } : {}),
+    ...(v.tmp !== undefined ? { tmp: v.tmp } : {}),
     ...(sandbox === 'bwrap' ? { sandbox: 'bwrap' as const } : {}),
     ...(killGraceMs !== undefined ? { killGraceMs } : {}),
   };
-  return { options, local: task !== undefined, help };
+  return { options, local: task !== undefined, help: false };
 }
 
 /** A file or folder wins over a preset of the same name. */
@@ -139,38 +115,17 @@ function harnessSource(value: string): SpecSource {
   throw new UsageError(`--harness "${value}" is neither a file, a folder nor a harness preset (${Harness.presets().join(', ')})`);
 }
 
-function example(flag: string): string {
-  switch (flag) {
-    case '--task':
-      return 'task.json';
-    case '--sandbox':
-      return 'bwrap';
-    case '--kill-grace':
-      return '10';
-    default:
-      return 'PATH';
-  }
-}
-
 /**
- * `paddock run` entry point. SIGTERM/SIGINT stop the run (outcome `terminated`, exit 5)
+ * `paddock run`. SIGTERM/SIGINT stop the run (outcome `terminated`, exit 5)
  * after the agent's process group was stopped and the artifacts were written.
  */
-export async function runCli(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
-  let parsed: ParsedRunArgs;
-  try {
-    parsed = parseRunArgs(argv);
-  } catch (err) {
-    if (err instanceof UsageError) {
-      process.stderr.write(`paddock run: ${err.message}\n`);
-      return EXIT_CODES.invalid_spec;
-    }
-    throw err;
-  }
-  if (parsed.help) {
-    process.stdout.write(RUN_USAGE);
-    return 0;
-  }
+export const runCommand: Command<typeof RUN_OPTIONS> = {
+  usage: RUN_USAGE,
+  options: RUN_OPTIONS,
+  run: (line, _io, env) => runWith(runArgsOf(line.values), env),
+};
+
+async function runWith(parsed: ParsedRunArgs, env: NodeJS.ProcessEnv): Promise<number> {
   const options = parsed.local ? withLocalDirs(parsed.options, env) : parsed.options;
   const controller = new AbortController();
   const stop = (sig: NodeJS.Signals): void => {

@@ -11,7 +11,9 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { lintCommandTemplate, promptViaOf, renderCommand, usesPlaceholder } from '../core/command-template';
+import { ImageName, imageName } from '../core/images';
 import type { HarnessSpec, PoolSpec, TaskSpec } from '../policy/specs';
+import { presetOfProgram } from '../templates';
 import { baseEnv, buildAgentEnv } from './agent-env';
 import { AgentRunResult, runAgent } from './agent-exec';
 import { planConfigFiles, PlannedConfigFile, writeConfigFiles } from './config-layers';
@@ -305,14 +307,19 @@ export async function run(opts: RunOptions = {}): Promise<number> {
 /** What the agent's end means for the run. */
 function agentOutcome(agent: AgentRunResult, timeoutSeconds: number, program: string | undefined): { outcome: Outcome; message?: string } {
   const how = agent.signal ?? `exit ${agent.exitCode}`;
-  if (agent.spawnError) {
-    const why = (agent.spawnError as NodeJS.ErrnoException).code ?? agent.spawnError.message;
-    return { outcome: 'failed', message: `cannot start the agent ${JSON.stringify(program)}: ${why}` };
-  }
+  if (agent.spawnError) return { outcome: 'failed', message: cannotStart(program, agent.spawnError as NodeJS.ErrnoException) };
   if (agent.timedOut) return { outcome: 'timed_out', message: `the agent ran past the timeout of ${timeoutSeconds} s and was stopped (${how})` };
   if (agent.aborted) return { outcome: 'terminated', message: `the runner was asked to stop; the agent was stopped (${how})` };
   if (agent.exitCode === 0) return { outcome: 'succeeded' };
   return { outcome: 'failed', message: `the agent exited with ${agent.exitCode !== null ? `code ${agent.exitCode}` : `signal ${agent.signal}`}` };
+}
+
+/** Why the agent did not start, and for a missing CLI where it comes from. */
+function cannotStart(program: string | undefined, err: NodeJS.ErrnoException): string {
+  if (err.code !== 'ENOENT' || program === undefined || program.includes('/')) return `cannot start the agent ${JSON.stringify(program)}: ${err.code ?? err.message}`;
+  const preset = presetOfProgram(program);
+  const fix = preset ? `install ${preset.package} or use the ${imageName(preset.image as ImageName)} image` : 'install it, or use an image that has it';
+  return `cannot start ${JSON.stringify(program)}: not on PATH; ${fix}`;
 }
 
 function resolvePoolSource(pool: SpecSource | null | undefined, env: NodeJS.ProcessEnv): SpecSource | undefined {

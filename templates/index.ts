@@ -18,6 +18,8 @@ export interface PresetData {
   readonly capability: string;
   /** Image name in worker-images/images.json. */
   readonly image: string;
+  /** The npm package that provides the CLI, for "not on PATH" messages. */
+  readonly package: string;
   readonly command: string[];
   readonly defaultModel: string;
   readonly env: Record<string, string>;
@@ -56,4 +58,11 @@ export function loadPreset(name: string): { data: PresetData; files: Record<stri
     cache.set(name, { data, files });
   }
   return cache.get(name);
+}
+
+/** The preset whose command runs `program` (e.g. "opencode"), to say where a missing CLI comes from. */
+export function presetOfProgram(program: string): PresetData | undefined {
+  return presetNames()
+    .map((name) => loadPreset(name)!.data)
+    .find((data) => data.command[0] === program);
 }

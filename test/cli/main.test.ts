@@ -3,6 +3,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { parseAllDocuments } from 'yaml';
+import { main } from '../../cli/main';
 import { Harness } from '../../constructs';
 import { expectValidK8s } from '../support/k8s-schema';
 
@@ -53,5 +54,60 @@ describe('cdk8s synth (the real cdk8s CLI)', () => {
     const objects = parseAllDocuments(fs.readFileSync(path.join(out, files[0]), 'utf8')).map((d) => d.toJS());
     expect(objects.length).toBeGreaterThan(20);
     expectValidK8s(objects);
+  });
+});
+
+describe('one command line: every command through one parser', () => {
+  const COMMANDS = [['run'], ['harness', 'dry-run'], ['harness', 'presets'], ['egress', 'explain'], ['controller'], ['worker'], ['local'], ['version']];
+
+  async function cli(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+    let stdout = '';
+    let stderr = '';
+    const code = await main(argv, { stdout: (t) => (stdout += t), stderr: (t) => (stderr += t) }, {});
+    return { code, stdout, stderr };
+  }
+
+  test.each(COMMANDS)('paddock %s %s --help prints its usage and exits 0', async (...words) => {
+    for (const help of ['--help', '-h']) {
+      const r = await cli(...words.filter(Boolean), help);
+      expect(r).toMatchObject({ code: 0, stderr: '' });
+      expect(r.stdout).toMatch(new RegExp(`^Usage: paddock ${words.filter(Boolean).join(' ')}`));
+    }
+  });
+
+  test.each(COMMANDS.filter(([w]) => w !== 'version'))('paddock %s %s --bogus exits 2 and lists the known flags', async (...words) => {
+    const r = await cli(...words.filter(Boolean), '--bogus');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(new RegExp(`^paddock ${words.filter(Boolean).join(' ')}: unknown option --bogus; known: --`));
+  });
+
+  test('the groups and the top level: help exits 0, a missing or unknown command exits 2 naming the choices', async () => {
+    expect(await cli('--help')).toMatchObject({ code: 0, stdout: expect.stringMatching(/^Usage:\n {2}paddock run /) });
+    expect(await cli('harness', '--help')).toMatchObject({ code: 0, stdout: expect.stringContaining('paddock harness presets [--json]') });
+    expect(await cli()).toMatchObject({ code: 2, stderr: expect.stringMatching(/^Usage:/) });
+    expect(await cli('harness')).toMatchObject({ code: 2, stderr: expect.stringMatching(/^paddock: harness needs a command; use "dry-run" or "presets"\n/) });
+    expect(await cli('deploy')).toMatchObject({ code: 2, stderr: expect.stringMatching(/^paddock: unknown command "deploy"; use "run", "harness", "egress", "controller", "worker", "local" or "version"\n/) });
+  });
+
+  test('paddock --version and paddock version print the package version', () => {
+    const { version } = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'));
+    for (const args of [['--version'], ['version']]) {
+      const r = paddock(...args);
+      expect(r).toMatchObject({ status: 0, stdout: `${version}\n`, stderr: '' });
+    }
+  });
+
+  test('harness presets --json: each preset with its capability, command and image', async () => {
+    const r = await cli('harness', 'presets', '--json');
+    expect(r.code).toBe(0);
+    const presets = JSON.parse(r.stdout);
+    expect(presets.map((p: { name: string }) => p.name)).toEqual(Harness.presets());
+    expect(presets.find((p: { name: string }) => p.name === 'codex')).toMatchObject({ capability: 'harness.codex', command: Harness.codex().spec.command, image: Harness.codex().image });
+  });
+
+  test('a flag given twice, a flag without its value, and a value on a switch are refused by name', async () => {
+    expect((await cli('local', '--dir', 'a', '--dir', 'b')).stderr).toBe('paddock local: --dir is given twice\n');
+    expect((await cli('worker', '--pool')).stderr).toBe('paddock worker: --pool needs a value, e.g. --pool codex\n');
+    expect((await cli('controller', '--leader-elect=yes')).stderr).toBe('paddock controller: --leader-elect takes no value; write --leader-elect alone\n');
   });
 });

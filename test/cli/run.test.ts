@@ -67,7 +67,11 @@ describe('parseRunArgs', () => {
   });
 
   test.each([
-    [['--bogus'], /unknown argument "--bogus"/],
+    [['--bogus'], /^unknown option --bogus; known: --task, --task-dir, --harness, /],
+    [['--task-dir'], /^--task-dir needs a value, e.g. --task-dir \/etc\/paddock\/task$/],
+    [['--task', '--home', 'h'], /^--task needs a value, e.g. --task task.json$/],
+    [['--no-pool=yes'], /^--no-pool takes no value; write --no-pool alone$/],
+    [['stray'], /^unexpected argument "stray"; known options: --task, /],
     [['--task'], /--task needs a value, e.g. --task task.json/],
     [['--task', 'a', '--task-dir', 'b'], /either --task FILE or --task-dir DIR/],
     [['--sandbox', 'docker'], /--sandbox "docker" is not supported; write --sandbox bwrap/],
@@ -136,6 +140,6 @@ describe('the runner as a process', () => {
   test('a usage error exits 2 with the message', async () => {
     const r = await spawnRunner(['--sandbox', 'docker']).done;
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/paddock run: --sandbox "docker" is not supported/);
+    expect(r.stderr).toBe(`paddock run: --sandbox "docker" is not supported; write --sandbox bwrap\n`);
   });
 });

@@ -9,7 +9,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { ApiServer, ApiServers, startApi, startApis } from '../../controller/api';
 import { Controller } from '../../controller/controller';
-import { controllerCommand } from '../../cli/controller';
+import { main } from '../../cli/main';
 import { makeTmpDir } from '../support/runner-fixtures';
 import { addPool, memoryPlatform, slowHarness, taskSpec } from './support/platform';
 
@@ -190,8 +190,13 @@ describe('two listeners: the task API and the worker lease API, each serving onl
   });
 
   test('paddock controller: --worker-port (default 8081) must differ from --port', async () => {
-    await expect(controllerCommand(['--namespace', 'x', '--port', '9000', '--worker-port', '9000'])).rejects.toThrow(/--worker-port 9000 is the task API's --port too/);
-    await expect(controllerCommand(['--namespace', 'x', '--port', '8081'])).rejects.toThrow(/--worker-port 8081 is the task API's --port too; .* e\.g\. --worker-port 8082/);
+    let stderr = '';
+    const io = { stdout: () => undefined, stderr: (t: string) => (stderr += t) };
+    expect(await main(['controller', '--namespace', 'x', '--port', '9000', '--worker-port', '9000'], io)).toBe(2);
+    expect(stderr).toMatch(/^paddock controller: --worker-port 9000 is the task API's --port too/);
+    stderr = '';
+    expect(await main(['controller', '--namespace', 'x', '--port', '8081'], io)).toBe(2);
+    expect(stderr).toMatch(/^paddock controller: --worker-port 8081 is the task API's --port too; .* e\.g\. --worker-port 8082/);
   });
 
   test('a lease names its pool: only that pool\'s runs, and only of a warm pool', async () => {

@@ -8,7 +8,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { App, Chart } from 'cdk8s';
 import { AgentPool, AgentTask, EgressAllowlist, Harness, Platform } from '../../constructs';
-import { egressCommand, explainEgress, PoolEgress } from '../../cli/egress-explain';
+import { explainEgress, PoolEgress } from '../../cli/egress-explain';
 import { main } from '../../cli/main';
 import { buildApp } from '../../stacks/cdk8s/main';
 
@@ -26,7 +26,7 @@ function synthTo(build: (app: App) => void): string {
 async function run(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   let stdout = '';
   let stderr = '';
-  const code = await egressCommand(args, { stdout: (t) => (stdout += t), stderr: (t) => (stderr += t) });
+  const code = await main(['egress', ...args], { stdout: (t) => (stdout += t), stderr: (t) => (stderr += t) });
   return { code, stdout, stderr };
 }
 
@@ -104,17 +104,17 @@ describe('paddock egress explain', () => {
         new AgentPool(new Platform(chart, 'platform', { namespace: ns }), 'codex', { harnesses: [Harness.codex()] });
       }
     });
-    expect(await run('explain', 'codex', '--dir', dir)).toMatchObject({ code: 2, stderr: 'paddock: pool "codex" exists in several namespaces (team-a, team-b); pass --namespace\n' });
+    expect(await run('explain', 'codex', '--dir', dir)).toMatchObject({ code: 2, stderr: 'paddock egress explain: pool "codex" exists in several namespaces (team-a, team-b); pass --namespace\n' });
     expect(explainEgress({ pool: 'codex', dir, namespace: 'team-b' }).namespace).toBe('team-b');
   });
 
   test.each([
-    [['explain', 'codexx', '--dir', 'DIR'], /^paddock: no pool "codexx" in DIR; pools: claude \(namespace paddock\), codex \(namespace paddock\)\n$/],
-    [['explain', 'codex', '--dir', '/nonexistent'], /^paddock: no directory "\/nonexistent": synthesize first \(npm run synth writes dist\/\), or pass --dir\n$/],
-    [['explain', '--dir', 'DIR'], /^paddock: egress explain takes one pool name, e\.g\. paddock egress explain codex\n$/],
-    [['explain', 'codex', '--out', 'x'], /^paddock: unknown option --out; known: --dir, --namespace, --json\n$/],
-    [['explain', 'codex', '--dir'], /^paddock: --dir needs a value\n$/],
-    [['explane', 'codex'], /^paddock: unknown egress command "explane"; use "explain"\n$/],
+    [['explain', 'codexx', '--dir', 'DIR'], /^paddock egress explain: no pool "codexx" in DIR; pools: claude \(namespace paddock\), codex \(namespace paddock\)\n$/],
+    [['explain', 'codex', '--dir', '/nonexistent'], /^paddock egress explain: no directory "\/nonexistent": synthesize first \(npm run synth writes dist\/\), or pass --dir\n$/],
+    [['explain', '--dir', 'DIR'], /^paddock egress explain: takes one pool name, e\.g\. paddock egress explain codex\n$/],
+    [['explain', 'codex', '--out', 'x'], /^paddock egress explain: unknown option --out; known: --dir, --namespace, --json\n$/],
+    [['explain', 'codex', '--dir'], /^paddock egress explain: --dir needs a value\n$/],
+    [['explane', 'codex'], /^paddock: unknown egress command "explane"; use "explain"\nUsage:\n  paddock egress explain POOL/],
   ])('%j exits 2: %s', async (args, message) => {
     const r = await run(...args.map((a) => a.replace('DIR', exampleDir)));
     expect(r.code).toBe(2);

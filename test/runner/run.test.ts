@@ -169,6 +169,19 @@ describe('outcomes', () => {
     expect(r.status.message).toMatch(/cannot start the agent "\/nonexistent\/agent-cli": ENOENT/);
   });
 
+  test.each([
+    ['opencode', /^cannot start "opencode": not on PATH; install opencode-ai or use the paddock-opencode image$/],
+    ['codex', /^cannot start "codex": not on PATH; install @openai\/codex or use the paddock-codex image$/],
+    ['my-agent', /^cannot start "my-agent": not on PATH; install it, or use an image that has it$/],
+  ])('agent CLI %s not on PATH: failed, and the message says which package provides it', async (program, message) => {
+    const dirs = makeRunDirs();
+    const harness = { ...fakeHarness('echo'), command: [program, '{prompt}'] };
+    const r = await runTask(dirs, { task: task(), harness }, { env: { PATH: dirs.tmp } });
+    expect(r.code).toBe(1);
+    expect(r.status.outcome).toBe('failed');
+    expect(r.status.message).toMatch(message);
+  });
+
   test('agent hangs past the timeout: its whole process group is killed, grandchild included; partial output kept', async () => {
     const dirs = makeRunDirs();
     const started = Date.now();
