@@ -40,9 +40,8 @@ const HELP: OptionSpec = { type: 'boolean', short: 'h' };
 
 /** The flags of a command as the error messages list them. */
 export function knownFlags(options: OptionSpecs): string {
-  return Object.keys(options)
-    .map((name) => `--${name}`)
-    .join(', ');
+  const names = Object.keys(options).map((name) => `--${name}`);
+  return names.length ? names.join(', ') : 'none but --help';
 }
 
 /**
