@@ -4,7 +4,7 @@
  * period, so a grandchild the program spawned dies with it. When the program exits on
  * its own, stragglers left in its group are killed too.
  */
-import { spawn } from 'child_process';
+import { ChildProcess, spawn } from 'child_process';
 
 export interface GroupRunOptions {
   readonly argv: readonly string[];
@@ -40,12 +40,19 @@ export function runInProcessGroup(opts: GroupRunOptions): Promise<GroupRunResult
       resolve({ exitCode: null, signal: null, timedOut: false, aborted: true });
       return;
     }
-    const child = spawn(opts.argv[0], opts.argv.slice(1), {
-      cwd: opts.cwd,
-      env: opts.env,
-      detached: true, // setsid: the child leads a new process group
-      stdio: [opts.stdinText === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
-    });
+    let child: ChildProcess;
+    try {
+      child = spawn(opts.argv[0], opts.argv.slice(1), {
+        cwd: opts.cwd,
+        env: opts.env,
+        detached: true, // setsid: the child leads a new process group
+        stdio: [opts.stdinText === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+      });
+    } catch (err) {
+      // E2BIG (argv over the limit) and a NUL byte in argv or env throw here, not as an 'error' event.
+      resolve({ exitCode: null, signal: null, timedOut: false, aborted: false, spawnError: err as Error });
+      return;
+    }
     let timedOut = false;
     let aborted = false;
     let stopping = false;
