@@ -31,7 +31,7 @@ import { AddressInfo } from 'net';
 import { TaskSpec, validateSpec } from '../policy/specs';
 import type { Controller } from './controller';
 
-/** Largest request body (a worker's report: results are capped at 512 KiB by the worker too). */
+/** Largest request body by default (a worker's report: results and status are capped at 512 + 64 KiB by the worker). */
 const MAX_BODY = 2 * 1024 * 1024;
 const MAX_WAIT_MS = 60_000;
 
@@ -46,6 +46,8 @@ export interface ApiOptions {
   readonly host?: string;
   /** Whether this replica leads (serves /v1/). @default - always */
   readonly isLeader?: () => boolean;
+  /** Largest request body; larger ones get 413. @default 2 MiB */
+  readonly maxBodyBytes?: number;
 }
 
 export interface ApiServer {
@@ -127,14 +129,16 @@ function send(res: http.ServerResponse, status: number, body?: unknown, headers:
   res.end(text);
 }
 
-async function readJson(req: http.IncomingMessage): Promise<any> {
+async function readJson(req: http.IncomingMessage, maxBody = MAX_BODY): Promise<any> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const c of req) {
     size += (c as Buffer).length;
-    if (size > MAX_BODY) throw new HttpError(413, `request body over ${MAX_BODY} bytes`);
-    chunks.push(c as Buffer);
+    // Read a too-large body to its end (up to a bound) so the client gets the 413, not a reset.
+    if (size > maxBody * 8) req.destroy();
+    if (size <= maxBody) chunks.push(c as Buffer);
   }
+  if (size > maxBody) throw new HttpError(413, `request body over ${maxBody} bytes`);
   const text = Buffer.concat(chunks).toString('utf8');
   if (!text.trim()) return {};
   try {
@@ -159,7 +163,7 @@ async function handle(controller: Controller, opts: ApiOptions, req: http.Incomi
 
   if (parts[1] === 'tasks') {
     if (parts.length === 2 && method === 'POST') {
-      const spec = await readJson(req);
+      const spec = await readJson(req, opts.maxBodyBytes);
       const problems = validateSpec('Task', spec);
       if (problems.length) throw new HttpError(400, { error: 'invalid task spec', problems });
       const t = spec as TaskSpec;
@@ -184,7 +188,7 @@ async function handle(controller: Controller, opts: ApiOptions, req: http.Incomi
     }
   }
   if (parts[1] === 'leases' && method === 'POST') {
-    const body = await readJson(req);
+    const body = await readJson(req, opts.maxBodyBytes);
     if (parts.length === 2) {
       if (typeof body.pool !== 'string' || typeof body.worker !== 'string') throw new HttpError(400, 'give { "pool": NAME, "worker": ID }');
       // Only runs of the named pool, and only of a warm pool (a job pool's runs are Jobs).
