@@ -14,7 +14,7 @@ import { lintCommandTemplate, promptViaOf, renderCommand, usesPlaceholder } from
 import type { HarnessSpec, PoolSpec, TaskSpec } from '../policy/specs';
 import { baseEnv, buildAgentEnv } from './agent-env';
 import { AgentRunResult, runAgent } from './agent-exec';
-import { planConfigFiles, PlannedConfigFile, writeConfigFiles } from './config-layers';
+import { planConfigFiles, PlannedConfigFile, resolveInside, writeConfigFiles } from './config-layers';
 import { Credentials, resolveCredentials, writeCredentialFiles } from './credentials';
 import { crossCheck, readSpec, specFilePath, SpecSource } from './load-specs';
 import { Redactor } from './redaction';
@@ -357,12 +357,13 @@ function prepareConfig(
   scratch: string,
   sources: readonly SourceRecord[],
 ): PreparedConfig {
-  const workdir =
-    task.workdir !== undefined
-      ? path.join(dirs.workspace, task.workdir)
-      : sources.length === 1
-        ? path.join(dirs.workspace, sources[0].dir)
-        : dirs.workspace;
+  const relative = task.workdir ?? (sources.length === 1 ? sources[0].dir : '.');
+  // The agent's cwd and the config files written there stay in the workspace, whatever symlinks a repository holds.
+  const workdir = resolveInside(dirs.workspace, relative);
+  if (!workdir) {
+    const field = task.workdir !== undefined ? `task.workdir "${task.workdir}"` : `source directory "${relative}"`;
+    throw new RunFailure('source_failed', `${field} leads outside the workspace through a symlink in a fetched repository; name a real directory`);
+  }
   fs.mkdirSync(workdir, { recursive: true });
   writeCredentialFiles(credentials.files, dirs.home);
   writeConfigFiles(configFiles, { home: dirs.home, workdir });
