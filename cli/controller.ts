@@ -92,13 +92,17 @@ export async function controllerCommand(args: string[], env: NodeJS.ProcessEnv =
 }
 
 export async function workerCommand(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
-  const { values, flags } = parse(args, ['--pool', '--controller', '--id', '--work-dir', '--max-runs', '--wait'], ['--keep']);
+  const { values, flags } = parse(args, ['--pool', '--controller', '--id', '--work-dir', '--max-runs', '--wait'], ['--keep', '--parent-lifeline']);
   const pool = values.get('--pool')?.[0] ?? env.PADDOCK_POOL;
   const controllerUrl = values.get('--controller')?.[0] ?? env.PADDOCK_CONTROLLER_URL;
   if (!pool) throw new CommandUsageError('give --pool NAME (or set PADDOCK_POOL)');
   if (!controllerUrl) throw new CommandUsageError('give --controller URL, e.g. --controller http://paddock-controller.paddock.svc:8081 (the worker lease API)');
   const abort = new AbortController();
   const off = onSignals(() => abort.abort());
+  if (flags.has('--parent-lifeline')) {
+    // paddock local holds our stdin open; when it closes, the parent is gone (even SIGKILLed): stop as on SIGTERM.
+    process.stdin.on('end', () => abort.abort()).on('close', () => abort.abort()).on('error', () => abort.abort()).resume();
+  }
   try {
     await runWorker({
       pool,
@@ -113,14 +117,18 @@ export async function workerCommand(args: string[], env: NodeJS.ProcessEnv = pro
     });
   } finally {
     off();
+    if (flags.has('--parent-lifeline')) process.stdin.destroy(); // or it keeps the process alive
   }
   return 0;
 }
 
 export async function localCommand(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const { values } = parse(args, ['--dir', '--workers', '--task', '--out', '--timeout']);
+  const abort = new AbortController();
+  const off = onSignals(() => abort.abort());
   try {
     return await runLocal({
+      signal: abort.signal,
       dir: values.get('--dir')?.[0],
       workers: positiveInt(values.get('--workers')?.[0], '--workers', 1),
       tasks: values.get('--task'),
@@ -131,5 +139,7 @@ export async function localCommand(args: string[], env: NodeJS.ProcessEnv = proc
   } catch (err) {
     if (err instanceof LocalError) throw new CommandUsageError(err.message);
     throw err;
+  } finally {
+    off();
   }
 }

@@ -19,7 +19,7 @@ const USAGE = `Usage:
   paddock controller [--namespace NS] [--port 8080] [--worker-port 8081] [--kubeconfig FILE] [--leader-elect]
       Watch tasks, dispatch them to Jobs and warm workers, serve the task API (--port) and
       the warm workers' lease API (--worker-port) (in the cluster).
-  paddock worker --pool NAME --controller WORKER-API-URL [--id ID] [--work-dir DIR] [--keep] [--max-runs N]
+  paddock worker --pool NAME --controller WORKER-API-URL [--id ID] [--work-dir DIR] [--keep] [--max-runs N] [--parent-lifeline]
       A warm pool's worker: lease tasks from the controller and run them.
   paddock local [--dir dist] [--workers N] [--task NAME]... [--out DIR] [--timeout SECONDS]
       Run the declared tasks of the synthesized platform on this machine.

@@ -56,6 +56,8 @@ export async function runAgent(opts: AgentRunOptions): Promise<AgentRunResult> {
       timeoutMs: opts.timeoutMs,
       killGraceMs: opts.killGraceMs,
       signal: opts.signal,
+      // A worker killed outright must not leave its agent running beside the retried attempt.
+      supervise: true,
       onStdout: (chunk) => {
         captured.push(chunk);
         out.push(chunk);

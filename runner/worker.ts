@@ -127,7 +127,8 @@ async function execute(grant: LeaseGrant, opts: WorkerOptions, id: string, workD
   let accepted = false;
   if (!lost) {
     let report = readReport(dirs.artifacts);
-    for (let i = 0; i < 5 && !accepted; i++) {
+    // Stopping (SIGTERM, or paddock local gone): one try, then leave; the lease expires on its own.
+    for (let i = 0; i < (opts.signal?.aborted ? 1 : 5) && !accepted; i++) {
       try {
         const r = await post(opts.controller, `/v1/leases/${grant.id}/complete`, { worker: id, ...report });
         if (r.status === 200) accepted = true;
