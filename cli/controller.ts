@@ -97,6 +97,7 @@ const WORKER_OPTIONS = {
   'max-runs': { type: 'string', example: '1' },
   wait: { type: 'string', example: '20000' },
   keep: { type: 'boolean' },
+  'parent-lifeline': { type: 'boolean' },
 } as const;
 
 export const workerCommand: Command<typeof WORKER_OPTIONS> = {
@@ -113,6 +114,7 @@ Options:
   --max-runs N         exit after N runs               [default: never]
   --wait MS            how long one lease request waits [default 20000]
   --keep               keep each run's directories (debugging)
+  --parent-lifeline    stop when stdin closes (the parent that holds it died; paddock local)
   -h, --help           this text
 
 Exit codes: 0 stopped by SIGTERM/SIGINT or after --max-runs; 2 bad arguments.
@@ -125,6 +127,11 @@ Exit codes: 0 stopped by SIGTERM/SIGINT or after --max-runs; 2 bad arguments.
     if (!controllerUrl) throw new UsageError('give --controller URL, e.g. --controller http://paddock-controller.paddock.svc:8081 (the worker lease API)');
     const abort = new AbortController();
     const off = onSignals(() => abort.abort());
+    const lifeline = values['parent-lifeline'] ?? false;
+    if (lifeline) {
+      // paddock local holds our stdin open; when it closes, the parent is gone (even SIGKILLed): stop as on SIGTERM.
+      process.stdin.on('end', () => abort.abort()).on('close', () => abort.abort()).on('error', () => abort.abort()).resume();
+    }
     try {
       await runWorker({
         pool,
@@ -139,6 +146,7 @@ Exit codes: 0 stopped by SIGTERM/SIGINT or after --max-runs; 2 bad arguments.
       });
     } finally {
       off();
+      if (lifeline) process.stdin.destroy(); // or it keeps the process alive
     }
     return 0;
   },
@@ -171,8 +179,11 @@ Exit codes: 0 every task succeeded; 1 a task failed; 2 bad arguments; 4 timed ou
 `,
   options: LOCAL_OPTIONS,
   run: async ({ values }, _io, env) => {
+    const abort = new AbortController();
+    const off = onSignals(() => abort.abort());
     try {
       return await runLocal({
+        signal: abort.signal,
         dir: values.dir,
         workers: positiveInt(values.workers, '--workers', 1),
         tasks: values.task,
@@ -183,6 +194,8 @@ Exit codes: 0 every task succeeded; 1 a task failed; 2 bad arguments; 4 timed ou
     } catch (err) {
       if (err instanceof LocalError) throw new UsageError(err.message);
       throw err;
+    } finally {
+      off();
     }
   },
 };

@@ -60,7 +60,7 @@ const COMMANDS: Readonly<Record<string, Entry>> = {
     load: async () => (await import('./controller')).controllerCommand,
   },
   worker: {
-    synopsis: 'paddock worker --pool NAME --controller WORKER-API-URL [--id ID] [--work-dir DIR] [--keep] [--max-runs N]',
+    synopsis: 'paddock worker --pool NAME --controller WORKER-API-URL [--id ID] [--work-dir DIR] [--keep] [--max-runs N] [--parent-lifeline]',
     summary: "A warm pool's worker: lease tasks from the controller and run them.",
     load: async () => (await import('./controller')).workerCommand,
   },

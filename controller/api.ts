@@ -31,7 +31,7 @@ import { AddressInfo } from 'net';
 import { TaskSpec, validateSpec } from '../policy/specs';
 import type { Controller } from './controller';
 
-/** Largest request body (a worker's report: results are capped at 512 KiB by the worker too). */
+/** Largest request body by default (a worker's report: results and status are capped at 512 + 64 KiB by the worker). */
 const MAX_BODY = 2 * 1024 * 1024;
 const MAX_WAIT_MS = 60_000;
 
@@ -46,7 +46,25 @@ export interface ApiOptions {
   readonly host?: string;
   /** Whether this replica leads (serves /v1/). @default - always */
   readonly isLeader?: () => boolean;
+  /** Largest request body; larger ones get 413. @default 2 MiB */
+  readonly maxBodyBytes?: number;
+  /** @default - see ApiTimeouts */
+  readonly timeouts?: ApiTimeouts;
 }
+
+/** How long a client may take, so slow or stalled clients do not hold connections forever. */
+export interface ApiTimeouts {
+  /** To send the request line and headers. @default 10000 */
+  readonly headersMs?: number;
+  /** To send the whole request, body included (a long poll's wait comes after it). @default 30000 */
+  readonly requestMs?: number;
+  /** A kept-alive connection with no request in flight is closed after this. @default 65000 */
+  readonly idleMs?: number;
+  /** How often the server checks the header and request deadlines. @default 1000 */
+  readonly checkEveryMs?: number;
+}
+
+const DEFAULT_TIMEOUTS: Required<ApiTimeouts> = { headersMs: 10_000, requestMs: 30_000, idleMs: 65_000, checkEveryMs: 1000 };
 
 export interface ApiServer {
   readonly url: string;
@@ -74,12 +92,12 @@ export interface ApiServers {
 /** Both listeners: the task API on `port`, the worker lease API on `workerPort` (0: any free port). */
 export async function startApis(
   controller: Controller,
-  opts: { readonly port: number; readonly workerPort: number; readonly host?: string; readonly isLeader?: () => boolean },
+  opts: { readonly port: number; readonly workerPort: number; readonly host?: string; readonly isLeader?: () => boolean; readonly timeouts?: ApiTimeouts },
 ): Promise<ApiServers> {
-  const tasks = await startApi(controller, { port: opts.port, host: opts.host, isLeader: opts.isLeader, routes: 'tasks' });
+  const tasks = await startApi(controller, { port: opts.port, host: opts.host, isLeader: opts.isLeader, routes: 'tasks', timeouts: opts.timeouts });
   let workers: ApiServer;
   try {
-    workers = await startApi(controller, { port: opts.workerPort, host: opts.host, isLeader: opts.isLeader, routes: 'workers' });
+    workers = await startApi(controller, { port: opts.workerPort, host: opts.host, isLeader: opts.isLeader, routes: 'workers', timeouts: opts.timeouts });
   } catch (err) {
     await tasks.close();
     throw err;
@@ -88,15 +106,15 @@ export async function startApis(
 }
 
 export function startApi(controller: Controller, opts: ApiOptions): Promise<ApiServer> {
-  const server = http.createServer((req, res) => {
+  const t = { ...DEFAULT_TIMEOUTS, ...opts.timeouts };
+  const server = http.createServer({ headersTimeout: t.headersMs, requestTimeout: t.requestMs, keepAliveTimeout: t.idleMs, connectionsCheckingInterval: t.checkEveryMs }, (req, res) => {
     handle(controller, opts, req, res).catch((err) => {
       if (err instanceof HttpError) return send(res, err.status, typeof err.body === 'string' ? { error: err.body } : err.body);
       send(res, 500, { error: `internal error: ${(err as Error).message}` });
     });
   });
-  server.keepAliveTimeout = 65_000;
-  // Long polls outlive the default request timeout.
-  server.requestTimeout = 0;
+  // A socket silent for longer than the longest long poll (plus slack) is dead.
+  server.timeout = Math.max(t.idleMs, MAX_WAIT_MS + 10_000);
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(opts.port, opts.host ?? '0.0.0.0', () => {
@@ -127,14 +145,16 @@ function send(res: http.ServerResponse, status: number, body?: unknown, headers:
   res.end(text);
 }
 
-async function readJson(req: http.IncomingMessage): Promise<any> {
+async function readJson(req: http.IncomingMessage, maxBody = MAX_BODY): Promise<any> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const c of req) {
     size += (c as Buffer).length;
-    if (size > MAX_BODY) throw new HttpError(413, `request body over ${MAX_BODY} bytes`);
-    chunks.push(c as Buffer);
+    // Read a too-large body to its end (up to a bound) so the client gets the 413, not a reset.
+    if (size > maxBody * 8) req.destroy();
+    if (size <= maxBody) chunks.push(c as Buffer);
   }
+  if (size > maxBody) throw new HttpError(413, `request body over ${maxBody} bytes`);
   const text = Buffer.concat(chunks).toString('utf8');
   if (!text.trim()) return {};
   try {
@@ -159,7 +179,7 @@ async function handle(controller: Controller, opts: ApiOptions, req: http.Incomi
 
   if (parts[1] === 'tasks') {
     if (parts.length === 2 && method === 'POST') {
-      const spec = await readJson(req);
+      const spec = await readJson(req, opts.maxBodyBytes);
       const problems = validateSpec('Task', spec);
       if (problems.length) throw new HttpError(400, { error: 'invalid task spec', problems });
       const t = spec as TaskSpec;
@@ -184,7 +204,7 @@ async function handle(controller: Controller, opts: ApiOptions, req: http.Incomi
     }
   }
   if (parts[1] === 'leases' && method === 'POST') {
-    const body = await readJson(req);
+    const body = await readJson(req, opts.maxBodyBytes);
     if (parts.length === 2) {
       if (typeof body.pool !== 'string' || typeof body.worker !== 'string') throw new HttpError(400, 'give { "pool": NAME, "worker": ID }');
       // Only runs of the named pool, and only of a warm pool (a job pool's runs are Jobs).

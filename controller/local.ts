@@ -10,7 +10,14 @@
  * OPENAI_API_KEY for a pool granted it).
  *
  * Exit codes: 0 every selected task succeeded; 1 a task failed; 2 bad
- * arguments or dist/ holds no platform; 4 the overall timeout passed.
+ * arguments, dist/ holds no platform, or another `paddock local` uses the same
+ * --out; 4 the overall timeout passed; 5 stopped by SIGTERM/SIGINT.
+ *
+ * Stopping: the workers get SIGTERM (each stops its run and its agent's process
+ * group); a worker also stops when its stdin, a pipe from this process, closes, so
+ * even a SIGKILLed `paddock local` leaves no worker retrying forever. `<out>/.lock`
+ * holds the pid of the `paddock local` using the folder; a lock whose process is
+ * gone is taken over.
  */
 import { ChildProcess, spawn } from 'child_process';
 import * as fs from 'fs';
@@ -44,6 +51,10 @@ export interface LocalOptions {
   readonly workerStdio?: 'inherit' | 'pipe';
   /** Called with each worker process (tests). */
   readonly onWorker?: (child: ChildProcess, pool: string, index: number) => void;
+  /** Aborting (the CLI does on SIGTERM/SIGINT) stops the workers and their runs; exit 5. */
+  readonly signal?: AbortSignal;
+  /** How long stopped workers get before SIGKILL. @default 15000 */
+  readonly stopGraceMs?: number;
 }
 
 export class LocalError extends Error {}
@@ -122,6 +133,19 @@ export async function runLocal(opts: LocalOptions = {}): Promise<number> {
   }
   notes.forEach((n) => log(`note: ${n}`));
   fs.mkdirSync(out, { recursive: true });
+  const unlock = lockOut(out);
+  try {
+    return await runLocked(opts, { log, dir, out, workers, store, namespace, tasks, pools });
+  } finally {
+    unlock();
+  }
+}
+
+async function runLocked(
+  opts: LocalOptions,
+  ctx: { log: (line: string) => void; dir: string; out: string; workers: number; store: MemoryStore; namespace: string; tasks: string[]; pools: string[] },
+): Promise<number> {
+  const { log, out, workers, store, namespace, tasks, pools } = ctx;
   const controller = new Controller({ store, namespace, leaseTtlMs: opts.leaseTtlMs ?? 15_000, settings: { backoffBaseMs: 1000, backoffMaxMs: 10_000 }, log });
   await controller.start();
   // As in the cluster: the task API and the workers' lease API on separate listeners (loopback only).
@@ -132,9 +156,10 @@ export async function runLocal(opts: LocalOptions = {}): Promise<number> {
   for (const pool of pools) {
     for (let i = 0; i < workers; i++) {
       const id = `${pool}-${i + 1}`;
-      const child = spawn(process.execPath, [bin, 'worker', '--pool', pool, '--controller', api.workers.url, '--id', id, '--work-dir', path.join(out, 'work', id), '--keep'], {
+      const child = spawn(process.execPath, [bin, 'worker', '--pool', pool, '--controller', api.workers.url, '--id', id, '--work-dir', path.join(out, 'work', id), '--keep', '--parent-lifeline'], {
         env: opts.env ?? process.env,
-        stdio: ['ignore', opts.workerStdio ?? 'inherit', opts.workerStdio ?? 'inherit'],
+        // stdin: the lifeline (never written; it closes when this process dies).
+        stdio: ['pipe', opts.workerStdio ?? 'inherit', opts.workerStdio ?? 'inherit'],
       });
       children.push(child);
       opts.onWorker?.(child, pool, i);
@@ -150,7 +175,7 @@ export async function runLocal(opts: LocalOptions = {}): Promise<number> {
   let timedOut = false;
   await new Promise<void>((resolve) => {
     const check = () => {
-      if (finished()) return resolve();
+      if (finished() || opts.signal?.aborted) return resolve();
       if (Date.now() > deadline) {
         timedOut = true;
         return resolve();
@@ -159,6 +184,13 @@ export async function runLocal(opts: LocalOptions = {}): Promise<number> {
     };
     check();
   });
+  if (opts.signal?.aborted) {
+    log('stopping: SIGTERM to the workers (each stops its run and its agent)');
+    await stopWorkers(children, opts.stopGraceMs ?? 15_000);
+    await api.close();
+    await controller.stop();
+    return 5;
+  }
   let failed = 0;
   for (const t of tasks) {
     const view = controller.task(t);
@@ -179,8 +211,7 @@ export async function runLocal(opts: LocalOptions = {}): Promise<number> {
     }
   }
   log(`run directories of the workers (workspace, HOME, artifacts): ${path.join(out, 'work')}`);
-  for (const c of children) c.kill('SIGTERM');
-  await Promise.all(children.map((c) => (c.exitCode !== null || c.signalCode !== null ? Promise.resolve() : new Promise((r) => c.once('exit', r)))));
+  await stopWorkers(children, opts.stopGraceMs ?? 15_000);
   await api.close();
   await controller.stop();
   if (timedOut) {
@@ -188,4 +219,52 @@ export async function runLocal(opts: LocalOptions = {}): Promise<number> {
     return 4;
   }
   return failed ? 1 : 0;
+}
+
+/** SIGTERM, wait, then SIGKILL what is left (a worker's agent dies with it: see runner/process-group.ts). */
+async function stopWorkers(children: readonly ChildProcess[], graceMs: number): Promise<void> {
+  const exited = (c: ChildProcess) => (c.exitCode !== null || c.signalCode !== null ? Promise.resolve() : new Promise<void>((r) => c.once('exit', () => r())));
+  for (const c of children) c.kill('SIGTERM');
+  const timer = setTimeout(() => children.forEach((c) => c.kill('SIGKILL')), graceMs);
+  await Promise.all(children.map(exited));
+  clearTimeout(timer);
+}
+
+/** Take `<out>/.lock` (our pid) or fail naming its live holder; a stale lock is taken over. Returns the release. */
+export function lockOut(out: string): () => void {
+  const file = path.join(out, '.lock');
+  for (let i = 0; i < 3; i++) {
+    try {
+      fs.writeFileSync(file, `${process.pid}\n`, { flag: 'wx' });
+      return () => {
+        try {
+          if (fs.readFileSync(file, 'utf8').trim() === String(process.pid)) fs.rmSync(file);
+        } catch {
+          // gone already
+        }
+      };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    const holder = Number(fs.readFileSync(file, 'utf8').trim());
+    if (Number.isInteger(holder) && holder > 0 && processExists(holder)) {
+      throw new LocalError(`--out ${out} is in use by another paddock local (pid ${holder}, ${file}); wait for it to finish, stop it, or give another --out`);
+    }
+    fs.rmSync(file, { force: true }); // stale: its process is gone
+  }
+  throw new LocalError(`cannot take the lock ${file}; remove it if no paddock local is running`);
+}
+
+function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return true; // no /proc: kill(0) said it exists
+  }
 }

@@ -69,6 +69,24 @@ export function lintCommandTemplate(command: readonly string[], field: string): 
   return problems;
 }
 
+/**
+ * Longest prompt passed as one argv element ({prompt}), in UTF-8 bytes. Linux refuses a
+ * single argument over 128 KiB (MAX_ARG_STRLEN, E2BIG); this leaves room for the rest of
+ * the element. Longer prompts go through {prompt_file} or stdin.
+ */
+export const MAX_ARGV_PROMPT_BYTES = 100 * 1024;
+
+/** The problem with passing `prompt` through this command, if any (an argv element over the limit). */
+export function argvPromptProblem(command: readonly string[], prompt: string, field: string): string | undefined {
+  if (!usesPlaceholder(command, 'prompt')) return undefined;
+  const bytes = Buffer.byteLength(prompt);
+  if (bytes <= MAX_ARGV_PROMPT_BYTES) return undefined;
+  return (
+    `${field}: is ${bytes} bytes, over the ${MAX_ARGV_PROMPT_BYTES} bytes a prompt may have as an argv element ({prompt}); ` +
+    'shorten it, or use a harness whose command takes {prompt_file} (or neither placeholder: stdin)'
+  );
+}
+
 /** How the prompt reaches the agent, as implied by the template. */
 export function promptViaOf(command: readonly string[]): PromptVia {
   if (usesPlaceholder(command, 'prompt')) return 'argv';

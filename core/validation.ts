@@ -56,6 +56,7 @@ export function checkEnvMap(env: Record<string, string> | undefined, field: stri
     if (typeof value !== 'string') {
       fail(`${field}.${name}: must be a string, got ${typeof value}; quote numbers and booleans, e.g. "1"`);
     }
+    if (value.includes('\0')) fail(`${field}.${name}: contains a NUL byte, which no environment variable can hold; remove it`);
     result[name] = value;
   }
   return result;

@@ -16,7 +16,7 @@ import type { HarnessSpec, PoolSpec, TaskSpec } from '../policy/specs';
 import { presetOfProgram } from '../templates';
 import { baseEnv, buildAgentEnv } from './agent-env';
 import { AgentRunResult, runAgent } from './agent-exec';
-import { planConfigFiles, PlannedConfigFile, writeConfigFiles } from './config-layers';
+import { planConfigFiles, PlannedConfigFile, resolveInside, writeConfigFiles } from './config-layers';
 import { Credentials, resolveCredentials, writeCredentialFiles } from './credentials';
 import { crossCheck, readSpec, specFilePath, SpecSource } from './load-specs';
 import { Redactor } from './redaction';
@@ -78,8 +78,14 @@ export interface RunOptions {
   readonly git?: string;
   /** @default - bwrap found on PATH */
   readonly bwrap?: string;
-  /** Agent stdout kept in memory for result extraction. @default 64 MiB */
+  /** Agent stdout kept in memory for result extraction: its last this many bytes. @default 64 MiB */
   readonly maxCaptureBytes?: number;
+  /**
+   * Size of each of agent.stdout.log and agent.stderr.log (their first and last halves are kept),
+   * so the logs fit the artifacts emptyDir (64 MiB).
+   * @default 16 MiB
+   */
+  readonly maxLogBytes?: number;
 }
 
 const ARG_LOG_LIMIT = 500;
@@ -94,7 +100,10 @@ interface State {
   command?: string[];
   results: number;
   parseErrors: ParseErrorRecord[];
+  parseErrorCount: number;
   outputTruncated?: boolean;
+  outputDroppedBytes?: number;
+  logDroppedBytes?: { stdout: number; stderr: number };
 }
 
 export async function run(opts: RunOptions = {}): Promise<number> {
@@ -115,7 +124,7 @@ export async function run(opts: RunOptions = {}): Promise<number> {
   const startedAt = new Date();
   const t0 = performance.now();
   const timings: Partial<Record<Phase | 'total', number>> = {};
-  const state: State = { sources: [], exitCode: null, signal: null, results: 0, parseErrors: [] };
+  const state: State = { sources: [], exitCode: null, signal: null, results: 0, parseErrors: [], parseErrorCount: 0 };
   let outcome: Outcome = 'internal_error';
   let message: string | undefined;
   let problems: string[] | undefined;
@@ -238,21 +247,30 @@ export async function run(opts: RunOptions = {}): Promise<number> {
         stderr,
         prefix: '[agent] ',
         maxCaptureBytes: opts.maxCaptureBytes ?? 64 * 1024 * 1024,
+        maxLogBytes: opts.maxLogBytes ?? 16 * 1024 * 1024,
       });
       state.exitCode = r.exitCode;
       state.signal = r.signal;
       state.outputTruncated = r.truncated || undefined;
+      if (r.truncated) {
+        state.outputDroppedBytes = r.droppedBytes;
+        log(`the agent's stdout was over the capture limit: its first ${r.droppedBytes} bytes were dropped, results come from the rest`);
+      }
+      if (r.logDroppedBytes.stdout || r.logDroppedBytes.stderr) state.logDroppedBytes = r.logDroppedBytes;
       return r;
     });
 
     // ---- results (also after a failure, timeout or termination: keep what there is) ----
     await phase('results', () => {
       const out = finalOutput(harness.results, agent.stdout, dirs.home);
-      const extracted = 'text' in out ? extractResultBlocks(out.text, redactor) : { results: [], parseErrors: [{ block: 0, message: out.error, excerpt: '' }] };
+      const extracted = 'text' in out ? extractResultBlocks(out.text, redactor) : { results: [], parseErrors: [{ block: 0, message: out.error, excerpt: '' }], parseErrorCount: 1 };
       writeResultsJsonl(dirs.artifacts, extracted.results, redactor);
       state.results = extracted.results.length;
       state.parseErrors = extracted.parseErrors;
+      state.parseErrorCount = extracted.parseErrorCount;
       for (const e of extracted.parseErrors) log(`result block ${e.block}: ${e.message}`);
+      const omitted = extracted.parseErrorCount - extracted.parseErrors.length;
+      if (omitted > 0) log(`${omitted} more parse error(s) counted, not listed`);
     });
 
     ({ outcome, message } = agentOutcome(agent, task.timeoutSeconds ?? 1800, state.command?.[0]));
@@ -282,11 +300,13 @@ export async function run(opts: RunOptions = {}): Promise<number> {
     ...(message !== undefined ? { message: redactor.redact(message) } : {}),
     ...(problems ? { problems: problems.map((p) => redactor.redact(p)) } : {}),
     timings,
-    counts: { results: state.results, parseErrors: state.parseErrors.length },
+    counts: { results: state.results, parseErrors: state.parseErrorCount },
     parseErrors: state.parseErrors,
+    ...(state.parseErrorCount > state.parseErrors.length ? { parseErrorsOmitted: state.parseErrorCount - state.parseErrors.length } : {}),
     sources: state.sources,
     ...(state.command ? { command: state.command } : {}),
-    ...(state.outputTruncated ? { outputTruncated: true } : {}),
+    ...(state.outputTruncated ? { outputTruncated: true, outputDroppedBytes: state.outputDroppedBytes } : {}),
+    ...(state.logDroppedBytes ? { logDroppedBytes: state.logDroppedBytes } : {}),
     startedAt: startedAt.toISOString(),
     finishedAt: new Date().toISOString(),
   };
@@ -299,7 +319,7 @@ export async function run(opts: RunOptions = {}): Promise<number> {
   if (message) log(message);
   log(
     `outcome ${outcome} (runner exit ${runnerExitCode}${state.exitCode !== null ? `, agent exit ${state.exitCode}` : ''}${state.signal ? `, agent signal ${state.signal}` : ''}) ` +
-      `in ${timings.total} ms; ${state.results} result(s), ${state.parseErrors.length} parse error(s)`,
+      `in ${timings.total} ms; ${state.results} result(s), ${state.parseErrorCount} parse error(s)`,
   );
   return runnerExitCode;
 }
@@ -344,12 +364,13 @@ function prepareConfig(
   scratch: string,
   sources: readonly SourceRecord[],
 ): PreparedConfig {
-  const workdir =
-    task.workdir !== undefined
-      ? path.join(dirs.workspace, task.workdir)
-      : sources.length === 1
-        ? path.join(dirs.workspace, sources[0].dir)
-        : dirs.workspace;
+  const relative = task.workdir ?? (sources.length === 1 ? sources[0].dir : '.');
+  // The agent's cwd and the config files written there stay in the workspace, whatever symlinks a repository holds.
+  const workdir = resolveInside(dirs.workspace, relative);
+  if (!workdir) {
+    const field = task.workdir !== undefined ? `task.workdir "${task.workdir}"` : `source directory "${relative}"`;
+    throw new RunFailure('source_failed', `${field} leads outside the workspace through a symlink in a fetched repository; name a real directory`);
+  }
   fs.mkdirSync(workdir, { recursive: true });
   writeCredentialFiles(credentials.files, dirs.home);
   writeConfigFiles(configFiles, { home: dirs.home, workdir });

@@ -73,12 +73,19 @@ export interface RunStatus {
   /** Wall time per phase in milliseconds; phases that did not run are absent. */
   readonly timings: Partial<Record<Phase | 'total', number>>;
   readonly counts: { readonly results: number; readonly parseErrors: number };
+  /** The first MAX_PARSE_ERRORS (100) parse errors; `counts.parseErrors` counts them all. */
   readonly parseErrors: ParseErrorRecord[];
+  /** Parse errors counted but not listed (over the limit). */
+  readonly parseErrorsOmitted?: number;
   readonly sources: SourceRecord[];
   /** The agent's argv as executed, credentials redacted (absent when it did not run). */
   readonly command?: string[];
-  /** Whether the agent output kept in memory for result extraction was cut at the limit. */
+  /** The agent's stdout was over the capture limit: only its tail was searched for results. */
   readonly outputTruncated?: boolean;
+  /** Bytes at the start of stdout that were not searched for results. */
+  readonly outputDroppedBytes?: number;
+  /** Bytes left out of the middle of agent.stdout.log / agent.stderr.log (their size limit). */
+  readonly logDroppedBytes?: { readonly stdout: number; readonly stderr: number };
   readonly startedAt: string;
   readonly finishedAt: string;
 }

@@ -13,7 +13,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { POD_PATHS, run } from './run';
 import type { SandboxKind } from './sandbox-bwrap';
-import { type LeaseGrant, MAX_RESULT_BYTES } from '../core/protocol';
+import { type LeaseGrant, MAX_RESULT_BYTES, shortenStatus } from '../core/protocol';
 
 export interface WorkerOptions {
   readonly controller: string;
@@ -126,12 +126,18 @@ async function execute(grant: LeaseGrant, opts: WorkerOptions, id: string, workD
   }
   let accepted = false;
   if (!lost) {
-    const report = readReport(dirs.artifacts);
-    for (let i = 0; i < 5 && !accepted; i++) {
+    let report = readReport(dirs.artifacts);
+    // Stopping (SIGTERM, or paddock local gone): one try, then leave; the lease expires on its own.
+    for (let i = 0; i < (opts.signal?.aborted ? 1 : 5) && !accepted; i++) {
       try {
         const r = await post(opts.controller, `/v1/leases/${grant.id}/complete`, { worker: id, ...report });
         if (r.status === 200) accepted = true;
-        else if (r.status === 409) {
+        else if (r.status === 413 && report.results !== '') {
+          // Still too large for this controller: keep the outcome and counts, never re-run the agent for it.
+          log(`run ${grant.run}: the controller refused the report as too large; sending the outcome alone`);
+          report = { status: shortenStatus(report.status, 4096, `the controller refused the full report (HTTP 413): results.jsonl (${Buffer.byteLength(report.results)} bytes) dropped`), results: '', truncated: true };
+          i--;
+        } else if (r.status === 409) {
           log(`run ${grant.run}: the controller dropped the report (the lease was no longer current)`);
           break;
         } else throw new Error(`HTTP ${r.status}`);
@@ -146,6 +152,7 @@ async function execute(grant: LeaseGrant, opts: WorkerOptions, id: string, workD
   return accepted;
 }
 
+/** status.json and results.jsonl, shortened to the controller's limits (what was cut is said in them). */
 function readReport(artifacts: string): { status: Record<string, unknown>; results: string; truncated?: boolean } {
   let status: Record<string, unknown>;
   try {
@@ -159,6 +166,7 @@ function readReport(artifacts: string): { status: Record<string, unknown>; resul
   } catch {
     // none
   }
+  status = shortenStatus(status);
   if (Buffer.byteLength(results) > MAX_RESULT_BYTES) {
     const cut = results.slice(0, MAX_RESULT_BYTES);
     return { status, results: cut.slice(0, cut.lastIndexOf('\n') + 1), truncated: true };
