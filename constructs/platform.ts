@@ -1,7 +1,7 @@
 import { ApiObject, Lazy } from 'cdk8s';
 import { Construct, IConstruct } from 'constructs';
 import type { NetworkPolicyEgressRule, NetworkPolicyIngressRule } from 'kubernetes-types/networking/v1';
-import { checkPlatformObjects, KubeObject } from '../policy/rules';
+import { checkPlatformObjects, KubeObject, POD_SECURITY_VERSION } from '../policy/rules';
 import type { Harness } from '../core/harness';
 import { imageRef, ImageOptions } from '../core/images';
 import { kubeObject } from './kube-object';
@@ -128,7 +128,7 @@ export class Platform extends Construct {
             ...standardLabels(ns, 'platform'),
             'kubernetes.io/metadata.name': ns,
             'pod-security.kubernetes.io/enforce': 'restricted',
-            'pod-security.kubernetes.io/enforce-version': 'v1.30',
+            'pod-security.kubernetes.io/enforce-version': POD_SECURITY_VERSION,
             'pod-security.kubernetes.io/warn': 'restricted',
             'pod-security.kubernetes.io/audit': 'restricted',
           },
