@@ -170,6 +170,10 @@ export class EgressAllowlist extends Construct {
     if (twin) {
       fail(`EgressAllowlist "${this.name}": an allowlist with this name already exists in platform "${this.platform.namespace}" (${twin.node.path}); allowlist names must be unique`);
     }
+    const owner = `EgressAllowlist "${this.name}" (${this.node.path})`;
+    const fix = 'give this allowlist another name (allowlist "x" with the proxy backend names its proxy\'s objects "egress-proxy-x")';
+    this.platform._claimName('NetworkPolicy', this.objectName, owner, fix);
+    if (this.backend === 'proxy') this.platform._claimName('NetworkPolicy', `egress-proxy-${this.name}`, owner, fix);
     if (props.proxy && this.backend !== 'proxy') {
       fail(`EgressAllowlist "${this.name}": proxy options apply to backend "proxy" only, not "${this.backend}"`);
     }

@@ -209,6 +209,14 @@ function describeError(kind: SpecKind, e: ErrorObject): string {
       return `${field}: must be ${JSON.stringify(e.params.allowedValue)}`;
     case 'not':
       return `${field}: give either branch or ref, not both`;
+    case 'pattern':
+      if (/^\/sources\/\d+\/url$/.test(e.instancePath)) {
+        return `${field}: must be an https:// URL of the repository without credentials, e.g. "https://github.com/org/repo.git"; http:// is refused (readable and changeable in transit): use https://`;
+      }
+      if (/\/config\/files\/\d+\/path$/.test(e.instancePath)) {
+        return `${field}: must name a file relative to its base, with no empty or "." segment, e.g. ".codex/config.toml"`;
+      }
+      return `${field}: ${e.message}`;
     case 'propertyNames':
       return `${field}: has an invalid key; environment variable names are letters, digits and '_', not starting with a digit`;
     default:
