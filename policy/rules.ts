@@ -7,6 +7,7 @@
 import type { PodSpec, PodTemplateSpec, SecurityContext } from 'kubernetes-types/core/v1';
 import type { LabelSelector } from 'kubernetes-types/meta/v1';
 import { parse as parseYaml } from 'yaml';
+import { validateCiliumNetworkPolicy } from './cilium';
 
 /** A synthesized Kubernetes object, as plain JSON. */
 export interface KubeObject {
@@ -42,6 +43,7 @@ export function checkPlatformObjects(objects: readonly KubeObject[], ctx: Policy
     ...expanded.flatMap((o) => checkRbacNoWildcards(o)),
     ...objects.flatMap((o) => checkNoSecretsInConfigMap(o, ctx.secretValues)),
     ...checkAgentPodsDenyByDefault(expanded, ctx.agentLabel),
+    ...objects.flatMap((o) => validateCiliumNetworkPolicy(o)),
   ];
 }
 
