@@ -119,6 +119,7 @@ export class AgentTask extends Construct {
     const specJson = stableJson(this.spec);
     this.specHash = specHashOf(this.spec);
 
+    platform._claimName('ConfigMap', this.configMapName, `AgentTask "${this.name}" (${this.node.path})`, 'task names must be unique in a platform: give one task another name');
     const ns = platform.namespace;
     const labels = standardLabels(ns, 'task', {
       [LABEL_POOL]: this.pool.name,

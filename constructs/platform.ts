@@ -1,14 +1,15 @@
-import { ApiObject, Lazy } from 'cdk8s';
+import { ApiObject, Chart, Lazy } from 'cdk8s';
+import * as kplus from 'cdk8s-plus-30';
 import { Construct, IConstruct } from 'constructs';
 import type { NetworkPolicyEgressRule, NetworkPolicyIngressRule } from 'kubernetes-types/networking/v1';
-import { checkPlatformObjects, KubeObject } from '../policy/rules';
+import { checkPlatformObjects, KubeObject, POD_SECURITY_VERSION } from '../policy/rules';
 import type { Harness } from '../core/harness';
 import { imageRef, ImageOptions } from '../core/images';
 import { kubeObject } from './kube-object';
 import { LABEL_AGENT, LABEL_POOL, selectorLabels, standardLabels } from '../core/labels';
 import { hardenedContainerSecurityContext, hardenedPodSecurityContext, scratchVolumes } from './pod-hardening';
 import { checkPodResources, PodResources, SandboxProfile } from './sandbox-profile';
-import { checkDnsLabel, checkInteger, fail } from '../core/validation';
+import { checkDnsLabel, checkImageRef, checkInteger, checkLabels, fail, RESERVED_NAMESPACES, suggestDnsLabel } from '../core/validation';
 import { stableJson } from '../core/stable-json';
 
 export interface ControllerOptions {
@@ -61,6 +62,8 @@ export interface PlatformProps {
 }
 
 const CONTROLLER = 'paddock-controller';
+/** RuntimeClasses synthesized so far, per chart (cluster-scoped objects: one copy). */
+const RUNTIME_CLASSES = new WeakMap<Chart, Map<string, SandboxProfile>>();
 const CONTROLLER_UID = 10001;
 
 /**
@@ -88,20 +91,34 @@ export class Platform extends Construct {
   /** The controller Deployment (escape hatch: ApiObject.addJsonPatch). */
   public readonly controller: ApiObject;
   public readonly controllerServiceName = CONTROLLER;
+  /** cdk8s-plus: the controller's pods, a pod selector and network-policy peer (e.g. `deployment.connections.allowTo(platform.controllerPods)`). */
+  public readonly controllerPods: kplus.Pods;
+  /** cdk8s-plus: the cluster DNS pods the platform's pods may query (see `dnsNetworkPolicyRule`). */
+  public readonly clusterDnsPods: kplus.Pods;
   private readonly clusterDns: Required<ClusterDnsOptions>;
   private readonly harnesses = new Map<string, Harness>();
-  private readonly runtimeClasses = new Map<string, SandboxProfile>();
   private readonly poolsByName = new Map<string, IPoolRef>();
   private readonly secretValues: string[] = [];
+  private readonly literalSecrets = new Set<ApiObject>();
+  private readonly claimedNames = new Map<string, string>();
 
   constructor(scope: Construct, id: string, props: PlatformProps = {}) {
     super(scope, id);
     this.namespace = checkDnsLabel(props.namespace ?? 'paddock', 'Platform: namespace');
+    if (RESERVED_NAMESPACES.includes(this.namespace)) {
+      fail(
+        `Platform: namespace "${this.namespace}" is shared with ${this.namespace === 'default' ? 'other workloads' : "the cluster's own components"}; ` +
+          'the platform denies all traffic of every pod in its namespace and enforces Pod Security "restricted" there. Give it a namespace of its own, e.g. namespace: "paddock"',
+      );
+    }
     this.imageOptions = props.imageOptions ?? {};
     this.clusterDns = {
       namespace: checkDnsLabel(props.clusterDns?.namespace ?? 'kube-system', 'Platform: clusterDns.namespace'),
-      podLabels: props.clusterDns?.podLabels ?? { 'k8s-app': 'kube-dns' },
+      podLabels: checkLabels(props.clusterDns?.podLabels ?? { 'k8s-app': 'kube-dns' }, 'Platform: clusterDns.podLabels'),
     };
+    if (Object.keys(this.clusterDns.podLabels).length === 0) {
+      fail('Platform: clusterDns.podLabels must select the DNS pods, e.g. { "k8s-app": "kube-dns" }; an empty selector would allow port 53 to every pod of the namespace');
+    }
     const controller = props.controller ?? {};
     const replicas = checkInteger(controller.replicas ?? 1, 'Platform: controller.replicas', 1, 10);
     this.controllerPort = checkInteger(controller.port ?? 8080, 'Platform: controller.port', 1024, 65535);
@@ -118,6 +135,14 @@ export class Platform extends Construct {
     if (apiCidrs.length === 0) fail('Platform: apiServer.cidrs must list at least one CIDR, e.g. ["10.0.0.1/32"]');
 
     const ns = this.namespace;
+    this.controllerPods = kplus.Pods.select(this, 'controller-pods', {
+      labels: selectorLabels(ns, 'controller'),
+      namespaces: kplus.Namespaces.select(this, 'controller-namespace', { names: [ns] }),
+    });
+    this.clusterDnsPods = kplus.Pods.select(this, 'cluster-dns-pods', {
+      labels: this.clusterDns.podLabels,
+      namespaces: kplus.Namespaces.select(this, 'cluster-dns-namespace', { names: [this.clusterDns.namespace] }),
+    });
     if (props.createNamespace ?? true) {
       kubeObject(this, 'namespace', {
         apiVersion: 'v1',
@@ -128,7 +153,7 @@ export class Platform extends Construct {
             ...standardLabels(ns, 'platform'),
             'kubernetes.io/metadata.name': ns,
             'pod-security.kubernetes.io/enforce': 'restricted',
-            'pod-security.kubernetes.io/enforce-version': 'v1.30',
+            'pod-security.kubernetes.io/enforce-version': POD_SECURITY_VERSION,
             'pod-security.kubernetes.io/warn': 'restricted',
             'pod-security.kubernetes.io/audit': 'restricted',
           },
@@ -192,7 +217,7 @@ export class Platform extends Construct {
             containers: [
               {
                 name: 'controller',
-                image: controller.image ?? imageRef('controller', this.imageOptions),
+                image: checkImageRef(controller.image ?? imageRef('controller', this.imageOptions), 'Platform: controller.image'),
                 // More than one replica: leader election through the coordination.k8s.io Lease "paddock-controller".
                 args: [
                   'controller',
@@ -291,6 +316,14 @@ export class Platform extends Construct {
     };
   }
 
+  /**
+   * The same DNS rule as `dnsEgressRule`, for cdk8s-plus:
+   * `new kplus.NetworkPolicy(chart, "np", { selector: app, egress: { rules: [platform.dnsNetworkPolicyRule()] } })`.
+   */
+  public dnsNetworkPolicyRule(): kplus.NetworkPolicyRule {
+    return { peer: this.clusterDnsPods, ports: [kplus.NetworkPolicyPort.udp(53), kplus.NetworkPolicyPort.tcp(53)] };
+  }
+
   /** URL of the controller's task API inside the cluster (agent pods cannot reach it). */
   public get controllerUrl(): string {
     return `http://${CONTROLLER}.${this.namespace}.svc`;
@@ -332,14 +365,18 @@ export class Platform extends Construct {
   public useSandbox(profile: SandboxProfile): void {
     const name = profile.runtimeClassName;
     if (!name) return;
-    const known = this.runtimeClasses.get(name);
+    // Cluster-scoped: one RuntimeClass per chart, however many Platforms in it use the profile.
+    const chart = Chart.of(this);
+    const runtimeClasses = RUNTIME_CLASSES.get(chart) ?? new Map<string, SandboxProfile>();
+    RUNTIME_CLASSES.set(chart, runtimeClasses);
+    const known = runtimeClasses.get(name);
     if (known) {
       if (known.handler !== profile.handler || known.createRuntimeClass !== profile.createRuntimeClass) {
         fail(`SandboxProfile: two profiles use RuntimeClass "${name}" with different settings; give one another runtimeClassName`);
       }
       return;
     }
-    this.runtimeClasses.set(name, profile);
+    runtimeClasses.set(name, profile);
     if (!profile.createRuntimeClass) return;
     kubeObject(this, `runtimeclass-${name}`, {
       apiVersion: 'node.k8s.io/v1',
@@ -355,8 +392,12 @@ export class Platform extends Construct {
 
   /** @internal called by AgentPool */
   public _registerPool(pool: IPoolRef): void {
-    if (this.poolsByName.has(pool.name)) {
-      fail(`AgentPool "${pool.name}": a pool with this name already exists in platform "${this.namespace}"; pool names must be unique`);
+    const twin = this.poolsByName.get(pool.name);
+    if (twin) {
+      fail(
+        `AgentPool "${pool.node.id}": name "${pool.name}" is taken by AgentPool "${twin.node.id}" (${twin.node.path}) in platform "${this.namespace}"; ` +
+          `pool names must be unique: give one another name, e.g. new AgentPool(scope, "${pool.node.id}", { name: "${suggestDnsLabel(`${pool.name}-2`, 50)}", ... })`,
+      );
     }
     this.poolsByName.set(pool.name, pool);
   }
@@ -375,6 +416,52 @@ export class Platform extends Construct {
     this.secretValues.push(...values);
   }
 
+  /**
+   * @internal Claim an object name in the namespace: two constructs whose objects would
+   * share a kind and name (e.g. allowlists "x" and "proxy-x": both write NetworkPolicy
+   * "egress-proxy-x") fail at construction.
+   */
+  public _claimName(kind: string, name: string, owner: string, fix: string): void {
+    const key = `${kind}/${name}`;
+    const holder = this.claimedNames.get(key);
+    if (holder !== undefined && holder !== owner) {
+      fail(`${owner}: its ${kind} "${name}" would overwrite the ${kind} of the same name of ${holder} in namespace "${this.namespace}"; ${fix}`);
+    }
+    this.claimedNames.set(key, owner);
+  }
+
+  /** Objects of one kind and name in one namespace: the later silently replaces the earlier on apply. */
+  private duplicateObjects(objects: readonly KubeObject[]): string[] {
+    const seen = new Set<string>();
+    const problems: string[] = [];
+    for (const o of objects) {
+      const key = `${o.apiVersion} ${o.kind} ${o.metadata?.namespace ?? ''}/${o.metadata?.name}`;
+      if (seen.has(key)) problems.push(`${o.kind} "${o.metadata?.name}": synthesized twice in namespace "${o.metadata?.namespace ?? '-'}"; the second would replace the first on apply: rename one`);
+      seen.add(key);
+    }
+    return problems;
+  }
+
+  /** @internal a Secret with literal values created with the `allowPlaintextInManifests` opt-in */
+  public _registerLiteralSecret(secret: ApiObject): void {
+    this.literalSecrets.add(secret);
+  }
+
+  /** Every Secret under the platform that carries values (any construct's) needs the opt-in. */
+  private plaintextSecrets(): string[] {
+    return this.node
+      .findAll()
+      .filter((c): c is ApiObject => c instanceof ApiObject && !this.literalSecrets.has(c))
+      .map((o) => ({ o, json: o.toJson() as KubeObject }))
+      .filter(({ json }) => json.kind === 'Secret' && [json.data, json.stringData].some((d) => d && Object.keys(d as object).length > 0))
+      .map(
+        ({ o, json }) =>
+          `Secret "${json.metadata?.name}" (${o.node.path}): its values would be written in plain text to the synthesized manifests; ` +
+          'reference an existing Secret with CredentialSecret.fromSecretName(scope, id, name, keys), or create it with ' +
+          'CredentialSecret.fromLiteral(scope, id, { secretName, values, allowPlaintextInManifests: true }) if you really mean it',
+      );
+  }
+
   /** Every synthesized object under this platform, as JSON. */
   public synthesizedObjects(): KubeObject[] {
     return this.node
@@ -384,7 +471,8 @@ export class Platform extends Construct {
   }
 
   private checkPolicy(): string[] {
-    return checkPlatformObjects(this.synthesizedObjects(), { secretValues: this.secretValues, agentLabel: LABEL_AGENT });
+    const objects = this.synthesizedObjects();
+    return [...checkPlatformObjects(objects, { secretValues: this.secretValues, agentLabel: LABEL_AGENT }), ...this.plaintextSecrets(), ...this.duplicateObjects(objects)];
   }
 }
 

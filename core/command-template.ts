@@ -48,6 +48,12 @@ export function lintCommandTemplate(command: readonly string[], field: string): 
       }
     }
   });
+  if (typeof command[0] === 'string' && command[0].trim() === '') {
+    problems.push(`${field}[0]: the program to run is empty; write its name or path, e.g. "codex"`);
+  }
+  command.forEach((arg, i) => {
+    if (typeof arg === 'string' && arg.includes('\0')) problems.push(`${field}[${i}]: contains a NUL byte, which no argv element can hold; remove it`);
+  });
   if (/\{[A-Za-z_][A-Za-z0-9_]*\}/.test(command[0])) {
     problems.push(`${field}[0]: the program to run must be a fixed name, not a placeholder`);
   }

@@ -3,7 +3,7 @@ import type { ConfigFileSpec, HarnessSpec, PromptVia, ResultsSpec } from '../pol
 import { assertValidSpec, SPEC_API_VERSION } from '../policy/specs';
 import { lintCommandTemplate, promptViaOf, renderCommand, RenderValues, usesPlaceholder } from './command-template';
 import { imageRef, ImageName, ImageOptions, IMAGE_NAMES } from './images';
-import { checkDnsLabel, checkEnvMap, checkEnvName, fail } from './validation';
+import { checkDnsLabel, checkEnvMap, checkEnvName, checkImageRef, fail } from './validation';
 
 export interface HarnessProps {
   /** Name of the harness; tasks and pools refer to it, and its ConfigMap is `harness-<name>`. */
@@ -155,7 +155,7 @@ export class Harness {
     if (!props.image) {
       fail(`${where}: image is required for a custom harness: an image with the paddock runner and the CLI "${props.command[0]}"`);
     }
-    this.image = props.image;
+    this.image = checkImageRef(props.image, `${where}: image`);
     if (props.defaultModel !== undefined && !props.defaultModel.trim()) {
       fail(`${where}: defaultModel must not be empty; leave it out to make every task name its model`);
     }

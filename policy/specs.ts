@@ -214,6 +214,12 @@ function describeError(kind: SpecKind, e: ErrorObject): string {
       return `${field}: give either branch or ref, not both`;
     case 'pattern':
       if (e.params.pattern === NO_NUL_PATTERN) return `${field}: contains a NUL byte, which no process argument or environment variable can hold; remove it`;
+      if (/^\/sources\/\d+\/url$/.test(e.instancePath)) {
+        return `${field}: must be an https:// URL of the repository without credentials, e.g. "https://github.com/org/repo.git"; http:// is refused (readable and changeable in transit): use https://`;
+      }
+      if (/\/config\/files\/\d+\/path$/.test(e.instancePath)) {
+        return `${field}: must name a file relative to its base, with no empty or "." segment, e.g. ".codex/config.toml"`;
+      }
       return `${field}: ${e.message}`;
     case 'maxLength':
       if (field === 'prompt') return `${field}: ${e.message}; put long instructions into a file of the repository and point the prompt at it`;

@@ -2,11 +2,11 @@ import { Duration } from 'cdk8s';
 import { AgentPool, AgentTask, CredentialSecret, EgressAllowlist, Harness, SandboxProfile } from '../../constructs';
 import { validateSpec } from '../../policy/specs';
 import { expectValidK8s } from '../support/k8s-schema';
-import { find, newPlatform, synth } from '../support/synth';
+import { find, keyedPool, newPlatform, synth } from '../support/synth';
 
 function taskJob(props: Partial<ConstructorParameters<typeof AgentTask>[2]> = {}) {
   const { chart, platform } = newPlatform();
-  const pool = new AgentPool(platform, 'codex', { harnesses: [Harness.codex()] });
+  const pool = keyedPool(platform, 'codex', { harnesses: [Harness.codex()] });
   const task = new AgentTask(platform, 'fix', { pool, prompt: 'fix it', ...props });
   const objects = synth(chart);
   return { task, objects, job: objects.find((o) => o.kind === 'Job') as any };
@@ -93,7 +93,7 @@ describe('AgentPool', () => {
 
   test('pod labels say the pool and its capabilities', () => {
     const { chart, platform } = newPlatform();
-    new AgentPool(platform, 'mixed', { harnesses: [Harness.codex(), Harness.claudeCode()] });
+    keyedPool(platform, 'mixed', { harnesses: [Harness.codex(), Harness.claudeCode()] });
     const labels = find(synth(chart), 'Deployment', 'pool-mixed').spec.template.metadata.labels;
     expect(labels).toMatchObject({
       'paddock.dev/pool': 'mixed',
@@ -119,7 +119,7 @@ describe('SandboxProfile', () => {
     [SandboxProfile.custom({ handler: 'kata-qemu', overhead: { memory: '200Mi' } }), 'kata-qemu', 'kata-qemu'],
   ])('%#: synthesizes its RuntimeClass and applies it to agent pods', (profile, name, handler) => {
     const { chart, platform } = newPlatform();
-    new AgentPool(platform, 'p', { harnesses: [Harness.codex()], sandbox: profile });
+    keyedPool(platform, 'p', { harnesses: [Harness.codex()], sandbox: profile });
     const objects = synth(chart);
     expectValidK8s(objects);
     expect(find(objects, 'RuntimeClass', name).handler).toBe(handler);
@@ -128,7 +128,7 @@ describe('SandboxProfile', () => {
 
   test('createRuntimeClass: false uses a RuntimeClass the cluster admin owns', () => {
     const { chart, platform } = newPlatform();
-    new AgentPool(platform, 'p', { harnesses: [Harness.codex()], sandbox: SandboxProfile.gvisor({ createRuntimeClass: false }) });
+    keyedPool(platform, 'p', { harnesses: [Harness.codex()], sandbox: SandboxProfile.gvisor({ createRuntimeClass: false }) });
     const objects = synth(chart);
     expect(objects.some((o) => o.kind === 'RuntimeClass')).toBe(false);
     expect(find(objects, 'Deployment', 'pool-p').spec.template.spec.runtimeClassName).toBe('gvisor');
@@ -137,7 +137,7 @@ describe('SandboxProfile', () => {
   test('scheduling and overhead land in the RuntimeClass', () => {
     const { chart, platform } = newPlatform();
     const sandbox = SandboxProfile.gvisor({ nodeSelector: { sandbox: 'gvisor' }, tolerations: [{ key: 'sandbox', operator: 'Exists', effect: 'NoSchedule' }] });
-    new AgentPool(platform, 'p', { harnesses: [Harness.codex()], sandbox });
+    keyedPool(platform, 'p', { harnesses: [Harness.codex()], sandbox });
     const rc = find(synth(chart), 'RuntimeClass', 'gvisor');
     expect(rc.overhead).toEqual({ podFixed: { cpu: '100m', memory: '64Mi' } });
     expect(rc.scheduling).toEqual({ nodeSelector: { sandbox: 'gvisor' }, tolerations: [{ key: 'sandbox', operator: 'Exists', effect: 'NoSchedule' }] });
@@ -147,7 +147,7 @@ describe('SandboxProfile', () => {
 describe('EgressAllowlist', () => {
   test('a CIDR rule keeps private ranges and the metadata endpoint out unless named', () => {
     const { chart, platform } = newPlatform();
-    const pool = new AgentPool(platform, 'p', { harnesses: [Harness.codex()] });
+    const pool = keyedPool(platform, 'p', { harnesses: [Harness.codex()] });
     pool.allowEgressTo(new EgressAllowlist(platform, 'web', { rules: [{ cidr: '0.0.0.0/0' }, { cidr: '10.1.2.0/24', ports: [5432] }, { cidr: '::/0' }] }));
     const objects = synth(chart);
     expectValidK8s(objects);
@@ -163,6 +163,6 @@ describe('EgressAllowlist', () => {
     });
     expect(world.ports).toEqual([{ protocol: 'TCP', port: 443 }]);
     expect(named.to[0].ipBlock).toEqual({ cidr: '10.1.2.0/24' });
-    expect(world6.to[0].ipBlock).toEqual({ cidr: '::/0', except: ['::1/128', 'fc00::/7', 'fe80::/10'] });
+    expect(world6.to[0].ipBlock).toEqual({ cidr: '::/0', except: ['::1/128', 'fc00::/7', 'fe80::/10', '::ffff:0:0/96'] });
   });
 });

@@ -19,6 +19,7 @@ import { makeTmpDir } from '../support/runner-fixtures';
 import { FakeKubeApi, startFakeKubeApi } from './support/fake-kube-api';
 import { specHashOf } from '../../core/stable-json';
 import { encodeTerminationMessage } from '../../core/protocol';
+import { keyedPool } from '../support/synth';
 
 jest.setTimeout(60_000);
 
@@ -48,7 +49,7 @@ function applyPlatform(fake: FakeKubeApi, declaredTask: boolean): void {
   const app = Testing.app();
   const chart = new Chart(app, 'test', { disableResourceNameHashes: true });
   const platform = new Platform(chart, 'platform', { namespace: 'paddock' });
-  const pool = new AgentPool(platform, 'codex', { harnesses: [Harness.codex()], concurrency: 5 });
+  const pool = keyedPool(platform, 'codex', { harnesses: [Harness.codex()], concurrency: 5 });
   if (declaredTask) new AgentTask(platform, 'declared', { pool, prompt: 'declared prompt' });
   for (const o of synthesize(chart) as KubeObject[]) {
     if (o.kind === 'ConfigMap' || o.kind === 'Job') fake.store.createSync(o);

@@ -26,7 +26,7 @@ import { Origin, OriginEcho, startOrigin, TestCertificate } from '../support/htt
 import { startMockModelServer, MockModelServer } from '../support/mock-model-server';
 import { CleanupStack, createNetns, createTestNetwork, linkNetns, Netns, startNodeInNetns } from '../support/netns';
 import { httpsGetViaConnect, RunningSquid, startSquid, describeWithSquid, squidE2eUnavailableReason } from '../support/squid';
-import { find, newPlatform, synth } from '../support/synth';
+import { find, keyedPool, newPlatform, synth } from '../support/synth';
 
 const ORIGIN = '192.0.2.10';
 const PROXY_IN_AGENT_NET = '198.51.100.1';
@@ -108,7 +108,7 @@ function relayUnixToLoopback(socketPath: string, port: number): Promise<net.Serv
  */
 function buildPlatform(proxy: { stateDir: string; hostsFile: string }) {
   const { chart, platform } = newPlatform();
-  const pool = new AgentPool(platform, 'codex', { harnesses: [Harness.codex({ extraHosts: ['model.allowed.test'] })] });
+  const pool = keyedPool(platform, 'codex', { harnesses: [Harness.codex({ extraHosts: ['model.allowed.test'] })] });
   const allowlist = new EgressAllowlist(platform, 'agents', {
     rules: [
       { host: 'api.allowed.test', ports: [8443] },

@@ -51,6 +51,8 @@ export interface AgentE2eInput {
   /** Credentials in the runner's env: granted through the harness's credentialEnv (local mode). */
   readonly credentials: Record<string, string>;
   readonly timeoutSeconds?: number;
+  /** The git server's CA certificate (GIT_SSL_CAINFO for the runner's git only). */
+  readonly gitCaFile?: string;
   /** Git source URL the agent works in (optional). */
   readonly sourceUrl?: string;
 }
@@ -105,6 +107,7 @@ export async function runAgentE2e(input: AgentE2eInput): Promise<AgentE2eResult>
       env: {
         PATH: [AGENTS_BIN, OPENCODE_BIN, process.env.PATH].join(path.delimiter),
         ...input.credentials,
+        ...(input.gitCaFile ? { GIT_SSL_CAINFO: input.gitCaFile } : {}),
         // Must not reach the agent.
         PADDOCK_E2E_RUNNER_ONLY: 'runner-only-value',
       },
@@ -155,12 +158,13 @@ export function expectAgentRun(r: AgentE2eResult, secret: string): void {
 
 
 /** A preset against the mock with its recipe from test/support/mock-provider.ts ({mock} = the server's URL). */
-export function runPresetE2e(preset: MockPreset, harness: HarnessSpec, secret: string, sourceUrl: string) {
+export function runPresetE2e(preset: MockPreset, harness: HarnessSpec, secret: string, sourceUrl: string, gitCaFile?: string) {
   const recipe = MOCK_PROVIDER[preset];
   return runAgentE2e({
     harness,
     model: recipe.model,
     sourceUrl,
+    gitCaFile,
     credentials: { [recipe.secretEnv]: secret },
     taskEnv: recipe.env('{mock}'),
     taskConfig: recipe.config('{mock}'),
