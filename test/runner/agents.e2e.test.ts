@@ -39,7 +39,7 @@ describeIfInstalled('codex')('Codex CLI (Harness.codex())', () => {
     // The preset's layer and the task's layer were merged.
     const config = fs.readFileSync(path.join(r.dirs.home, '.codex/config.toml'), 'utf8');
     expect(config).toMatch(/sandbox_mode = "danger-full-access"/);
-    expect(config).toMatch(/\[model_providers\.mock\]/);
+    expect(config).toMatch(/^base_url = "http:\/\/127\.0\.0\.1:\d+\/v1"$/m);
   });
 });
 
