@@ -40,12 +40,19 @@ export function runInProcessGroup(opts: GroupRunOptions): Promise<GroupRunResult
       resolve({ exitCode: null, signal: null, timedOut: false, aborted: true });
       return;
     }
-    const child = spawn(opts.argv[0], opts.argv.slice(1), {
-      cwd: opts.cwd,
-      env: opts.env,
-      detached: true, // setsid: the child leads a new process group
-      stdio: [opts.stdinText === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
-    });
+    let child: ReturnType<typeof spawn>;
+    try {
+      child = spawn(opts.argv[0], opts.argv.slice(1), {
+        cwd: opts.cwd,
+        env: opts.env,
+        detached: true, // setsid: the child leads a new process group
+        stdio: [opts.stdinText === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+      });
+    } catch (err) {
+      // Some failures (E2BIG: an argv over the kernel's limit) throw here instead of emitting 'error'.
+      resolve({ exitCode: null, signal: null, timedOut: false, aborted: false, spawnError: err as Error });
+      return;
+    }
     let timedOut = false;
     let aborted = false;
     let stopping = false;

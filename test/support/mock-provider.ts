@@ -8,6 +8,11 @@ import type { ConfigFileSpec } from '../../policy/specs';
 
 export type MockPreset = 'codex' | 'claude-code' | 'gemini-cli' | 'opencode' | 'copilot';
 
+export const MOCK_PRESETS: readonly MockPreset[] = ['codex', 'claude-code', 'gemini-cli', 'opencode', 'copilot'];
+
+/** The CLI program each preset runs (its command[0]). */
+export const PRESET_PROGRAM: Record<MockPreset, string> = { codex: 'codex', 'claude-code': 'claude', 'gemini-cli': 'gemini', opencode: 'opencode', copilot: 'copilot' };
+
 export interface MockProviderRecipe {
   readonly model: string;
   /** The credential the CLI reads, granted to the pool (or passed in local mode). */
