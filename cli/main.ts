@@ -40,7 +40,7 @@ const COMMANDS: Readonly<Record<string, Entry>> = {
     load: async () => (await import('./run')).runCommand,
   },
   'harness dry-run': {
-    synopsis: 'paddock harness dry-run <preset|harness.json> --prompt TEXT [--model M] [--prompt-file PATH] [--workdir DIR]',
+    synopsis: 'paddock harness dry-run <preset|harness.json> --prompt TEXT [--model M] [--prompt-via argv|stdin|file] [--prompt-file PATH] [--workdir DIR]',
     summary: 'Print the exact argv the runner would exec, as a JSON array.',
     load: async () => (await import('./harness')).dryRunCommand,
   },

@@ -336,6 +336,9 @@ function agentOutcome(agent: AgentRunResult, timeoutSeconds: number, program: st
 
 /** Why the agent did not start, and for a missing CLI where it comes from. */
 function cannotStart(program: string | undefined, err: NodeJS.ErrnoException): string {
+  if (err.code === 'E2BIG') {
+    return `cannot start the agent ${JSON.stringify(program)}: E2BIG (the argv is over the kernel's limit, about 128 KiB per element: pass a long prompt with promptVia "stdin" or "file")`;
+  }
   if (err.code !== 'ENOENT' || program === undefined || program.includes('/')) return `cannot start the agent ${JSON.stringify(program)}: ${err.code ?? err.message}`;
   const preset = presetOfProgram(program);
   const fix = preset ? `install ${preset.package} or use the ${imageName(preset.image as ImageName)} image` : 'install it, or use an image that has it';

@@ -27,6 +27,19 @@ describe('AgentTask', () => {
     });
   });
 
+  test('a prompt over the argv limit needs a harness that takes it on stdin or as a file', () => {
+    const long = 'x'.repeat(128 * 1024);
+    expect(() => taskJob({ prompt: long })).toThrow(
+      /^AgentTask "fix": prompt is 129 KiB, over the argv limit of 128 KiB per element, and harness "codex" passes it on argv; give the pool a harness that takes it on stdin or as a file, e\.g\. Harness\.codex\(\{ promptVia: 'stdin' \}\)$/,
+    );
+    expect(() => taskJob({ prompt: 'x'.repeat(128 * 1024 - 1) })).not.toThrow();
+    for (const promptVia of ['stdin', 'file'] as const) {
+      const { platform } = newPlatform();
+      const pool = new AgentPool(platform, 'codex', { harnesses: [Harness.codex({ promptVia })] });
+      expect(() => new AgentTask(platform, 'fix', { pool, prompt: long })).not.toThrow();
+    }
+  });
+
   test('the Job name carries a hash of the spec: a changed task runs again, an unchanged one does not', () => {
     const a = taskJob().job.metadata.name;
     expect(a).toMatch(/^fix-[0-9a-f]{10}$/);
