@@ -97,7 +97,7 @@ export function argvPromptProblem(command: readonly string[], prompt: string, fi
   if (bytes <= MAX_ARGV_PROMPT_BYTES) return undefined;
   return (
     `${field}: is ${bytes} bytes, over the ${MAX_ARGV_PROMPT_BYTES} bytes a prompt may have as an argv element ({prompt}); ` +
-    'shorten it, or use a harness whose command takes {prompt_file} (or neither placeholder: stdin)'
+    'shorten it, or pass it with promptVia "stdin" or "file" (an option of every preset), or use a harness whose command takes {prompt_file} (or neither placeholder: stdin)'
   );
 }
 

@@ -13,9 +13,9 @@ describePresetChecks('codex', { deadProviderLimitS: 60, maxRetries: true });
 describePresetChecks('claude-code', { deadProviderLimitS: 60, maxRetries: true });
 
 describeIfInstalled('codex')('the argv limit', () => {
-  test('a prompt over the argv limit with promptVia "argv" fails at once, naming E2BIG', async () => {
+  test('a prompt over the argv limit with promptVia "argv" is refused as invalid before the agent starts, naming the fix', async () => {
     const r = await runPresetE2e('codex', Harness.codex({ promptVia: 'argv' }).spec, 'sk-e2e-0123456789abcdef', undefined, { prompt: LONG_PROMPT });
-    expect(r.status).toMatchObject({ outcome: 'failed', message: expect.stringMatching(/^cannot start the agent "codex": E2BIG \(the argv is over the kernel's limit.*promptVia "stdin" or "file"\)$/) });
+    expect(r.status).toMatchObject({ outcome: 'invalid_spec', message: expect.stringMatching(/task\.prompt: is \d+ bytes, over the 102400 bytes a prompt may have as an argv element \(\{prompt\}\); shorten it, or pass it with promptVia "stdin" or "file"/) });
     expect(r.mock.requests).toEqual([]);
   });
 });
