@@ -48,7 +48,8 @@ function percentile(values: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
 }
 
-function platform(): MemoryStore {
+/** The benchmark platform: a warm pool "bench" running a no-op harness. */
+export function platform(): MemoryStore {
   const store = new MemoryStore(NS);
   const harness: HarnessSpec = { apiVersion: 'paddock.dev/v1alpha1', kind: 'Harness', name: 'noop', capability: 'harness.noop', command: ['echo', '{prompt}'], promptVia: 'argv', results: { from: 'stdout' } };
   const pool: PoolSpec = { apiVersion: 'paddock.dev/v1alpha1', kind: 'Pool', name: 'bench', capabilities: ['harness.noop'], harnesses: ['noop'], mode: 'warm', concurrency: 1000 };

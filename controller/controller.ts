@@ -178,6 +178,11 @@ export class Controller {
     setImmediate(() => void this.loop());
   }
 
+  /** Resolves once the work queue is drained (tests, the benchmark). */
+  public whenIdle(): Promise<void> {
+    return this.busy ? new Promise<void>((r) => this.idle.push(r)) : Promise.resolve();
+  }
+
   /** Reconcile every task (a full pass) until nothing changed meanwhile. */
   public async reconcileNow(): Promise<void> {
     this.allDirty = true;
