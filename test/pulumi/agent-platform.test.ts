@@ -214,7 +214,7 @@ describe('AgentPlatform under Pulumi mocks: library arguments', () => {
     const { children } = await deploy('library-args', {
       namespace: 'lib',
       egress: [{ name: 'web', backend: 'cilium', rules: [{ host: 'api.example.com' }] }],
-      pools: [{ name: 'aider', harnesses: [{ spec: { ...custom, promptVia: 'argv' } }], egress: ['web'] }],
+      pools: [{ name: 'aider', harnesses: [{ spec: { ...custom, command: [...custom.command], promptVia: 'argv' } }], egress: ['web'] }],
       tasks: [{ name: 'docs', pool: 'aider', prompt: 'Write docs.', workdir: 'repo/docs', createJob: false, config: [{ path: '.aider.conf.yml', content: 'auto-commits: false\n' }] }],
     });
     const kinds = children.map((c) => `${c.inputs.kind}/${c.inputs.metadata?.name}`);
