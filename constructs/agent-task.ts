@@ -6,7 +6,6 @@ import { AgentPool } from './agent-pool';
 import { argvPromptProblem } from '../core/command-template';
 import type { Harness } from '../core/harness';
 import { fillJobTemplate } from '../core/job-template';
-import { ARGV_ELEMENT_LIMIT, promptArgvBytes } from '../core/command-template';
 import { kubeObject } from './kube-object';
 import { LABEL_HARNESS, LABEL_POOL, LABEL_SPEC_HASH, LABEL_TASK, standardLabels } from '../core/labels';
 import { Platform } from './platform';
@@ -81,13 +80,6 @@ export class AgentTask extends Construct {
     this.pool = resolvePool(platform, props.pool, where);
     this.harness = resolveHarness(this.pool, props.harness, where);
     const prompt = checkNonEmpty(props.prompt, `${where}: prompt`, '"Fix the failing test in src/"');
-    const argvBytes = promptArgvBytes(this.harness.spec.command, prompt);
-    if (argvBytes > ARGV_ELEMENT_LIMIT) {
-      fail(
-        `${where}: prompt is ${Math.ceil(argvBytes / 1024)} KiB, over the argv limit of ${ARGV_ELEMENT_LIMIT / 1024} KiB per element, and harness "${this.harness.name}" passes it on argv; ` +
-          `give the pool a harness that takes it on stdin or as a file, e.g. Harness.codex({ promptVia: 'stdin' })`,
-      );
-    }
     const model = props.model ?? this.harness.spec.defaultModel;
     if (props.model !== undefined) checkNonEmpty(props.model, `${where}: model`, '"gpt-5-codex"');
     if (model === undefined && this.harness.needsModel) {

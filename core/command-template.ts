@@ -18,14 +18,6 @@ export interface RenderValues {
   readonly workdir?: string;
 }
 
-/** Linux's limit on one argv element (MAX_ARG_STRLEN), its terminating NUL included. */
-export const ARGV_ELEMENT_LIMIT = 128 * 1024;
-
-/** The longest argv element, in bytes with its NUL, that {prompt} makes for this prompt (0 without {prompt}). */
-export function promptArgvBytes(command: readonly string[], prompt: string): number {
-  return Math.max(0, ...command.filter((a) => a.includes('{prompt}')).map((a) => Buffer.byteLength(a.split('{prompt}').join(prompt)) + 1));
-}
-
 const SHELLS = new Set(['sh', 'bash', 'dash', 'zsh', 'ash', 'ksh', 'fish', 'busybox']);
 const PLACEHOLDER = /\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
 

@@ -14,7 +14,7 @@ function taskWith(harness: Harness, props: Partial<ConstructorParameters<typeof 
 describe('AgentTask limits', () => {
   test('a 200 KB prompt for a harness passing it as {prompt} fails at construction, naming the field and the way out', () => {
     expect(() => taskWith(Harness.codex(), { prompt: BIG })).toThrow(
-      /AgentTask "big": prompt: is 204800 bytes, over the 102400 bytes a prompt may have as an argv element \(\{prompt\}\); shorten it, or use a harness whose command takes \{prompt_file\}/,
+      /AgentTask "big": prompt: is 204800 bytes, over the 102400 bytes a prompt may have as an argv element \(\{prompt\}\); shorten it, or pass it with promptVia "stdin" or "file" \(an option of every preset\), or use a harness whose command takes \{prompt_file\}/,
     );
   });
 

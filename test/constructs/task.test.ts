@@ -28,11 +28,11 @@ describe('AgentTask', () => {
   });
 
   test('a prompt over the argv limit needs a harness that takes it on stdin or as a file', () => {
-    const long = 'x'.repeat(128 * 1024);
+    const long = 'x'.repeat(100 * 1024 + 1);
     expect(() => taskJob({ prompt: long })).toThrow(
-      /^AgentTask "fix": prompt is 129 KiB, over the argv limit of 128 KiB per element, and harness "codex" passes it on argv; give the pool a harness that takes it on stdin or as a file, e\.g\. Harness\.codex\(\{ promptVia: 'stdin' \}\)$/,
+      /^AgentTask "fix": prompt: is 102401 bytes, over the 102400 bytes a prompt may have as an argv element \(\{prompt\}\); shorten it, or pass it with promptVia "stdin" or "file" \(an option of every preset\), or use a harness whose command takes \{prompt_file\} \(or neither placeholder: stdin\) \(harness "codex" passes it as an argument\)$/,
     );
-    expect(() => taskJob({ prompt: 'x'.repeat(128 * 1024 - 1) })).not.toThrow();
+    expect(() => taskJob({ prompt: 'x'.repeat(100 * 1024) })).not.toThrow();
     for (const promptVia of ['stdin', 'file'] as const) {
       const { platform } = newPlatform();
       const pool = new AgentPool(platform, 'codex', { harnesses: [Harness.codex({ promptVia })] });
