@@ -7,6 +7,8 @@ import * as path from 'path';
 import { startControlPlane } from './support/control-plane';
 
 export default async function globalSetup(): Promise<void> {
+  // A control plane that is already up (its cluster.json in $PADDOCK_CLUSTER_INFO) is reused as is.
+  if (process.env.PADDOCK_CLUSTER_INFO && fs.existsSync(process.env.PADDOCK_CLUSTER_INFO)) return;
   const t0 = Date.now();
   const plane = await startControlPlane({ log: (line) => process.stderr.write(`[cluster] ${line}\n`) });
   const file = path.join(plane.info.dir, 'cluster.json');

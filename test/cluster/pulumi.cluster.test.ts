@@ -76,7 +76,7 @@ describe('a real pulumi up of Pulumi.yaml against the real API server (engine, p
     const about = pulumi(['plugin', 'ls', '--json']);
     expect(about.code).toBe(0);
     // Nothing was installed into PULUMI_HOME: the plugins come from PATH.
-    expect(JSON.parse(about.stdout || '[]')).toEqual([]);
+    expect(JSON.parse(about.stdout || 'null') ?? []).toEqual([]);
   });
 
   test('pulumi up: outputs right; the objects are in the cluster; a second preview shows no changes', async () => {

@@ -391,6 +391,10 @@ export async function startControlPlane(opts: { dir?: string; log?: (line: strin
       60_000,
       logTail('kwok'),
     );
+    // TaintNodesByCondition admission gives every new node the not-ready taint; the
+    // node-lifecycle controller would lift it, but it is off (no heartbeats from kwok).
+    const untaint = await apiRequest(info, 'PATCH', `/api/v1/nodes/${info.nodeName}`, { spec: { taints: null } }, { contentType: 'application/merge-patch+json' });
+    if (untaint.status !== 200) throw new Error(`could not lift the fake node's not-ready taint: ${untaint.status} ${JSON.stringify(untaint.body)}`);
     // The serviceaccount controller is up when namespace default has its ServiceAccount.
     await until('ServiceAccount default/default (kube-controller-manager)', async () => (await apiRequest(info, 'GET', '/api/v1/namespaces/default/serviceaccounts/default')).status === 200, 60_000, logTail('kube-controller-manager'));
     log(`control plane ready in ${Date.now() - t0} ms (${dir})`);
