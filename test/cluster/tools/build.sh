@@ -42,7 +42,7 @@ kubeconform|$KUBECONFORM|linters|github.com/yannh/kubeconform/cmd/kubeconform|-X
 kube-score|$KUBE_SCORE|linters|github.com/zegl/kube-score/cmd/kube-score|-X main.version=$KUBE_SCORE
 pulumi|$PULUMI|pulumi|github.com/pulumi/pulumi/pkg/v3/cmd/pulumi|-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$PULUMI
 pulumi-language-nodejs|$PULUMI|pulumi|./language-nodejs|-X main.version=${PULUMI#v}
-pulumi-resource-kubernetes|$PULUMI_K8S|pulumi-kubernetes|github.com/pulumi/pulumi-kubernetes/provider/v4/cmd/pulumi-resource-kubernetes|-X github.com/pulumi/pulumi-kubernetes/provider/v4/pkg/version.Version=${PULUMI_K8S#v}
+pulumi-resource-kubernetes|$PULUMI_K8S|pulumi-kubernetes|.|-X github.com/pulumi/pulumi-kubernetes/provider/v4/pkg/version.Version=${PULUMI_K8S#v}
 "
 
 list() {
@@ -53,21 +53,22 @@ list() {
 
 # The provider's main embeds schema-embed.json and terraform-mapping-embed.json, which its
 # release build generates (cmd/pulumi-resource-kubernetes/generate.go) and the module does not
-# hold. Generate them the same way (schema.json with "version" set; the mapping minified) and
-# give them to the compiler through -overlay, so the module's files stay untouched.
+# hold; -overlay may not replace files beneath GOMODCACHE. So pulumi-kubernetes/main.go (the same
+# ten lines) embeds them from its own directory, and they are generated the same way (schema.json
+# with "version" set; the mapping minified) outside the repository and given through -overlay.
 provider_overlay() {
   local src out="$1"
   src="$(cd "$TOOLS/pulumi-kubernetes" && go list -m -f '{{.Dir}}' github.com/pulumi/pulumi-kubernetes/provider/v4)/cmd/pulumi-resource-kubernetes"
   mkdir -p "$out"
   node -e '
-    const fs = require("fs"); const [src, out, version] = process.argv.slice(1);
+    const fs = require("fs"); const [src, dst, out, version] = process.argv.slice(1);
     const schema = JSON.parse(fs.readFileSync(src + "/schema.json", "utf8")); schema.version = version;
     fs.writeFileSync(out + "/schema-embed.json", JSON.stringify(schema));
     fs.writeFileSync(out + "/terraform-mapping-embed.json", JSON.stringify(JSON.parse(fs.readFileSync(src + "/terraform-mapping.json", "utf8"))));
     fs.writeFileSync(out + "/overlay.json", JSON.stringify({ Replace: {
-      [src + "/schema-embed.json"]: out + "/schema-embed.json",
-      [src + "/terraform-mapping-embed.json"]: out + "/terraform-mapping-embed.json" } }));
-  ' "$src" "$out" "${PULUMI_K8S#v}"
+      [dst + "/schema-embed.json"]: out + "/schema-embed.json",
+      [dst + "/terraform-mapping-embed.json"]: out + "/terraform-mapping-embed.json" } }));
+  ' "$src" "$TOOLS/pulumi-kubernetes" "$out" "${PULUMI_K8S#v}"
   echo "$out/overlay.json"
 }
 

@@ -1,9 +1,10 @@
-// Wrapper module: the Pulumi Kubernetes provider (cmd/pulumi-resource-kubernetes). Its main
-// embeds schema-embed.json, a file its release build generates from schema.json (the module
-// holds only schema.json): build.sh generates it and hands it to the compiler with -overlay.
+// Wrapper module: the Pulumi Kubernetes provider from github.com/pulumi/pulumi-kubernetes/provider/v4
+// (main.go here says why it is not the module's own cmd/pulumi-resource-kubernetes).
 module paddock.local/cluster-tools/pulumi-kubernetes
 
 go 1.26.0
+
+require github.com/pulumi/pulumi-kubernetes/provider/v4 v4.0.0-20260115033456-f47bc2d6f199
 
 require (
 	cel.dev/expr v0.20.0 // indirect
@@ -139,7 +140,6 @@ require (
 	github.com/pulumi/appdash v0.0.0-20231130102222-75f619a67231 // indirect
 	github.com/pulumi/cloud-ready-checks v1.3.0 // indirect
 	github.com/pulumi/esc v0.21.0 // indirect
-	github.com/pulumi/pulumi-kubernetes/provider/v4 v4.0.0-20260115033456-f47bc2d6f199 // indirect
 	github.com/pulumi/pulumi-kubernetes/sdk/v4 v4.24.0 // indirect
 	github.com/pulumi/pulumi/pkg/v3 v3.215.0 // indirect
 	github.com/pulumi/pulumi/sdk/v3 v3.215.0 // indirect
@@ -223,5 +223,3 @@ require (
 	sigs.k8s.io/structured-merge-diff/v4 v4.6.0 // indirect
 	sigs.k8s.io/yaml v1.5.0 // indirect
 )
-
-tool github.com/pulumi/pulumi-kubernetes/provider/v4/cmd/pulumi-resource-kubernetes
