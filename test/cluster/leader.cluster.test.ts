@@ -12,7 +12,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { App, Chart } from 'cdk8s';
 import { stringify } from 'yaml';
-import { AgentPool, Harness, Platform, synthesize } from '../../index';
+import { AgentPool, CredentialSecret, Harness, Platform, synthesize } from '../../index';
 import { applyDist, completePod, Controller, deleteNamespace, get, jobPods, list, NS, runnerReport, serviceAccountKubeconfig, startController, until } from './support/cluster';
 
 jest.setTimeout(300_000);
@@ -58,7 +58,8 @@ describe('two controller replicas with Lease leader election on a real API serve
     const app = new App({ outdir: dir });
     const chart = new Chart(app, 'paddock', { disableResourceNameHashes: true });
     const platform = new Platform(chart, 'platform', { namespace: NS, controller: { replicas: 2 } });
-    new AgentPool(platform, 'codex', { harnesses: [Harness.codex()] });
+    const pool = new AgentPool(platform, 'codex', { harnesses: [Harness.codex()] });
+    CredentialSecret.fromSecretName(platform, 'openai', 'openai-api', ['OPENAI_API_KEY']).grantTo(pool);
     const objects = synthesize(chart) as any[];
     const deployment = objects.find((o) => o.kind === 'Deployment' && o.metadata.name === 'paddock-controller');
     expect(deployment.spec.replicas).toBe(2);
