@@ -53,13 +53,21 @@ export function contains(outer: Cidr, inner: Cidr): boolean {
 }
 
 /**
+ * IPv4-mapped IPv6 (::ffff:0:0/96). The API server refuses it in a NetworkPolicy
+ * ipBlock ("must not have an IPv4-mapped IPv6 address"), and there it is not needed:
+ * traffic to ::ffff:a.b.c.d leaves the pod as IPv4 to a.b.c.d, which the IPv4
+ * excepts cover. Squid and Cilium keep it in their lists.
+ */
+const IPV4_MAPPED = parseCidr('::ffff:0:0/96', 'IPV4_MAPPED');
+
+/**
  * The blocked ranges strictly inside `cidr`, to list as NetworkPolicy
  * `except`. A rule inside a blocked range names it explicitly: nothing to except.
  */
 export function blockedRangesWithin(cidr: Cidr): string[] {
   // A rule inside a blocked range still never reaches the metadata service.
   if (BLOCKED.some((blocked) => contains(blocked, cidr))) return METADATA.filter((m) => contains(cidr, m) && m.prefix > cidr.prefix).map((m) => m.text);
-  return BLOCKED.filter((blocked) => contains(cidr, blocked) && blocked.prefix > cidr.prefix).map((b) => b.text);
+  return BLOCKED.filter((blocked) => contains(cidr, blocked) && blocked.prefix > cidr.prefix && !contains(IPV4_MAPPED, blocked)).map((b) => b.text);
 }
 
 /** The metadata address a CIDR rule is exactly (it cannot except itself), if any. */

@@ -176,6 +176,6 @@ describe('EgressAllowlist', () => {
     });
     expect(world.ports).toEqual([{ protocol: 'TCP', port: 443 }]);
     expect(named.to[0].ipBlock).toEqual({ cidr: '10.1.2.0/24' });
-    expect(world6.to[0].ipBlock).toEqual({ cidr: '::/0', except: ['::1/128', 'fc00::/7', 'fe80::/10', '::ffff:0:0/96'] });
+    expect(world6.to[0].ipBlock).toEqual({ cidr: '::/0', except: ['::1/128', 'fc00::/7', 'fe80::/10'] });
   });
 });

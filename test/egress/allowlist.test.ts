@@ -158,7 +158,7 @@ describe('backend "proxy" (the default)', () => {
     expect(internet.ports).toEqual([80, 443, 8443].map((port) => ({ protocol: 'TCP', port })));
     expect(internet.to).toEqual([
       { ipBlock: { cidr: '0.0.0.0/0', except: ['0.0.0.0/8', '10.0.0.0/8', '100.64.0.0/10', '127.0.0.0/8', '169.254.0.0/16', '172.16.0.0/12', '192.168.0.0/16'] } },
-      { ipBlock: { cidr: '::/0', except: ['::1/128', 'fc00::/7', 'fe80::/10', '::ffff:0:0/96'] } },
+      { ipBlock: { cidr: '::/0', except: ['::1/128', 'fc00::/7', 'fe80::/10'] } },
     ]);
     expect(rest).toEqual([]);
   });
