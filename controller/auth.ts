@@ -25,9 +25,9 @@
  */
 import { createHash, timingSafeEqual } from 'crypto';
 
-/** The API group and resource RBAC rules name (`resources: ["tasks", "tasks/results"]`). */
-export const PADDOCK_API_GROUP = 'paddock.dev';
-export const TASKS_RESOURCE = 'tasks';
+import { PADDOCK_API_GROUP, TASKS_RESOURCE } from '../core/labels';
+
+export { PADDOCK_API_GROUP, TASKS_RESOURCE };
 
 export type TaskVerb = 'create' | 'get' | 'list' | 'delete';
 
