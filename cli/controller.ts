@@ -31,6 +31,7 @@ const CONTROLLER_OPTIONS = {
   port: { type: 'string', example: '8080' },
   'worker-port': { type: 'string', example: '8081' },
   'metrics-port': { type: 'string', example: '9090' },
+  address: { type: 'string', example: '0.0.0.0' },
   kubeconfig: { type: 'string', example: '~/.kube/config' },
   'leader-elect': { type: 'boolean' },
 } as const;
@@ -48,6 +49,7 @@ Options:
   --port N             the task API's port             [default 8080]
   --worker-port N      the worker lease API's port     [default 8081]
   --metrics-port N     Prometheus /metrics             [default 9090]
+  --address ADDR       where the three listen          [default 0.0.0.0]
   --kubeconfig FILE    [default: in-cluster, or the current context]
   --leader-elect       run several replicas: one leads, through a Lease
   -h, --help           this text
@@ -79,8 +81,9 @@ async function runController(values: OptionValues<typeof CONTROLLER_OPTIONS>, en
   controller.onLifecycle((e) => json(`task ${e.task}: ${e.reason}`, { event: e.reason, task: e.task, run: e.run, pool: e.pool, attempt: e.attempt, ...(e.outcome ? { outcome: e.outcome } : {}), detail: e.message }));
   const elector = values['leader-elect'] ? new LeaderElector({ store, name: 'paddock-controller', identity, log, address: env.PADDOCK_POD_IP }) : undefined;
   const auth = new KubeAuth(store.reviews(), { namespace, workerAudience: WORKER_TOKEN_AUDIENCE });
-  const api = await startApis(controller, { port, workerPort, auth, isLeader: elector ? () => elector.isLeader : undefined, leaderHost: elector ? () => elector.leaderAddress : undefined });
-  const metrics = await startMetrics(controller, { port: metricsPort });
+  const host = values.address ?? '0.0.0.0';
+  const api = await startApis(controller, { port, workerPort, host, auth, isLeader: elector ? () => elector.isLeader : undefined, leaderHost: elector ? () => elector.leaderAddress : undefined });
+  const metrics = await startMetrics(controller, { port: metricsPort, host });
   log(`paddock controller ${identity}: namespace ${namespace}, task API on :${api.tasks.port}, worker lease API on :${api.workers.port}, metrics on :${metrics.port}${elector ? ', leader election on' : ''}`);
   let resolveStop!: () => void;
   const stopped = new Promise<void>((r) => (resolveStop = r));
