@@ -208,8 +208,8 @@ Options:
 The workers and the client authenticate with one random token, written to
 OUT/token with mode 0600 and removed at exit.
 
-Exit codes: 0 every task succeeded (with --serve: stopped by a signal and no
-declared task failed); 1 a task failed; 2 bad arguments; 4 timed out.
+Exit codes: 0 every task succeeded (with --serve: stopped by SIGTERM/SIGINT);
+1 a task failed; 2 bad arguments; 4 timed out; 5 stopped by SIGTERM/SIGINT.
 `,
   options: LOCAL_OPTIONS,
   run: async ({ values }, _io, env) => {
