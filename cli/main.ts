@@ -65,9 +65,39 @@ const COMMANDS: Readonly<Record<string, Entry>> = {
     load: async () => (await import('./controller')).workerCommand,
   },
   local: {
-    synopsis: 'paddock local [--dir dist] [--workers N] [--task NAME]... [--out DIR] [--timeout SECONDS]',
+    synopsis: 'paddock local [--dir dist] [--workers N] [--task NAME]... [--out DIR] [--timeout SECONDS | --serve]',
     summary: 'Run the declared tasks of the synthesized platform on this machine.',
     load: async () => (await import('./controller')).localCommand,
+  },
+  'tasks submit': {
+    synopsis: 'paddock tasks submit -f task.yaml | --name N --pool P --prompt TEXT [--source URL]... [-w] [--server URL] [--token T] [-o json|yaml]',
+    summary: 'Submit a task to the controller (through the kubeconfig, or --server).',
+    load: async () => (await import('./tasks')).submitCommand,
+  },
+  'tasks get': {
+    synopsis: 'paddock tasks get NAME [-o json|yaml]',
+    summary: "A task's phase and current run.",
+    load: async () => (await import('./tasks')).getCommand,
+  },
+  'tasks list': {
+    synopsis: 'paddock tasks list [-o json|yaml]',
+    summary: 'The tasks of the pools you may list.',
+    load: async () => (await import('./tasks')).listCommand,
+  },
+  'tasks watch': {
+    synopsis: 'paddock tasks watch NAME [--timeout SECONDS]',
+    summary: "Print a task's progress until it ends (exit 0 succeeded, 1 failed).",
+    load: async () => (await import('./tasks')).watchCommand,
+  },
+  'tasks results': {
+    synopsis: 'paddock tasks results NAME [-o json|yaml]',
+    summary: "The current run's results and status.",
+    load: async () => (await import('./tasks')).resultsCommand,
+  },
+  'tasks cancel': {
+    synopsis: 'paddock tasks cancel NAME',
+    summary: 'Remove a task and its runs; a running agent is stopped.',
+    load: async () => (await import('./tasks')).cancelCommand,
   },
   version: {
     synopsis: 'paddock version (or paddock --version)',

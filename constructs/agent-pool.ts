@@ -1,3 +1,4 @@
+import * as path from 'path';
 import { ApiObject, Lazy } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-30';
 import { Construct } from 'constructs';
@@ -17,6 +18,7 @@ import { hardenedContainerSecurityContext, hardenedPodSecurityContext, scratchVo
 import { checkPodResources, PodResources, SandboxProfile } from './sandbox-profile';
 import { checkDnsLabel, checkEnvMap, checkImageRef, checkInteger, checkLabels, fail } from '../core/validation';
 import { stableJson } from '../core/stable-json';
+import { WORKER_TOKEN_AUDIENCE, WORKER_TOKEN_PATH } from '../core/protocol';
 
 export interface AgentPoolProps {
   /** Name of the pool; its objects are `pool-<name>`. @default - the construct id */
@@ -355,12 +357,22 @@ export class AgentPool extends Construct implements ICredentialGrantee, kplus.IP
       volume: { name: `harness-${h.name}`, configMap: { name: this.platform.harnessConfigMapName(h) } },
       mount: { name: `harness-${h.name}`, mountPath: `${AGENT_PATHS.harnesses}/${h.name}`, readOnly: true },
     }));
+    // The lease API's credential: a projected token of the pool's ServiceAccount, bound to
+    // Paddock's audience (the API server refuses it) and short-lived. Only warm workers get one;
+    // a Job's runner reports through its termination message and needs none.
+    const token = {
+      volume: {
+        name: 'paddock-worker-token',
+        projected: { defaultMode: 0o400, sources: [{ serviceAccountToken: { audience: WORKER_TOKEN_AUDIENCE, expirationSeconds: 600, path: path.posix.basename(WORKER_TOKEN_PATH) } }] },
+      },
+      mount: { name: 'paddock-worker-token', mountPath: path.posix.dirname(WORKER_TOKEN_PATH), readOnly: true },
+    };
     return {
       metadata: { labels: { ...standardLabels(ns, 'worker', { [LABEL_POOL]: this.name }), ...this.agentPodLabels() } },
       spec: this.podSpec({
         image: this.props.image ?? this.harnesses[0].image,
         args: ['worker', '--pool', this.name, '--controller', this.platform.controllerWorkerUrl],
-        extraVolumes: harnessVolumes,
+        extraVolumes: this.mode === 'warm' ? [...harnessVolumes, token] : harnessVolumes,
       }),
     };
   }

@@ -11,6 +11,7 @@ import { hardenedContainerSecurityContext, hardenedPodSecurityContext, scratchVo
 import { checkPodResources, PodResources, SandboxProfile } from './sandbox-profile';
 import { checkDnsLabel, checkImageRef, checkInteger, checkLabels, fail, RESERVED_NAMESPACES, suggestDnsLabel } from '../core/validation';
 import { stableJson } from '../core/stable-json';
+import { PADDOCK_API_GROUP } from '../core/labels';
 
 export interface ControllerOptions {
   /** More than one replica elects a leader through a coordination.k8s.io Lease. @default 1 */
@@ -30,6 +31,25 @@ export interface ControllerOptions {
    * runs of its own warm pool. @default 8081
    */
   readonly workerPort?: number;
+}
+
+export interface MetricsOptions {
+  /** Port of the controller's Prometheus /metrics (container and Service port "metrics"). @default 9090 */
+  readonly port?: number;
+  /**
+   * A prometheus-operator ServiceMonitor (monitoring.coreos.com/v1) for the controller's
+   * Service; needs the operator's CRDs in the cluster. @default false
+   */
+  readonly serviceMonitor?: boolean;
+  /** Labels on the ServiceMonitor (e.g. the `release` your Prometheus selects). @default - none */
+  readonly serviceMonitorLabels?: Record<string, string>;
+  /** @default "30s" */
+  readonly interval?: string;
+  /**
+   * Which namespaces' pods may scrape the metrics port (their `kubernetes.io/metadata.name`).
+   * @default - pods of every namespace (the port serves metrics only)
+   */
+  readonly scrapeFromNamespaces?: string[];
 }
 
 export interface ClusterDnsOptions {
@@ -59,7 +79,13 @@ export interface PlatformProps {
   readonly clusterDns?: ClusterDnsOptions;
   /** @default - the controller may reach any address on 443 and 6443 */
   readonly apiServer?: ApiServerOptions;
+  /** @default - /metrics on port 9090, no ServiceMonitor */
+  readonly metrics?: MetricsOptions;
 }
+
+/** ClusterRoles for people and tools, bound per namespace with a RoleBinding (resourceNames: pools). */
+export const TASK_SUBMITTER_ROLE = 'paddock-task-submitter';
+export const TASK_VIEWER_ROLE = 'paddock-task-viewer';
 
 const CONTROLLER = 'paddock-controller';
 /** RuntimeClasses synthesized so far, per chart (cluster-scoped objects: one copy). */
@@ -88,6 +114,8 @@ export class Platform extends Construct {
   public readonly controllerPort: number;
   /** Port of the controller's worker lease API (container and Service port). */
   public readonly controllerWorkerPort: number;
+  /** Port of the controller's Prometheus metrics (container and Service port "metrics"). */
+  public readonly controllerMetricsPort: number;
   /** The controller Deployment (escape hatch: ApiObject.addJsonPatch). */
   public readonly controller: ApiObject;
   public readonly controllerServiceName = CONTROLLER;
@@ -126,6 +154,14 @@ export class Platform extends Construct {
     if (this.controllerWorkerPort === this.controllerPort) {
       fail(`Platform: controller.workerPort ${this.controllerWorkerPort} is controller.port too; the worker lease API needs its own port (agent pods must not reach the task API), e.g. workerPort: ${this.controllerPort === 8081 ? 8082 : 8081}`);
     }
+    this.controllerMetricsPort = checkInteger(props.metrics?.port ?? 9090, 'Platform: metrics.port', 1024, 65535);
+    if (this.controllerMetricsPort === this.controllerPort || this.controllerMetricsPort === this.controllerWorkerPort) {
+      fail(`Platform: metrics.port ${this.controllerMetricsPort} is taken by ${this.controllerMetricsPort === this.controllerPort ? 'controller.port' : 'controller.workerPort'}; give metrics their own port, e.g. metrics: { port: 9090 }`);
+    }
+    const scrapeFrom = (props.metrics?.scrapeFromNamespaces ?? []).map((n, i) => checkDnsLabel(n, `Platform: metrics.scrapeFromNamespaces[${i}]`));
+    if (props.metrics?.scrapeFromNamespaces && scrapeFrom.length === 0) fail('Platform: metrics.scrapeFromNamespaces is empty; list the namespaces of your Prometheus, e.g. ["monitoring"], or leave it out');
+    const interval = props.metrics?.interval ?? '30s';
+    if (!/^\d+(ms|s|m|h)$/.test(interval)) fail(`Platform: metrics.interval "${interval}" is not a duration; write e.g. "30s" or "1m"`);
     const resources = checkPodResources(
       controller.resources ?? { requests: { cpu: '100m', memory: '128Mi' }, limits: { cpu: '500m', memory: '256Mi' } },
       'Platform: controller.resources',
@@ -182,7 +218,8 @@ export class Platform extends Construct {
       { apiGroups: ['batch'], resources: ['jobs'], verbs: ['get', 'list', 'watch', 'create', 'delete'] },
       { apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'] },
       { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch'] },
-      { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] },
+      // Lifecycle Events (events.k8s.io/v1) on task ConfigMaps.
+      { apiGroups: ['events.k8s.io'], resources: ['events'], verbs: ['create'] },
       ...(replicas > 1 ? [{ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] }] : []),
     ];
     kubeObject(this, 'controller-role', {
@@ -198,6 +235,26 @@ export class Platform extends Construct {
       roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: CONTROLLER },
       subjects: [{ kind: 'ServiceAccount', name: CONTROLLER, namespace: ns }],
     });
+    // TokenReview and SubjectAccessReview: the APIs check callers with the API server.
+    kubeObject(this, 'controller-auth-delegator', {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRoleBinding',
+      metadata: { name: `${CONTROLLER}-${ns}-auth-delegator`, labels },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'system:auth-delegator' },
+      subjects: [{ kind: 'ServiceAccount', name: CONTROLLER, namespace: ns }],
+    });
+    // For people and tools; bind in this namespace, e.g. kubectl -n NS create rolebinding alice-codex
+    // --clusterrole paddock-task-submitter --user alice (a Role of your own with resourceNames: [POOL]
+    // limits it to pools).
+    const taskRole = (id: string, name: string, verbs: string[], what: string) =>
+      kubeObject(this, id, {
+        apiVersion: 'rbac.authorization.k8s.io/v1',
+        kind: 'ClusterRole',
+        metadata: { name, labels: standardLabels(ns, 'platform'), annotations: { 'paddock.dev/description': what } },
+        rules: [{ apiGroups: [PADDOCK_API_GROUP], resources: ['tasks', 'tasks/results'], verbs }],
+      });
+    taskRole('task-submitter-role', TASK_SUBMITTER_ROLE, ['create', 'get', 'list', 'delete'], "submit, read and cancel tasks through the controller's task API");
+    taskRole('task-viewer-role', TASK_VIEWER_ROLE, ['get', 'list'], "read tasks and their results through the controller's task API");
     const scratch = scratchVolumes([{ name: 'tmp', mountPath: '/tmp', sizeLimit: '64Mi' }]);
     this.controller = kubeObject(this, 'controller', {
       apiVersion: 'apps/v1',
@@ -227,15 +284,20 @@ export class Platform extends Construct {
                   String(this.controllerPort),
                   '--worker-port',
                   String(this.controllerWorkerPort),
+                  '--metrics-port',
+                  String(this.controllerMetricsPort),
                   ...(replicas > 1 ? ['--leader-elect'] : []),
                 ],
                 env: [
                   { name: 'PADDOCK_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
                   { name: 'PADDOCK_POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+                  // Followers forward API requests to the leader at the address it records on the Lease.
+                  ...(replicas > 1 ? [{ name: 'PADDOCK_POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } }] : []),
                 ],
                 ports: [
                   { name: 'http', containerPort: this.controllerPort, protocol: 'TCP' },
                   { name: 'workers', containerPort: this.controllerWorkerPort, protocol: 'TCP' },
+                  { name: 'metrics', containerPort: this.controllerMetricsPort, protocol: 'TCP' },
                 ],
                 readinessProbe: { httpGet: { path: '/healthz', port: 'http' }, periodSeconds: 10 },
                 livenessProbe: { httpGet: { path: '/healthz', port: 'http' }, periodSeconds: 20, failureThreshold: 3 },
@@ -258,15 +320,28 @@ export class Platform extends Construct {
         ports: [
           { name: 'http', port: 80, targetPort: 'http', protocol: 'TCP' },
           { name: 'workers', port: this.controllerWorkerPort, targetPort: 'workers', protocol: 'TCP' },
+          { name: 'metrics', port: this.controllerMetricsPort, targetPort: 'metrics', protocol: 'TCP' },
         ],
       },
     });
+    if (props.metrics?.serviceMonitor) {
+      kubeObject(this, 'controller-service-monitor', {
+        apiVersion: 'monitoring.coreos.com/v1',
+        kind: 'ServiceMonitor',
+        metadata: { name: CONTROLLER, namespace: ns, labels: { ...labels, ...props.metrics.serviceMonitorLabels } },
+        spec: { selector: { matchLabels: selector }, namespaceSelector: { matchNames: [ns] }, endpoints: [{ port: 'metrics', path: '/metrics', interval }] },
+      });
+    }
     kubeObject(this, 'controller-pdb', {
       apiVersion: 'policy/v1',
       kind: 'PodDisruptionBudget',
       metadata: { name: CONTROLLER, namespace: ns, labels },
       spec: replicas > 1 ? { minAvailable: 1, selector: { matchLabels: selector } } : { maxUnavailable: 1, selector: { matchLabels: selector } },
     });
+    const metricsIngress: NetworkPolicyIngressRule = {
+      from: scrapeFrom.length ? scrapeFrom.map((n) => ({ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': n } } })) : [{ namespaceSelector: {} }],
+      ports: [{ protocol: 'TCP', port: this.controllerMetricsPort }],
+    };
     kubeObject(this, 'controller-network-policy', {
       apiVersion: 'networking.k8s.io/v1',
       kind: 'NetworkPolicy',
@@ -278,26 +353,33 @@ export class Platform extends Construct {
         // goes through the kubelet). Agent pods (warm workers, task Jobs) are not admitted:
         // an agent could otherwise submit tasks to other pools, with other credentials.
         // The worker lease API: the warm pools' worker pods only (none when no pool is warm).
-        ingress: Lazy.any({ produce: () => this.controllerIngress() }),
-        egress: [this.dnsEgressRule(), { to: apiCidrs.map((cidr) => ({ ipBlock: { cidr } })), ports: apiPorts.map((port) => ({ protocol: 'TCP', port })) }],
+        ingress: Lazy.any({ produce: () => [...this.controllerIngress(replicas), metricsIngress] }),
+        egress: [
+          this.dnsEgressRule(),
+          { to: apiCidrs.map((cidr) => ({ ipBlock: { cidr } })), ports: apiPorts.map((port) => ({ protocol: 'TCP', port })) },
+          // Followers forward API requests to the leader.
+          ...(replicas > 1 ? [{ to: [{ podSelector: { matchLabels: selector } }], ports: [this.controllerPort, this.controllerWorkerPort].map((port) => ({ protocol: 'TCP', port })) }] : []),
+        ],
       },
     });
 
     this.node.addValidation({ validate: () => this.checkPolicy() });
   }
 
-  private controllerIngress(): NetworkPolicyIngressRule[] {
+  private controllerIngress(replicas: number): NetworkPolicyIngressRule[] {
     const taskApi: NetworkPolicyIngressRule = {
       from: [{ podSelector: { matchExpressions: [{ key: LABEL_AGENT, operator: 'DoesNotExist' }] } }],
       ports: [{ protocol: 'TCP', port: this.controllerPort }],
     };
     const warmPools = [...this.poolsByName.values()].filter((p) => p.mode === 'warm').map((p) => p.name).sort();
-    if (warmPools.length === 0) return [taskApi];
-    const workers: NetworkPolicyIngressRule = {
-      from: [{ podSelector: { matchLabels: selectorLabels(this.namespace, 'worker'), matchExpressions: [{ key: LABEL_POOL, operator: 'In', values: warmPools }] } }],
-      ports: [{ protocol: 'TCP', port: this.controllerWorkerPort }],
-    };
-    return [taskApi, workers];
+    // Followers forward the workers' requests to the leader.
+    const replicasPeer = replicas > 1 ? [{ podSelector: { matchLabels: selectorLabels(this.namespace, 'controller') } }] : [];
+    const workerPeers = [
+      ...(warmPools.length ? [{ podSelector: { matchLabels: selectorLabels(this.namespace, 'worker'), matchExpressions: [{ key: LABEL_POOL, operator: 'In', values: warmPools } ] } }] : []),
+      ...replicasPeer,
+    ];
+    if (workerPeers.length === 0) return [taskApi];
+    return [taskApi, { from: workerPeers, ports: [{ protocol: 'TCP', port: this.controllerWorkerPort }] }];
   }
 
   /** Egress to the cluster DNS pods only (UDP and TCP 53). */

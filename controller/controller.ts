@@ -31,6 +31,8 @@ import {
 } from './observe';
 import { ClusterStore, Kind, KubeObject, StoreError, WatchEvent } from './store';
 import { TaskIndex } from './task-index';
+import { LifecycleEvent, lifecycleOf } from './lifecycle';
+import { EventRecorder } from './events';
 import { AttemptResult, decodeTerminationMessage, type LeaseGrant } from '../core/protocol';
 
 export interface ControllerOptions {
@@ -43,16 +45,23 @@ export interface ControllerOptions {
   readonly now?: () => number;
   /** Progress lines (one per decision). @default - none */
   readonly log?: (line: string) => void;
+  /** Record each run's lifecycle as Kubernetes Events (events.k8s.io/v1) on its task's ConfigMap. @default true */
+  readonly recordEvents?: boolean;
+  /** This replica's name in the Events' reportingInstance. @default "paddock-controller" */
+  readonly instance?: string;
 }
 
 interface Lease extends ObservedLease {
   readonly pool: string;
   readonly grantedAt: number;
+  /** The authenticated identity that holds it (the API lets only it renew or report). */
+  readonly holder?: string;
 }
 
 interface Waiter {
   readonly pool: string;
   readonly worker: string;
+  readonly holder?: string;
   readonly resolve: (grant: LeaseGrant | undefined) => void;
   timer?: NodeJS.Timeout;
 }
@@ -98,6 +107,7 @@ export class Controller {
   private idle: Array<() => void> = [];
   /** Called after every reconcile pass with what changed (paddock local's progress, tests). */
   public onActions?: (actions: readonly Action[]) => void;
+  private readonly lifecycleListeners = new Set<(e: LifecycleEvent) => void>();
 
   constructor(opts: ControllerOptions) {
     this.store = opts.store;
@@ -106,6 +116,28 @@ export class Controller {
     this.leaseTtlMs = opts.leaseTtlMs ?? 30_000;
     this.now = opts.now ?? Date.now;
     this.log = opts.log ?? (() => undefined);
+    if (opts.recordEvents ?? true) {
+      const recorder = new EventRecorder(this.store, this.namespace, opts.instance ?? 'paddock-controller', (task) => this.cache.task.get(`task-${task}`)?.metadata.uid, this.log);
+      this.onLifecycle((e) => recorder.record(e));
+    }
+  }
+
+  /** Be told of every run's lifecycle step (metrics, Events, logs). Returns the unsubscribe. */
+  public onLifecycle(listener: (e: LifecycleEvent) => void): () => void {
+    this.lifecycleListeners.add(listener);
+    return () => this.lifecycleListeners.delete(listener);
+  }
+
+  private lifecycle(before: KubeObject | undefined, after: KubeObject): void {
+    const e = lifecycleOf(before, after);
+    if (!e) return;
+    for (const l of this.lifecycleListeners) {
+      try {
+        l(e);
+      } catch (err) {
+        this.log(`lifecycle listener failed: ${(err as Error).message}`);
+      }
+    }
   }
 
   /** Start the informers; resolves once every initial list is in and the first pass ran. */
@@ -130,7 +162,8 @@ export class Controller {
       const run = runFromConfigMap(cm);
       const a = cm.metadata.annotations ?? {};
       if (run?.mode === 'warm' && run.phase === 'Running' && a['paddock.dev/lease-id']) {
-        this.leases.set(run.name, { run: run.name, id: a['paddock.dev/lease-id'], worker: a['paddock.dev/worker'] ?? '?', expiresAt: this.now() + this.leaseTtlMs, pool: run.pool, grantedAt: this.now() });
+        const holder = a['paddock.dev/lease-holder'];
+        this.leases.set(run.name, { run: run.name, id: a['paddock.dev/lease-id'], worker: a['paddock.dev/worker'] ?? '?', expiresAt: this.now() + this.leaseTtlMs, pool: run.pool, grantedAt: this.now(), ...(holder ? { holder } : {}) });
       }
     }
     this.started = true;
@@ -348,7 +381,8 @@ export class Controller {
         const taskCm = cmName ? this.cache.task.get(cmName) : undefined;
         const task = state.tasks.find((t) => t.name === action.run.task);
         const cm = newRunConfigMap(ns, action.run, { configMap: taskCm?.metadata.name ?? `task-${action.run.task}`, uid: taskCm?.metadata.uid, harness: task?.spec?.harness }, action.message);
-        await this.write(() => this.store.create(cm), 'run');
+        const created = await this.write(() => this.store.create(cm), 'run');
+        if (created) this.lifecycle(undefined, created);
         this.log(`task ${action.run.task}: run ${action.run.name} ${action.run.phase === 'Running' ? 'adopted its existing Job' : `queued in pool ${action.run.pool} (${action.run.mode} mode)`}`);
         return;
       }
@@ -374,6 +408,11 @@ export class Controller {
       case 'cancelLease': {
         const lease = this.leases.get(action.run);
         if (lease?.id === action.id) this.leases.delete(action.run);
+        const runCm = this.cache.run.get(runConfigMapName(action.run));
+        if (lease && lease.expiresAt <= this.now() && runCm) {
+          const run = runFromConfigMap(runCm);
+          if (run) this.lifecycleListeners.forEach((l) => l({ reason: 'LeaseExpired', task: run.task, run: run.name, pool: run.pool, attempt: run.attempt, message: `worker ${lease.worker}: ${action.reason}` }));
+        }
         this.log(`run ${action.run}: lease ${action.id.slice(0, 8)} taken back: ${action.reason}`);
         return;
       }
@@ -395,12 +434,14 @@ export class Controller {
   }
 
   /** Create, tolerating "already exists" (a cache that lags behind our own write); write through to the cache. */
-  private async write(create: () => Promise<KubeObject>, bucket: 'run' | 'job'): Promise<void> {
+  private async write(create: () => Promise<KubeObject>, bucket: 'run' | 'job'): Promise<KubeObject | undefined> {
     try {
       const obj = await create();
       this.put(bucket, obj);
+      return obj;
     } catch (err) {
       if (!(err instanceof StoreError && err.code === 409)) throw err;
+      return undefined;
     }
   }
 
@@ -415,6 +456,7 @@ export class Controller {
       try {
         const stored = await this.store.replace(next);
         this.put('run', stored);
+        this.lifecycle(cm, stored);
         return stored;
       } catch (err) {
         if (!(err instanceof StoreError && err.code === 409)) throw err;
@@ -426,12 +468,12 @@ export class Controller {
   // ---- warm leases ----
 
   /** A worker of `pool` asks for a task; waits up to `waitMs` for one. */
-  public lease(pool: string, worker: string, waitMs: number): Promise<LeaseGrant | undefined> {
-    const grant = this.tryGrant(pool, worker);
+  public lease(pool: string, worker: string, waitMs: number, holder?: string): Promise<LeaseGrant | undefined> {
+    const grant = this.tryGrant(pool, worker, holder);
     if (grant) return grant.then((g) => g);
     if (waitMs <= 0 || !this.started) return Promise.resolve(undefined);
     return new Promise((resolve) => {
-      const w: Waiter = { pool, worker, resolve };
+      const w: Waiter = { pool, worker, holder, resolve };
       w.timer = setTimeout(() => {
         this.waiters = this.waiters.filter((x) => x !== w);
         resolve(undefined);
@@ -442,7 +484,7 @@ export class Controller {
 
   private serveWaiters(): void {
     for (const w of [...this.waiters]) {
-      const grant = this.tryGrant(w.pool, w.worker);
+      const grant = this.tryGrant(w.pool, w.worker, w.holder);
       if (!grant) continue;
       this.waiters = this.waiters.filter((x) => x !== w);
       if (w.timer) clearTimeout(w.timer);
@@ -451,7 +493,7 @@ export class Controller {
   }
 
   /** Picks and reserves a run synchronously (no double grant), then records it. */
-  private tryGrant(pool: string, worker: string): Promise<LeaseGrant | undefined> | undefined {
+  private tryGrant(pool: string, worker: string, holder?: string): Promise<LeaseGrant | undefined> | undefined {
     const state = this.observed();
     const run = pickWarmRun(state, pool, new Set(this.leases.keys()));
     if (!run) return undefined;
@@ -466,12 +508,13 @@ export class Controller {
       void this.updateRun(run.name, (cm) => applyRunPatch(cm, { phase: 'Failed', outcome: 'invalid_spec', message: why, finishedAt: now })).then(() => this.schedule(run.task));
       return undefined;
     }
-    const lease: Lease = { run: run.name, id: randomUUID(), worker, expiresAt: now + this.leaseTtlMs, pool, grantedAt: now };
+    const lease: Lease = { run: run.name, id: randomUUID(), worker, expiresAt: now + this.leaseTtlMs, pool, grantedAt: now, ...(holder ? { holder } : {}) };
     this.leases.set(run.name, lease);
     return (async () => {
       await this.updateRun(run.name, (cm) => {
         const next = applyRunPatch(cm, { phase: 'Running', startedAt: now, notBefore: null, message: `attempt ${run.attempt}: leased by worker ${worker}` });
-        next.metadata.annotations = { ...next.metadata.annotations, 'paddock.dev/lease-id': lease.id, 'paddock.dev/worker': worker };
+        // The holder too, so that after a controller restart only it may still renew or report.
+        next.metadata.annotations = { ...next.metadata.annotations, 'paddock.dev/lease-id': lease.id, 'paddock.dev/worker': worker, ...(holder ? { 'paddock.dev/lease-holder': holder } : {}) };
         return next;
       });
       this.log(`run ${run.name}: Running - attempt ${run.attempt} leased by worker ${worker}`);
@@ -482,6 +525,12 @@ export class Controller {
 
   private leaseById(id: string): Lease | undefined {
     return [...this.leases.values()].find((l) => l.id === id);
+  }
+
+  /** Whose a current lease is (the API refuses renewals and reports from anyone else). */
+  public leaseHolder(id: string): { readonly pool: string; readonly holder?: string } | undefined {
+    const lease = this.leaseById(id);
+    return lease ? { pool: lease.pool, ...(lease.holder ? { holder: lease.holder } : {}) } : undefined;
   }
 
   /** Extend a lease; false when it is no longer this worker's (the worker must stop the run). */
@@ -509,6 +558,7 @@ export class Controller {
       const next = applyRunPatch(cm, patch);
       const a = { ...next.metadata.annotations };
       delete a['paddock.dev/lease-id'];
+      delete a['paddock.dev/lease-holder'];
       next.metadata.annotations = a;
       return next;
     });
@@ -534,6 +584,16 @@ export class Controller {
     }
     this.schedule(spec.name);
     return { created: !existing, specHash, run: runName(spec.name, specHash) };
+  }
+
+  /** Cancel: remove the task's ConfigMap; its runs and Jobs go with it (owner references), a warm run's lease is taken back. */
+  public async cancelTask(name: string): Promise<{ name: string; cancelled: true; phase?: string; run?: string }> {
+    const view = this.task(name);
+    await this.store.delete('ConfigMap', `task-${name}`);
+    this.forget('task', `task-${name}`);
+    this.log(`task ${name}: cancelled${view?.run ? ` (run ${view.run.name} was ${view.run.phase})` : ''}`);
+    this.schedule(name);
+    return { name, cancelled: true, ...(view?.run ? { phase: view.run.phase, run: view.run.name } : {}) };
   }
 
   public task(name: string): TaskView | undefined {

@@ -24,15 +24,22 @@ export interface LeaderElectorOptions {
   /** This replica's monotonic clock, which alone judges expiry. @default performance.now */
   readonly monotonic?: () => number;
   readonly log?: (line: string) => void;
+  /** This replica's address (its pod IP), recorded on the Lease so followers can forward requests to the leader. */
+  readonly address?: string;
 }
 
 /** What identifies one version of the Lease record (a change means the holder is alive). */
 const recordOf = (s: Record<string, unknown>): string => JSON.stringify([s.holderIdentity, s.renewTime, s.acquireTime, s.leaseTransitions, s.leaseDurationSeconds]);
 
+/** The Lease annotation holding the leader's address. */
+export const LEADER_ADDRESS_ANNOTATION = 'paddock.dev/leader-address';
+
 const micro = (t: number) => new Date(t).toISOString().replace('Z', '000Z');
 
 export class LeaderElector {
   public isLeader = false;
+  /** The current leader's address as its Lease says (this replica's own while it leads). */
+  public leaderAddress?: string;
   public onChange?: (leading: boolean) => void;
   private timer?: NodeJS.Timeout;
   private lastRenew = 0;
@@ -95,7 +102,7 @@ export class LeaderElector {
     const lease = await store.get('Lease', name);
     if (!lease) {
       try {
-        const stored = await store.create({ apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name }, spec });
+        const stored = await store.create({ apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name, ...this.addressAnnotation() }, spec });
         this.seen(stored);
         this.won();
       } catch (err) {
@@ -110,11 +117,13 @@ export class LeaderElector {
     const released = !s.holderIdentity || (s.renewTime !== undefined && Date.parse(s.renewTime) === 0);
     const expired = released || this.observed.at + (s.leaseDurationSeconds ?? this.duration / 1000) * 1000 <= this.monotonic();
     if (s.holderIdentity !== identity && !expired) {
+      this.leaderAddress = lease.metadata.annotations?.[LEADER_ADDRESS_ANNOTATION];
       this.set(false);
       return;
     }
     const next: KubeObject = {
       ...lease,
+      metadata: { ...lease.metadata, annotations: { ...lease.metadata.annotations, ...this.addressAnnotation().annotations } },
       spec: {
         ...s,
         holderIdentity: identity,
@@ -137,8 +146,13 @@ export class LeaderElector {
     this.observed = { record: recordOf((lease.spec ?? {}) as Record<string, unknown>), at: this.monotonic() };
   }
 
+  private addressAnnotation(): { annotations?: Record<string, string> } {
+    return this.opts.address ? { annotations: { [LEADER_ADDRESS_ANNOTATION]: this.opts.address } } : {};
+  }
+
   private won(): void {
     this.lastRenew = this.monotonic();
+    this.leaderAddress = this.opts.address;
     if (!this.isLeader) this.opts.log?.(`leader election: ${this.opts.identity} leads`);
     this.set(true);
   }

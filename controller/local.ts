@@ -20,11 +20,13 @@
  * gone is taken over.
  */
 import { ChildProcess, spawn } from 'child_process';
+import { randomBytes } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import { parseAllDocuments } from 'yaml';
 import type { PoolSpec } from '../policy/specs';
 import { startApis } from './api';
+import { StaticTokenAuth } from './auth';
 import { Controller } from './controller';
 import { resultOfRunConfigMap, taskFromConfigMap } from './observe';
 import { TERMINAL_PHASES, RunPhase } from './reconcile';
@@ -51,10 +53,29 @@ export interface LocalOptions {
   readonly workerStdio?: 'inherit' | 'pipe';
   /** Called with each worker process (tests). */
   readonly onWorker?: (child: ChildProcess, pool: string, index: number) => void;
-  /** Aborting (the CLI does on SIGTERM/SIGINT) stops the workers and their runs; exit 5. */
+  /** Aborting (the CLI does on SIGTERM/SIGINT) stops the workers and their runs; exit 5 (0 with `serve`). */
   readonly signal?: AbortSignal;
   /** How long stopped workers get before SIGKILL. @default 15000 */
   readonly stopGraceMs?: number;
+  /**
+   * Keep serving the task API after the declared tasks (if any) finished, for
+   * `paddock tasks ...`, until `signal` aborts (SIGTERM/SIGINT). @default false
+   */
+  readonly serve?: boolean;
+  /** Called once the APIs listen (tests): the task API's URL and the token file. */
+  readonly onReady?: (ready: { readonly server: string; readonly tokenFile: string }) => void;
+}
+
+/**
+ * A new random token in `file`, readable by this user only (mode 0600): the
+ * workers' and the client's credential in local mode.
+ */
+export function writeLocalToken(file: string): string {
+  const token = randomBytes(32).toString('base64url');
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  fs.rmSync(file, { force: true });
+  fs.writeFileSync(file, token + '\n', { mode: 0o600, flag: 'wx' });
+  return token;
 }
 
 export class LocalError extends Error {}
@@ -89,7 +110,7 @@ export function readManifests(dir: string): KubeObject[] {
 }
 
 /** Load the platform's ConfigMaps into a store: pools turned warm, without the cluster's egress proxy. */
-export function loadPlatform(objects: KubeObject[], only?: string[]): { store: MemoryStore; namespace: string; tasks: string[]; pools: string[]; notes: string[] } {
+export function loadPlatform(objects: KubeObject[], only?: string[]): { store: MemoryStore; namespace: string; tasks: string[]; pools: string[]; allPools: string[]; notes: string[] } {
   const cms = objects.filter((o) => o.kind === 'ConfigMap');
   const component = (o: KubeObject) => o.metadata.labels?.['app.kubernetes.io/component'];
   const pools = cms.filter((o) => component(o) === 'pool');
@@ -118,7 +139,7 @@ export function loadPlatform(objects: KubeObject[], only?: string[]): { store: M
     if (c === 'task' && selected.includes(cm.metadata.labels?.['paddock.dev/task'] ?? '')) store.createSync(cm);
   }
   const taskPools = new Set(store.list('ConfigMap').map((cm) => taskFromConfigMap(cm)?.spec?.pool).filter((p): p is string => Boolean(p)));
-  return { store, namespace, tasks: selected, pools: poolNames.filter((p) => taskPools.has(p)), notes };
+  return { store, namespace, tasks: selected, pools: poolNames.filter((p) => taskPools.has(p)), allPools: poolNames, notes };
 }
 
 export async function runLocal(opts: LocalOptions = {}): Promise<number> {
@@ -126,8 +147,11 @@ export async function runLocal(opts: LocalOptions = {}): Promise<number> {
   const dir = path.resolve(opts.dir ?? 'dist');
   const out = path.resolve(opts.out ?? path.join('.paddock', 'local'));
   const workers = opts.workers ?? 1;
-  const { store, namespace, tasks, pools, notes } = loadPlatform(readManifests(dir), opts.tasks);
-  if (tasks.length === 0) {
+  const loaded = loadPlatform(readManifests(dir), opts.tasks);
+  const { store, namespace, tasks, notes } = loaded;
+  // Serving: every pool gets workers, for the tasks `paddock tasks submit` brings.
+  const pools = opts.serve ? loaded.allPools : loaded.pools;
+  if (tasks.length === 0 && !opts.serve) {
     log(`no declared tasks in ${dir}; nothing to run`);
     return 0;
   }
@@ -148,15 +172,20 @@ async function runLocked(
   const { log, out, workers, store, namespace, tasks, pools } = ctx;
   const controller = new Controller({ store, namespace, leaseTtlMs: opts.leaseTtlMs ?? 15_000, settings: { backoffBaseMs: 1000, backoffMaxMs: 10_000 }, log });
   await controller.start();
+  // One random token for the workers and the client, in a file only you can read.
+  const tokenFile = path.join(out, 'token');
+  const auth = new StaticTokenAuth(writeLocalToken(tokenFile));
   // As in the cluster: the task API and the workers' lease API on separate listeners (loopback only).
-  const api = await startApis(controller, { port: 0, workerPort: 0, host: '127.0.0.1' });
-  log(`controller: task API on ${api.tasks.url}, worker lease API on ${api.workers.url} (namespace ${namespace}); ${tasks.length} task(s): ${tasks.join(', ')}; ${workers} worker(s) per pool: ${pools.join(', ')}`);
+  const api = await startApis(controller, { port: 0, workerPort: 0, host: '127.0.0.1', auth });
+  log(`controller: task API on ${api.tasks.url}, worker lease API on ${api.workers.url} (namespace ${namespace}); ${tasks.length} task(s): ${tasks.join(', ') || 'none'}; ${workers} worker(s) per pool: ${pools.join(', ')}`);
+  if (opts.serve) log(`for paddock tasks: export PADDOCK_SERVER=${api.tasks.url} PADDOCK_TOKEN_FILE=${tokenFile}`);
+  opts.onReady?.({ server: api.tasks.url, tokenFile });
   const children: ChildProcess[] = [];
   const bin = paddockBin();
   for (const pool of pools) {
     for (let i = 0; i < workers; i++) {
       const id = `${pool}-${i + 1}`;
-      const child = spawn(process.execPath, [bin, 'worker', '--pool', pool, '--controller', api.workers.url, '--id', id, '--work-dir', path.join(out, 'work', id), '--keep', '--parent-lifeline'], {
+      const child = spawn(process.execPath, [bin, 'worker', '--pool', pool, '--controller', api.workers.url, '--token-file', tokenFile, '--id', id, '--work-dir', path.join(out, 'work', id), '--keep', '--parent-lifeline'], {
         env: opts.env ?? process.env,
         // stdin: the lifeline (never written; it closes when this process dies).
         stdio: ['pipe', opts.workerStdio ?? 'inherit', opts.workerStdio ?? 'inherit'],
@@ -175,8 +204,8 @@ async function runLocked(
   let timedOut = false;
   await new Promise<void>((resolve) => {
     const check = () => {
-      if (finished() || opts.signal?.aborted) return resolve();
-      if (Date.now() > deadline) {
+      if (opts.signal?.aborted || (!opts.serve && finished())) return resolve();
+      if (!opts.serve && Date.now() > deadline) {
         timedOut = true;
         return resolve();
       }
@@ -189,7 +218,9 @@ async function runLocked(
     await stopWorkers(children, opts.stopGraceMs ?? 15_000);
     await api.close();
     await controller.stop();
-    return 5;
+    fs.rmSync(tokenFile, { force: true });
+    // Serving ends with a signal: that is the normal way to stop.
+    return opts.serve ? 0 : 5;
   }
   let failed = 0;
   for (const t of tasks) {
@@ -214,6 +245,7 @@ async function runLocked(
   await stopWorkers(children, opts.stopGraceMs ?? 15_000);
   await api.close();
   await controller.stop();
+  fs.rmSync(tokenFile, { force: true });
   if (timedOut) {
     log(`timed out before every task finished`);
     return 4;

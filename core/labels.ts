@@ -46,3 +46,7 @@ export function standardLabels(instance: string, component: Component, extra: Re
 export function capabilityLabel(capability: string): string {
   return `${CAPABILITY_LABEL_PREFIX}${capability}`;
 }
+
+/** Paddock's API group and the resource RBAC rules name for the task API (`tasks`, `tasks/results`). */
+export const PADDOCK_API_GROUP = 'paddock.dev';
+export const TASKS_RESOURCE = 'tasks';

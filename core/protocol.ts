@@ -102,3 +102,11 @@ export function decodeTerminationMessage(message: string): AttemptResult | undef
     return undefined;
   }
 }
+
+/**
+ * Warm workers authenticate to the lease API with their pod's projected
+ * ServiceAccount token, bound to this audience (the API server itself refuses
+ * it), read from this file on every request (the kubelet rotates it).
+ */
+export const WORKER_TOKEN_AUDIENCE = 'paddock.dev/worker-api';
+export const WORKER_TOKEN_PATH = '/var/run/secrets/paddock.dev/worker/token';

@@ -14,10 +14,16 @@ import * as path from 'path';
 import { POD_PATHS, run } from './run';
 import type { SandboxKind } from './sandbox-bwrap';
 import { type LeaseGrant, MAX_RESULT_BYTES, shortenStatus } from '../core/protocol';
+import { jsonLogger } from '../core/log';
 
 export interface WorkerOptions {
   readonly controller: string;
   readonly pool: string;
+  /**
+   * The file holding the bearer token for the lease API, read on every request (the
+   * kubelet rotates a projected ServiceAccount token; paddock local writes one token).
+   */
+  readonly tokenFile: string;
   /** @default - $HOSTNAME or a random id */
   readonly id?: string;
   /** Per-lease directories go here. @default - $PADDOCK_WORK_DIR, else /workspace in a pod (its emptyDir), else a new temporary directory */
@@ -45,8 +51,18 @@ const sleep = (ms: number, signal?: AbortSignal) =>
     signal?.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
   });
 
-async function post(base: string, route: string, body: unknown, signal?: AbortSignal): Promise<{ status: number; body: any }> {
-  const res = await fetch(new URL(route, base), { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body), signal });
+type Post = (route: string, body: unknown, signal?: AbortSignal) => Promise<{ status: number; body: any }>;
+
+/** POST to the lease API with the current token. */
+function poster(base: string, tokenFile: string): Post {
+  return async (route, body, signal) => {
+    const token = fs.readFileSync(tokenFile, 'utf8').trim();
+    const res = await fetch(new URL(route, base), { method: 'POST', headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` }, body: JSON.stringify(body), signal });
+    return answer(res);
+  };
+}
+
+export async function answer(res: Response): Promise<{ status: number; body: any }> {
   const text = await res.text();
   let parsed: unknown = undefined;
   try {
@@ -60,7 +76,9 @@ async function post(base: string, route: string, body: unknown, signal?: AbortSi
 /** Returns the number of runs completed (reported and accepted). */
 export async function runWorker(opts: WorkerOptions): Promise<number> {
   const id = opts.id ?? process.env.HOSTNAME ?? `worker-${process.pid}`;
-  const log = opts.log ?? ((line: string) => process.stderr.write(`[paddock worker ${id}] ${line}\n`));
+  const json = jsonLogger('worker', (l) => process.stderr.write(l), { worker: id, pool: opts.pool });
+  const log = opts.log ?? ((line: string) => json(line));
+  const post = poster(opts.controller, opts.tokenFile);
   const workDir = opts.workDir ?? opts.env?.PADDOCK_WORK_DIR ?? (isWritableDir(POD_PATHS.workspace) ? POD_PATHS.workspace : fs.mkdtempSync(path.join(os.tmpdir(), 'paddock-worker-')));
   fs.mkdirSync(workDir, { recursive: true });
   let done = 0;
@@ -69,7 +87,7 @@ export async function runWorker(opts: WorkerOptions): Promise<number> {
   while (!opts.signal?.aborted && (opts.maxRuns === undefined || done < opts.maxRuns)) {
     let grant: LeaseGrant | undefined;
     try {
-      const r = await post(opts.controller, '/v1/leases', { pool: opts.pool, worker: id, waitMs: opts.waitMs ?? 20_000 }, opts.signal);
+      const r = await post('/v1/leases', { pool: opts.pool, worker: id, waitMs: opts.waitMs ?? 20_000 }, opts.signal);
       if (r.status === 204) continue;
       if (r.status !== 200) throw new Error(`lease request: HTTP ${r.status} ${JSON.stringify(r.body)}`);
       grant = r.body as LeaseGrant;
@@ -82,13 +100,13 @@ export async function runWorker(opts: WorkerOptions): Promise<number> {
       await sleep(wait, opts.signal);
       continue;
     }
-    if (await execute(grant, opts, id, workDir, log)) done++;
+    if (await execute(grant, opts, id, workDir, log, post)) done++;
   }
   log(`stopping after ${done} run(s)`);
   return done;
 }
 
-async function execute(grant: LeaseGrant, opts: WorkerOptions, id: string, workDir: string, log: (line: string) => void): Promise<boolean> {
+async function execute(grant: LeaseGrant, opts: WorkerOptions, id: string, workDir: string, log: (line: string) => void, post: Post): Promise<boolean> {
   const dir = path.join(workDir, `${grant.run}-${grant.attempt}-${grant.id.slice(0, 8)}`);
   const dirs = { workspace: path.join(dir, 'workspace'), home: path.join(dir, 'home'), artifacts: path.join(dir, 'artifacts'), tmp: path.join(dir, 'tmp') };
   const stop = new AbortController();
@@ -96,7 +114,7 @@ async function execute(grant: LeaseGrant, opts: WorkerOptions, id: string, workD
   opts.signal?.addEventListener('abort', onOuterAbort, { once: true });
   let lost = false;
   const renew = setInterval(() => {
-    post(opts.controller, `/v1/leases/${grant.id}/renew`, { worker: id })
+    post(`/v1/leases/${grant.id}/renew`, { worker: id })
       .then((r) => {
         if (r.status === 409 && !lost) {
           lost = true;
@@ -130,7 +148,7 @@ async function execute(grant: LeaseGrant, opts: WorkerOptions, id: string, workD
     // Stopping (SIGTERM, or paddock local gone): one try, then leave; the lease expires on its own.
     for (let i = 0; i < (opts.signal?.aborted ? 1 : 5) && !accepted; i++) {
       try {
-        const r = await post(opts.controller, `/v1/leases/${grant.id}/complete`, { worker: id, ...report });
+        const r = await post(`/v1/leases/${grant.id}/complete`, { worker: id, ...report });
         if (r.status === 200) accepted = true;
         else if (r.status === 413 && report.results !== '') {
           // Still too large for this controller: keep the outcome and counts, never re-run the agent for it.

@@ -69,7 +69,7 @@ describe('cdk8s synth (the real cdk8s CLI)', () => {
 });
 
 describe('one command line: every command through one parser', () => {
-  const COMMANDS = ['run', 'harness dry-run', 'harness presets', 'egress explain', 'controller', 'worker', 'local', 'version'];
+  const COMMANDS = ['run', 'harness dry-run', 'harness presets', 'egress explain', 'controller', 'worker', 'local', 'tasks submit', 'tasks get', 'tasks list', 'tasks watch', 'tasks results', 'tasks cancel', 'version'];
 
   async function cli(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
     let stdout = '';

@@ -6,7 +6,8 @@
 import * as net from 'net';
 import { ApiServers, startApis } from '../../controller/api';
 import { Controller } from '../../controller/controller';
-import { memoryPlatform, slowHarness } from './support/platform';
+import { localToken, memoryPlatform, slowHarness } from './support/platform';
+import { makeTmpDir } from '../support/runner-fixtures';
 
 jest.setTimeout(30_000);
 
@@ -39,10 +40,12 @@ function slowClient(port: number, parts: string[], everyMs: number): Promise<{ c
 describe('controller APIs: slow clients do not hold connections forever', () => {
   let controller: Controller;
   let apis: ApiServers;
+  let token: ReturnType<typeof localToken>;
   beforeAll(async () => {
     controller = new Controller({ store: memoryPlatform(slowHarness('/dev/null', 10)), namespace: 'paddock' });
     await controller.start();
-    apis = await startApis(controller, { port: 0, workerPort: 0, host: '127.0.0.1', timeouts: TIMEOUTS });
+    token = localToken(makeTmpDir('paddock-timeouts-'));
+    apis = await startApis(controller, { port: 0, workerPort: 0, host: '127.0.0.1', timeouts: TIMEOUTS, auth: token.auth });
   });
   afterAll(async () => {
     await apis.close();
@@ -79,7 +82,7 @@ describe('controller APIs: slow clients do not hold connections forever', () => 
 
   test('a long poll longer than the request timeout still gets its answer', async () => {
     const started = Date.now();
-    const res = await fetch(`${apis.workers.url}/v1/leases`, { method: 'POST', body: JSON.stringify({ pool: 'warm', worker: 'w', waitMs: 2500 }) });
+    const res = await fetch(`${apis.workers.url}/v1/leases`, { method: 'POST', headers: token.headers, body: JSON.stringify({ pool: 'warm', worker: 'w', waitMs: 2500 }) });
     expect(res.status).toBe(204);
     expect(Date.now() - started).toBeGreaterThanOrEqual(2400);
   });

@@ -9,7 +9,8 @@ import { ApiServer, startApi } from '../../controller/api';
 import { Controller } from '../../controller/controller';
 import { runWorker } from '../../runner/worker';
 import { fakeHarness, makeTmpDir } from '../support/runner-fixtures';
-import { memoryPlatform, taskSpec } from './support/platform';
+import { localToken, memoryPlatform, taskSpec } from './support/platform';
+import * as path from 'path';
 
 jest.setTimeout(120_000);
 
@@ -30,9 +31,11 @@ describe('heavy reports: real worker, real lease API', () => {
     const log: string[] = [];
     controller = new Controller({ store, namespace: 'paddock', leaseTtlMs: opts.leaseTtlMs ?? 30_000, settings: { backoffBaseMs: 10 }, log: (l) => log.push(l) });
     await controller.start();
-    api = await startApi(controller, { port: 0, host: '127.0.0.1', routes: 'workers', ...(opts.maxBodyBytes ? { maxBodyBytes: opts.maxBodyBytes } : {}) });
+    const dir = makeTmpDir('paddock-heavy-');
+    const { auth, tokenFile } = localToken(dir);
+    api = await startApi(controller, { port: 0, host: '127.0.0.1', routes: 'workers', auth, ...(opts.maxBodyBytes ? { maxBodyBytes: opts.maxBodyBytes } : {}) });
     const workerLog: string[] = [];
-    const done = await runWorker({ controller: api.url, pool: 'warm', id: 'w1', workDir: makeTmpDir('paddock-heavy-'), maxRuns: 1, waitMs: 500, env: { PATH: process.env.PATH }, stdout: sink(), stderr: sink(), log: (l) => workerLog.push(l) });
+    const done = await runWorker({ controller: api.url, pool: 'warm', tokenFile, id: 'w1', workDir: path.join(dir, 'work'), maxRuns: 1, waitMs: 500, env: { PATH: process.env.PATH }, stdout: sink(), stderr: sink(), log: (l) => workerLog.push(l) });
     return { done, log, workerLog, view: controller.task('heavy')!, results: controller.results('heavy')! };
   }
 

@@ -12,7 +12,7 @@ import { startApi, ApiServer } from '../../controller/api';
 import { Controller } from '../../controller/controller';
 import { lockOut, LocalError } from '../../controller/local';
 import { isAlive, makeTmpDir, waitFor } from '../support/runner-fixtures';
-import { memoryPlatform, slowHarness, taskSpec } from './support/platform';
+import { localToken, memoryPlatform, slowHarness, taskSpec } from './support/platform';
 
 jest.setTimeout(90_000);
 
@@ -57,9 +57,10 @@ describe('a SIGKILLed worker takes its agent with it', () => {
     const store = memoryPlatform(slowHarness(agentLog, 2500), { tasks: [taskSpec('t1')] });
     controller = new Controller({ store, namespace: 'paddock', leaseTtlMs: 1000, settings: { backoffBaseMs: 10 } });
     await controller.start();
-    api = await startApi(controller, { port: 0, host: '127.0.0.1', routes: 'workers' });
+    const { auth, tokenFile } = localToken(root);
+    api = await startApi(controller, { port: 0, host: '127.0.0.1', routes: 'workers', auth });
     const worker = (id: string) => {
-      const c = spawn(process.execPath, [PADDOCK, 'worker', '--pool', 'warm', '--controller', api!.url, '--id', id, '--work-dir', path.join(root, id), '--wait', '500'], { stdio: 'ignore', env: { PATH: process.env.PATH } });
+      const c = spawn(process.execPath, [PADDOCK, 'worker', '--pool', 'warm', '--controller', api!.url, '--token-file', tokenFile, '--id', id, '--work-dir', path.join(root, id), '--wait', '500'], { stdio: 'ignore', env: { PATH: process.env.PATH } });
       children.push(c);
       return c;
     };

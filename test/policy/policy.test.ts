@@ -166,6 +166,7 @@ describe('the controller\'s two ports under the synthesized NetworkPolicies', ()
     expect(find(objects, 'Service', 'paddock-controller').spec.ports).toEqual([
       { name: 'http', port: 80, targetPort: 'http', protocol: 'TCP' },
       { name: 'workers', port: 8081, targetPort: 'workers', protocol: 'TCP' },
+      { name: 'metrics', port: 9090, targetPort: 'metrics', protocol: 'TCP' },
     ]);
     expect(find(objects, 'Deployment', 'pool-codex').spec.template.spec.containers[0].args).toEqual(['worker', '--pool', 'codex', '--controller', 'http://paddock-controller.paddock.svc:8081']);
   });
@@ -212,7 +213,8 @@ describe('the controller\'s two ports under the synthesized NetworkPolicies', ()
     new AgentTask(platform, 'hello', { pool: keyedPool(platform, 'claude', { harnesses: [Harness.claudeCode()] }), prompt: 'x' });
     const jobOnly = synth(chart);
     const controller = podOf(find(jobOnly, 'Deployment', 'paddock-controller'));
-    expect(find(jobOnly, 'NetworkPolicy', 'paddock-controller').spec.ingress).toHaveLength(1);
+    // The task API and the metrics port only: no rule names the worker port.
+    expect(find(jobOnly, 'NetworkPolicy', 'paddock-controller').spec.ingress.flatMap((r: any) => r.ports.map((x: any) => x.port))).toEqual([8080, 9090]);
     expect(admits(jobOnly, controller, podOf(find(jobOnly, 'Deployment', 'pool-claude')), 8081)).toBe(false);
     expect(() => newPlatform({ controller: { port: 8081, workerPort: 8081 } })).toThrow(/the worker lease API needs its own port/);
   });
