@@ -89,7 +89,7 @@ describe('paddock tasks against paddock local --serve (stand-in agent)', () => {
     expect(watched.code).toBe(0);
     expect(watched.stdout).toMatch(/^task from-file created: run from-file-/);
     // A source that cannot be fetched: the run fails, watch exits 1.
-    const failing = await cli(env, 'tasks', 'submit', '--name', 'bad-source', '--pool', 'warm', '--harness', 'slow', '--prompt', 'x', '--source', 'http://127.0.0.1:9/nothing.git', '-w');
+    const failing = await cli(env, 'tasks', 'submit', '--name', 'bad-source', '--pool', 'warm', '--harness', 'slow', '--prompt', 'x', '--source', 'https://127.0.0.1:9/nothing.git', '-w');
     expect(failing.code).toBe(1);
     expect(failing.stdout).toMatch(/bad-source\tFailed\twarm\t.*source_failed/);
     const cancelled = await cli(env, 'tasks', 'cancel', 'from-file');

@@ -4,7 +4,7 @@
  * be bound to, Event rights, the warm workers' audience-bound projected token, the
  * metrics port and an optional ServiceMonitor.
  */
-import { AgentPool, AgentTask, Harness } from '../../constructs';
+import { AgentPool, AgentTask, CredentialSecret, Harness } from '../../constructs';
 import { checkRbacNoWildcards } from '../../policy/rules';
 import { WORKER_TOKEN_AUDIENCE, WORKER_TOKEN_PATH } from '../../core/protocol';
 import { find, newPlatform, synth } from '../support/synth';
@@ -13,6 +13,8 @@ function platformWith(props: Parameters<typeof newPlatform>[0] = {}) {
   const { chart, platform } = newPlatform(props);
   const warm = new AgentPool(platform, 'codex', { harnesses: [Harness.codex()], mode: 'warm', replicas: 2 });
   const jobs = new AgentPool(platform, 'claude', { harnesses: [Harness.claudeCode()] });
+  CredentialSecret.fromSecretName(platform, 'openai', 'openai-api', ['OPENAI_API_KEY']).grantTo(warm);
+  CredentialSecret.fromSecretName(platform, 'anthropic', 'anthropic-api', ['ANTHROPIC_API_KEY']).grantTo(jobs);
   new AgentTask(platform, 'hello', { pool: jobs, prompt: 'x' });
   new AgentTask(platform, 'warm-hello', { pool: warm, prompt: 'x' });
   return synth(chart);
