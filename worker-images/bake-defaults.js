@@ -33,8 +33,8 @@ function main(argv) {
     process.stderr.write('usage: node bake-defaults.js PRESET OUT_DIR [--paddock DIR]\n');
     return 2;
   }
-  const { Harness } = require(path.join(paddock, 'lib', 'constructs', 'harness'));
-  const { stableJson } = require(path.join(paddock, 'lib', 'constructs', 'platform'));
+  const { Harness } = require(path.join(paddock, 'lib', 'core', 'harness'));
+  const { stableJson } = require(path.join(paddock, 'lib', 'core', 'stable-json'));
   if (!Harness.presets().includes(preset)) {
     process.stderr.write(`bake-defaults: unknown preset "${preset}"; known: ${Harness.presets().join(', ')}\n`);
     return 2;
