@@ -274,13 +274,13 @@ async function handleTasks(controller: Controller, opts: ApiOptions, req: http.I
     // Moving a task to another pool stops its run there: the caller must be allowed in that pool too.
     const before = controller.task(t.name)?.pool;
     if (before !== undefined && before !== t.pool) await may({ verb: 'create', pool: before });
-    const pools = controller.observed().pools.map((p) => p.name);
+    const pools = controller.pools().map((p) => p.name);
     if (!pools.includes(t.pool)) throw new HttpError(422, { error: `pool "${t.pool}" does not exist`, pools });
     const r = await controller.submitTask(t);
     return send(res, r.created ? 201 : 200, { name: t.name, specHash: r.specHash, run: r.run, configMap: `task-${t.name}` });
   }
   if (parts.length === 2 && method === 'GET') {
-    const pools = controller.observed().pools.map((p) => p.name);
+    const pools = controller.pools().map((p) => p.name);
     const visible = new Set<string>();
     for (const pool of pools) if (await opts.auth.allowed(user, { verb: 'list', pool })) visible.add(pool);
     if (visible.size === 0 && pools.length > 0) await may({ verb: 'list', pool: pools[0] });
@@ -310,7 +310,7 @@ async function handleLeases(controller: Controller, opts: ApiOptions, req: http.
     if (typeof body.pool !== 'string' || typeof body.worker !== 'string') throw new HttpError(400, 'give { "pool": NAME, "worker": ID }');
     // A worker leases only runs of its own pool (its ServiceAccount's), and only of a warm pool.
     if (worker.pool !== undefined && worker.pool !== body.pool) throw new HttpError(403, `this worker belongs to pool "${worker.pool}"; it may lease only that pool's runs, not pool "${body.pool}"'s`);
-    const pool = controller.observed().pools.find((p) => p.name === body.pool);
+    const pool = controller.pools().find((p) => p.name === body.pool);
     if (!pool || pool.mode !== 'warm') throw new HttpError(404, `pool "${body.pool}" is not a warm pool`);
     const waitMs = Math.min(Math.max(0, Number(body.waitMs ?? 0) || 0), MAX_WAIT_MS);
     let closed = false;

@@ -253,7 +253,8 @@ export class Controller {
     return value;
   }
 
-  private observedPools(): ObservedPool[] {
+  /** The pools, parsed (the API checks a task's or a worker's pool with it; cheap: no tasks involved). */
+  public pools(): ObservedPool[] {
     return [...this.cache.pool.values()].map((o) => this.memo(o, poolFromConfigMap)).filter((p): p is ObservedPool => p !== undefined);
   }
 
@@ -269,7 +270,7 @@ export class Controller {
     const taskCm = cmName ? this.cache.task.get(cmName) : undefined;
     const runs = defined(get('run', runFromConfigMap));
     const now = this.now();
-    const pools = this.observedPools();
+    const pools = this.pools();
     const slotsTakenElsewhere: Record<string, number> = {};
     for (const p of pools) {
       const mine = runs.filter((r) => r.pool === p.name);
@@ -340,7 +341,7 @@ export class Controller {
         if (wakeAt !== undefined) this.wakeAt(key, wakeAt);
       }
       // A slot freed in a job pool: the oldest runs waiting for one go next.
-      const pools = new Map(this.observedPools().map((p) => [p.name, p]));
+      const pools = new Map(this.pools().map((p) => [p.name, p]));
       for (const key of this.index.takeFreed((pool) => (pools.get(pool)?.concurrency ?? 0) - this.index.runningIn(pool), this.now())) this.dirty.add(key);
     }
     if (all.length) this.onActions?.(all);

@@ -82,11 +82,6 @@ export class TaskIndex {
     return [...(this.byTask[bucket].get(key) ?? [])];
   }
 
-  /** Every task key anything refers to (a full pass). */
-  public allKeys(): string[] {
-    return [...new Set([...this.taskConfigMap.keys(), ...this.keyOf.run.values(), ...this.keyOf.job.values(), ...this.keyOf.pod.values()])];
-  }
-
   public runningIn(pool: string): number {
     return this.running.get(pool) ?? 0;
   }
