@@ -337,7 +337,7 @@ function agentOutcome(agent: AgentRunResult, timeoutSeconds: number, program: st
 /** Why the agent did not start, and for a missing CLI where it comes from. */
 function cannotStart(program: string | undefined, err: NodeJS.ErrnoException): string {
   if (err.code === 'E2BIG') {
-    return `cannot start the agent ${JSON.stringify(program)}: E2BIG (the argv is over the kernel's limit, about 128 KiB per element: pass a long prompt with promptVia "stdin" or "file")`;
+    return `cannot start the agent ${JSON.stringify(program)}: E2BIG (an argv element or environment variable is over the kernel's limit of 128 KiB; pass long text on stdin or in a file)`;
   }
   if (err.code !== 'ENOENT' || program === undefined || program.includes('/')) return `cannot start the agent ${JSON.stringify(program)}: ${err.code ?? err.message}`;
   const preset = presetOfProgram(program);

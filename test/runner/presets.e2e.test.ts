@@ -18,4 +18,10 @@ describeIfInstalled('codex')('the argv limit', () => {
     expect(r.status).toMatchObject({ outcome: 'invalid_spec', message: expect.stringMatching(/task\.prompt: is \d+ bytes, over the 102400 bytes a prompt may have as an argv element \(\{prompt\}\); shorten it, or pass it with promptVia "stdin" or "file"/) });
     expect(r.mock.requests).toEqual([]);
   });
+
+  test('an argv element or environment variable over the kernel limit fails the run as "failed" with E2BIG, not as an internal error', async () => {
+    const r = await runPresetE2e('codex', Harness.codex().spec, 'sk-e2e-0123456789abcdef', undefined, { taskEnv: { HUGE: 'x'.repeat(200 * 1024) } });
+    expect(r.status).toMatchObject({ outcome: 'failed', message: expect.stringMatching(/^cannot start the agent "codex": E2BIG \(an argv element or environment variable is over the kernel's limit/) });
+    expect(r.mock.requests).toEqual([]);
+  });
 });
