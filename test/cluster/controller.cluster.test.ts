@@ -56,7 +56,11 @@ describe('paddock controller as its ServiceAccount on a real API server (pods co
     expect(review.body.status.user.username).toBe(`system:serviceaccount:${NS}:paddock-controller`);
     const bindings = [...(await list(`/apis/rbac.authorization.k8s.io/v1/namespaces/${NS}/rolebindings`)), ...(await list('/apis/rbac.authorization.k8s.io/v1/clusterrolebindings'))];
     const ours = bindings.map((b) => ({ ...b, kind: b.metadata.namespace ? 'RoleBinding' : 'ClusterRoleBinding' })).filter((b) => (b.subjects ?? []).some((s: any) => s.kind === 'ServiceAccount' && s.name === 'paddock-controller' && s.namespace === NS));
-    expect(ours.map((b) => `${b.kind}/${b.metadata.name} -> ${b.roleRef.kind}/${b.roleRef.name}`)).toEqual(['RoleBinding/paddock-controller -> Role/paddock-controller']);
+    expect(ours.map((b) => `${b.kind}/${b.metadata.name} -> ${b.roleRef.kind}/${b.roleRef.name}`)).toEqual([
+      'RoleBinding/paddock-controller -> Role/paddock-controller',
+      // TokenReview and SubjectAccessReview for the authenticated task and lease APIs.
+      'ClusterRoleBinding/paddock-controller-paddock-auth-delegator -> ClusterRole/system:auth-delegator',
+    ]);
   });
 
   test('the declared task: its Job from dist/ is adopted, kwok completes its pod with the runner report, the run ConfigMap holds it', async () => {
