@@ -34,7 +34,7 @@ export interface ControllerOptions {
 }
 
 export interface MetricsOptions {
-  /** Port of the controller's Prometheus /metrics (container and Service port "metrics"). @default 9090 */
+  /** Port of the controller's Prometheus /metrics (container and Service port "metrics"). @default 9090 (the first of 9090-9092 no controller port takes) */
   readonly port?: number;
   /**
    * A prometheus-operator ServiceMonitor (monitoring.coreos.com/v1) for the controller's
@@ -154,9 +154,11 @@ export class Platform extends Construct {
     if (this.controllerWorkerPort === this.controllerPort) {
       fail(`Platform: controller.workerPort ${this.controllerWorkerPort} is controller.port too; the worker lease API needs its own port (agent pods must not reach the task API), e.g. workerPort: ${this.controllerPort === 8081 ? 8082 : 8081}`);
     }
-    this.controllerMetricsPort = checkInteger(props.metrics?.port ?? 9090, 'Platform: metrics.port', 1024, 65535);
-    if (this.controllerMetricsPort === this.controllerPort || this.controllerMetricsPort === this.controllerWorkerPort) {
-      fail(`Platform: metrics.port ${this.controllerMetricsPort} is taken by ${this.controllerMetricsPort === this.controllerPort ? 'controller.port' : 'controller.workerPort'}; give metrics their own port, e.g. metrics: { port: 9090 }`);
+    const taken = (p: number) => p === this.controllerPort || p === this.controllerWorkerPort;
+    const freeMetricsPort = [9090, 9091, 9092].find((p) => !taken(p))!;
+    this.controllerMetricsPort = checkInteger(props.metrics?.port ?? freeMetricsPort, 'Platform: metrics.port', 1024, 65535);
+    if (taken(this.controllerMetricsPort)) {
+      fail(`Platform: metrics.port ${this.controllerMetricsPort} is taken by ${this.controllerMetricsPort === this.controllerPort ? 'controller.port' : 'controller.workerPort'}; give metrics their own port, e.g. metrics: { port: ${freeMetricsPort} }`);
     }
     const scrapeFrom = (props.metrics?.scrapeFromNamespaces ?? []).map((n, i) => checkDnsLabel(n, `Platform: metrics.scrapeFromNamespaces[${i}]`));
     if (props.metrics?.scrapeFromNamespaces && scrapeFrom.length === 0) fail('Platform: metrics.scrapeFromNamespaces is empty; list the namespaces of your Prometheus, e.g. ["monitoring"], or leave it out');

@@ -26,6 +26,7 @@ import {
   runnerReport,
   serviceAccountKubeconfig,
   startController,
+  taskApiHeaders,
   until,
 } from './support/cluster';
 
@@ -55,7 +56,11 @@ describe('paddock controller as its ServiceAccount on a real API server (pods co
     expect(review.body.status.user.username).toBe(`system:serviceaccount:${NS}:paddock-controller`);
     const bindings = [...(await list(`/apis/rbac.authorization.k8s.io/v1/namespaces/${NS}/rolebindings`)), ...(await list('/apis/rbac.authorization.k8s.io/v1/clusterrolebindings'))];
     const ours = bindings.map((b) => ({ ...b, kind: b.metadata.namespace ? 'RoleBinding' : 'ClusterRoleBinding' })).filter((b) => (b.subjects ?? []).some((s: any) => s.kind === 'ServiceAccount' && s.name === 'paddock-controller' && s.namespace === NS));
-    expect(ours.map((b) => `${b.kind}/${b.metadata.name} -> ${b.roleRef.kind}/${b.roleRef.name}`)).toEqual(['RoleBinding/paddock-controller -> Role/paddock-controller']);
+    expect(ours.map((b) => `${b.kind}/${b.metadata.name} -> ${b.roleRef.kind}/${b.roleRef.name}`)).toEqual([
+      'RoleBinding/paddock-controller -> Role/paddock-controller',
+      // TokenReview and SubjectAccessReview for the authenticated task and lease APIs.
+      'ClusterRoleBinding/paddock-controller-paddock-auth-delegator -> ClusterRole/system:auth-delegator',
+    ]);
   });
 
   test('the declared task: its Job from dist/ is adopted, kwok completes its pod with the runner report, the run ConfigMap holds it', async () => {
@@ -82,7 +87,7 @@ describe('paddock controller as its ServiceAccount on a real API server (pods co
   let run: string;
   test('a task submitted through the task API becomes a Job owned by its task ConfigMap; its pod is admitted, completed, recorded', async () => {
     const spec = { apiVersion: 'paddock.dev/v1alpha1', kind: 'Task', name: 'api-task', pool: 'codex', harness: 'codex', model: 'gpt-5-codex', prompt: 'Fix the flaky test', timeoutSeconds: 300 };
-    const res = await fetch(`${ctl.url}/v1/tasks`, { method: 'POST', body: JSON.stringify(spec) });
+    const res = await fetch(`${ctl.url}/v1/tasks`, { method: 'POST', headers: await taskApiHeaders(), body: JSON.stringify(spec) });
     const created = (await res.json()) as any;
     expect(res.status).toBe(201);
     run = created.run;
@@ -98,10 +103,10 @@ describe('paddock controller as its ServiceAccount on a real API server (pods co
     }, 60_000, debug);
     await completePod(pod.metadata.name, runnerReport({ task: 'api-task', harness: 'codex', pool: 'codex', outcome: 'succeeded', runnerExitCode: 0 }, '{"fixed":true}\n{"tests":"green"}\n'));
     await until('the task to succeed (API view)', async () => {
-      const view = (await (await fetch(`${ctl.url}/v1/tasks/api-task`)).json()) as any;
+      const view = (await (await fetch(`${ctl.url}/v1/tasks/api-task`, { headers: await taskApiHeaders() })).json()) as any;
       return view.phase === 'Succeeded' && view;
     }, 60_000, debug);
-    const results = (await (await fetch(`${ctl.url}/v1/tasks/api-task/results`)).json()) as any;
+    const results = (await (await fetch(`${ctl.url}/v1/tasks/api-task/results`, { headers: await taskApiHeaders() })).json()) as any;
     expect(results).toMatchObject({ run, phase: 'Succeeded', results: [{ fixed: true }, { tests: 'green' }], truncated: false });
     // kubectl get configmap -l paddock.dev/phase=Succeeded shows it.
     const byLabel = kubectl(['get', 'configmaps', '-n', NS, '-l', 'paddock.dev/task=api-task,paddock.dev/phase=Succeeded', '-o', 'name']);
@@ -122,7 +127,7 @@ describe('paddock controller as its ServiceAccount on a real API server (pods co
       return !job && !cm && pods.length === 0;
     }, 90_000, () => `${debug()}\n${logTail('kube-controller-manager', 20)}`);
     // And the API forgets it.
-    await until('the API to forget the task', async () => (await fetch(`${ctl.url}/v1/tasks/api-task`)).status === 404, 30_000, debug);
+    await until('the API to forget the task', async () => (await fetch(`${ctl.url}/v1/tasks/api-task`, { headers: await taskApiHeaders() })).status === 404, 30_000, debug);
   });
 
   test('an action outside the Role is denied to the controller\'s identity; nothing it needed was denied', async () => {

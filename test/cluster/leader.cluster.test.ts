@@ -13,7 +13,7 @@ import * as path from 'path';
 import { App, Chart } from 'cdk8s';
 import { stringify } from 'yaml';
 import { AgentPool, CredentialSecret, Harness, Platform, synthesize } from '../../index';
-import { applyDist, completePod, Controller, deleteNamespace, get, jobPods, list, NS, runnerReport, serviceAccountKubeconfig, startController, until } from './support/cluster';
+import { applyDist, completePod, Controller, deleteNamespace, get, jobPods, list, NS, runnerReport, serviceAccountKubeconfig, startController, until, taskApiHeaders } from './support/cluster';
 
 jest.setTimeout(300_000);
 
@@ -32,7 +32,7 @@ describe('two controller replicas with Lease leader election on a real API serve
   const holder = async () => (await get(LEASE))?.spec?.holderIdentity as string | undefined;
   const submit = async (ctl: Controller, name: string) => {
     const spec = { apiVersion: 'paddock.dev/v1alpha1', kind: 'Task', name, pool: 'codex', harness: 'codex', model: 'gpt-5-codex', prompt: `task ${name}`, timeoutSeconds: 600 };
-    const res = await fetch(`${ctl.url}/v1/tasks`, { method: 'POST', body: JSON.stringify(spec) });
+    const res = await fetch(`${ctl.url}/v1/tasks`, { method: 'POST', headers: await taskApiHeaders(), body: JSON.stringify(spec) });
     expect(res.status).toBe(201);
     return ((await res.json()) as any).run as string;
   };
@@ -78,7 +78,7 @@ describe('two controller replicas with Lease leader election on a real API serve
     const leader = first === 'ctl-a' ? a : b;
     const follower = leader === a ? b : a;
     // The follower serves health but not the task API.
-    await until('the follower to answer 503', async () => (await fetch(`${follower.url}/v1/tasks`)).status === 503, 10_000, debug);
+    await until('the follower to answer 503', async () => (await fetch(`${follower.url}/v1/tasks`, { headers: await taskApiHeaders() })).status === 503, 10_000, debug);
     expect((await fetch(`${follower.url}/healthz`)).status).toBe(200);
     const transitions = (await get(LEASE)).spec.leaseTransitions ?? 0;
 
@@ -91,7 +91,7 @@ describe('two controller replicas with Lease leader election on a real API serve
     const took = await until('the follower to take the Lease over', async () => (await holder()) === follower.id, 40_000, debug);
     expect(took).toBe(true);
     expect((await get(LEASE)).spec.leaseTransitions).toBe(transitions + 1);
-    await until('the new leader to serve the task API', async () => (await fetch(`${follower.url}/v1/tasks`)).status === 200, 20_000, debug);
+    await until('the new leader to serve the task API', async () => (await fetch(`${follower.url}/v1/tasks`, { headers: await taskApiHeaders() })).status === 200, 20_000, debug);
     await finish(inFlight, 'in-flight', debug);
     await finish(lastMinute, 'last-minute', debug);
 
@@ -99,7 +99,7 @@ describe('two controller replicas with Lease leader election on a real API serve
     // Lease over at once) while a run is in flight: the restarted one leads and finishes it.
     const restarted = await startController(kubeconfig, `${leader.id}-restarted`, ['--leader-elect']);
     ctls.push(restarted);
-    await until('the restarted replica to follow', async () => (await fetch(`${restarted.url}/v1/tasks`)).status === 503, 20_000, debug);
+    await until('the restarted replica to follow', async () => (await fetch(`${restarted.url}/v1/tasks`, { headers: await taskApiHeaders() })).status === 503, 20_000, debug);
     const afterRestart = await submit(follower, 'after-restart');
     await runningPod(afterRestart, debug);
     await follower.stop();
@@ -113,7 +113,7 @@ describe('two controller replicas with Lease leader election on a real API serve
       const runs = await list(`/api/v1/namespaces/${NS}/configmaps`, `paddock.dev/task=${task},paddock.dev/run`);
       expect(runs.map((r) => [r.metadata.name, r.metadata.labels['paddock.dev/phase']])).toEqual([[`run-${run}`, 'Succeeded']]);
       expect(JSON.parse(runs[0].data['status.json'])).toMatchObject({ task, outcome: 'succeeded' });
-      const view = (await (await fetch(`${restarted.url}/v1/tasks/${task}`)).json()) as any;
+      const view = (await (await fetch(`${restarted.url}/v1/tasks/${task}`, { headers: await taskApiHeaders() })).json()) as any;
       expect(view).toMatchObject({ phase: 'Succeeded', run: { name: run, attempt: 1 } });
     }
     expect(debug()).not.toMatch(/forbidden/i);

@@ -13,7 +13,7 @@ import { parseAllDocuments } from 'yaml';
 import { startMockModelServer } from '../support/mock-model-server';
 import { AGENTS_BIN, FINAL_TEXT, PROOF_FILE, PROOF_TEXT } from '../runner/support/agent-e2e';
 import { requireAgentCli } from '../support/agent-clis';
-import { applyDist, Controller, deleteNamespace, DIST, get, kubectlOk, list, NS, paddock, Proc, serviceAccountKubeconfig, startController, until } from './support/cluster';
+import { applyDist, Controller, deleteNamespace, DIST, get, kubectlOk, list, NS, paddock, Proc, serviceAccountKubeconfig, startController, until, taskApiHeaders, workerTokenFile } from './support/cluster';
 
 jest.setTimeout(300_000);
 
@@ -50,7 +50,7 @@ describe('a warm pool on a real API server: real paddock worker processes, the r
         fs.mkdirSync(home, { recursive: true });
         // The Deployment's args, with the host's address of the controller's worker lease API.
         workers.push(
-          paddock(['worker', '--pool', 'claude', '--controller', ctl.workerUrl, '--id', id, '--work-dir', path.join(home, 'work'), '--wait', '2000'], {
+          paddock(['worker', '--pool', 'claude', '--controller', ctl.workerUrl, '--token-file', await workerTokenFile('claude', path.join(home, 'token')), '--id', id, '--work-dir', path.join(home, 'work'), '--wait', '2000'], {
             ...podEnv,
             HOME: home,
             PATH: [AGENTS_BIN, process.env.PATH].join(path.delimiter),
@@ -68,7 +68,7 @@ describe('a warm pool on a real API server: real paddock worker processes, the r
         env: { ANTHROPIC_BASE_URL: mock.url },
         timeoutSeconds: 180,
       };
-      const res = await fetch(`${ctl.url}/v1/tasks`, { method: 'POST', body: JSON.stringify(spec) });
+      const res = await fetch(`${ctl.url}/v1/tasks`, { method: 'POST', headers: await taskApiHeaders(), body: JSON.stringify(spec) });
       expect(res.status).toBe(201);
       const { run } = (await res.json()) as any;
       const debug = () => `--- controller\n${ctl!.text()}\n${workers.map((w, i) => `--- worker ${i + 1}\n${w.text()}`).join('\n')}`;

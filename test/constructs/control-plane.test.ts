@@ -100,6 +100,9 @@ describe('Platform: metrics', () => {
     expect(() => newPlatform({ metrics: { port: 8080 } })).toThrow(/Platform: metrics.port 8080 is taken by controller.port; give metrics their own port, e.g. metrics: \{ port: 9090 \}/);
     expect(() => newPlatform({ metrics: { port: 8081 } })).toThrow(/taken by controller.workerPort/);
     expect(() => newPlatform({ metrics: { port: 80 } })).toThrow(/metrics.port/);
+    // Left out: the first of 9090-9092 that no controller port takes.
+    const { chart } = newPlatform({ controller: { port: 9090, workerPort: 9091 } });
+    expect(find(synth(chart), 'Service', 'paddock-controller').spec.ports).toContainEqual({ name: 'metrics', port: 9092, targetPort: 'metrics', protocol: 'TCP' });
     expect(() => newPlatform({ metrics: { interval: 'often' } })).toThrow(/metrics.interval "often" is not a duration; write e.g. "30s"/);
     expect(() => newPlatform({ metrics: { scrapeFromNamespaces: [] } })).toThrow(/metrics.scrapeFromNamespaces is empty; list the namespaces of your Prometheus, e.g. \["monitoring"\]/);
     expect(() => newPlatform({ metrics: { scrapeFromNamespaces: ['Bad_NS'] } })).toThrow(/metrics.scrapeFromNamespaces\[0\]/);

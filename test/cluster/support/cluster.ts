@@ -89,6 +89,40 @@ export async function serviceAccountKubeconfig(ns: string, name: string, file: s
   return { token, kubeconfig: file };
 }
 
+let taskToken: Promise<string> | undefined;
+
+/**
+ * Headers for the controller's task API: a TokenRequest token of ServiceAccount
+ * `task-submitter`, bound in NS to the synthesized ClusterRole paddock-task-submitter
+ * (the controller checks it with TokenReview and SubjectAccessReview).
+ */
+export async function taskApiHeaders(): Promise<Record<string, string>> {
+  taskToken ??= (async () => {
+    const sa = await api('POST', `/api/v1/namespaces/${NS}/serviceaccounts`, { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'task-submitter' } });
+    if (sa.status !== 201 && sa.status !== 409) throw new Error(`ServiceAccount task-submitter: ${sa.status} ${JSON.stringify(sa.body)}`);
+    const rb = await api('POST', `/apis/rbac.authorization.k8s.io/v1/namespaces/${NS}/rolebindings`, {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'RoleBinding',
+      metadata: { name: 'task-submitter' },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'paddock-task-submitter' },
+      subjects: [{ kind: 'ServiceAccount', name: 'task-submitter', namespace: NS }],
+    });
+    if (rb.status !== 201 && rb.status !== 409) throw new Error(`RoleBinding task-submitter: ${rb.status} ${JSON.stringify(rb.body)}`);
+    const r = await api('POST', `/api/v1/namespaces/${NS}/serviceaccounts/task-submitter/token`, { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 3600 } });
+    if (r.status !== 201) throw new Error(`TokenRequest for task-submitter: ${r.status} ${JSON.stringify(r.body)}`);
+    return r.body.status.token as string;
+  })();
+  return { Authorization: `Bearer ${await taskToken}`, 'Content-Type': 'application/json' };
+}
+
+/** A warm worker's credential as its pod would have it: a token of pool-POOL for Paddock's worker audience, in `file`. */
+export async function workerTokenFile(pool: string, file: string): Promise<string> {
+  const r = await api('POST', `/api/v1/namespaces/${NS}/serviceaccounts/pool-${pool}/token`, { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { audiences: ['paddock.dev/worker-api'], expirationSeconds: 3600 } });
+  if (r.status !== 201) throw new Error(`TokenRequest for pool-${pool}: ${r.status} ${JSON.stringify(r.body)}`);
+  fs.writeFileSync(file, r.body.status.token, { mode: 0o600 });
+  return file;
+}
+
 export interface Proc {
   readonly child: ChildProcess;
   readonly out: string[];
@@ -133,7 +167,8 @@ export interface Controller extends Proc {
 export async function startController(kubeconfig: string, id: string, extra: string[] = []): Promise<Controller> {
   const port = await freePort();
   const workerPort = await freePort();
-  const proc = paddock(['controller', '--namespace', NS, '--port', String(port), '--worker-port', String(workerPort), '--kubeconfig', kubeconfig, ...extra], {
+  const metricsPort = await freePort();
+  const proc = paddock(['controller', '--namespace', NS, '--port', String(port), '--worker-port', String(workerPort), '--metrics-port', String(metricsPort), '--kubeconfig', kubeconfig, ...extra], {
     PATH: process.env.PATH,
     PADDOCK_POD_NAME: id,
   });
