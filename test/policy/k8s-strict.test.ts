@@ -30,7 +30,8 @@ function validate(o: KubeObject): string[] {
   const file = schemaFile(o);
   if (!validators.has(file)) validators.set(file, ajv.compile(JSON.parse(fs.readFileSync(path.join(dir, file), 'utf8'))));
   const v = validators.get(file)!;
-  return v(o) ? [] : (v.errors ?? []).map((e) => `${o.kind} "${o.metadata?.name}": ${e.instancePath || '(root)'} ${e.message}${e.params && 'additionalProperty' in e.params ? ` (${e.params.additionalProperty})` : ''}`);
+  if (v(o as unknown)) return [];
+  return (v.errors ?? []).map((e) => `${o.kind} "${o.metadata?.name}": ${e.instancePath || '(root)'} ${e.message}${e.params && 'additionalProperty' in e.params ? ` (${e.params.additionalProperty})` : ''}`);
 }
 
 describe('synthesized objects against the standalone-strict Kubernetes 1.30 schemas', () => {
