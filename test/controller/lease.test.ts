@@ -197,7 +197,9 @@ describe('two listeners: the task API and the worker lease API, each serving onl
     const store = memoryPlatform(slowHarness(path.join(root, 'agent.log'), 10));
     controller = new Controller({ store, namespace: 'paddock' });
     await controller.start();
-    apis = await startApis(controller, { port: 0, workerPort: 0, host: '127.0.0.1' });
+    const token = localToken(root);
+    headers = token.headers;
+    apis = await startApis(controller, { port: 0, workerPort: 0, host: '127.0.0.1', auth: token.auth });
     const sources = [{ name: 'repo', type: 'git_https', url: 'http://git.example.com/org/repo.git' }];
     const r = await call(apis.tasks.url, 'POST', '/v1/tasks', taskSpec('plain', { sources } as any));
     expect(r.status).toBe(400);

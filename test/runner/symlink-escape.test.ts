@@ -30,7 +30,8 @@ beforeAll(async () => {
   fs.mkdirSync(path.join(root, 'repos'));
   git(path.join(root, 'repos'), 'clone', '-q', '--bare', work, path.join(root, 'repos', 'links.git'));
   fs.rmSync(work, { recursive: true, force: true });
-  server = await startGitServer({ root: path.join(root, 'repos') });
+  // https: task specs accept only https:// sources; git trusts the server through GIT_SSL_CAINFO.
+  server = await startGitServer({ root: path.join(root, 'repos'), tls: true });
 });
 
 afterAll(async () => {
@@ -40,7 +41,7 @@ afterAll(async () => {
 async function fetchTask(source: Record<string, unknown>, extra: Record<string, unknown> = {}) {
   const dirs = makeRunDirs(makeTmpDir());
   const t = task({ sources: [{ name: 'repo', type: 'git_https', url: server.repoUrl('links'), ...source } as any], ...extra });
-  const r = await runTask(dirs, { task: t, harness: fakeHarness('echo') });
+  const r = await runTask(dirs, { task: t, harness: fakeHarness('echo') }, { env: { PATH: process.env.PATH, GIT_SSL_CAINFO: server.caFile } });
   return { ...r, dirs };
 }
 
