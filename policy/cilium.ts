@@ -23,9 +23,14 @@ function schemaPath(): string {
   return found;
 }
 
-/** Go's `\PC` (RE2 one-letter classes) is `\P{C}` in JavaScript's unicode mode. */
-function goRegExp(source: string, flags: string): RegExp {
-  return new RegExp(source.replace(/\\([pP])([A-Z])(?![{a-z])/g, '\\$1{$2}'), flags.includes('u') ? flags : `${flags}u`);
+/**
+ * Patterns written for Go (RE2), as ajv's `code.regExp`: `\PC` (one-letter classes) is
+ * `\P{C}` in JavaScript's unicode mode, and a leading `(?i)` (after any `^`) is the `i` flag.
+ */
+export function goRegExp(source: string, flags: string): RegExp {
+  const insensitive = /^\^?\(\?i\)/.test(source);
+  const body = source.replace(/^(\^?)\(\?i\)/, '$1').replace(/\\([pP])([A-Z])(?![{a-z])/g, '\\$1{$2}');
+  return new RegExp(body, [...new Set(`${flags}u${insensitive ? 'i' : ''}`)].join(''));
 }
 goRegExp.code = 'goRegExp';
 

@@ -193,6 +193,20 @@ describe('two listeners: the task API and the worker lease API, each serving onl
     expect(JSON.parse(lease.body!)).toMatchObject({ pool: { name: 'warm' } });
   });
 
+  test('POST /v1/tasks refuses an http:// source with the schema\'s message (one rule with AgentTask and the runner)', async () => {
+    const store = memoryPlatform(slowHarness(path.join(root, 'agent.log'), 10));
+    controller = new Controller({ store, namespace: 'paddock' });
+    await controller.start();
+    const token = localToken(root);
+    headers = token.headers;
+    apis = await startApis(controller, { port: 0, workerPort: 0, host: '127.0.0.1', auth: token.auth });
+    const sources = [{ name: 'repo', type: 'git_https', url: 'http://git.example.com/org/repo.git' }];
+    const r = await call(apis.tasks.url, 'POST', '/v1/tasks', taskSpec('plain', { sources } as any));
+    expect(r.status).toBe(400);
+    expect(JSON.parse(r.body!).problems).toEqual([expect.stringMatching(/^sources\[0\]\.url: must be an https:\/\/ URL .*http:\/\/ is refused .*use https:\/\//)]);
+    expect(controller.task('plain')).toBeUndefined();
+  });
+
   test('paddock controller: --worker-port (default 8081) must differ from --port', async () => {
     let stderr = '';
     const io = { stdout: () => undefined, stderr: (t: string) => (stderr += t) };
