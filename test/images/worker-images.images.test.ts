@@ -192,7 +192,7 @@ describe('the runner base image', () => {
       apt_lists: '0',
       docs: '0',
       npm_caches: '0',
-      package: 'bin lib node_modules package.json policy templates worker-images',
+      package: 'LICENSE bin lib node_modules package.json policy templates worker-images',
       package_worker_images: 'images.json',
       owners: '/home/agent:10001:10001 /workspace:10001:10001 /artifacts:10001:10001',
       tmp: '1777',
