@@ -13,31 +13,10 @@ function readmeLibraryExample(after = ''): string {
   return readme.slice(start + 6, readme.indexOf('\n```\n', start));
 }
 
-test('the README library example synthesizes a valid platform', () => {
-  const source = readmeLibraryExample();
-  expect(source).toContain("from 'paddock'");
+/** Run a README example against this package (as `paddock`) and return the objects it synthesizes, checked strictly. */
+function synthExample(source: string): any[] {
   const js = ts.transpileModule(source, { compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, esModuleInterop: true } }).outputText;
   const outdir = fs.mkdtempSync(path.join(os.tmpdir(), 'paddock-readme-'));
-  const previous = process.env.CDK8S_OUTDIR;
-  process.env.CDK8S_OUTDIR = outdir;
-  try {
-    const requireFromExample = (id: string) => (id === 'paddock' ? require('../index') : require(id));
-    new Function('require', 'exports', js)(requireFromExample, {});
-  } finally {
-    if (previous === undefined) delete process.env.CDK8S_OUTDIR;
-    else process.env.CDK8S_OUTDIR = previous;
-  }
-  const [file] = fs.readdirSync(outdir);
-  const objects = parseAllDocuments(fs.readFileSync(path.join(outdir, file), 'utf8')).map((d) => d.toJS());
-  expectValidK8s(objects);
-  expect(objects.map((o) => `${o.kind}/${o.metadata.name}`)).toEqual(expect.arrayContaining(['Deployment/pool-codex', 'ConfigMap/task-fix-readme', 'NetworkPolicy/egress-web']));
-});
-
-test('the README cdk8s-plus example synthesizes: the dashboard reaches the controller and DNS', () => {
-  const source = readmeLibraryExample('### Compose with cdk8s-plus');
-  expect(source).toContain("from 'cdk8s-plus-30'");
-  const js = ts.transpileModule(source, { compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, esModuleInterop: true } }).outputText;
-  const outdir = fs.mkdtempSync(path.join(os.tmpdir(), 'paddock-readme-kplus-'));
   const previous = process.env.CDK8S_OUTDIR;
   process.env.CDK8S_OUTDIR = outdir;
   try {
@@ -49,6 +28,20 @@ test('the README cdk8s-plus example synthesizes: the dashboard reaches the contr
   const [file] = fs.readdirSync(outdir);
   const objects = parseAllDocuments(fs.readFileSync(path.join(outdir, file), 'utf8')).map((d) => d.toJS());
   expectValidK8s(objects);
+  return objects;
+}
+
+test('the README library example synthesizes a valid platform', () => {
+  const source = readmeLibraryExample();
+  expect(source).toContain("from 'paddock'");
+  const objects = synthExample(source);
+  expect(objects.map((o) => `${o.kind}/${o.metadata.name}`)).toEqual(expect.arrayContaining(['Deployment/pool-codex', 'ConfigMap/task-fix-readme', 'NetworkPolicy/egress-web']));
+});
+
+test('the README cdk8s-plus example synthesizes: the dashboard reaches the controller and DNS', () => {
+  const source = readmeLibraryExample('### Compose with cdk8s-plus');
+  expect(source).toContain("from 'cdk8s-plus-30'");
+  const objects = synthExample(source);
   const policies = objects.filter((o) => o.kind === 'NetworkPolicy' && !/^(paddock-|pool-|egress-)/.test(o.metadata.name));
   const ingressToController = policies.find((p) => p.spec.podSelector.matchLabels?.['app.kubernetes.io/component'] === 'controller');
   expect(ingressToController.spec.ingress[0].ports).toEqual([{ port: 8080, protocol: 'TCP' }]);
