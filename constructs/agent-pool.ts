@@ -10,7 +10,7 @@ import type { Harness } from '../core/harness';
 import type { ICredentialGrantee, ResolvedGrant } from './credential-secret';
 import { JOB_TEMPLATE_SLOTS } from '../core/job-template';
 import { kubeObject } from './kube-object';
-import { capabilityLabel, LABEL_AGENT, LABEL_HARNESS, LABEL_POOL, LABEL_SPEC_HASH, LABEL_TASK, selectorLabels, standardLabels } from '../core/labels';
+import { capabilityLabel, SECRETS_MOUNT, LABEL_AGENT, LABEL_HARNESS, LABEL_POOL, LABEL_SPEC_HASH, LABEL_TASK, selectorLabels, standardLabels } from '../core/labels';
 import { Platform } from './platform';
 import { hardenedContainerSecurityContext, hardenedPodSecurityContext, scratchVolumes } from './pod-hardening';
 import { checkPodResources, PodResources, SandboxProfile } from './sandbox-profile';
@@ -71,7 +71,7 @@ export const AGENT_PATHS = {
   harness: '/etc/paddock/harness',
   harnesses: '/etc/paddock/harnesses',
   pool: '/etc/paddock/pool',
-  secrets: '/var/run/paddock/secrets',
+  secrets: SECRETS_MOUNT,
 } as const;
 
 /**

@@ -22,6 +22,8 @@ import { Controller } from './controller';
 import { resultOfRunConfigMap, taskFromConfigMap } from './observe';
 import { TERMINAL_PHASES, RunPhase } from './reconcile';
 import { KubeObject, MemoryStore } from './store';
+import { fetchSourcesArchive } from './sources-archive';
+import { SECRETS_MOUNT } from '../core/labels';
 import { stableJson } from '../core/stable-json';
 
 export interface LocalOptions {
@@ -42,6 +44,12 @@ export interface LocalOptions {
   readonly log?: (line: string) => void;
   /** Where the workers' output goes. @default 'inherit' */
   readonly workerStdio?: 'inherit' | 'pipe';
+  /**
+   * A folder holding the pools' Secrets as files, `<secret>/<key>` (like the pods' mounts
+   * under /var/run/paddock/secrets): git credentials (used by this controller, never by a
+   * worker) and file grants. @default - none: grants of files and git credentials fail
+   */
+  readonly credentialDir?: string;
   /** Called with each worker process (tests). */
   readonly onWorker?: (child: ChildProcess, pool: string, index: number) => void;
 }
@@ -78,7 +86,7 @@ export function readManifests(dir: string): KubeObject[] {
 }
 
 /** Load the platform's ConfigMaps into a store: pools turned warm, without the cluster's egress proxy. */
-export function loadPlatform(objects: KubeObject[], only?: string[]): { store: MemoryStore; namespace: string; tasks: string[]; pools: string[]; notes: string[] } {
+export function loadPlatform(objects: KubeObject[], only?: string[], credentialDir?: string): { store: MemoryStore; namespace: string; tasks: string[]; pools: string[]; notes: string[] } {
   const cms = objects.filter((o) => o.kind === 'ConfigMap');
   const component = (o: KubeObject) => o.metadata.labels?.['app.kubernetes.io/component'];
   const pools = cms.filter((o) => component(o) === 'pool');
@@ -97,7 +105,7 @@ export function loadPlatform(objects: KubeObject[], only?: string[]): { store: M
     const { egress, ...rest } = spec;
     if (egress?.proxy) notes.push(`pool ${spec.name}: its egress proxy (${egress.proxy}) exists only in the cluster; local workers connect directly`);
     if (spec.mode !== 'warm') notes.push(`pool ${spec.name}: mode "${spec.mode ?? 'job'}" in the cluster; locally its tasks run on warm workers`);
-    const local: PoolSpec = { ...rest, mode: 'warm' };
+    const local: PoolSpec = { ...withCredentialDir(rest, credentialDir), mode: 'warm' };
     store.createSync({ ...cm, metadata: { ...cm.metadata, namespace }, data: { ...(cm.data as object), 'pool.json': stableJson(local) } });
     poolNames.push(spec.name);
   }
@@ -115,14 +123,23 @@ export async function runLocal(opts: LocalOptions = {}): Promise<number> {
   const dir = path.resolve(opts.dir ?? 'dist');
   const out = path.resolve(opts.out ?? path.join('.paddock', 'local'));
   const workers = opts.workers ?? 1;
-  const { store, namespace, tasks, pools, notes } = loadPlatform(readManifests(dir), opts.tasks);
+  const { store, namespace, tasks, pools, notes } = loadPlatform(readManifests(dir), opts.tasks, opts.credentialDir && path.resolve(opts.credentialDir));
   if (tasks.length === 0) {
     log(`no declared tasks in ${dir}; nothing to run`);
     return 0;
   }
   notes.forEach((n) => log(`note: ${n}`));
   fs.mkdirSync(out, { recursive: true });
-  const controller = new Controller({ store, namespace, leaseTtlMs: opts.leaseTtlMs ?? 15_000, settings: { backoffBaseMs: 1000, backoffMaxMs: 10_000 }, log });
+  const env = opts.env ?? process.env;
+  const controller = new Controller({
+    store,
+    namespace,
+    leaseTtlMs: opts.leaseTtlMs ?? 15_000,
+    settings: { backoffBaseMs: 1000, backoffMaxMs: 10_000 },
+    log,
+    // As in the cluster, this controller fetches the sources with the git credentials; the workers get none.
+    fetchSources: (task, pool, harness) => fetchSourcesArchive(task, pool, harness, { env, log }),
+  });
   await controller.start();
   // As in the cluster: the task API and the workers' lease API on separate listeners (loopback only).
   const api = await startApis(controller, { port: 0, workerPort: 0, host: '127.0.0.1' });
@@ -133,7 +150,7 @@ export async function runLocal(opts: LocalOptions = {}): Promise<number> {
     for (let i = 0; i < workers; i++) {
       const id = `${pool}-${i + 1}`;
       const child = spawn(process.execPath, [bin, 'worker', '--pool', pool, '--controller', api.workers.url, '--id', id, '--work-dir', path.join(out, 'work', id), '--keep'], {
-        env: opts.env ?? process.env,
+        env,
         stdio: ['ignore', opts.workerStdio ?? 'inherit', opts.workerStdio ?? 'inherit'],
       });
       children.push(child);
@@ -188,4 +205,19 @@ export async function runLocal(opts: LocalOptions = {}): Promise<number> {
     return 4;
   }
   return failed ? 1 : 0;
+}
+
+/** The pods' Secret mounts (SECRETS_MOUNT/<secret>/<key>) resolved in a local folder. */
+export function withCredentialDir(spec: PoolSpec, credentialDir: string | undefined): PoolSpec {
+  if (!credentialDir || !spec.credentials) return spec;
+  const local = (p: string) => (p.startsWith(`${SECRETS_MOUNT}/`) ? path.join(credentialDir, p.slice(SECRETS_MOUNT.length + 1)) : p);
+  const { files, git, ...rest } = spec.credentials;
+  return {
+    ...spec,
+    credentials: {
+      ...rest,
+      ...(files ? { files: files.map((f) => ({ ...f, source: local(f.source) })) } : {}),
+      ...(git ? { git: git.map((g) => ({ ...g, passwordFile: local(g.passwordFile) })) } : {}),
+    },
+  };
 }

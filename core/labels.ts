@@ -42,3 +42,6 @@ export function standardLabels(instance: string, component: Component, extra: Re
 export function capabilityLabel(capability: string): string {
   return `${CAPABILITY_LABEL_PREFIX}${capability}`;
 }
+
+/** Where pods mount granted Secrets: <SECRETS_MOUNT>/<secret>/<key> (the controller too, for warm pools' git credentials). */
+export const SECRETS_MOUNT = '/var/run/paddock/secrets';

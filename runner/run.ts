@@ -23,6 +23,7 @@ import { Redactor } from './redaction';
 import { extractResultBlocks, finalOutput, writeResultsJsonl } from './results';
 import { locateBwrap, SandboxKind, wrapWithBwrap } from './sandbox-bwrap';
 import { fetchSources, gitCaEnv } from './sources';
+import { poolForPhase, readFetchRecord, RunPhaseKind, writeFetchRecord } from './fetch-record';
 import { exitCodeOf, Outcome, ParseErrorRecord, Phase, RunFailure, RunStatus, SourceRecord, writeStatus } from './status';
 
 /** Where a pod mounts things (ConfigMaps) and its writable emptyDirs. */
@@ -80,6 +81,13 @@ export interface RunOptions {
   readonly bwrap?: string;
   /** Agent stdout kept in memory for result extraction. @default 64 MiB */
   readonly maxCaptureBytes?: number;
+  /**
+   * `fetch`: load the specs and fetch the sources only, recording the outcome in
+   * artifacts/fetch.json (the Job's init container, the only one that mounts git Secrets);
+   * `agent`: everything but the fetch, whose record it reads; `all`: both.
+   * @default 'all'
+   */
+  readonly phase?: RunPhaseKind;
 }
 
 const ARG_LOG_LIMIT = 500;
@@ -112,6 +120,7 @@ export async function run(opts: RunOptions = {}): Promise<number> {
     tmp: path.resolve(opts.tmp ?? env.PADDOCK_TMP ?? POD_PATHS.tmp),
   };
   const killGraceMs = opts.killGraceMs ?? 10_000;
+  const runPhase = opts.phase ?? 'all';
   const startedAt = new Date();
   const t0 = performance.now();
   const timings: Partial<Record<Phase | 'total', number>> = {};
@@ -160,7 +169,7 @@ export async function run(opts: RunOptions = {}): Promise<number> {
       if (issues.length > 0) {
         throw new RunFailure('invalid_spec', `the specs do not fit together:\n  - ${issues.join('\n  - ')}`, issues);
       }
-      const credentials = resolveCredentials(pool, harness, env, redactor);
+      const credentials = resolveCredentials(poolForPhase(pool, runPhase), harness, env, redactor);
       if (credentials.missingOptional.length > 0) {
         log(`local mode (no pool): ${credentials.missingOptional.join(', ')} not set; the agent runs without ${credentials.missingOptional.length > 1 ? 'them' : 'it'}`);
       }
@@ -181,6 +190,11 @@ export async function run(opts: RunOptions = {}): Promise<number> {
       fs.mkdirSync(dirs.home, { recursive: true });
       fs.mkdirSync(dirs.tmp, { recursive: true });
       scratch = fs.mkdtempSync(path.join(dirs.tmp, 'paddock-'));
+      if (runPhase === 'agent') {
+        const fetched = readFetchRecord(dirs.artifacts);
+        state.sources = fetched.sources;
+        return;
+      }
       state.sources = await fetchSources(task.sources ?? [], {
         workspace: dirs.workspace,
         scratchDir: scratch,
@@ -196,6 +210,12 @@ export async function run(opts: RunOptions = {}): Promise<number> {
       });
       removeHelpers(scratch);
     });
+
+    if (runPhase === 'fetch') {
+      writeFetchRecord(dirs.artifacts, { ok: true, sources: state.sources, ms: timings.sources ?? 0 });
+      log(`fetched ${state.sources.length} source(s) for the agent's runner`);
+      return 0;
+    }
 
     // ---- config ----
     const prepared = await phase('config', () => prepareConfig(task, harness, loaded.configFiles, credentials, dirs, scratch!, state.sources));
@@ -267,6 +287,12 @@ export async function run(opts: RunOptions = {}): Promise<number> {
     }
   } finally {
     if (scratch) fs.rmSync(scratch, { recursive: true, force: true });
+  }
+  if (runPhase === 'fetch') {
+    // The init container succeeds either way: the agent's runner reports the failure.
+    writeFetchRecord(dirs.artifacts, { ok: false, outcome, message: redactor.redact(message ?? outcome), ...(problems ? { problems: problems.map((p) => redactor.redact(p)) } : {}) });
+    log(`the fetch step failed (${outcome}); the agent's runner reports it`);
+    return 0;
   }
 
   timings.total = Math.round(performance.now() - t0);

@@ -13,7 +13,10 @@ import * as os from 'os';
 import * as path from 'path';
 import { POD_PATHS, run } from './run';
 import type { SandboxKind } from './sandbox-bwrap';
-import { type LeaseGrant, MAX_RESULT_BYTES } from '../core/protocol';
+import { type GrantSources, type LeaseGrant, MAX_RESULT_BYTES } from '../core/protocol';
+import { spawnSync } from 'child_process';
+import { writeFetchRecord } from './fetch-record';
+import type { Outcome } from './status';
 
 export interface WorkerOptions {
   readonly controller: string;
@@ -107,8 +110,11 @@ async function execute(grant: LeaseGrant, opts: WorkerOptions, id: string, workD
       .catch(() => undefined); // the next renewal tries again; the TTL covers a few misses
   }, grant.renewEveryMs);
   log(`run ${grant.run} (attempt ${grant.attempt}): task ${grant.task.name}, harness ${grant.harness.name}; directory ${dir}`);
+  if (grant.sources) unpackSources(grant.sources, dirs);
   try {
     await run({
+      // The controller fetched the sources (it holds the git credentials); this pod holds none.
+      ...(grant.sources ? { phase: 'agent' as const } : {}),
       task: { inline: grant.task, label: `task "${grant.task.name}" (lease ${grant.id.slice(0, 8)})` },
       harness: { inline: grant.harness, label: `harness "${grant.harness.name}"` },
       pool: { inline: grant.pool, label: `pool "${grant.pool.name}"` },
@@ -144,6 +150,25 @@ async function execute(grant: LeaseGrant, opts: WorkerOptions, id: string, workD
   }
   if (!opts.keep) fs.rmSync(dir, { recursive: true, force: true });
   return accepted;
+}
+
+/** The controller's fetch, laid out as the fetch step would have left it. */
+function unpackSources(sources: GrantSources, dirs: { workspace: string; artifacts: string }): void {
+  fs.mkdirSync(dirs.workspace, { recursive: true });
+  fs.mkdirSync(dirs.artifacts, { recursive: true });
+  if (sources.failure) {
+    writeFetchRecord(dirs.artifacts, { ok: false, outcome: sources.failure.outcome as Outcome, message: sources.failure.message });
+    return;
+  }
+  if (sources.archive) {
+    const r = spawnSync('tar', ['-xzf', '-', '-C', dirs.workspace, '--no-same-owner'], { input: Buffer.from(sources.archive, 'base64'), stdio: ['pipe', 'ignore', 'pipe'] });
+    if (r.error || r.status !== 0) {
+      const why = r.error?.message ?? r.stderr.toString().trim();
+      writeFetchRecord(dirs.artifacts, { ok: false, outcome: 'internal_error', message: `the worker could not unpack the sources the controller fetched: ${why}` });
+      return;
+    }
+  }
+  writeFetchRecord(dirs.artifacts, { ok: true, sources: sources.records.map((r) => ({ ...r })), ms: sources.ms });
 }
 
 function readReport(artifacts: string): { status: Record<string, unknown>; results: string; truncated?: boolean } {
