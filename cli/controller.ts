@@ -10,7 +10,7 @@ import { startApis } from '../controller/api';
 import { Controller } from '../controller/controller';
 import { LocalError, runLocal } from '../controller/local';
 import { runWorker } from '../runner/worker';
-import { OptionValues, positiveInt, UsageError } from './args';
+import { existingDir, OptionValues, positiveInt, UsageError } from './args';
 import type { Command } from './main';
 
 function onSignals(stop: () => void): () => void {
@@ -150,6 +150,7 @@ const LOCAL_OPTIONS = {
   task: { type: 'string', multiple: true, example: 'fix-readme' },
   out: { type: 'string', example: '.paddock' },
   timeout: { type: 'string', example: '600' },
+  'credential-dir': { type: 'string', example: './secrets' },
 } as const;
 
 export const localCommand: Command<typeof LOCAL_OPTIONS> = {
@@ -165,6 +166,8 @@ Options:
   --task NAME          run only this task (repeatable) [default: all]
   --out DIR            where each run's artifacts go   [default .paddock/local]
   --timeout SECONDS    give up after this long
+  --credential-dir DIR the pools' Secrets as files DIR/<secret>/<key> (file and git
+                       grants; git credentials stay with this controller)
   -h, --help           this text
 
 Exit codes: 0 every task succeeded; 1 a task failed; 2 bad arguments; 4 timed out.
@@ -178,6 +181,7 @@ Exit codes: 0 every task succeeded; 1 a task failed; 2 bad arguments; 4 timed ou
         tasks: values.task,
         out: values.out,
         timeoutMs: values.timeout !== undefined ? positiveInt(values.timeout, '--timeout', 1) * 1000 : undefined,
+        ...(values['credential-dir'] !== undefined ? { credentialDir: existingDir(values['credential-dir'], '--credential-dir') } : {}),
         env,
       });
     } catch (err) {

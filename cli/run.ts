@@ -15,7 +15,7 @@ import { POD_PATHS, run, RunOptions } from '../runner/run';
 import { SpecSource } from '../runner/load-specs';
 import { EXIT_CODES } from '../runner/status';
 import { TERMINATION_LOG, writeTerminationMessage } from '../runner/termination-message';
-import { OptionValues, parseCommandLine, UsageError } from './args';
+import { existingDir, OptionValues, parseCommandLine, UsageError } from './args';
 import type { Command } from './main';
 
 export const RUN_USAGE = `Usage: paddock run [options]
@@ -40,6 +40,8 @@ Options:
   --tmp DIR            scratch space                          [env PADDOCK_TMP]
   --sandbox bwrap      run the agent under bubblewrap: only the workspace, HOME and /tmp writable
   --kill-grace SECONDS time between SIGTERM and SIGKILL       [default 10]
+  --credential-dir DIR the pool's Secrets as files DIR/<secret>/<key>, in place of
+                       the pod's mounts (/var/run/paddock/secrets)
   --phase fetch|agent  only fetch the sources (the Job's init container, which alone
                        mounts the git Secrets), or everything but the fetch  [default: both]
   -h, --help           this text
@@ -73,6 +75,7 @@ const RUN_OPTIONS = {
   sandbox: { type: 'string', example: 'bwrap' },
   'kill-grace': { type: 'string', example: '10' },
   phase: { type: 'string', example: 'fetch' },
+  'credential-dir': { type: 'string', example: './secrets' },
 } as const;
 
 export function parseRunArgs(argv: readonly string[]): ParsedRunArgs {
@@ -112,6 +115,7 @@ function runArgsOf(v: OptionValues<typeof RUN_OPTIONS>): ParsedRunArgs {
     ...(sandbox === 'bwrap' ? { sandbox: 'bwrap' as const } : {}),
     ...(killGraceMs !== undefined ? { killGraceMs } : {}),
     ...(phase !== undefined ? { phase } : {}),
+    ...(v['credential-dir'] !== undefined ? { credentialDir: existingDir(v['credential-dir'], '--credential-dir') } : {}),
   };
   return { options, local: task !== undefined, help: false };
 }

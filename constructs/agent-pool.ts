@@ -12,7 +12,7 @@ import { JOB_TEMPLATE_SLOTS } from '../core/job-template';
 import { kubeObject } from './kube-object';
 import { capabilityLabel, SECRETS_MOUNT, LABEL_AGENT, LABEL_HARNESS, LABEL_POOL, LABEL_SPEC_HASH, LABEL_TASK, selectorLabels, standardLabels } from '../core/labels';
 import { Platform } from './platform';
-import { hardenedContainerSecurityContext, hardenedPodSecurityContext, scratchVolumes } from './pod-hardening';
+import { addSecretKeys, hardenedContainerSecurityContext, hardenedPodSecurityContext, scratchVolumes, secretVolumes } from './pod-hardening';
 import { checkPodResources, PodResources, SandboxProfile } from './sandbox-profile';
 import { checkDnsLabel, checkEnvMap, checkInteger, fail } from '../core/validation';
 import { stableJson } from '../core/stable-json';
@@ -152,7 +152,7 @@ export class AgentPool extends Construct implements ICredentialGrantee {
       data: Lazy.any({
         produce: () => ({
           'pool.json': stableJson(this.spec),
-          'job-template.yaml': toYaml(this.jobTemplate(), { sortMapEntries: true }),
+          'job-template.yaml': toYaml(this.jobTemplate(), { sortMapEntries: true, aliasDuplicateObjects: false }),
         }),
       }),
     });
@@ -280,6 +280,7 @@ export class AgentPool extends Construct implements ICredentialGrantee {
     const pod = this.podSpec({
       image: JOB_TEMPLATE_SLOTS.image,
       args: ['run'],
+      fetchStep: true,
       extraVolumes: [
         { volume: { name: 'task', configMap: { name: JOB_TEMPLATE_SLOTS.taskConfigMap } }, mount: { name: 'task', mountPath: AGENT_PATHS.task, readOnly: true } },
         { volume: { name: 'harness', configMap: { name: JOB_TEMPLATE_SLOTS.harnessConfigMap } }, mount: { name: 'harness', mountPath: AGENT_PATHS.harness, readOnly: true } },
@@ -321,7 +322,7 @@ export class AgentPool extends Construct implements ICredentialGrantee {
     };
   }
 
-  private podSpec(opts: { image: string; args: string[]; extraVolumes: Array<{ volume: Volume; mount: VolumeMount }> }): PodSpec {
+  private podSpec(opts: { image: string; args: string[]; extraVolumes: Array<{ volume: Volume; mount: VolumeMount }>; fetchStep?: boolean }): PodSpec {
     const sandbox = this.sandbox;
     const scratch = scratchVolumes([
       { name: 'tmp', mountPath: AGENT_PATHS.tmp, sizeLimit: sandbox.tmpSizeLimit },
@@ -329,13 +330,20 @@ export class AgentPool extends Construct implements ICredentialGrantee {
       { name: 'workspace', mountPath: AGENT_PATHS.workspace, sizeLimit: sandbox.workspaceSizeLimit },
       { name: 'artifacts', mountPath: AGENT_PATHS.artifacts, sizeLimit: '64Mi' },
     ]);
-    const secretVolumes = this.secretVolumes();
-    const env: EnvVar[] = [
+    const agentSecrets = this.agentSecretVolumes();
+    const gitSecrets = opts.fetchStep ? this.gitSecretVolumes : [];
+    const baseEnv: EnvVar[] = [
       { name: 'HOME', value: AGENT_PATHS.home },
       { name: 'PADDOCK_POOL', value: this.name },
-      ...this.grants.flatMap((g) => g.env.map((e) => ({ name: e.name, valueFrom: { secretKeyRef: { name: g.secretName, key: e.key } } }))),
       ...proxyEnv(this.proxyAllowlist),
     ];
+    const env: EnvVar[] = [
+      ...baseEnv.slice(0, 2),
+      ...this.grants.flatMap((g) => g.env.map((e) => ({ name: e.name, valueFrom: { secretKeyRef: { name: g.secretName, key: e.key } } }))),
+      ...baseEnv.slice(2),
+    ];
+    const common = { image: opts.image, resources: { ...this.resources } as any, securityContext: hardenedContainerSecurityContext(sandbox.uid) };
+    const specMounts = [{ name: 'pool', mountPath: AGENT_PATHS.pool, readOnly: true }, ...opts.extraVolumes.map((v) => v.mount)];
     return {
       serviceAccountName: this.objectName,
       // Agents never talk to the Kubernetes API.
@@ -347,56 +355,58 @@ export class AgentPool extends Construct implements ICredentialGrantee {
       ...(this.props.nodeSelector ? { nodeSelector: this.props.nodeSelector } : {}),
       ...(this.props.tolerations ? { tolerations: this.props.tolerations } : {}),
       ...(this.props.affinity ? { affinity: this.props.affinity } : {}),
+      ...(opts.fetchStep
+        ? {
+            // The sources are fetched before the agent's container starts, by the only container that mounts the git Secrets.
+            initContainers: [
+              {
+                name: 'fetch',
+                ...common,
+                args: ['run', '--phase', 'fetch'],
+                env: baseEnv,
+                volumeMounts: [...scratch.mounts, ...specMounts, ...gitSecrets.map((v) => v.mount)],
+              },
+            ],
+          }
+        : {}),
       containers: [
         {
           name: 'runner',
-          image: opts.image,
-          args: opts.args,
+          ...common,
+          args: opts.fetchStep ? [...opts.args, '--phase', 'agent'] : opts.args,
           env,
-          resources: { ...this.resources } as any,
-          securityContext: hardenedContainerSecurityContext(sandbox.uid),
-          volumeMounts: [
-            ...scratch.mounts,
-            { name: 'pool', mountPath: AGENT_PATHS.pool, readOnly: true },
-            ...opts.extraVolumes.map((v) => v.mount),
-            ...secretVolumes.map((v) => v.mount),
-          ],
+          volumeMounts: [...scratch.mounts, ...specMounts, ...agentSecrets.map((v) => v.mount)],
         },
       ],
       volumes: [
         ...scratch.volumes,
         { name: 'pool', configMap: { name: this.objectName } },
         ...opts.extraVolumes.map((v) => v.volume),
-        ...secretVolumes.map((v) => v.volume),
+        ...agentSecrets.map((v) => v.volume),
+        ...gitSecrets.map((v) => v.volume),
       ],
     };
   }
 
-  /** One read-only Secret volume per Secret that grants files or git credentials, holding just those keys. */
-  private secretVolumes(): Array<{ volume: Volume; mount: VolumeMount }> {
-    const keysBySecret = new Map<string, Set<string>>();
-    for (const g of this.grants) {
-      const keys = [...g.files.map((f) => f.key), ...(g.git ? [g.git.key] : [])];
-      if (keys.length === 0) continue;
-      const set = keysBySecret.get(g.secretName) ?? new Set<string>();
-      keys.forEach((k) => set.add(k));
-      keysBySecret.set(g.secretName, set);
-    }
-    return [...keysBySecret.entries()].map(([secretName, keys]) => {
-      const name = `secret-${secretName}`.replace(/\./g, '-').slice(0, 63).replace(/-+$/, '');
-      return {
-        volume: {
-          name,
-          secret: {
-            secretName,
-            items: [...keys].sort().map((key) => ({ key, path: key })),
-            // Owner and group (fsGroup) read; the runner copies files to HOME with mode 0400.
-            defaultMode: 0o440,
-          },
-        },
-        mount: { name, mountPath: `${AGENT_PATHS.secrets}/${secretName}`, readOnly: true },
-      };
-    });
+  /** Secret volumes of the granted files the agent may read (exposeToAgent); never git credentials. */
+  private agentSecretVolumes(): Array<{ volume: Volume; mount: VolumeMount }> {
+    const keys = new Map<string, Set<string>>();
+    for (const g of this.grants) addSecretKeys(keys, g.secretName, g.files.map((f) => f.key));
+    return secretVolumes(keys, AGENT_PATHS.secrets);
+  }
+
+  /** Secret volumes of the git credentials: the Job's fetch step (or, for a warm pool, the controller) mounts them, never the agent's container. */
+  public get gitSecretVolumes(): Array<{ volume: Volume; mount: VolumeMount }> {
+    const keys = new Map<string, Set<string>>();
+    for (const g of this.grants) if (g.git) addSecretKeys(keys, g.secretName, [g.git.key]);
+    return secretVolumes(keys, AGENT_PATHS.secrets);
+  }
+
+  /** @internal what the controller needs to fetch this warm pool's sources: its git Secrets and its egress. */
+  public get _controllerFetch(): { secrets: Array<{ volume: Volume; mount: VolumeMount }>; podLabels: Record<string, string> } | undefined {
+    if (this.mode !== 'warm') return undefined;
+    const secrets = this.gitSecretVolumes;
+    return { secrets, podLabels: Object.fromEntries(this.allowlists.map((a) => [a.podLabel, 'allow'])) };
   }
 }
 

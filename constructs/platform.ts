@@ -1,6 +1,7 @@
 import { ApiObject, Lazy } from 'cdk8s';
 import { Construct, IConstruct } from 'constructs';
 import type { NetworkPolicyEgressRule, NetworkPolicyIngressRule } from 'kubernetes-types/networking/v1';
+import type { Volume, VolumeMount } from 'kubernetes-types/core/v1';
 import { checkPlatformObjects, KubeObject } from '../policy/rules';
 import type { Harness } from '../core/harness';
 import { imageRef, ImageOptions } from '../core/images';
@@ -182,7 +183,8 @@ export class Platform extends Construct {
         replicas,
         selector: { matchLabels: selector },
         template: {
-          metadata: { labels },
+          // A warm pool's egress labels: the controller fetches that pool's sources through its egress.
+          metadata: { labels: Lazy.any({ produce: () => ({ ...labels, ...this.controllerFetch().podLabels }) }) },
           spec: {
             serviceAccountName: CONTROLLER,
             // The controller talks to the API server; the token is projected only into its pod.
@@ -216,10 +218,11 @@ export class Platform extends Construct {
                 livenessProbe: { httpGet: { path: '/healthz', port: 'http' }, periodSeconds: 20, failureThreshold: 3 },
                 resources,
                 securityContext: hardenedContainerSecurityContext(CONTROLLER_UID),
-                volumeMounts: scratch.mounts,
+                // Warm pools' git Secrets: the controller fetches their sources, so no worker pod holds a git token.
+                volumeMounts: Lazy.any({ produce: () => [...scratch.mounts, ...this.controllerFetch().secrets.map((v) => v.mount)] }),
               },
             ],
-            volumes: scratch.volumes,
+            volumes: Lazy.any({ produce: () => [...scratch.volumes, ...this.controllerFetch().secrets.map((v) => v.volume)] }),
           },
         },
       },
@@ -273,6 +276,23 @@ export class Platform extends Construct {
       ports: [{ protocol: 'TCP', port: this.controllerWorkerPort }],
     };
     return [taskApi, workers];
+  }
+
+  /** What fetching the warm pools' sources needs: their git Secret volumes (deduplicated) and egress labels. */
+  private controllerFetch(): { secrets: Array<{ volume: Volume; mount: VolumeMount }>; podLabels: Record<string, string> } {
+    const byName = new Map<string, { volume: Volume; mount: VolumeMount }>();
+    const podLabels: Record<string, string> = {};
+    for (const pool of this.poolsByName.values()) {
+      const need = pool._controllerFetch;
+      if (!need) continue;
+      for (const v of need.secrets) {
+        const known = byName.get(v.volume.name);
+        const items = [...(known?.volume.secret?.items ?? []), ...(v.volume.secret?.items ?? [])].filter((it, i, all) => all.findIndex((o) => o.key === it.key) === i);
+        byName.set(v.volume.name, { mount: v.mount, volume: { ...v.volume, secret: { ...v.volume.secret, items: items.sort((a, b) => a.key.localeCompare(b.key)) } } });
+      }
+      if (need.secrets.length > 0) Object.assign(podLabels, need.podLabels);
+    }
+    return { secrets: [...byName.values()].sort((a, b) => a.volume.name.localeCompare(b.volume.name)), podLabels };
   }
 
   /** Egress to the cluster DNS pods only (UDP and TCP 53). */
@@ -393,4 +413,6 @@ export interface IPoolRef extends IConstruct {
   readonly name: string;
   /** Warm pools' workers may reach the controller's worker lease API. */
   readonly mode: 'job' | 'warm';
+  /** @internal a warm pool's git Secret volumes and egress labels, which the controller's pod gets */
+  readonly _controllerFetch?: { secrets: Array<{ volume: Volume; mount: VolumeMount }>; podLabels: Record<string, string> };
 }

@@ -23,7 +23,7 @@ import { resultOfRunConfigMap, taskFromConfigMap } from './observe';
 import { TERMINAL_PHASES, RunPhase } from './reconcile';
 import { KubeObject, MemoryStore } from './store';
 import { fetchSourcesArchive } from './sources-archive';
-import { SECRETS_MOUNT } from '../core/labels';
+import { withCredentialDir } from '../runner/credentials';
 import { stableJson } from '../core/stable-json';
 
 export interface LocalOptions {
@@ -207,17 +207,3 @@ export async function runLocal(opts: LocalOptions = {}): Promise<number> {
   return failed ? 1 : 0;
 }
 
-/** The pods' Secret mounts (SECRETS_MOUNT/<secret>/<key>) resolved in a local folder. */
-export function withCredentialDir(spec: PoolSpec, credentialDir: string | undefined): PoolSpec {
-  if (!credentialDir || !spec.credentials) return spec;
-  const local = (p: string) => (p.startsWith(`${SECRETS_MOUNT}/`) ? path.join(credentialDir, p.slice(SECRETS_MOUNT.length + 1)) : p);
-  const { files, git, ...rest } = spec.credentials;
-  return {
-    ...spec,
-    credentials: {
-      ...rest,
-      ...(files ? { files: files.map((f) => ({ ...f, source: local(f.source) })) } : {}),
-      ...(git ? { git: git.map((g) => ({ ...g, passwordFile: local(g.passwordFile) })) } : {}),
-    },
-  };
-}

@@ -17,7 +17,7 @@ import { presetOfProgram } from '../templates';
 import { baseEnv, buildAgentEnv } from './agent-env';
 import { AgentRunResult, runAgent } from './agent-exec';
 import { planConfigFiles, PlannedConfigFile, writeConfigFiles } from './config-layers';
-import { Credentials, resolveCredentials, writeCredentialFiles } from './credentials';
+import { Credentials, resolveCredentials, withCredentialDir, writeCredentialFiles } from './credentials';
 import { crossCheck, readSpec, specFilePath, SpecSource } from './load-specs';
 import { Redactor } from './redaction';
 import { extractResultBlocks, finalOutput, writeResultsJsonl } from './results';
@@ -88,6 +88,12 @@ export interface RunOptions {
    * @default 'all'
    */
   readonly phase?: RunPhaseKind;
+  /**
+   * A folder holding the pool's Secrets as files, `<secret>/<key>`, in place of the pod's
+   * mounts under /var/run/paddock/secrets (local runs of a pool with file or git grants).
+   * @default - the pod's mounts
+   */
+  readonly credentialDir?: string;
 }
 
 const ARG_LOG_LIMIT = 500;
@@ -155,7 +161,7 @@ export async function run(opts: RunOptions = {}): Promise<number> {
       const task = (state.task = readSpec<TaskSpec>('Task', opts.task ?? env.PADDOCK_TASK_SPEC ?? POD_PATHS.task));
       const harness = (state.harness = readSpec<HarnessSpec>('Harness', opts.harness ?? env.PADDOCK_HARNESS_SPEC ?? POD_PATHS.harness));
       const poolSource = resolvePoolSource(opts.pool, env);
-      const pool = (state.pool = poolSource === undefined ? undefined : readSpec<PoolSpec>('Pool', poolSource));
+      const pool = (state.pool = poolSource === undefined ? undefined : withCredentialDir(readSpec<PoolSpec>('Pool', poolSource), opts.credentialDir && path.resolve(opts.credentialDir)));
       const issues = [...crossCheck({ task, harness, pool }), ...lintCommandTemplate(harness.command, `harness "${harness.name}" command`)];
       const model = task.model ?? harness.defaultModel;
       if (usesPlaceholder(harness.command, 'model') && model === undefined) {
