@@ -69,6 +69,11 @@ const COMMANDS: Readonly<Record<string, Entry>> = {
     summary: 'Run the declared tasks of the synthesized platform on this machine.',
     load: async () => (await import('./controller')).localCommand,
   },
+  gateway: {
+    synopsis: 'paddock gateway --config FILE [--port 8080] [--host 0.0.0.0]',
+    summary: 'The model gateway: holds the model keys and puts them on agent pods\' calls to their providers.',
+    load: async () => (await import('./gateway')).gatewayCommand,
+  },
   version: {
     synopsis: 'paddock version (or paddock --version)',
     summary: "Print the package's version.",

@@ -23,6 +23,7 @@ import { Redactor } from './redaction';
 import { extractResultBlocks, finalOutput, writeResultsJsonl } from './results';
 import { locateBwrap, SandboxKind, wrapWithBwrap } from './sandbox-bwrap';
 import { fetchSources, gitCaEnv } from './sources';
+import { gatewayWiring } from './gateway-wiring';
 import { poolForPhase, readFetchRecord, RunPhaseKind, writeFetchRecord } from './fetch-record';
 import { exitCodeOf, Outcome, ParseErrorRecord, Phase, RunFailure, RunStatus, SourceRecord, writeStatus } from './status';
 
@@ -179,14 +180,17 @@ export async function run(opts: RunOptions = {}): Promise<number> {
       if (credentials.missingOptional.length > 0) {
         log(`local mode (no pool): ${credentials.missingOptional.join(', ')} not set; the agent runs without ${credentials.missingOptional.length > 1 ? 'them' : 'it'}`);
       }
+      // The gateway's layer (base URLs, the placeholder key) sits above the pool's and below the task's.
+      const gateway = runPhase === 'fetch' ? { env: {}, config: [] } : gatewayWiring(pool, harness, model ?? '', redactor);
       const configFiles = planConfigFiles([
         { label: `harness "${harness.name}"`, layer: harness.config },
         { label: `pool "${pool?.name ?? '-'}"`, layer: pool?.config },
+        { label: 'model gateway', layer: { files: gateway.config } },
         { label: `task "${task.name}"`, layer: task.config },
       ]);
       const bwrap = opts.sandbox === 'bwrap' ? locateBwrap(env.PATH, opts.bwrap) : undefined;
       log(`task "${task.name}": harness "${harness.name}", ${pool ? `pool "${pool.name}"` : 'no pool (local mode)'}, workspace ${dirs.workspace}`);
-      return { task, harness, pool, model: model ?? '', credentials, configFiles, bwrap };
+      return { task, harness, pool, model: model ?? '', credentials: { ...credentials, env: { ...gateway.env, ...credentials.env } }, configFiles, bwrap };
     });
     const { task, harness, pool, credentials } = loaded;
 

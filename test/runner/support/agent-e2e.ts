@@ -5,7 +5,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import type { ConfigFileSpec, HarnessSpec } from '../../../policy/specs';
+import type { ConfigFileSpec, HarnessSpec, PoolSpec } from '../../../policy/specs';
 import { Capture, makeRunDirs, readJson, readJsonl, RunDirs } from '../../support/runner-fixtures';
 import { run } from '../../../runner/run';
 import { MockModelServer, startMockModelServer } from '../../support/mock-model-server';
@@ -53,6 +53,8 @@ export interface AgentE2eInput {
   readonly timeoutSeconds?: number;
   /** Git source URL the agent works in (optional). */
   readonly sourceUrl?: string;
+  /** A pool for the run, made once the mock server is up (e.g. a model gateway in front of it). @default - no pool (local mode) */
+  readonly pool?: (mockUrl: string) => Promise<{ readonly spec: PoolSpec; close(): Promise<void> }>;
 }
 
 export interface AgentE2eResult {
@@ -72,6 +74,7 @@ export interface AgentE2eResult {
 
 export async function runAgentE2e(input: AgentE2eInput): Promise<AgentE2eResult> {
   const mock = await startMockModelServer({ shellCommand: `echo '${PROOF_TEXT}' > ${PROOF_FILE} && env > ${ENV_FILE}`, finalText: FINAL_TEXT });
+  const pool = await input.pool?.(mock.url);
   try {
     const dirs = makeRunDirs();
     const fill = (s: string) => s.split('{mock}').join(mock.url);
@@ -79,7 +82,7 @@ export async function runAgentE2e(input: AgentE2eInput): Promise<AgentE2eResult>
       apiVersion: 'paddock.dev/v1alpha1',
       kind: 'Task',
       name: 'e2e',
-      pool: 'local',
+      pool: pool?.spec.name ?? 'local',
       harness: input.harness.name,
       model: input.model,
       prompt: `Create ${PROOF_FILE}, then report with a result block.`,
@@ -92,12 +95,16 @@ export async function runAgentE2e(input: AgentE2eInput): Promise<AgentE2eResult>
     fs.writeFileSync(path.join(dirs.specs, 'task', 'task.json'), JSON.stringify(task, null, 2));
     fs.mkdirSync(path.join(dirs.specs, 'harness'), { recursive: true });
     fs.writeFileSync(path.join(dirs.specs, 'harness', 'harness.json'), JSON.stringify(input.harness, null, 2));
+    if (pool) {
+      fs.mkdirSync(path.join(dirs.specs, 'pool'), { recursive: true });
+      fs.writeFileSync(path.join(dirs.specs, 'pool', 'pool.json'), JSON.stringify(pool.spec, null, 2));
+    }
     const stdout = new Capture();
     const stderr = new Capture();
     const code = await run({
       task: path.join(dirs.specs, 'task'),
       harness: path.join(dirs.specs, 'harness'),
-      pool: null,
+      pool: pool ? path.join(dirs.specs, 'pool') : null,
       workspace: dirs.workspace,
       home: dirs.home,
       artifacts: dirs.artifacts,
@@ -129,6 +136,7 @@ export async function runAgentE2e(input: AgentE2eInput): Promise<AgentE2eResult>
       ...(fs.existsSync(path.join(workdir, ENV_FILE)) ? { toolEnv: fs.readFileSync(path.join(workdir, ENV_FILE), 'utf8') } : {}),
     };
   } finally {
+    await pool?.close();
     await mock.close();
   }
 }
