@@ -10,8 +10,9 @@ import type { Harness } from '../core/harness';
 import type { ICredentialGrantee, ResolvedGrant } from './credential-secret';
 import { JOB_TEMPLATE_SLOTS } from '../core/job-template';
 import { kubeObject } from './kube-object';
-import { capabilityLabel, SECRETS_MOUNT, LABEL_AGENT, LABEL_HARNESS, LABEL_POOL, LABEL_SPEC_HASH, LABEL_TASK, selectorLabels, standardLabels } from '../core/labels';
+import { ANNOTATION_AGENT_SECRETS, capabilityLabel, SECRETS_MOUNT, LABEL_AGENT, LABEL_HARNESS, LABEL_POOL, LABEL_SPEC_HASH, LABEL_TASK, selectorLabels, standardLabels } from '../core/labels';
 import { Platform } from './platform';
+import { GATEWAY_AUDIENCE, GATEWAY_TOKEN_DIR, MODEL_PROVIDERS } from '../core/model-providers';
 import { addSecretKeys, hardenedContainerSecurityContext, hardenedPodSecurityContext, scratchVolumes, secretVolumes } from './pod-hardening';
 import { checkPodResources, PodResources, SandboxProfile } from './sandbox-profile';
 import { checkDnsLabel, checkEnvMap, checkInteger, fail } from '../core/validation';
@@ -227,6 +228,11 @@ export class AgentPool extends Construct implements ICredentialGrantee {
     return this.harnesses.find((h) => h.name === name);
   }
 
+  /** The model keys the gateway holds for this pool. */
+  private get gatewayEnv(): Array<{ name: string; key: string }> {
+    return this.grants.filter((g) => !g.exposeToAgent).flatMap((g) => g.env);
+  }
+
   /** @internal called by CredentialSecret.grantTo */
   public _addCredential(grant: ResolvedGrant): void {
     const clash = (a: string, what: string) => fail(`AgentPool "${this.name}": ${what} "${a}" is granted twice; grant each once`);
@@ -234,12 +240,16 @@ export class AgentPool extends Construct implements ICredentialGrantee {
     for (const f of grant.files) if (this.grants.some((g) => g.files.some((x) => x.path === f.path))) clash(f.path, 'file');
     if (grant.git && this.grants.some((g) => g.git?.host === grant.git!.host)) clash(grant.git.host, 'git credential for host');
     this.grants.push(grant);
+    if (!grant.exposeToAgent && grant.env.length > 0) {
+      this.platform.modelGateway._addGrant({ pool: this.name, serviceAccount: `system:serviceaccount:${this.platform.namespace}:${this.objectName}`, secretName: grant.secretName, env: grant.env });
+    }
   }
 
   /** The pool spec (key pool.json of the pool's ConfigMap). */
   public get spec(): PoolSpec {
     const mounted = (g: ResolvedGrant, key: string) => `${AGENT_PATHS.secrets}/${g.secretName}/${key}`;
-    const env = this.grants.flatMap((g) => g.env.map((e) => ({ name: e.name, secret: g.secretName, key: e.key })));
+    const env = this.grants.filter((g) => g.exposeToAgent).flatMap((g) => g.env.map((e) => ({ name: e.name, secret: g.secretName, key: e.key })));
+    const viaGateway = this.gatewayEnv;
     const files = this.grants.flatMap((g) => g.files.map((f) => ({ path: f.path, source: mounted(g, f.key), secret: g.secretName, key: f.key })));
     const git = this.grants
       .filter((g) => g.git)
@@ -259,6 +269,15 @@ export class AgentPool extends Construct implements ICredentialGrantee {
         ? { credentials: { ...(env.length ? { env } : {}), ...(files.length ? { files } : {}), ...(git.length ? { git } : {}) } }
         : {}),
       ...(proxy ? { egress: { proxy: proxy.proxyUrl, noProxy: proxy.noProxy } } : {}),
+      ...(viaGateway.length
+        ? {
+            gateway: {
+              url: `${this.platform.modelGateway.url}/${this.name}`,
+              tokenFile: `${GATEWAY_TOKEN_DIR}/token`,
+              credentials: viaGateway.map((e) => ({ env: e.name, provider: MODEL_PROVIDERS[e.name].name })),
+            },
+          }
+        : {}),
     };
     assertValidSpec('Pool', spec, `AgentPool "${this.name}"`);
     return spec;
@@ -293,7 +312,7 @@ export class AgentPool extends Construct implements ICredentialGrantee {
       spec: {
         // The runner reports agent failures itself; the controller retries infrastructure failures.
         backoffLimit: 0,
-        template: { metadata: { labels: podLabels }, spec: { ...pod, restartPolicy: 'Never' } },
+        template: { metadata: { labels: podLabels, ...this.agentPodAnnotations() }, spec: { ...pod, restartPolicy: 'Never' } },
       },
     };
   }
@@ -305,13 +324,19 @@ export class AgentPool extends Construct implements ICredentialGrantee {
       mount: { name: `harness-${h.name}`, mountPath: `${AGENT_PATHS.harnesses}/${h.name}`, readOnly: true },
     }));
     return {
-      metadata: { labels: { ...standardLabels(ns, 'worker', { [LABEL_POOL]: this.name }), ...this.agentPodLabels() } },
+      metadata: { labels: { ...standardLabels(ns, 'worker', { [LABEL_POOL]: this.name }), ...this.agentPodLabels() }, ...this.agentPodAnnotations() },
       spec: this.podSpec({
         image: this.props.image ?? this.harnesses[0].image,
         args: ['worker', '--pool', this.name, '--controller', this.platform.controllerWorkerUrl],
         extraVolumes: harnessVolumes,
       }),
     };
+  }
+
+  /** The Secrets granted with exposeToAgent, which the policy lets the agent's container reference. */
+  private agentPodAnnotations(): { annotations?: Record<string, string> } {
+    const exposed = [...new Set(this.grants.filter((g) => g.exposeToAgent).map((g) => g.secretName))].sort();
+    return exposed.length ? { annotations: { [ANNOTATION_AGENT_SECRETS]: exposed.join(',') } } : {};
   }
 
   private agentPodLabels(): Record<string, string> {
@@ -331,6 +356,15 @@ export class AgentPool extends Construct implements ICredentialGrantee {
       { name: 'artifacts', mountPath: AGENT_PATHS.artifacts, sizeLimit: '64Mi' },
     ]);
     const agentSecrets = this.agentSecretVolumes();
+    // The pool's identity at the model gateway: a token for its audience only (the API server refuses it).
+    const gatewayToken: Array<{ volume: Volume; mount: VolumeMount }> = this.gatewayEnv.length
+      ? [
+          {
+            volume: { name: 'gateway-token', projected: { sources: [{ serviceAccountToken: { audience: GATEWAY_AUDIENCE, expirationSeconds: 3600, path: 'token' } }] } },
+            mount: { name: 'gateway-token', mountPath: GATEWAY_TOKEN_DIR, readOnly: true },
+          },
+        ]
+      : [];
     const gitSecrets = opts.fetchStep ? this.gitSecretVolumes : [];
     const baseEnv: EnvVar[] = [
       { name: 'HOME', value: AGENT_PATHS.home },
@@ -339,7 +373,7 @@ export class AgentPool extends Construct implements ICredentialGrantee {
     ];
     const env: EnvVar[] = [
       ...baseEnv.slice(0, 2),
-      ...this.grants.flatMap((g) => g.env.map((e) => ({ name: e.name, valueFrom: { secretKeyRef: { name: g.secretName, key: e.key } } }))),
+      ...this.grants.filter((g) => g.exposeToAgent).flatMap((g) => g.env.map((e) => ({ name: e.name, valueFrom: { secretKeyRef: { name: g.secretName, key: e.key } } }))),
       ...baseEnv.slice(2),
     ];
     const common = { image: opts.image, resources: { ...this.resources } as any, securityContext: hardenedContainerSecurityContext(sandbox.uid) };
@@ -375,7 +409,7 @@ export class AgentPool extends Construct implements ICredentialGrantee {
           ...common,
           args: opts.fetchStep ? [...opts.args, '--phase', 'agent'] : opts.args,
           env,
-          volumeMounts: [...scratch.mounts, ...specMounts, ...agentSecrets.map((v) => v.mount)],
+          volumeMounts: [...scratch.mounts, ...specMounts, ...agentSecrets.map((v) => v.mount), ...gatewayToken.map((v) => v.mount)],
         },
       ],
       volumes: [
@@ -384,6 +418,7 @@ export class AgentPool extends Construct implements ICredentialGrantee {
         ...opts.extraVolumes.map((v) => v.volume),
         ...agentSecrets.map((v) => v.volume),
         ...gitSecrets.map((v) => v.volume),
+        ...gatewayToken.map((v) => v.volume),
       ],
     };
   }
@@ -391,7 +426,7 @@ export class AgentPool extends Construct implements ICredentialGrantee {
   /** Secret volumes of the granted files the agent may read (exposeToAgent); never git credentials. */
   private agentSecretVolumes(): Array<{ volume: Volume; mount: VolumeMount }> {
     const keys = new Map<string, Set<string>>();
-    for (const g of this.grants) addSecretKeys(keys, g.secretName, g.files.map((f) => f.key));
+    for (const g of this.grants) if (g.exposeToAgent) addSecretKeys(keys, g.secretName, g.files.map((f) => f.key));
     return secretVolumes(keys, AGENT_PATHS.secrets);
   }
 

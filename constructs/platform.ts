@@ -6,6 +6,7 @@ import { checkPlatformObjects, KubeObject } from '../policy/rules';
 import type { Harness } from '../core/harness';
 import { imageRef, ImageOptions } from '../core/images';
 import { kubeObject } from './kube-object';
+import { ModelGateway } from './model-gateway';
 import { LABEL_AGENT, LABEL_POOL, selectorLabels, standardLabels } from '../core/labels';
 import { hardenedContainerSecurityContext, hardenedPodSecurityContext, scratchVolumes } from './pod-hardening';
 import { checkPodResources, PodResources, SandboxProfile } from './sandbox-profile';
@@ -94,6 +95,8 @@ export class Platform extends Construct {
   private readonly runtimeClasses = new Map<string, SandboxProfile>();
   private readonly poolsByName = new Map<string, IPoolRef>();
   private readonly secretValues: string[] = [];
+  private gateway?: ModelGateway;
+  private readonly apiServerEgress: NetworkPolicyEgressRule;
 
   constructor(scope: Construct, id: string, props: PlatformProps = {}) {
     super(scope, id);
@@ -117,6 +120,7 @@ export class Platform extends Construct {
     const apiCidrs = props.apiServer?.cidrs ?? ['0.0.0.0/0'];
     const apiPorts = (props.apiServer?.ports ?? [443, 6443]).map((p, i) => checkInteger(p, `Platform: apiServer.ports[${i}]`, 1, 65535));
     if (apiCidrs.length === 0) fail('Platform: apiServer.cidrs must list at least one CIDR, e.g. ["10.0.0.1/32"]');
+    this.apiServerEgress = { to: apiCidrs.map((cidr) => ({ ipBlock: { cidr } })), ports: apiPorts.map((port) => ({ protocol: 'TCP', port })) };
 
     const ns = this.namespace;
     if (props.createNamespace ?? true) {
@@ -257,7 +261,7 @@ export class Platform extends Construct {
         // an agent could otherwise submit tasks to other pools, with other credentials.
         // The worker lease API: the warm pools' worker pods only (none when no pool is warm).
         ingress: Lazy.any({ produce: () => this.controllerIngress() }),
-        egress: [this.dnsEgressRule(), { to: apiCidrs.map((cidr) => ({ ipBlock: { cidr } })), ports: apiPorts.map((port) => ({ protocol: 'TCP', port })) }],
+        egress: [this.dnsEgressRule(), this.apiServerEgress],
       },
     });
 
@@ -309,6 +313,12 @@ export class Platform extends Construct {
         { protocol: 'TCP', port: 53 },
       ],
     };
+  }
+
+  /** The model gateway, created with the first model key granted to a pool. */
+  public get modelGateway(): ModelGateway {
+    this.gateway ??= new ModelGateway(this, 'model-gateway', { apiServer: this.apiServerEgress });
+    return this.gateway;
   }
 
   /** URL of the controller's task API inside the cluster (agent pods cannot reach it). */

@@ -66,7 +66,7 @@ describe('AgentTask', () => {
     CredentialSecret.fromSecretName(platform, 'openai', 'openai-api', ['OPENAI_API_KEY']).grantTo(pool);
     pool.allowEgressTo(new EgressAllowlist(platform, 'web', { rules: [{ cidr: '0.0.0.0/0' }] }));
     const job = synth(chart).find((o) => o.kind === 'Job') as any;
-    expect(job.spec.template.spec.containers[0].env).toContainEqual({ name: 'OPENAI_API_KEY', valueFrom: { secretKeyRef: { name: 'openai-api', key: 'OPENAI_API_KEY' } } });
+    expect(job.spec.template.spec.volumes.map((v: any) => v.name)).toContain('gateway-token');
     expect(job.spec.template.metadata.labels['egress.paddock.dev/web']).toBe('allow');
   });
 });
@@ -75,7 +75,7 @@ describe('AgentPool', () => {
   test('credential files are mounted read-only in the agent container; git credentials only in the Job\'s fetch step and the controller', () => {
     const { chart, platform } = newPlatform();
     const pool = new AgentPool(platform, 'codex', { harnesses: [Harness.codex()], sandbox: SandboxProfile.none() });
-    CredentialSecret.fromSecretName(platform, 'auth', 'codex-auth', ['auth.json']).grantTo(pool, { files: { '.codex/auth.json': 'auth.json' } });
+    CredentialSecret.fromSecretName(platform, 'auth', 'codex-auth', ['auth.json']).grantTo(pool, { files: { '.codex/auth.json': 'auth.json' }, exposeToAgent: true });
     CredentialSecret.fromSecretName(platform, 'git', 'git-token', ['token']).grantTo(pool, { git: { host: 'github.com', key: 'token' } });
     const objects = synth(chart);
     expectValidK8s(objects);

@@ -135,7 +135,7 @@ describe('the Pulumi program (stacks/pulumi/program.ts) under Pulumi mocks and m
     const names = registered.map((r) => `${r.inputs.kind}/${r.inputs.metadata.name}`);
     expect(names).toContain('Deployment/pool-codex');
     expect(names.filter((n) => /claude/.test(n))).toEqual([]);
-    expect(registered.every((r) => r.inputs.kind === 'Namespace' || r.inputs.kind === 'RuntimeClass' || r.inputs.metadata.namespace === 'agents')).toBe(true);
+    expect(registered.every((r) => ['Namespace', 'RuntimeClass', 'ClusterRoleBinding'].includes(r.inputs.kind) || r.inputs.metadata.namespace === 'agents')).toBe(true);
     const images = registered.flatMap((r) => (r.inputs.spec?.template?.spec?.containers ?? []).map((c: any) => c.image));
     expect(images.length).toBeGreaterThan(1);
     for (const image of images) expect(image).toMatch(/^registry\.example\.com\/paddock\/paddock-[a-z-]+:9\.9\.9$/);

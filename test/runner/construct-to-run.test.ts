@@ -45,7 +45,7 @@ test('a synthesized AgentTask runs from its mounted ConfigMaps', async () => {
     config: [{ path: '.fake/config.toml', format: 'toml', content: 'sandbox_mode = "danger-full-access"\n[tui]\ntheme = "dark"\n' }],
   });
   const pool = new AgentPool(platform, 'local', { harnesses: [harness], sandbox: SandboxProfile.none(), env: { FAKE_POOL: 'yes' } });
-  CredentialSecret.fromSecretName(platform, 'model', 'model-api', ['MODEL_API_KEY']).grantTo(pool);
+  CredentialSecret.fromSecretName(platform, 'model', 'model-api', ['MODEL_API_KEY']).grantTo(pool, { exposeToAgent: true });
   new AgentTask(platform, 'fix', {
     pool,
     prompt: 'Fix "it"\nand $(nothing) else',

@@ -12,7 +12,7 @@ export const wider: PlatformDefinition = {
   ],
   credentials: [
     { secretName: 'openai-api', keys: ['OPENAI_API_KEY'], grants: { codex: {} } },
-    { secretName: 'codex-auth', keys: ['auth.json'], grants: { codex: { files: { '.codex/auth.json': 'auth.json' } } } },
+    { secretName: 'codex-auth', keys: ['auth.json'], grants: { codex: { files: { '.codex/auth.json': 'auth.json' }, exposeToAgent: true } } },
     { secretName: 'git-token', keys: ['token'], grants: { codex: { git: { host: 'github.com', key: 'token' } }, mixed: { git: { host: 'github.com', key: 'token' } } } },
   ],
   pools: [
