@@ -9,7 +9,7 @@
 import { startApis } from '../controller/api';
 import { Controller } from '../controller/controller';
 import { LocalError, runLocal } from '../controller/local';
-import { runWorker } from '../runner/worker';
+import { runWorker, TaintedWorkerError } from '../runner/worker';
 import { existingDir, OptionValues, positiveInt, UsageError } from './args';
 import type { Command } from './main';
 
@@ -97,6 +97,8 @@ const WORKER_OPTIONS = {
   'max-runs': { type: 'string', example: '1' },
   wait: { type: 'string', example: '20000' },
   keep: { type: 'boolean' },
+  isolation: { type: 'string', example: 'container' },
+  wipe: { type: 'string', multiple: true, example: '/tmp' },
 } as const;
 
 export const workerCommand: Command<typeof WORKER_OPTIONS> = {
@@ -113,9 +115,13 @@ Options:
   --max-runs N         exit after N runs               [default: never]
   --wait MS            how long one lease request waits [default 20000]
   --keep               keep each run's directories (debugging)
+  --isolation MODE     which processes are a run's, killed after it: container (all
+                       of this uid but the worker: a pod) or session (marked) [default session]
+  --wipe DIR           also empty DIR after every run (repeatable; e.g. /tmp, HOME)
   -h, --help           this text
 
-Exit codes: 0 stopped by SIGTERM/SIGINT or after --max-runs; 2 bad arguments.
+Exit codes: 0 stopped by SIGTERM/SIGINT or after --max-runs; 2 bad arguments;
+3 something of a finished run survived (its container must be replaced).
 `,
   options: WORKER_OPTIONS,
   run: async ({ values }, _io, env) => {
@@ -123,10 +129,14 @@ Exit codes: 0 stopped by SIGTERM/SIGINT or after --max-runs; 2 bad arguments.
     const controllerUrl = values.controller ?? env.PADDOCK_CONTROLLER_URL;
     if (!pool) throw new UsageError('give --pool NAME (or set PADDOCK_POOL)');
     if (!controllerUrl) throw new UsageError('give --controller URL, e.g. --controller http://paddock-controller.paddock.svc:8081 (the worker lease API)');
+    const isolation = values.isolation ?? 'session';
+    if (isolation !== 'container' && isolation !== 'session') throw new UsageError(`--isolation "${isolation}" is unknown; write --isolation container (in a pod) or --isolation session`);
     const abort = new AbortController();
     const off = onSignals(() => abort.abort());
     try {
       await runWorker({
+        isolation,
+        wipe: values.wipe ?? [],
         pool,
         controller: controllerUrl,
         id: values.id,
@@ -137,6 +147,9 @@ Exit codes: 0 stopped by SIGTERM/SIGINT or after --max-runs; 2 bad arguments.
         env,
         signal: abort.signal,
       });
+    } catch (err) {
+      if (!(err instanceof TaintedWorkerError)) throw err;
+      return 3;
     } finally {
       off();
     }

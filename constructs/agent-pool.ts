@@ -327,7 +327,8 @@ export class AgentPool extends Construct implements ICredentialGrantee {
       metadata: { labels: { ...standardLabels(ns, 'worker', { [LABEL_POOL]: this.name }), ...this.agentPodLabels() }, ...this.agentPodAnnotations() },
       spec: this.podSpec({
         image: this.props.image ?? this.harnesses[0].image,
-        args: ['worker', '--pool', this.name, '--controller', this.platform.controllerWorkerUrl],
+        // The container holds only the worker and its runs: after each run every other process goes, and /tmp and HOME are emptied.
+        args: ['worker', '--pool', this.name, '--controller', this.platform.controllerWorkerUrl, '--isolation', 'container', '--wipe', AGENT_PATHS.tmp, '--wipe', AGENT_PATHS.home],
         extraVolumes: harnessVolumes,
       }),
     };

@@ -16,6 +16,7 @@ import type { SandboxKind } from './sandbox-bwrap';
 import { type GrantSources, type LeaseGrant, MAX_RESULT_BYTES } from '../core/protocol';
 import { spawnSync } from 'child_process';
 import { writeFetchRecord } from './fetch-record';
+import { Isolation, LEASE_MARKER, reapRun, wipeContents } from './isolation';
 import type { Outcome } from './status';
 
 export interface WorkerOptions {
@@ -35,6 +36,14 @@ export interface WorkerOptions {
   readonly signal?: AbortSignal;
   readonly sandbox?: SandboxKind;
   readonly killGraceMs?: number;
+  /**
+   * Which processes are a run's, to kill after it (see isolation.ts): `container` (the
+   * synthesized worker: everything of this uid but the worker) or `session` (the run's marker).
+   * @default 'session'
+   */
+  readonly isolation?: Isolation;
+  /** Directories whose contents are wiped after every run, besides the run's own (the pod's /tmp and HOME). @default - none */
+  readonly wipe?: readonly string[];
   /** Progress lines. @default - stderr */
   readonly log?: (line: string) => void;
   /** Agent output. @default - process stdout/stderr */
@@ -60,7 +69,10 @@ async function post(base: string, route: string, body: unknown, signal?: AbortSi
   return { status: res.status, body: parsed };
 }
 
-/** Returns the number of runs completed (reported and accepted). */
+/** Something of a finished run survived: the worker must not run another task in this container. */
+export class TaintedWorkerError extends Error {}
+
+/** Returns the number of runs completed (reported and accepted); throws TaintedWorkerError when a run could not be cleaned up. */
 export async function runWorker(opts: WorkerOptions): Promise<number> {
   const id = opts.id ?? process.env.HOSTNAME ?? `worker-${process.pid}`;
   const log = opts.log ?? ((line: string) => process.stderr.write(`[paddock worker ${id}] ${line}\n`));
@@ -115,7 +127,8 @@ async function execute(grant: LeaseGrant, opts: WorkerOptions, id: string, workD
     await run({
       // The controller fetched the sources (it holds the git credentials); this pod holds none.
       ...(grant.sources ? { phase: 'agent' as const } : {}),
-      task: { inline: grant.task, label: `task "${grant.task.name}" (lease ${grant.id.slice(0, 8)})` },
+      // The run's processes carry its lease id, so the worker finds them after it.
+      task: { inline: { ...grant.task, env: { ...grant.task.env, [LEASE_MARKER]: grant.id } }, label: `task "${grant.task.name}" (lease ${grant.id.slice(0, 8)})` },
       harness: { inline: grant.harness, label: `harness "${grant.harness.name}"` },
       pool: { inline: grant.pool, label: `pool "${grant.pool.name}"` },
       ...dirs,
@@ -148,7 +161,15 @@ async function execute(grant: LeaseGrant, opts: WorkerOptions, id: string, workD
     }
     if (accepted) log(`run ${grant.run}: reported ${String(report.status.outcome)}`);
   }
+  // Nothing of this run may meet the next one: its processes, its files.
+  const survivors = await reapRun(opts.isolation ?? 'session', grant.id);
   if (!opts.keep) fs.rmSync(dir, { recursive: true, force: true });
+  const unwiped = wipeContents(opts.wipe ?? []);
+  if (survivors.length > 0 || unwiped.length > 0) {
+    const what = [...(survivors.length ? [`process(es) ${survivors.join(', ')} survived SIGKILL`] : []), ...unwiped.map((u) => `cannot remove ${u}`)].join('; ');
+    log(`run ${grant.run}: ${what}; exiting so this container is replaced`);
+    throw new TaintedWorkerError(`run ${grant.run}: ${what}`);
+  }
   return accepted;
 }
 

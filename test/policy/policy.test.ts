@@ -206,7 +206,7 @@ describe('the controller\'s two ports under the synthesized NetworkPolicies', ()
       { name: 'http', port: 80, targetPort: 'http', protocol: 'TCP' },
       { name: 'workers', port: 8081, targetPort: 'workers', protocol: 'TCP' },
     ]);
-    expect(find(objects, 'Deployment', 'pool-codex').spec.template.spec.containers[0].args).toEqual(['worker', '--pool', 'codex', '--controller', 'http://paddock-controller.paddock.svc:8081']);
+    expect(find(objects, 'Deployment', 'pool-codex').spec.template.spec.containers[0].args).toEqual(['worker', '--pool', 'codex', '--controller', 'http://paddock-controller.paddock.svc:8081', '--isolation', 'container', '--wipe', '/tmp', '--wipe', '/home/agent']);
   });
 
   test('agent pods (warm workers, task Jobs) are not admitted to the task API port; pods without agent code are', () => {
