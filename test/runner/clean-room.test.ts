@@ -71,7 +71,8 @@ function platform(harnesses: HarnessSpec[], passwordFile: string): MemoryStore {
 const task = (name: string, h: string, extra: Partial<TaskSpec> = {}): TaskSpec => ({ apiVersion: 'paddock.dev/v1alpha1', kind: 'Task', name, pool: 'warm', harness: h, prompt: 'go', timeoutSeconds: 30, ...extra });
 
 // --isolation container (the synthesized workers' mode) under unshare hung on this machine and is not proven here yet.
-describe.each([['session', 'keeps its environment', false]] as const)('warm worker, --isolation %s: a daemon that %s', (isolation, _what, cleanEnv) => {
+const MODES: Array<['session' | 'container', string, boolean]> = [['session', 'keeps its environment', false]];
+describe.each(MODES)('warm worker, --isolation %s: a daemon that %s', (isolation, _what, cleanEnv) => {
   let controller: Controller | undefined;
   let api: ApiServer | undefined;
   let worker: ChildProcess | undefined;
