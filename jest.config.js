@@ -3,7 +3,7 @@ module.exports = {
   testEnvironment: 'node',
   roots: ['<rootDir>/test'],
   testMatch: ['**/*.test.ts'],
-  testPathIgnorePatterns: ['/node_modules/', '\\.slow\\.test\\.ts$', '\\.images\\.test\\.ts$'],
+  testPathIgnorePatterns: ['/node_modules/', '\\.slow\\.test\\.ts$', '\\.images\\.test\\.ts$', '\\.cluster\\.test\\.ts$'],
   transform: {
     '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.jest.json' }],
   },

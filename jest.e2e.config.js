@@ -1,7 +1,8 @@
-/** `npm run test:e2e`: everything `npm test` runs plus the slow suites (*.slow.test.ts). */
+/** `npm run test:e2e`: the slow suites (*.slow.test.ts) that `npm test` leaves out; CI runs both. */
 const base = require('./jest.config.js');
 
 module.exports = {
   ...base,
-  testPathIgnorePatterns: ['/node_modules/', '\\.images\\.test\\.ts$'],
+  testMatch: ['**/*.slow.test.ts'],
+  testPathIgnorePatterns: ['/node_modules/'],
 };

@@ -19,6 +19,8 @@ import * as path from 'path';
 import { standardLabels } from '../core/labels';
 import type { HarnessSpec, PoolSpec } from '../policy/specs';
 import { startApis } from '../controller/api';
+import { StaticTokenAuth } from '../controller/auth';
+import { writeLocalToken } from '../controller/local';
 import { Controller } from '../controller/controller';
 import { MemoryStore } from '../controller/store';
 import { stableJson } from '../core/stable-json';
@@ -48,7 +50,8 @@ function percentile(values: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
 }
 
-function platform(): MemoryStore {
+/** The benchmark platform: a warm pool "bench" running a no-op harness. */
+export function platform(): MemoryStore {
   const store = new MemoryStore(NS);
   const harness: HarnessSpec = { apiVersion: 'paddock.dev/v1alpha1', kind: 'Harness', name: 'noop', capability: 'harness.noop', command: ['echo', '{prompt}'], promptVia: 'argv', results: { from: 'stdout' } };
   const pool: PoolSpec = { apiVersion: 'paddock.dev/v1alpha1', kind: 'Pool', name: 'bench', capabilities: ['harness.noop'], harnesses: ['noop'], mode: 'warm', concurrency: 1000 };
@@ -57,8 +60,8 @@ function platform(): MemoryStore {
   return store;
 }
 
-async function postJson(url: string, body: unknown): Promise<number> {
-  const res = await fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+async function postJson(url: string, body: unknown, token?: string): Promise<number> {
+  const res = await fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/json', ...(token ? { Authorization: `Bearer ${token}` } : {}) }, body: JSON.stringify(body) });
   await res.arrayBuffer();
   return res.status;
 }
@@ -113,13 +116,15 @@ export async function dispatchCase(workers: number, tasks: number): Promise<Disp
     return r;
   };
   await controller.start();
-  const api = await startApis(controller, { port: 0, workerPort: 0, host: '127.0.0.1' });
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'paddock-bench-dispatch-'));
+  const tokenFile = path.join(root, 'token');
+  const token = writeLocalToken(tokenFile);
+  const api = await startApis(controller, { port: 0, workerPort: 0, host: '127.0.0.1', auth: new StaticTokenAuth(token) });
   const children: ChildProcess[] = [];
   try {
     for (let i = 0; i < workers; i++) {
       children.push(
-        spawn(process.execPath, [BIN, 'worker', '--pool', 'bench', '--controller', api.workers.url, '--id', `w${i + 1}`, '--work-dir', path.join(root, `w${i + 1}`), '--wait', '5000'], {
+        spawn(process.execPath, [BIN, 'worker', '--pool', 'bench', '--controller', api.workers.url, '--token-file', tokenFile, '--id', `w${i + 1}`, '--work-dir', path.join(root, `w${i + 1}`), '--wait', '5000'], {
           stdio: 'ignore',
           env: { PATH: process.env.PATH },
         }),
@@ -129,7 +134,7 @@ export async function dispatchCase(workers: number, tasks: number): Promise<Disp
     const submitted = new Map<string, number>();
     const submit = async (name: string) => {
       submitted.set(name, performance.now());
-      const status = await postJson(`${api.tasks.url}/v1/tasks`, { apiVersion: 'paddock.dev/v1alpha1', kind: 'Task', name, pool: 'bench', harness: 'noop', prompt: `noop ${name}`, timeoutSeconds: 60 });
+      const status = await postJson(`${api.tasks.url}/v1/tasks`, { apiVersion: 'paddock.dev/v1alpha1', kind: 'Task', name, pool: 'bench', harness: 'noop', prompt: `noop ${name}`, timeoutSeconds: 60 }, token);
       if (status !== 201) throw new Error(`POST /v1/tasks ${name}: HTTP ${status}`);
     };
     for (let i = 0; i < workers; i++) await submit(`warm-${i}`);

@@ -3,6 +3,8 @@
  * the same run, on the same machine. No timing is asserted in unit tests.
  */
 import { benchDispatch, reportDispatch } from './dispatch';
+import { benchExtract, reportExtract } from './extract';
+import { benchReconcile, reportReconcile } from './reconcile';
 import { benchRunner, reportRunner } from './runner';
 import { benchSynth, reportSynth } from './synth';
 
@@ -10,6 +12,8 @@ async function main(): Promise<void> {
   console.log(reportSynth(await benchSynth()).join('\n'));
   console.log(reportRunner(await benchRunner()).join('\n'));
   console.log(reportDispatch(await benchDispatch()).join('\n'));
+  console.log(reportExtract(benchExtract()).join('\n'));
+  console.log(reportReconcile(await benchReconcile()).join('\n'));
 }
 
 main().catch((err) => {

@@ -86,7 +86,8 @@ function timeSpawn(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
 export async function benchRunner(iterations = 11): Promise<RunnerBenchResult> {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'paddock-bench-runner-'));
   makeRepo(root);
-  const server = await startGitServer({ root: path.join(root, 'repos') });
+  // https: task specs accept only https:// sources (policy/schemas/task.schema.json).
+  const server = await startGitServer({ root: path.join(root, 'repos'), tls: true });
   try {
     const url = server.repoUrl('bench');
     const prompt = 'Summarize the repository';
@@ -118,7 +119,7 @@ export async function benchRunner(iterations = 11): Promise<RunnerBenchResult> {
     );
     const script = path.join(root, 'baseline.sh');
     fs.writeFileSync(script, '#!/bin/sh\nset -e\ngit clone --quiet --depth 1 --branch main -- "$1" "$2"\ncd "$2"\nexec echo "$3"\n', { mode: 0o755 });
-    const env = { PATH: process.env.PATH, HOME: root, GIT_CONFIG_NOSYSTEM: '1', GIT_CONFIG_GLOBAL: '/dev/null' };
+    const env = { PATH: process.env.PATH, HOME: root, GIT_CONFIG_NOSYSTEM: '1', GIT_CONFIG_GLOBAL: '/dev/null', GIT_SSL_CAINFO: server.caFile };
 
     const runner: number[] = [];
     const baseline: number[] = [];

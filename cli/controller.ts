@@ -6,7 +6,11 @@
  * succeeded (local); 1 a task failed (local); 2 bad arguments; 4 local timed
  * out; 6 internal error (e.g. the API server cannot be reached at start).
  */
+import * as fs from 'fs';
 import { startApis } from '../controller/api';
+import { KubeAuth } from '../controller/auth';
+import { jsonLogger } from '../core/log';
+import { WORKER_TOKEN_AUDIENCE, WORKER_TOKEN_PATH } from '../core/protocol';
 import { Controller } from '../controller/controller';
 import { LocalError, runLocal } from '../controller/local';
 import { runWorker, TaintedWorkerError } from '../runner/worker';
@@ -26,6 +30,8 @@ const CONTROLLER_OPTIONS = {
   namespace: { type: 'string', example: 'paddock' },
   port: { type: 'string', example: '8080' },
   'worker-port': { type: 'string', example: '8081' },
+  'metrics-port': { type: 'string', example: '9090' },
+  address: { type: 'string', example: '0.0.0.0' },
   kubeconfig: { type: 'string', example: '~/.kube/config' },
   'leader-elect': { type: 'boolean' },
 } as const;
@@ -34,12 +40,16 @@ export const controllerCommand: Command<typeof CONTROLLER_OPTIONS> = {
   usage: `Usage: paddock controller [options]
 
 Watches the namespace's tasks, dispatches them to Jobs and warm workers, and
-serves the task API (--port) and the warm workers' lease API (--worker-port).
+serves the task API (--port) and the warm workers' lease API (--worker-port),
+both authenticated with TokenReview and authorized with SubjectAccessReview,
+and Prometheus metrics (--metrics-port). Logs are JSON, one event per line.
 
 Options:
   --namespace NS       the platform's namespace        [env PADDOCK_NAMESPACE]
   --port N             the task API's port             [default 8080]
   --worker-port N      the worker lease API's port     [default 8081]
+  --metrics-port N     Prometheus /metrics             [default 9090]
+  --address ADDR       where the three listen          [default 0.0.0.0]
   --kubeconfig FILE    [default: in-cluster, or the current context]
   --leader-elect       run several replicas: one leads, through a Lease
   -h, --help           this text
@@ -57,16 +67,24 @@ async function runController(values: OptionValues<typeof CONTROLLER_OPTIONS>, en
   // The warm workers' lease API has its own port, so a NetworkPolicy can keep agent pods off the task API.
   const workerPort = positiveInt(values['worker-port'], '--worker-port', 8081);
   if (workerPort === port) throw new UsageError(`--worker-port ${workerPort} is the task API's --port too; give the worker lease API its own port, e.g. --worker-port ${port === 8081 ? 8082 : 8081}`);
+  const metricsPort = positiveInt(values['metrics-port'], '--metrics-port', 9090);
+  if (metricsPort === port || metricsPort === workerPort) throw new UsageError(`--metrics-port ${metricsPort} is taken by ${metricsPort === port ? '--port' : '--worker-port'}; give metrics their own port, e.g. --metrics-port 9090`);
   // The Kubernetes client is loaded only here (ESM, see k8s-store.ts).
   const { KubeStore } = await import('../controller/k8s-store');
   const { LeaderElector } = await import('../controller/leader');
+  const { startMetrics } = await import('../controller/metrics');
   const store = await KubeStore.connect({ namespace, kubeconfig: values.kubeconfig });
-  const log = (line: string) => process.stdout.write(`${new Date().toISOString()} ${line}\n`);
-  const controller = new Controller({ store, namespace, log });
   const identity = env.PADDOCK_POD_NAME ?? env.HOSTNAME ?? `controller-${process.pid}`;
-  const elector = values['leader-elect'] ? new LeaderElector({ store, name: 'paddock-controller', identity, log }) : undefined;
-  const api = await startApis(controller, { port, workerPort, isLeader: elector ? () => elector.isLeader : undefined });
-  log(`paddock controller ${identity}: namespace ${namespace}, task API on :${api.tasks.port}, worker lease API on :${api.workers.port}${elector ? ', leader election on' : ''}`);
+  const json = jsonLogger('controller', (l) => process.stdout.write(l), { replica: identity });
+  const log = (line: string) => json(line);
+  const controller = new Controller({ store, namespace, log, instance: identity });
+  controller.onLifecycle((e) => json(`task ${e.task}: ${e.reason}`, { event: e.reason, task: e.task, run: e.run, pool: e.pool, attempt: e.attempt, ...(e.outcome ? { outcome: e.outcome } : {}), detail: e.message }));
+  const elector = values['leader-elect'] ? new LeaderElector({ store, name: 'paddock-controller', identity, log, address: env.PADDOCK_POD_IP }) : undefined;
+  const auth = new KubeAuth(store.reviews(), { namespace, workerAudience: WORKER_TOKEN_AUDIENCE });
+  const host = values.address ?? '0.0.0.0';
+  const api = await startApis(controller, { port, workerPort, host, auth, isLeader: elector ? () => elector.isLeader : undefined, leaderHost: elector ? () => elector.leaderAddress : undefined });
+  const metrics = await startMetrics(controller, { port: metricsPort, host });
+  log(`paddock controller ${identity}: namespace ${namespace}, task API on :${api.tasks.port}, worker lease API on :${api.workers.port}, metrics on :${metrics.port}${elector ? ', leader election on' : ''}`);
   let resolveStop!: () => void;
   const stopped = new Promise<void>((r) => (resolveStop = r));
   const off = onSignals(() => resolveStop());
@@ -85,6 +103,7 @@ async function runController(values: OptionValues<typeof CONTROLLER_OPTIONS>, en
     await elector?.stop();
     await controller.stop();
     await api.close();
+    await metrics.close();
   }
   return 0;
 }
@@ -92,6 +111,7 @@ async function runController(values: OptionValues<typeof CONTROLLER_OPTIONS>, en
 const WORKER_OPTIONS = {
   pool: { type: 'string', example: 'codex' },
   controller: { type: 'string', example: 'http://paddock-controller.paddock.svc:8081' },
+  'token-file': { type: 'string', example: WORKER_TOKEN_PATH },
   id: { type: 'string', example: 'worker-1' },
   'work-dir': { type: 'string', example: '/work' },
   'max-runs': { type: 'string', example: '1' },
@@ -99,6 +119,7 @@ const WORKER_OPTIONS = {
   keep: { type: 'boolean' },
   isolation: { type: 'string', example: 'container' },
   wipe: { type: 'string', multiple: true, example: '/tmp' },
+  'parent-lifeline': { type: 'boolean' },
 } as const;
 
 export const workerCommand: Command<typeof WORKER_OPTIONS> = {
@@ -110,6 +131,8 @@ and runs each with the runner, one at a time.
 Options:
   --pool NAME          the warm pool                   [env PADDOCK_POOL]
   --controller URL     the controller's worker lease API [env PADDOCK_CONTROLLER_URL]
+  --token-file FILE    its bearer token, read on every request [env PADDOCK_TOKEN_FILE;
+                       default ${WORKER_TOKEN_PATH}, the pod's projected token]
   --id ID              this worker's name              [default: host name and pid]
   --work-dir DIR       where runs get their directories [default: a temp dir]
   --max-runs N         exit after N runs               [default: never]
@@ -118,6 +141,7 @@ Options:
   --isolation MODE     which processes are a run's, killed after it: container (all
                        of this uid but the worker: a pod) or session (marked) [default session]
   --wipe DIR           also empty DIR after every run (repeatable; e.g. /tmp, HOME)
+  --parent-lifeline    stop when stdin closes (the parent that holds it died; paddock local)
   -h, --help           this text
 
 Exit codes: 0 stopped by SIGTERM/SIGINT or after --max-runs; 2 bad arguments;
@@ -131,14 +155,24 @@ Exit codes: 0 stopped by SIGTERM/SIGINT or after --max-runs; 2 bad arguments;
     if (!controllerUrl) throw new UsageError('give --controller URL, e.g. --controller http://paddock-controller.paddock.svc:8081 (the worker lease API)');
     const isolation = values.isolation ?? 'session';
     if (isolation !== 'container' && isolation !== 'session') throw new UsageError(`--isolation "${isolation}" is unknown; write --isolation container (in a pod) or --isolation session`);
+    const tokenFile = values['token-file'] ?? env.PADDOCK_TOKEN_FILE ?? WORKER_TOKEN_PATH;
+    if (!fs.existsSync(tokenFile)) {
+      throw new UsageError(`--token-file ${tokenFile} does not exist; give the file with the lease API's token, e.g. --token-file ${WORKER_TOKEN_PATH} (the pod's projected ServiceAccount token) or paddock local's token file`);
+    }
     const abort = new AbortController();
     const off = onSignals(() => abort.abort());
+    const lifeline = values['parent-lifeline'] ?? false;
+    if (lifeline) {
+      // paddock local holds our stdin open; when it closes, the parent is gone (even SIGKILLed): stop as on SIGTERM.
+      process.stdin.on('end', () => abort.abort()).on('close', () => abort.abort()).on('error', () => abort.abort()).resume();
+    }
     try {
       await runWorker({
         isolation,
         wipe: values.wipe ?? [],
         pool,
         controller: controllerUrl,
+        tokenFile,
         id: values.id,
         workDir: values['work-dir'],
         keep: values.keep ?? false,
@@ -152,6 +186,7 @@ Exit codes: 0 stopped by SIGTERM/SIGINT or after --max-runs; 2 bad arguments;
       return 3;
     } finally {
       off();
+      if (lifeline) process.stdin.destroy(); // or it keeps the process alive
     }
     return 0;
   },
@@ -164,6 +199,7 @@ const LOCAL_OPTIONS = {
   out: { type: 'string', example: '.paddock' },
   timeout: { type: 'string', example: '600' },
   'credential-dir': { type: 'string', example: './secrets' },
+  serve: { type: 'boolean' },
 } as const;
 
 export const localCommand: Command<typeof LOCAL_OPTIONS> = {
@@ -181,14 +217,25 @@ Options:
   --timeout SECONDS    give up after this long
   --credential-dir DIR the pools' Secrets as files DIR/<secret>/<key> (file and git
                        grants; git credentials stay with this controller)
+  --serve              keep serving the task API for paddock tasks until SIGTERM/SIGINT
+                       (prints PADDOCK_SERVER and PADDOCK_TOKEN_FILE to export)
   -h, --help           this text
 
-Exit codes: 0 every task succeeded; 1 a task failed; 2 bad arguments; 4 timed out.
+The workers and the client authenticate with one random token, written to
+OUT/token with mode 0600 and removed at exit.
+
+Exit codes: 0 every task succeeded (with --serve: stopped by SIGTERM/SIGINT);
+1 a task failed; 2 bad arguments; 4 timed out; 5 stopped by SIGTERM/SIGINT.
 `,
   options: LOCAL_OPTIONS,
   run: async ({ values }, _io, env) => {
+    if (values.serve && values.timeout !== undefined) throw new UsageError('--timeout does not go with --serve (it serves until SIGTERM/SIGINT); give one of them');
+    const abort = new AbortController();
+    const off = onSignals(() => abort.abort());
     try {
       return await runLocal({
+        serve: values.serve ?? false,
+        signal: abort.signal,
         dir: values.dir,
         workers: positiveInt(values.workers, '--workers', 1),
         tasks: values.task,
@@ -200,6 +247,8 @@ Exit codes: 0 every task succeeded; 1 a task failed; 2 bad arguments; 4 timed ou
     } catch (err) {
       if (err instanceof LocalError) throw new UsageError(err.message);
       throw err;
+    } finally {
+      off();
     }
   },
 };

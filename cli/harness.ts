@@ -4,7 +4,7 @@
  */
 import * as fs from 'fs';
 import { Harness } from '../core/harness';
-import { assertValidSpec, HarnessSpec } from '../policy/specs';
+import { assertValidSpec, HarnessSpec, PromptVia } from '../policy/specs';
 import { UsageError } from './args';
 import type { Command } from './main';
 
@@ -35,6 +35,7 @@ const DRY_RUN_OPTIONS = {
   model: { type: 'string', example: 'gpt-5-mini' },
   prompt: { type: 'string', example: '"Fix the tests"' },
   'prompt-file': { type: 'string', example: '/tmp/paddock/prompt.txt' },
+  'prompt-via': { type: 'string', example: 'stdin' },
   workdir: { type: 'string', example: '/workspace/repo' },
 } as const;
 
@@ -47,6 +48,7 @@ Prints the exact argv the runner would exec for this harness, as a JSON array
 Options:
   --prompt TEXT        the task's prompt (required)
   --model M            the model [default: the harness's defaultModel]
+  --prompt-via HOW     a preset's promptVia: argv, stdin or file [default: the preset's]
   --prompt-file PATH   where {prompt_file} points [default /tmp/paddock/prompt.txt]
   --workdir DIR        the agent's working directory [default /workspace]
   -h, --help           this text
@@ -61,20 +63,24 @@ Options:
     if (values.prompt === undefined) {
       throw new UsageError('needs --prompt TEXT');
     }
-    const harness = loadHarness(positionals[0]);
+    const harness = loadHarness(positionals[0], values['prompt-via']);
     if (values.model === undefined && harness.spec.defaultModel === undefined && harness.needsModel) {
       throw new UsageError(`harness "${harness.name}" has no defaultModel; pass --model`);
     }
     const argv = harness.render({ model: values.model, prompt: values.prompt, promptFile: values['prompt-file'], workdir: values.workdir });
     io.stdout(JSON.stringify(argv, null, 2) + '\n');
+    if (harness.promptVia === 'stdin') io.stderr('the prompt goes to the agent on stdin\n');
     return 0;
   },
 };
 
-/** A preset name, or a harness.json file (e.g. the key of a synthesized harness ConfigMap). */
-function loadHarness(ref: string): Harness {
+/** A preset name (with its promptVia option), or a harness.json file (e.g. the key of a synthesized harness ConfigMap). */
+function loadHarness(ref: string, promptVia: string | undefined): Harness {
   if (Harness.presets().includes(ref)) {
-    return Harness.fromPreset(ref);
+    return Harness.fromPreset(ref, { promptVia: promptVia as PromptVia | undefined });
+  }
+  if (promptVia !== undefined) {
+    throw new UsageError(`--prompt-via applies to a preset; the command of ${ref} already decides how the prompt travels`);
   }
   if (!fs.existsSync(ref)) {
     throw new UsageError(`"${ref}" is neither a harness preset (${Harness.presets().join(', ')}) nor a file`);

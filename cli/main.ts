@@ -40,7 +40,7 @@ const COMMANDS: Readonly<Record<string, Entry>> = {
     load: async () => (await import('./run')).runCommand,
   },
   'harness dry-run': {
-    synopsis: 'paddock harness dry-run <preset|harness.json> --prompt TEXT [--model M] [--prompt-file PATH] [--workdir DIR]',
+    synopsis: 'paddock harness dry-run <preset|harness.json> --prompt TEXT [--model M] [--prompt-via argv|stdin|file] [--prompt-file PATH] [--workdir DIR]',
     summary: 'Print the exact argv the runner would exec, as a JSON array.',
     load: async () => (await import('./harness')).dryRunCommand,
   },
@@ -60,12 +60,12 @@ const COMMANDS: Readonly<Record<string, Entry>> = {
     load: async () => (await import('./controller')).controllerCommand,
   },
   worker: {
-    synopsis: 'paddock worker --pool NAME --controller WORKER-API-URL [--id ID] [--work-dir DIR] [--keep] [--max-runs N]',
+    synopsis: 'paddock worker --pool NAME --controller WORKER-API-URL [--id ID] [--work-dir DIR] [--keep] [--max-runs N] [--parent-lifeline]',
     summary: "A warm pool's worker: lease tasks from the controller and run them.",
     load: async () => (await import('./controller')).workerCommand,
   },
   local: {
-    synopsis: 'paddock local [--dir dist] [--workers N] [--task NAME]... [--out DIR] [--timeout SECONDS]',
+    synopsis: 'paddock local [--dir dist] [--workers N] [--task NAME]... [--out DIR] [--timeout SECONDS | --serve]',
     summary: 'Run the declared tasks of the synthesized platform on this machine.',
     load: async () => (await import('./controller')).localCommand,
   },
@@ -73,6 +73,36 @@ const COMMANDS: Readonly<Record<string, Entry>> = {
     synopsis: 'paddock gateway --config FILE [--port 8080] [--host 0.0.0.0]',
     summary: 'The model gateway: holds the model keys and puts them on agent pods\' calls to their providers.',
     load: async () => (await import('./gateway')).gatewayCommand,
+  },
+  'tasks submit': {
+    synopsis: 'paddock tasks submit -f task.yaml | --name N --pool P --prompt TEXT [--source URL]... [-w] [--server URL] [--token T] [-o json|yaml]',
+    summary: 'Submit a task to the controller (through the kubeconfig, or --server).',
+    load: async () => (await import('./tasks')).submitCommand,
+  },
+  'tasks get': {
+    synopsis: 'paddock tasks get NAME [-o json|yaml]',
+    summary: "A task's phase and current run.",
+    load: async () => (await import('./tasks')).getCommand,
+  },
+  'tasks list': {
+    synopsis: 'paddock tasks list [-o json|yaml]',
+    summary: 'The tasks of the pools you may list.',
+    load: async () => (await import('./tasks')).listCommand,
+  },
+  'tasks watch': {
+    synopsis: 'paddock tasks watch NAME [--timeout SECONDS]',
+    summary: "Print a task's progress until it ends (exit 0 succeeded, 1 failed).",
+    load: async () => (await import('./tasks')).watchCommand,
+  },
+  'tasks results': {
+    synopsis: 'paddock tasks results NAME [-o json|yaml]',
+    summary: "The current run's results and status.",
+    load: async () => (await import('./tasks')).resultsCommand,
+  },
+  'tasks cancel': {
+    synopsis: 'paddock tasks cancel NAME',
+    summary: 'Remove a task and its runs; a running agent is stopped.',
+    load: async () => (await import('./tasks')).cancelCommand,
   },
   version: {
     synopsis: 'paddock version (or paddock --version)',

@@ -1,4 +1,6 @@
+import * as path from 'path';
 import { ApiObject, Lazy } from 'cdk8s';
+import * as kplus from 'cdk8s-plus-30';
 import { Construct } from 'constructs';
 import type { Job } from 'kubernetes-types/batch/v1';
 import type { Affinity, EnvVar, PodSpec, PodTemplateSpec, Toleration, Volume, VolumeMount } from 'kubernetes-types/core/v1';
@@ -10,13 +12,14 @@ import type { Harness } from '../core/harness';
 import type { ICredentialGrantee, ResolvedGrant } from './credential-secret';
 import { JOB_TEMPLATE_SLOTS } from '../core/job-template';
 import { kubeObject } from './kube-object';
-import { ANNOTATION_AGENT_SECRETS, capabilityLabel, SECRETS_MOUNT, LABEL_AGENT, LABEL_HARNESS, LABEL_POOL, LABEL_SPEC_HASH, LABEL_TASK, selectorLabels, standardLabels } from '../core/labels';
+import { ANNOTATION_AGENT_SECRETS, capabilityLabel, instanceLabels, SECRETS_MOUNT, LABEL_AGENT, LABEL_HARNESS, LABEL_POOL, LABEL_SPEC_HASH, LABEL_TASK, selectorLabels, standardLabels } from '../core/labels';
 import { Platform } from './platform';
 import { GATEWAY_AUDIENCE, GATEWAY_TOKEN_DIR, MODEL_PROVIDERS } from '../core/model-providers';
 import { addSecretKeys, hardenedContainerSecurityContext, hardenedPodSecurityContext, scratchVolumes, secretVolumes } from './pod-hardening';
 import { checkPodResources, PodResources, SandboxProfile } from './sandbox-profile';
-import { checkDnsLabel, checkEnvMap, checkInteger, fail } from '../core/validation';
+import { checkDnsLabel, checkEnvMap, checkImageRef, checkInteger, checkLabels, fail } from '../core/validation';
 import { stableJson } from '../core/stable-json';
+import { WORKER_TOKEN_AUDIENCE, WORKER_TOKEN_PATH } from '../core/protocol';
 
 export interface AgentPoolProps {
   /** Name of the pool; its objects are `pool-<name>`. @default - the construct id */
@@ -80,7 +83,7 @@ export const AGENT_PATHS = {
  * Deployment, the Job template that runs one task in the same sandbox, a
  * PodDisruptionBudget and a ServiceAccount (with no token mounted).
  */
-export class AgentPool extends Construct implements ICredentialGrantee {
+export class AgentPool extends Construct implements ICredentialGrantee, kplus.IPodSelector, kplus.INetworkPolicyPeer {
   public readonly name: string;
   public readonly harnesses: readonly Harness[];
   public readonly capabilities: readonly string[];
@@ -133,8 +136,13 @@ export class AgentPool extends Construct implements ICredentialGrantee {
     this.sandbox = props.sandbox ?? SandboxProfile.gvisor();
     this.resources = props.resources ? checkPodResources(props.resources, `${where}: resources`) : this.sandbox.resources;
     this.env = checkEnvMap(props.env, `${where}: env`);
+    if (props.nodeSelector !== undefined) checkLabels(props.nodeSelector, `${where}: nodeSelector`);
+    if (props.image !== undefined) checkImageRef(props.image, `${where}: image`);
 
+    this.node.addValidation({ validate: () => this.ungrantedCredentials() });
     this.platform._registerPool(this);
+    // The pool's own part of pool.json (env, config files) is checked against the schema now, not at synth.
+    void this.spec;
     this.platform.useSandbox(this.sandbox);
     this.harnesses.forEach((h) => this.platform.useHarness(h));
 
@@ -191,6 +199,26 @@ export class AgentPool extends Construct implements ICredentialGrantee {
     }
   }
 
+  /** Labels every pod of this pool carries: its warm workers and its task Jobs' pods. */
+  public get podSelectorLabels(): Record<string, string> {
+    return { ...instanceLabels(this.platform.namespace), [LABEL_POOL]: this.name, [LABEL_AGENT]: 'true' };
+  }
+
+  /** cdk8s-plus: the pool's pods (workers and task Jobs), e.g. `new kplus.NetworkPolicy(chart, "np", { selector: pool })`. */
+  public toPodSelectorConfig(): kplus.PodSelectorConfig {
+    return { labelSelector: kplus.LabelSelector.of({ labels: this.podSelectorLabels }), namespaces: { names: [this.platform.namespace] } };
+  }
+
+  /** cdk8s-plus: the pool's pods as a network-policy peer, e.g. `deployment.connections.allowFrom(pool)`. */
+  public toNetworkPolicyPeerConfig(): kplus.NetworkPolicyPeerConfig {
+    return { podSelector: this.toPodSelectorConfig() };
+  }
+
+  /** cdk8s-plus: the pool is a pod selector. */
+  public toPodSelector(): kplus.IPodSelector {
+    return this;
+  }
+
   /** Name of the pool's ServiceAccount, ConfigMap, Deployment and PDB. */
   public get objectName(): string {
     return `pool-${this.name}`;
@@ -239,10 +267,36 @@ export class AgentPool extends Construct implements ICredentialGrantee {
     for (const e of grant.env) if (this.grants.some((g) => g.env.some((x) => x.name === e.name))) clash(e.name, 'environment variable');
     for (const f of grant.files) if (this.grants.some((g) => g.files.some((x) => x.path === f.path))) clash(f.path, 'file');
     if (grant.git && this.grants.some((g) => g.git?.host === grant.git!.host)) clash(grant.git.host, 'git credential for host');
+    const volume = secretVolumeName(grant.secretName);
+    const twin = this.grants.find((g) => g.secretName !== grant.secretName && secretVolumeName(g.secretName) === volume && (g.files.length || g.git));
+    if (twin && (grant.files.length || grant.git)) {
+      fail(`AgentPool "${this.name}": Secrets "${twin.secretName}" and "${grant.secretName}" would share the pod volume "${volume}" (volume names cannot hold '.'); rename one of the Secrets, e.g. "${grant.secretName.replace(/\./g, '-')}-files"`);
+    }
     this.grants.push(grant);
     if (!grant.exposeToAgent && grant.env.length > 0) {
       this.platform.modelGateway._addGrant({ pool: this.name, serviceAccount: `system:serviceaccount:${this.platform.namespace}:${this.objectName}`, secretName: grant.secretName, env: grant.env });
     }
+  }
+
+  /**
+   * Every credential variable a harness reads (`credentialEnv`) must reach the pool:
+   * granted by a CredentialSecret, or set in the pool's `env` (a placeholder when a
+   * gateway injects the key). A granted credential file (e.g. `.codex/auth.json`)
+   * counts too: the CLI may log in with it instead.
+   */
+  private ungrantedCredentials(): string[] {
+    if (this.grants.some((g) => g.files.length > 0)) return [];
+    const granted = new Set([...this.grants.flatMap((g) => g.env.map((e) => e.name)), ...Object.keys(this.env)]);
+    return this.harnesses.flatMap((h) =>
+      h.credentialEnv
+        .filter((name) => !granted.has(name) && h.spec.env?.[name] === undefined)
+        .map(
+          (name) =>
+            `AgentPool "${this.name}": harness "${h.name}" reads its credential from ${name}, which nothing grants to this pool; ` +
+            `grant it, e.g. CredentialSecret.fromSecretName(platform, "${name.toLowerCase().replace(/_/g, '-')}", "<secret name>", ["${name}"]).grantTo(pool), ` +
+            `or grant a credential file the CLI logs in with, or set env: { ${name}: "<placeholder>" } on the pool when a gateway injects it`,
+        ),
+    );
   }
 
   /** The pool spec (key pool.json of the pool's ConfigMap). */
@@ -323,13 +377,23 @@ export class AgentPool extends Construct implements ICredentialGrantee {
       volume: { name: `harness-${h.name}`, configMap: { name: this.platform.harnessConfigMapName(h) } },
       mount: { name: `harness-${h.name}`, mountPath: `${AGENT_PATHS.harnesses}/${h.name}`, readOnly: true },
     }));
+    // The lease API's credential: a projected token of the pool's ServiceAccount, bound to
+    // Paddock's audience (the API server refuses it) and short-lived. Only warm workers get one;
+    // a Job's runner reports through its termination message and needs none.
+    const token = {
+      volume: {
+        name: 'paddock-worker-token',
+        projected: { defaultMode: 0o400, sources: [{ serviceAccountToken: { audience: WORKER_TOKEN_AUDIENCE, expirationSeconds: 600, path: path.posix.basename(WORKER_TOKEN_PATH) } }] },
+      },
+      mount: { name: 'paddock-worker-token', mountPath: path.posix.dirname(WORKER_TOKEN_PATH), readOnly: true },
+    };
     return {
       metadata: { labels: { ...standardLabels(ns, 'worker', { [LABEL_POOL]: this.name }), ...this.agentPodLabels() }, ...this.agentPodAnnotations() },
       spec: this.podSpec({
         image: this.props.image ?? this.harnesses[0].image,
         // The container holds only the worker and its runs: after each run every other process goes, and /tmp and HOME are emptied.
         args: ['worker', '--pool', this.name, '--controller', this.platform.controllerWorkerUrl, '--isolation', 'container', '--wipe', AGENT_PATHS.tmp, '--wipe', AGENT_PATHS.home],
-        extraVolumes: harnessVolumes,
+        extraVolumes: this.mode === 'warm' ? [...harnessVolumes, token] : harnessVolumes,
       }),
     };
   }
@@ -444,6 +508,11 @@ export class AgentPool extends Construct implements ICredentialGrantee {
     const secrets = this.gitSecretVolumes;
     return { secrets, podLabels: Object.fromEntries(this.allowlists.map((a) => [a.podLabel, 'allow'])) };
   }
+}
+
+/** The pod volume of a Secret's files: a DNS label, so '.' becomes '-'. */
+function secretVolumeName(secretName: string): string {
+  return `secret-${secretName}`.replace(/\./g, '-').slice(0, 63).replace(/-+$/, '');
 }
 
 /** HTTPS_PROXY, HTTP_PROXY and NO_PROXY (upper and lower case: clients read either) for pods under a proxy allowlist. */

@@ -3,6 +3,7 @@ import { Construct } from 'constructs';
 import type { ConfigFileSpec, GitSourceSpec, TaskSpec } from '../policy/specs';
 import { assertValidSpec, SPEC_API_VERSION } from '../policy/specs';
 import { AgentPool } from './agent-pool';
+import { argvPromptProblem } from '../core/command-template';
 import type { Harness } from '../core/harness';
 import { fillJobTemplate } from '../core/job-template';
 import { kubeObject } from './kube-object';
@@ -84,6 +85,8 @@ export class AgentTask extends Construct {
     if (model === undefined && this.harness.needsModel) {
       fail(`${where}: model is required: harness "${this.harness.name}" has no defaultModel`);
     }
+    const tooLong = argvPromptProblem(this.harness.spec.command, prompt, `${where}: prompt`);
+    if (tooLong) fail(`${tooLong} (harness "${this.harness.name}" passes it as an argument)`);
     const timeoutSeconds = props.timeout ? props.timeout.toSeconds() : 1800;
     checkInteger(timeoutSeconds, `${where}: timeout`, 1, 86400);
     const sources = (props.sources ?? []).map((s, i) => checkSource(s, `${where}: sources[${i}]`));
@@ -116,6 +119,7 @@ export class AgentTask extends Construct {
     const specJson = stableJson(this.spec);
     this.specHash = specHashOf(this.spec);
 
+    platform._claimName('ConfigMap', this.configMapName, `AgentTask "${this.name}" (${this.node.path})`, 'task names must be unique in a platform: give one task another name');
     const ns = platform.namespace;
     const labels = standardLabels(ns, 'task', {
       [LABEL_POOL]: this.pool.name,

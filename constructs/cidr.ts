@@ -3,7 +3,7 @@
  * names them: a rule for 0.0.0.0/0 must not open the cluster network or the
  * cloud metadata endpoint (169.254.169.254).
  */
-import { BLOCKED_RANGES } from '../policy/blocked-ranges';
+import { BLOCKED_RANGES, METADATA_ADDRESSES } from '../policy/blocked-ranges';
 import { fail } from '../core/validation';
 
 export interface Cidr {
@@ -14,6 +14,7 @@ export interface Cidr {
 }
 
 const BLOCKED = BLOCKED_RANGES.map((c) => parseCidr(c, 'BLOCKED_RANGES'));
+const METADATA = METADATA_ADDRESSES.map((c) => parseCidr(c, 'METADATA_ADDRESSES'));
 
 export function parseCidr(text: string, field: string): Cidr {
   if (typeof text !== 'string' || !text.trim()) {
@@ -52,12 +53,35 @@ export function contains(outer: Cidr, inner: Cidr): boolean {
 }
 
 /**
+ * IPv4-mapped IPv6 (::ffff:0:0/96). The API server refuses it in a NetworkPolicy
+ * ipBlock ("must not have an IPv4-mapped IPv6 address"), and there it is not needed:
+ * traffic to ::ffff:a.b.c.d leaves the pod as IPv4 to a.b.c.d, which the IPv4
+ * excepts cover. Squid and Cilium keep it in their lists.
+ */
+const IPV4_MAPPED = parseCidr('::ffff:0:0/96', 'IPV4_MAPPED');
+
+/**
  * The blocked ranges strictly inside `cidr`, to list as NetworkPolicy
  * `except`. A rule inside a blocked range names it explicitly: nothing to except.
  */
 export function blockedRangesWithin(cidr: Cidr): string[] {
-  if (BLOCKED.some((blocked) => contains(blocked, cidr))) return [];
-  return BLOCKED.filter((blocked) => contains(cidr, blocked) && blocked.prefix > cidr.prefix).map((b) => b.text);
+  // A rule inside a blocked range still never reaches the metadata service.
+  if (BLOCKED.some((blocked) => contains(blocked, cidr))) return METADATA.filter((m) => contains(cidr, m) && m.prefix > cidr.prefix).map((m) => m.text);
+  return BLOCKED.filter((blocked) => contains(cidr, blocked) && blocked.prefix > cidr.prefix && !contains(IPV4_MAPPED, blocked)).map((b) => b.text);
+}
+
+/** The metadata address a CIDR rule is exactly (it cannot except itself), if any. */
+export function metadataAddressOf(cidr: Cidr): string | undefined {
+  return METADATA.find((m) => contains(m, cidr))?.text;
+}
+
+/** Blocked ranges as Cilium deny rules, each excepting the user's own CIDR rules inside it (never a metadata address). */
+export function blockedRangesExcept(rules: readonly Cidr[]): Array<{ cidr: string; except?: string[] }> {
+  const denied = BLOCKED.filter((blocked) => !rules.some((r) => r.version === blocked.version && r.prefix === blocked.prefix && r.base === blocked.base)).map((blocked) => {
+    const named = rules.filter((r) => contains(blocked, r) && r.prefix > blocked.prefix).map((r) => r.text);
+    return { cidr: blocked.text, ...(named.length ? { except: [...new Set(named)].sort() } : {}) };
+  });
+  return [...denied, ...METADATA.map((m) => ({ cidr: m.text }))];
 }
 
 function parseIpv4(address: string): bigint | undefined {

@@ -1,3 +1,5 @@
+import { ApiObject } from 'cdk8s';
+import type * as kplus from 'cdk8s-plus-30';
 import { Construct } from 'constructs';
 import { kubeObject } from './kube-object';
 import { standardLabels } from '../core/labels';
@@ -65,6 +67,22 @@ export class CredentialSecret extends Construct {
     return new CredentialSecret(scope, id, secretName, keys);
   }
 
+  /**
+   * A cdk8s-plus Secret (`kplus.Secret.fromSecretName(...)` or a `new kplus.Secret(...)`)
+   * and the keys pools may use. A kplus Secret with values synthesizes them in plain
+   * text: that needs `allowPlaintextInManifests: true`, as `fromLiteral` does.
+   */
+  public static fromSecret(scope: Construct, id: string, secret: kplus.ISecret, keys: string[], options: { readonly allowPlaintextInManifests?: boolean } = {}): CredentialSecret {
+    const credential = new CredentialSecret(scope, id, secret?.name, keys);
+    const apiObject = secret?.node?.findAll().find((c): c is ApiObject => c instanceof ApiObject);
+    const namespace = apiObject?.metadata.namespace;
+    if (namespace !== undefined && namespace !== credential.platform.namespace) {
+      fail(`CredentialSecret "${id}": Secret "${secret.name}" is in namespace "${namespace}", but the platform's pods run in "${credential.platform.namespace}"; create it in the platform namespace`);
+    }
+    if (apiObject && options.allowPlaintextInManifests === true) credential.platform._registerLiteralSecret(apiObject);
+    return credential;
+  }
+
   /** Create a Secret from literal values; only with `allowPlaintextInManifests: true`. */
   public static fromLiteral(scope: Construct, id: string, props: LiteralCredentialProps): CredentialSecret {
     if (props?.allowPlaintextInManifests !== true) {
@@ -78,13 +96,14 @@ export class CredentialSecret extends Construct {
     const credential = new CredentialSecret(scope, id, props.secretName, Object.keys(values));
     credential.platform._registerSecretValues(Object.values(values));
     const ns = credential.platform.namespace;
-    kubeObject(credential, 'secret', {
+    const secret = kubeObject(credential, 'secret', {
       apiVersion: 'v1',
       kind: 'Secret',
       metadata: { name: credential.secretName, namespace: ns, labels: standardLabels(ns, 'credentials') },
       type: 'Opaque',
       stringData: { ...values },
     });
+    credential.platform._registerLiteralSecret(secret);
     return credential;
   }
 

@@ -3,7 +3,7 @@ import { Construct, IConstruct } from 'constructs';
 import type { NetworkPolicyEgressRule } from 'kubernetes-types/networking/v1';
 import { HostRule, normalizeHostRule, validateHostRule } from '../policy/squid-conf';
 import { SPEC_API_VERSION } from '../policy/specs';
-import { blockedRangesWithin, parseCidr } from './cidr';
+import { blockedRangesExcept, blockedRangesWithin, metadataAddressOf, parseCidr } from './cidr';
 import { EgressProxy, EgressProxyOptions } from './egress-proxy';
 import type { Harness } from '../core/harness';
 import { kubeObject } from './kube-object';
@@ -170,6 +170,10 @@ export class EgressAllowlist extends Construct {
     if (twin) {
       fail(`EgressAllowlist "${this.name}": an allowlist with this name already exists in platform "${this.platform.namespace}" (${twin.node.path}); allowlist names must be unique`);
     }
+    const owner = `EgressAllowlist "${this.name}" (${this.node.path})`;
+    const fix = 'give this allowlist another name (allowlist "x" with the proxy backend names its proxy\'s objects "egress-proxy-x")';
+    this.platform._claimName('NetworkPolicy', this.objectName, owner, fix);
+    if (this.backend === 'proxy') this.platform._claimName('NetworkPolicy', `egress-proxy-${this.name}`, owner, fix);
     if (props.proxy && this.backend !== 'proxy') {
       fail(`EgressAllowlist "${this.name}": proxy options apply to backend "proxy" only, not "${this.backend}"`);
     }
@@ -205,6 +209,9 @@ export class EgressAllowlist extends Construct {
         spec: {
           endpointSelector: { matchLabels: { [this.podLabel]: 'allow' } },
           egress: Lazy.any({ produce: () => this.ciliumEgressRules() }),
+          // toFQDNs allows whatever a name resolves to: deny the private, link-local, loopback and
+          // IPv4-mapped ranges (and the metadata service) outright, except the CIDR rules that name them.
+          egressDeny: Lazy.any({ produce: () => [{ toCIDRSet: blockedRangesExcept(this.effectiveRules().cidrs.map((c) => parseCidr(c.cidr, 'cidr'))) }] }),
         },
       });
     }
@@ -320,7 +327,8 @@ export class EgressAllowlist extends Construct {
       const ports = (rule.ports ?? [DEFAULT_PORT]).map((p, i) => checkInteger(p, `${where}: ports[${i}]`, 1, 65535));
       const protocol = rule.protocol ?? 'TCP';
       if (protocol !== 'TCP' && protocol !== 'UDP') fail(`${where}: protocol must be "TCP" or "UDP"`);
-      parseCidr(rule.cidr, `${where}: cidr`);
+      const metadata = metadataAddressOf(parseCidr(rule.cidr, `${where}: cidr`));
+      if (metadata) fail(`${where}: cidr "${rule.cidr}" is the cloud metadata service (${metadata}), which no allowlist may reach (it hands out the node's credentials); remove the rule`);
       this.rules.push({ kind: 'cidr', cidr: rule.cidr, ports, protocol });
       return;
     }

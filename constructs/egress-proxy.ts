@@ -23,7 +23,7 @@ import { selectorLabels, standardLabels } from '../core/labels';
 import { Platform } from './platform';
 import { hardenedContainerSecurityContext, hardenedPodSecurityContext } from './pod-hardening';
 import { checkPodResources, PodResources } from './sandbox-profile';
-import { checkInteger, fail } from '../core/validation';
+import { checkImageRef, checkInteger, fail } from '../core/validation';
 
 export interface EgressProxyOptions {
   /** Proxy pods. More than one adds a PodDisruptionBudget (minAvailable 1) and spreads them over nodes. @default 1 */
@@ -157,7 +157,7 @@ export class EgressProxy extends Construct {
             containers: [
               {
                 name: 'squid',
-                image: options.image ?? imageRef('egress-proxy', platform.imageOptions),
+                image: checkImageRef(options.image ?? imageRef('egress-proxy', platform.imageOptions), `${where}.image`),
                 args: ['-N', '-f', `${EGRESS_PROXY_CONF_DIR}/squid.conf`],
                 ports: [{ name: 'proxy', containerPort: this.port, protocol: 'TCP' }],
                 readinessProbe: { tcpSocket: { port: 'proxy' }, periodSeconds: 5 },

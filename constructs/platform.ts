@@ -1,8 +1,9 @@
-import { ApiObject, Lazy } from 'cdk8s';
+import { ApiObject, Chart, Lazy } from 'cdk8s';
+import * as kplus from 'cdk8s-plus-30';
 import { Construct, IConstruct } from 'constructs';
 import type { NetworkPolicyEgressRule, NetworkPolicyIngressRule } from 'kubernetes-types/networking/v1';
 import type { Volume, VolumeMount } from 'kubernetes-types/core/v1';
-import { checkPlatformObjects, KubeObject } from '../policy/rules';
+import { checkPlatformObjects, KubeObject, POD_SECURITY_VERSION } from '../policy/rules';
 import type { Harness } from '../core/harness';
 import { imageRef, ImageOptions } from '../core/images';
 import { kubeObject } from './kube-object';
@@ -10,8 +11,9 @@ import { ModelGateway } from './model-gateway';
 import { LABEL_AGENT, LABEL_POOL, selectorLabels, standardLabels } from '../core/labels';
 import { hardenedContainerSecurityContext, hardenedPodSecurityContext, scratchVolumes } from './pod-hardening';
 import { checkPodResources, PodResources, SandboxProfile } from './sandbox-profile';
-import { checkDnsLabel, checkInteger, fail } from '../core/validation';
+import { checkDnsLabel, checkImageRef, checkInteger, checkLabels, fail, RESERVED_NAMESPACES, suggestDnsLabel } from '../core/validation';
 import { stableJson } from '../core/stable-json';
+import { PADDOCK_API_GROUP } from '../core/labels';
 
 export interface ControllerOptions {
   /** More than one replica elects a leader through a coordination.k8s.io Lease. @default 1 */
@@ -31,6 +33,25 @@ export interface ControllerOptions {
    * runs of its own warm pool. @default 8081
    */
   readonly workerPort?: number;
+}
+
+export interface MetricsOptions {
+  /** Port of the controller's Prometheus /metrics (container and Service port "metrics"). @default 9090 */
+  readonly port?: number;
+  /**
+   * A prometheus-operator ServiceMonitor (monitoring.coreos.com/v1) for the controller's
+   * Service; needs the operator's CRDs in the cluster. @default false
+   */
+  readonly serviceMonitor?: boolean;
+  /** Labels on the ServiceMonitor (e.g. the `release` your Prometheus selects). @default - none */
+  readonly serviceMonitorLabels?: Record<string, string>;
+  /** @default "30s" */
+  readonly interval?: string;
+  /**
+   * Which namespaces' pods may scrape the metrics port (their `kubernetes.io/metadata.name`).
+   * @default - pods of every namespace (the port serves metrics only)
+   */
+  readonly scrapeFromNamespaces?: string[];
 }
 
 export interface ClusterDnsOptions {
@@ -60,9 +81,17 @@ export interface PlatformProps {
   readonly clusterDns?: ClusterDnsOptions;
   /** @default - the controller may reach any address on 443 and 6443 */
   readonly apiServer?: ApiServerOptions;
+  /** @default - /metrics on port 9090, no ServiceMonitor */
+  readonly metrics?: MetricsOptions;
 }
 
+/** ClusterRoles for people and tools, bound per namespace with a RoleBinding (resourceNames: pools). */
+export const TASK_SUBMITTER_ROLE = 'paddock-task-submitter';
+export const TASK_VIEWER_ROLE = 'paddock-task-viewer';
+
 const CONTROLLER = 'paddock-controller';
+/** RuntimeClasses synthesized so far, per chart (cluster-scoped objects: one copy). */
+const RUNTIME_CLASSES = new WeakMap<Chart, Map<string, SandboxProfile>>();
 const CONTROLLER_UID = 10001;
 
 /**
@@ -87,25 +116,41 @@ export class Platform extends Construct {
   public readonly controllerPort: number;
   /** Port of the controller's worker lease API (container and Service port). */
   public readonly controllerWorkerPort: number;
+  /** Port of the controller's Prometheus metrics (container and Service port "metrics"). */
+  public readonly controllerMetricsPort: number;
   /** The controller Deployment (escape hatch: ApiObject.addJsonPatch). */
   public readonly controller: ApiObject;
   public readonly controllerServiceName = CONTROLLER;
+  /** cdk8s-plus: the controller's pods, a pod selector and network-policy peer (e.g. `deployment.connections.allowTo(platform.controllerPods)`). */
+  public readonly controllerPods: kplus.Pods;
+  /** cdk8s-plus: the cluster DNS pods the platform's pods may query (see `dnsNetworkPolicyRule`). */
+  public readonly clusterDnsPods: kplus.Pods;
   private readonly clusterDns: Required<ClusterDnsOptions>;
   private readonly harnesses = new Map<string, Harness>();
-  private readonly runtimeClasses = new Map<string, SandboxProfile>();
   private readonly poolsByName = new Map<string, IPoolRef>();
   private readonly secretValues: string[] = [];
   private gateway?: ModelGateway;
   private readonly apiServerEgress: NetworkPolicyEgressRule;
+  private readonly literalSecrets = new Set<ApiObject>();
+  private readonly claimedNames = new Map<string, string>();
 
   constructor(scope: Construct, id: string, props: PlatformProps = {}) {
     super(scope, id);
     this.namespace = checkDnsLabel(props.namespace ?? 'paddock', 'Platform: namespace');
+    if (RESERVED_NAMESPACES.includes(this.namespace)) {
+      fail(
+        `Platform: namespace "${this.namespace}" is shared with ${this.namespace === 'default' ? 'other workloads' : "the cluster's own components"}; ` +
+          'the platform denies all traffic of every pod in its namespace and enforces Pod Security "restricted" there. Give it a namespace of its own, e.g. namespace: "paddock"',
+      );
+    }
     this.imageOptions = props.imageOptions ?? {};
     this.clusterDns = {
       namespace: checkDnsLabel(props.clusterDns?.namespace ?? 'kube-system', 'Platform: clusterDns.namespace'),
-      podLabels: props.clusterDns?.podLabels ?? { 'k8s-app': 'kube-dns' },
+      podLabels: checkLabels(props.clusterDns?.podLabels ?? { 'k8s-app': 'kube-dns' }, 'Platform: clusterDns.podLabels'),
     };
+    if (Object.keys(this.clusterDns.podLabels).length === 0) {
+      fail('Platform: clusterDns.podLabels must select the DNS pods, e.g. { "k8s-app": "kube-dns" }; an empty selector would allow port 53 to every pod of the namespace');
+    }
     const controller = props.controller ?? {};
     const replicas = checkInteger(controller.replicas ?? 1, 'Platform: controller.replicas', 1, 10);
     this.controllerPort = checkInteger(controller.port ?? 8080, 'Platform: controller.port', 1024, 65535);
@@ -113,6 +158,14 @@ export class Platform extends Construct {
     if (this.controllerWorkerPort === this.controllerPort) {
       fail(`Platform: controller.workerPort ${this.controllerWorkerPort} is controller.port too; the worker lease API needs its own port (agent pods must not reach the task API), e.g. workerPort: ${this.controllerPort === 8081 ? 8082 : 8081}`);
     }
+    this.controllerMetricsPort = checkInteger(props.metrics?.port ?? 9090, 'Platform: metrics.port', 1024, 65535);
+    if (this.controllerMetricsPort === this.controllerPort || this.controllerMetricsPort === this.controllerWorkerPort) {
+      fail(`Platform: metrics.port ${this.controllerMetricsPort} is taken by ${this.controllerMetricsPort === this.controllerPort ? 'controller.port' : 'controller.workerPort'}; give metrics their own port, e.g. metrics: { port: 9090 }`);
+    }
+    const scrapeFrom = (props.metrics?.scrapeFromNamespaces ?? []).map((n, i) => checkDnsLabel(n, `Platform: metrics.scrapeFromNamespaces[${i}]`));
+    if (props.metrics?.scrapeFromNamespaces && scrapeFrom.length === 0) fail('Platform: metrics.scrapeFromNamespaces is empty; list the namespaces of your Prometheus, e.g. ["monitoring"], or leave it out');
+    const interval = props.metrics?.interval ?? '30s';
+    if (!/^\d+(ms|s|m|h)$/.test(interval)) fail(`Platform: metrics.interval "${interval}" is not a duration; write e.g. "30s" or "1m"`);
     const resources = checkPodResources(
       controller.resources ?? { requests: { cpu: '100m', memory: '128Mi' }, limits: { cpu: '500m', memory: '256Mi' } },
       'Platform: controller.resources',
@@ -123,6 +176,14 @@ export class Platform extends Construct {
     this.apiServerEgress = { to: apiCidrs.map((cidr) => ({ ipBlock: { cidr } })), ports: apiPorts.map((port) => ({ protocol: 'TCP', port })) };
 
     const ns = this.namespace;
+    this.controllerPods = kplus.Pods.select(this, 'controller-pods', {
+      labels: selectorLabels(ns, 'controller'),
+      namespaces: kplus.Namespaces.select(this, 'controller-namespace', { names: [ns] }),
+    });
+    this.clusterDnsPods = kplus.Pods.select(this, 'cluster-dns-pods', {
+      labels: this.clusterDns.podLabels,
+      namespaces: kplus.Namespaces.select(this, 'cluster-dns-namespace', { names: [this.clusterDns.namespace] }),
+    });
     if (props.createNamespace ?? true) {
       kubeObject(this, 'namespace', {
         apiVersion: 'v1',
@@ -133,7 +194,7 @@ export class Platform extends Construct {
             ...standardLabels(ns, 'platform'),
             'kubernetes.io/metadata.name': ns,
             'pod-security.kubernetes.io/enforce': 'restricted',
-            'pod-security.kubernetes.io/enforce-version': 'v1.30',
+            'pod-security.kubernetes.io/enforce-version': POD_SECURITY_VERSION,
             'pod-security.kubernetes.io/warn': 'restricted',
             'pod-security.kubernetes.io/audit': 'restricted',
           },
@@ -162,7 +223,8 @@ export class Platform extends Construct {
       { apiGroups: ['batch'], resources: ['jobs'], verbs: ['get', 'list', 'watch', 'create', 'delete'] },
       { apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'] },
       { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch'] },
-      { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] },
+      // Lifecycle Events (events.k8s.io/v1) on task ConfigMaps.
+      { apiGroups: ['events.k8s.io'], resources: ['events'], verbs: ['create'] },
       ...(replicas > 1 ? [{ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] }] : []),
     ];
     kubeObject(this, 'controller-role', {
@@ -178,6 +240,26 @@ export class Platform extends Construct {
       roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: CONTROLLER },
       subjects: [{ kind: 'ServiceAccount', name: CONTROLLER, namespace: ns }],
     });
+    // TokenReview and SubjectAccessReview: the APIs check callers with the API server.
+    kubeObject(this, 'controller-auth-delegator', {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRoleBinding',
+      metadata: { name: `${CONTROLLER}-${ns}-auth-delegator`, labels },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'system:auth-delegator' },
+      subjects: [{ kind: 'ServiceAccount', name: CONTROLLER, namespace: ns }],
+    });
+    // For people and tools; bind in this namespace, e.g. kubectl -n NS create rolebinding alice-codex
+    // --clusterrole paddock-task-submitter --user alice (a Role of your own with resourceNames: [POOL]
+    // limits it to pools).
+    const taskRole = (id: string, name: string, verbs: string[], what: string) =>
+      kubeObject(this, id, {
+        apiVersion: 'rbac.authorization.k8s.io/v1',
+        kind: 'ClusterRole',
+        metadata: { name, labels: standardLabels(ns, 'platform'), annotations: { 'paddock.dev/description': what } },
+        rules: [{ apiGroups: [PADDOCK_API_GROUP], resources: ['tasks', 'tasks/results'], verbs }],
+      });
+    taskRole('task-submitter-role', TASK_SUBMITTER_ROLE, ['create', 'get', 'list', 'delete'], "submit, read and cancel tasks through the controller's task API");
+    taskRole('task-viewer-role', TASK_VIEWER_ROLE, ['get', 'list'], "read tasks and their results through the controller's task API");
     const scratch = scratchVolumes([{ name: 'tmp', mountPath: '/tmp', sizeLimit: '64Mi' }]);
     this.controller = kubeObject(this, 'controller', {
       apiVersion: 'apps/v1',
@@ -198,7 +280,7 @@ export class Platform extends Construct {
             containers: [
               {
                 name: 'controller',
-                image: controller.image ?? imageRef('controller', this.imageOptions),
+                image: checkImageRef(controller.image ?? imageRef('controller', this.imageOptions), 'Platform: controller.image'),
                 // More than one replica: leader election through the coordination.k8s.io Lease "paddock-controller".
                 args: [
                   'controller',
@@ -208,15 +290,20 @@ export class Platform extends Construct {
                   String(this.controllerPort),
                   '--worker-port',
                   String(this.controllerWorkerPort),
+                  '--metrics-port',
+                  String(this.controllerMetricsPort),
                   ...(replicas > 1 ? ['--leader-elect'] : []),
                 ],
                 env: [
                   { name: 'PADDOCK_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
                   { name: 'PADDOCK_POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+                  // Followers forward API requests to the leader at the address it records on the Lease.
+                  ...(replicas > 1 ? [{ name: 'PADDOCK_POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } }] : []),
                 ],
                 ports: [
                   { name: 'http', containerPort: this.controllerPort, protocol: 'TCP' },
                   { name: 'workers', containerPort: this.controllerWorkerPort, protocol: 'TCP' },
+                  { name: 'metrics', containerPort: this.controllerMetricsPort, protocol: 'TCP' },
                 ],
                 readinessProbe: { httpGet: { path: '/healthz', port: 'http' }, periodSeconds: 10 },
                 livenessProbe: { httpGet: { path: '/healthz', port: 'http' }, periodSeconds: 20, failureThreshold: 3 },
@@ -240,15 +327,28 @@ export class Platform extends Construct {
         ports: [
           { name: 'http', port: 80, targetPort: 'http', protocol: 'TCP' },
           { name: 'workers', port: this.controllerWorkerPort, targetPort: 'workers', protocol: 'TCP' },
+          { name: 'metrics', port: this.controllerMetricsPort, targetPort: 'metrics', protocol: 'TCP' },
         ],
       },
     });
+    if (props.metrics?.serviceMonitor) {
+      kubeObject(this, 'controller-service-monitor', {
+        apiVersion: 'monitoring.coreos.com/v1',
+        kind: 'ServiceMonitor',
+        metadata: { name: CONTROLLER, namespace: ns, labels: { ...labels, ...props.metrics.serviceMonitorLabels } },
+        spec: { selector: { matchLabels: selector }, namespaceSelector: { matchNames: [ns] }, endpoints: [{ port: 'metrics', path: '/metrics', interval }] },
+      });
+    }
     kubeObject(this, 'controller-pdb', {
       apiVersion: 'policy/v1',
       kind: 'PodDisruptionBudget',
       metadata: { name: CONTROLLER, namespace: ns, labels },
       spec: replicas > 1 ? { minAvailable: 1, selector: { matchLabels: selector } } : { maxUnavailable: 1, selector: { matchLabels: selector } },
     });
+    const metricsIngress: NetworkPolicyIngressRule = {
+      from: scrapeFrom.length ? scrapeFrom.map((n) => ({ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': n } } })) : [{ namespaceSelector: {} }],
+      ports: [{ protocol: 'TCP', port: this.controllerMetricsPort }],
+    };
     kubeObject(this, 'controller-network-policy', {
       apiVersion: 'networking.k8s.io/v1',
       kind: 'NetworkPolicy',
@@ -260,26 +360,33 @@ export class Platform extends Construct {
         // goes through the kubelet). Agent pods (warm workers, task Jobs) are not admitted:
         // an agent could otherwise submit tasks to other pools, with other credentials.
         // The worker lease API: the warm pools' worker pods only (none when no pool is warm).
-        ingress: Lazy.any({ produce: () => this.controllerIngress() }),
-        egress: [this.dnsEgressRule(), this.apiServerEgress],
+        ingress: Lazy.any({ produce: () => [...this.controllerIngress(replicas), metricsIngress] }),
+        egress: [
+          this.dnsEgressRule(),
+          this.apiServerEgress,
+          // Followers forward API requests to the leader.
+          ...(replicas > 1 ? [{ to: [{ podSelector: { matchLabels: selector } }], ports: [this.controllerPort, this.controllerWorkerPort].map((port) => ({ protocol: 'TCP', port })) }] : []),
+        ],
       },
     });
 
     this.node.addValidation({ validate: () => this.checkPolicy() });
   }
 
-  private controllerIngress(): NetworkPolicyIngressRule[] {
+  private controllerIngress(replicas: number): NetworkPolicyIngressRule[] {
     const taskApi: NetworkPolicyIngressRule = {
       from: [{ podSelector: { matchExpressions: [{ key: LABEL_AGENT, operator: 'DoesNotExist' }] } }],
       ports: [{ protocol: 'TCP', port: this.controllerPort }],
     };
     const warmPools = [...this.poolsByName.values()].filter((p) => p.mode === 'warm').map((p) => p.name).sort();
-    if (warmPools.length === 0) return [taskApi];
-    const workers: NetworkPolicyIngressRule = {
-      from: [{ podSelector: { matchLabels: selectorLabels(this.namespace, 'worker'), matchExpressions: [{ key: LABEL_POOL, operator: 'In', values: warmPools }] } }],
-      ports: [{ protocol: 'TCP', port: this.controllerWorkerPort }],
-    };
-    return [taskApi, workers];
+    // Followers forward the workers' requests to the leader.
+    const replicasPeer = replicas > 1 ? [{ podSelector: { matchLabels: selectorLabels(this.namespace, 'controller') } }] : [];
+    const workerPeers = [
+      ...(warmPools.length ? [{ podSelector: { matchLabels: selectorLabels(this.namespace, 'worker'), matchExpressions: [{ key: LABEL_POOL, operator: 'In', values: warmPools } ] } }] : []),
+      ...replicasPeer,
+    ];
+    if (workerPeers.length === 0) return [taskApi];
+    return [taskApi, { from: workerPeers, ports: [{ protocol: 'TCP', port: this.controllerWorkerPort }] }];
   }
 
   /** What fetching the warm pools' sources needs: their git Secret volumes (deduplicated) and egress labels. */
@@ -319,6 +426,14 @@ export class Platform extends Construct {
   public get modelGateway(): ModelGateway {
     this.gateway ??= new ModelGateway(this, 'model-gateway', { apiServer: this.apiServerEgress });
     return this.gateway;
+  }
+
+  /**
+   * The same DNS rule as `dnsEgressRule`, for cdk8s-plus:
+   * `new kplus.NetworkPolicy(chart, "np", { selector: app, egress: { rules: [platform.dnsNetworkPolicyRule()] } })`.
+   */
+  public dnsNetworkPolicyRule(): kplus.NetworkPolicyRule {
+    return { peer: this.clusterDnsPods, ports: [kplus.NetworkPolicyPort.udp(53), kplus.NetworkPolicyPort.tcp(53)] };
   }
 
   /** URL of the controller's task API inside the cluster (agent pods cannot reach it). */
@@ -362,14 +477,18 @@ export class Platform extends Construct {
   public useSandbox(profile: SandboxProfile): void {
     const name = profile.runtimeClassName;
     if (!name) return;
-    const known = this.runtimeClasses.get(name);
+    // Cluster-scoped: one RuntimeClass per chart, however many Platforms in it use the profile.
+    const chart = Chart.of(this);
+    const runtimeClasses = RUNTIME_CLASSES.get(chart) ?? new Map<string, SandboxProfile>();
+    RUNTIME_CLASSES.set(chart, runtimeClasses);
+    const known = runtimeClasses.get(name);
     if (known) {
       if (known.handler !== profile.handler || known.createRuntimeClass !== profile.createRuntimeClass) {
         fail(`SandboxProfile: two profiles use RuntimeClass "${name}" with different settings; give one another runtimeClassName`);
       }
       return;
     }
-    this.runtimeClasses.set(name, profile);
+    runtimeClasses.set(name, profile);
     if (!profile.createRuntimeClass) return;
     kubeObject(this, `runtimeclass-${name}`, {
       apiVersion: 'node.k8s.io/v1',
@@ -385,8 +504,12 @@ export class Platform extends Construct {
 
   /** @internal called by AgentPool */
   public _registerPool(pool: IPoolRef): void {
-    if (this.poolsByName.has(pool.name)) {
-      fail(`AgentPool "${pool.name}": a pool with this name already exists in platform "${this.namespace}"; pool names must be unique`);
+    const twin = this.poolsByName.get(pool.name);
+    if (twin) {
+      fail(
+        `AgentPool "${pool.node.id}": name "${pool.name}" is taken by AgentPool "${twin.node.id}" (${twin.node.path}) in platform "${this.namespace}"; ` +
+          `pool names must be unique: give one another name, e.g. new AgentPool(scope, "${pool.node.id}", { name: "${suggestDnsLabel(`${pool.name}-2`, 50)}", ... })`,
+      );
     }
     this.poolsByName.set(pool.name, pool);
   }
@@ -405,6 +528,52 @@ export class Platform extends Construct {
     this.secretValues.push(...values);
   }
 
+  /**
+   * @internal Claim an object name in the namespace: two constructs whose objects would
+   * share a kind and name (e.g. allowlists "x" and "proxy-x": both write NetworkPolicy
+   * "egress-proxy-x") fail at construction.
+   */
+  public _claimName(kind: string, name: string, owner: string, fix: string): void {
+    const key = `${kind}/${name}`;
+    const holder = this.claimedNames.get(key);
+    if (holder !== undefined && holder !== owner) {
+      fail(`${owner}: its ${kind} "${name}" would overwrite the ${kind} of the same name of ${holder} in namespace "${this.namespace}"; ${fix}`);
+    }
+    this.claimedNames.set(key, owner);
+  }
+
+  /** Objects of one kind and name in one namespace: the later silently replaces the earlier on apply. */
+  private duplicateObjects(objects: readonly KubeObject[]): string[] {
+    const seen = new Set<string>();
+    const problems: string[] = [];
+    for (const o of objects) {
+      const key = `${o.apiVersion} ${o.kind} ${o.metadata?.namespace ?? ''}/${o.metadata?.name}`;
+      if (seen.has(key)) problems.push(`${o.kind} "${o.metadata?.name}": synthesized twice in namespace "${o.metadata?.namespace ?? '-'}"; the second would replace the first on apply: rename one`);
+      seen.add(key);
+    }
+    return problems;
+  }
+
+  /** @internal a Secret with literal values created with the `allowPlaintextInManifests` opt-in */
+  public _registerLiteralSecret(secret: ApiObject): void {
+    this.literalSecrets.add(secret);
+  }
+
+  /** Every Secret under the platform that carries values (any construct's) needs the opt-in. */
+  private plaintextSecrets(): string[] {
+    return this.node
+      .findAll()
+      .filter((c): c is ApiObject => c instanceof ApiObject && !this.literalSecrets.has(c))
+      .map((o) => ({ o, json: o.toJson() as KubeObject }))
+      .filter(({ json }) => json.kind === 'Secret' && [json.data, json.stringData].some((d) => d && Object.keys(d as object).length > 0))
+      .map(
+        ({ o, json }) =>
+          `Secret "${json.metadata?.name}" (${o.node.path}): its values would be written in plain text to the synthesized manifests; ` +
+          'reference an existing Secret with CredentialSecret.fromSecretName(scope, id, name, keys), or create it with ' +
+          'CredentialSecret.fromLiteral(scope, id, { secretName, values, allowPlaintextInManifests: true }) if you really mean it',
+      );
+  }
+
   /** Every synthesized object under this platform, as JSON. */
   public synthesizedObjects(): KubeObject[] {
     return this.node
@@ -414,7 +583,8 @@ export class Platform extends Construct {
   }
 
   private checkPolicy(): string[] {
-    return checkPlatformObjects(this.synthesizedObjects(), { secretValues: this.secretValues, agentLabel: LABEL_AGENT });
+    const objects = this.synthesizedObjects();
+    return [...checkPlatformObjects(objects, { secretValues: this.secretValues, agentLabel: LABEL_AGENT }), ...this.plaintextSecrets(), ...this.duplicateObjects(objects)];
   }
 }
 

@@ -1,5 +1,5 @@
 import type { Toleration } from 'kubernetes-types/core/v1';
-import { checkDnsLabel, checkInteger, checkQuantity, fail } from '../core/validation';
+import { checkDnsLabel, checkInteger, checkLabels, checkQuantity, fail } from '../core/validation';
 
 export interface ResourceSpec {
   readonly cpu?: string;
@@ -102,7 +102,7 @@ export class SandboxProfile {
     this.runtimeClassName = kind === 'none' ? undefined : checkDnsLabel(options.runtimeClassName ?? (kind === 'custom' ? handler : kind), `${where}: runtimeClassName`);
     this.createRuntimeClass = options.createRuntimeClass ?? true;
     this.overhead = options.overhead ? checkResources(options.overhead, `${where}: overhead`) : undefined;
-    this.nodeSelector = options.nodeSelector;
+    this.nodeSelector = options.nodeSelector === undefined ? undefined : checkLabels(options.nodeSelector, `${where}: nodeSelector`);
     this.tolerations = options.tolerations;
     this.uid = checkInteger(options.uid ?? 10001, `${where}: uid`, 1, 2147483647);
     this.tmpSizeLimit = checkQuantity(options.tmpSizeLimit ?? '1Gi', `${where}: tmpSizeLimit`);

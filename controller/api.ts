@@ -1,37 +1,42 @@
 /**
  * The controller's HTTP APIs, on two listeners (ports) so that a NetworkPolicy can
- * keep agent code away from the task API:
+ * keep agent code away from the task API. Every /v1/ route needs a bearer token
+ * (auth.ts: who may do what); a POST needs `Content-Type: application/json`
+ * (415 otherwise: a web page can send text/plain across origins, not JSON).
+ * 401: no or a bad token; 403: the caller may not (nothing was changed).
  *
  * The task API (`--port`, default 8080; the `paddock-controller` Service, port 80 -> http):
  * for people and tools; warm workers and task Jobs (agent pods) are not admitted to it.
  *
- *   GET  /healthz                        200 "ok" on every replica (liveness and readiness; followers too)
- *   POST /v1/tasks                       body: a task spec (task.schema.json). 201 created / 200 updated,
+ *   GET    /healthz                      200 "ok" on every replica (liveness and readiness; followers too)
+ *   POST   /v1/tasks                     body: a task spec (task.schema.json). 201 created / 200 updated,
  *                                        400 { problems } when it does not validate, 422 when its pool is unknown
- *   GET  /v1/tasks                       { tasks: [TaskView] }
- *   GET  /v1/tasks/:name                 TaskView (phase, current run, attempt, outcome), 404
- *   GET  /v1/tasks/:name/results         { run, phase, status, results, truncated }, 404 (no run yet: 409)
+ *   GET    /v1/tasks                     { tasks: [TaskView] } of the pools the caller may list
+ *   GET    /v1/tasks/:name               TaskView (phase, current run, attempt, outcome), 404
+ *   GET    /v1/tasks/:name/results       { run, phase, status, results, truncated }, 404 (no run yet: 409)
+ *   DELETE /v1/tasks/:name               cancel: the task and its runs are removed (a running agent is stopped)
  *
  * The worker lease API (`--worker-port`, default 8081; Service port 8081 -> workers): for
- * warm worker pods only. It hands out runs of the named pool only, and only of a warm pool,
- * so a worker (or the agent beside it) can lease nothing it could not run anyway.
+ * warm worker pods only, each with its pod's projected ServiceAccount token. It hands out
+ * runs of the worker's own pool only, and only of a warm pool.
  *
  *   GET  /healthz                        200 "ok"
- *   POST /v1/leases                      warm workers: { pool, worker, waitMs } -> 200 LeaseGrant | 204 nothing to do,
- *                                        404 when the pool does not exist or is not a warm pool
- *   POST /v1/leases/:id/renew            { worker } -> 200 | 409 (the lease is no longer yours: stop the run)
- *   POST /v1/leases/:id/complete         { worker, status, results, truncated? } -> 200 | 409 (report dropped)
+ *   POST /v1/leases                      { pool, worker, waitMs } -> 200 LeaseGrant | 204 nothing to do,
+ *                                        403 another pool's, 404 when the pool is not a warm pool
+ *   POST /v1/leases/:id/renew            { worker } -> 200 | 409 (the lease is no longer yours: stop the run) | 403 another's lease
+ *   POST /v1/leases/:id/complete         { worker, status, results, truncated? } -> 200 | 409 (report dropped) | 403
  *
  * Each listener serves only its own routes (404 for the other's). With more than one
- * controller replica only the leader serves /v1/ (others answer 503 with
- * Retry-After: 1; clients and workers retry).
+ * controller replica only the leader serves /v1/: followers forward requests to it
+ * (503 with Retry-After: 1 while no leader is known).
  */
 import * as http from 'http';
 import { AddressInfo } from 'net';
 import { TaskSpec, validateSpec } from '../policy/specs';
+import { ApiAuth, bearerToken, PADDOCK_API_GROUP, TaskAccess, TASKS_RESOURCE } from './auth';
 import type { Controller } from './controller';
 
-/** Largest request body (a worker's report: results are capped at 512 KiB by the worker too). */
+/** Largest request body by default (a worker's report: results and status are capped at 512 + 64 KiB by the worker). */
 const MAX_BODY = 2 * 1024 * 1024;
 const MAX_WAIT_MS = 60_000;
 
@@ -46,7 +51,29 @@ export interface ApiOptions {
   readonly host?: string;
   /** Whether this replica leads (serves /v1/). @default - always */
   readonly isLeader?: () => boolean;
+  /** Largest request body; larger ones get 413. @default 2 MiB */
+  readonly maxBodyBytes?: number;
+  /** @default - see ApiTimeouts */
+  readonly timeouts?: ApiTimeouts;
+  /** The leader's URL for this listener (followers forward to it). @default - followers answer 503 */
+  readonly leaderUrl?: () => string | undefined;
+  /** Who may call: TokenReview + SubjectAccessReview in the cluster, one token in local mode. */
+  readonly auth: ApiAuth;
 }
+
+/** How long a client may take, so slow or stalled clients do not hold connections forever. */
+export interface ApiTimeouts {
+  /** To send the request line and headers. @default 10000 */
+  readonly headersMs?: number;
+  /** To send the whole request, body included (a long poll's wait comes after it). @default 30000 */
+  readonly requestMs?: number;
+  /** A kept-alive connection with no request in flight is closed after this. @default 65000 */
+  readonly idleMs?: number;
+  /** How often the server checks the header and request deadlines. @default 1000 */
+  readonly checkEveryMs?: number;
+}
+
+const DEFAULT_TIMEOUTS: Required<ApiTimeouts> = { headersMs: 10_000, requestMs: 30_000, idleMs: 65_000, checkEveryMs: 1000 };
 
 export interface ApiServer {
   readonly url: string;
@@ -74,12 +101,23 @@ export interface ApiServers {
 /** Both listeners: the task API on `port`, the worker lease API on `workerPort` (0: any free port). */
 export async function startApis(
   controller: Controller,
-  opts: { readonly port: number; readonly workerPort: number; readonly host?: string; readonly isLeader?: () => boolean },
+  opts: {
+    readonly port: number;
+    readonly workerPort: number;
+    readonly host?: string;
+    readonly isLeader?: () => boolean;
+    /** The leader's host (followers forward to it, on the same ports). */
+    readonly leaderHost?: () => string | undefined;
+    readonly auth: ApiAuth;
+    readonly timeouts?: ApiTimeouts;
+  },
 ): Promise<ApiServers> {
-  const tasks = await startApi(controller, { port: opts.port, host: opts.host, isLeader: opts.isLeader, routes: 'tasks' });
+  const common = { host: opts.host, isLeader: opts.isLeader, auth: opts.auth, timeouts: opts.timeouts };
+  const at = (port: number) => (opts.leaderHost ? () => leaderUrl(opts.leaderHost!(), port) : undefined);
+  const tasks = await startApi(controller, { ...common, port: opts.port, routes: 'tasks', leaderUrl: at(opts.port) });
   let workers: ApiServer;
   try {
-    workers = await startApi(controller, { port: opts.workerPort, host: opts.host, isLeader: opts.isLeader, routes: 'workers' });
+    workers = await startApi(controller, { ...common, port: opts.workerPort, routes: 'workers', leaderUrl: at(opts.workerPort) });
   } catch (err) {
     await tasks.close();
     throw err;
@@ -87,26 +125,36 @@ export async function startApis(
   return { tasks, workers, close: async () => void (await Promise.all([tasks.close(), workers.close()])) };
 }
 
+function leaderUrl(host: string | undefined, port: number): string | undefined {
+  if (!host) return undefined;
+  return `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+}
+
 export function startApi(controller: Controller, opts: ApiOptions): Promise<ApiServer> {
-  const server = http.createServer((req, res) => {
+  const t = { ...DEFAULT_TIMEOUTS, ...opts.timeouts };
+  const server = http.createServer({ headersTimeout: t.headersMs, requestTimeout: t.requestMs, keepAliveTimeout: t.idleMs, connectionsCheckingInterval: t.checkEveryMs }, (req, res) => {
     handle(controller, opts, req, res).catch((err) => {
       if (err instanceof HttpError) return send(res, err.status, typeof err.body === 'string' ? { error: err.body } : err.body);
       send(res, 500, { error: `internal error: ${(err as Error).message}` });
     });
   });
-  server.keepAliveTimeout = 65_000;
-  // Long polls outlive the default request timeout.
-  server.requestTimeout = 0;
+  // A socket silent for longer than the longest long poll (plus slack) is dead.
+  server.timeout = Math.max(t.idleMs, MAX_WAIT_MS + 10_000);
+  return listen(server, opts.port, opts.host);
+}
+
+/** Listen on host:port (0: any free port); `close` also ends kept-alive connections. */
+export function listen(server: http.Server, port: number, host = '0.0.0.0', onClose: () => void = () => undefined): Promise<ApiServer> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(opts.port, opts.host ?? '0.0.0.0', () => {
-      const port = (server.address() as AddressInfo).port;
-      const host = opts.host && opts.host !== '0.0.0.0' ? opts.host : '127.0.0.1';
+    server.listen(port, host, () => {
+      const bound = (server.address() as AddressInfo).port;
       resolve({
-        url: `http://${host}:${port}`,
-        port,
+        url: `http://${host !== '0.0.0.0' ? host : '127.0.0.1'}:${bound}`,
+        port: bound,
         close: () =>
           new Promise<void>((r) => {
+            onClose();
             server.close(() => r());
             server.closeAllConnections();
           }),
@@ -127,14 +175,16 @@ function send(res: http.ServerResponse, status: number, body?: unknown, headers:
   res.end(text);
 }
 
-async function readJson(req: http.IncomingMessage): Promise<any> {
+async function readJson(req: http.IncomingMessage, maxBody = MAX_BODY): Promise<any> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const c of req) {
     size += (c as Buffer).length;
-    if (size > MAX_BODY) throw new HttpError(413, `request body over ${MAX_BODY} bytes`);
-    chunks.push(c as Buffer);
+    // Read a too-large body to its end (up to a bound) so the client gets the 413, not a reset.
+    if (size > maxBody * 8) req.destroy();
+    if (size <= maxBody) chunks.push(c as Buffer);
   }
+  if (size > maxBody) throw new HttpError(413, `request body over ${maxBody} bytes`);
   const text = Buffer.concat(chunks).toString('utf8');
   if (!text.trim()) return {};
   try {
@@ -143,6 +193,39 @@ async function readJson(req: http.IncomingMessage): Promise<any> {
     throw new HttpError(400, `body is not valid JSON: ${(e as Error).message}`);
   }
 }
+
+/** A request may change state only with a JSON body: a web page can POST text/plain across origins, not application/json. */
+function requireJson(req: http.IncomingMessage, method: string): void {
+  if (method !== 'POST') return;
+  const type = String(req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
+  if (type !== 'application/json') throw new HttpError(415, `send the body as JSON with the header "Content-Type: application/json" (got ${type ? `"${type}"` : 'none'})`);
+}
+
+function tokenOf(req: http.IncomingMessage): string {
+  const token = bearerToken(req.headers.authorization);
+  if (!token) throw new HttpError(401, 'give a bearer token: "Authorization: Bearer TOKEN" (e.g. from kubectl create token, or paddock local\'s token file)');
+  return token;
+}
+
+/** Send this request on to the leader as it is; its answer goes back unchanged. */
+function forward(req: http.IncomingMessage, res: http.ServerResponse, target: string): Promise<void> {
+  return new Promise((resolve) => {
+    const url = new URL(req.url ?? '/', target);
+    const upstream = http.request(url, { method: req.method, headers: { ...req.headers, host: url.host, [FORWARDED]: '1' } }, (answer) => {
+      res.writeHead(answer.statusCode ?? 502, answer.headers);
+      answer.pipe(res);
+      answer.on('end', resolve);
+    });
+    upstream.on('error', (err) => {
+      send(res, 503, { error: `this controller replica is not the leader and cannot reach it (${err.message}); retry` }, { 'Retry-After': '1' });
+      resolve();
+    });
+    res.on('close', () => upstream.destroy());
+    req.pipe(upstream);
+  });
+}
+
+const FORWARDED = 'x-paddock-forwarded';
 
 async function handle(controller: Controller, opts: ApiOptions, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://controller');
@@ -154,61 +237,102 @@ async function handle(controller: Controller, opts: ApiOptions, req: http.Incomi
     const other = parts[0] === 'v1' && (parts[1] === 'tasks' || parts[1] === 'leases');
     throw new HttpError(404, `no route ${method} ${url.pathname} on the ${opts.routes === 'tasks' ? 'task API' : 'worker lease API'}${other ? ' (it is served on the other port)' : ''}; see /v1/${own}`);
   }
-  if (opts.isLeader && !opts.isLeader()) return send(res, 503, { error: 'this controller replica is not the leader; retry' }, { 'Retry-After': '1' });
-  if (!controller.isStarted) return send(res, 503, { error: 'the controller is starting; retry' }, { 'Retry-After': '1' });
-
-  if (parts[1] === 'tasks') {
-    if (parts.length === 2 && method === 'POST') {
-      const spec = await readJson(req);
-      const problems = validateSpec('Task', spec);
-      if (problems.length) throw new HttpError(400, { error: 'invalid task spec', problems });
-      const t = spec as TaskSpec;
-      const pools = controller.observed().pools.map((p) => p.name);
-      if (!pools.includes(t.pool)) throw new HttpError(422, { error: `pool "${t.pool}" does not exist`, pools });
-      const r = await controller.submitTask(t);
-      return send(res, r.created ? 201 : 200, { name: t.name, specHash: r.specHash, run: r.run, configMap: `task-${t.name}` });
-    }
-    if (parts.length === 2 && method === 'GET') {
-      return send(res, 200, { tasks: controller.taskNames().sort().map((n) => controller.task(n)) });
-    }
-    if (parts.length === 3 && method === 'GET') {
-      const view = controller.task(parts[2]);
-      if (!view) throw new HttpError(404, `task "${parts[2]}" not found`);
-      return send(res, 200, view);
-    }
-    if (parts.length === 4 && parts[3] === 'results' && method === 'GET') {
-      if (!controller.task(parts[2])) throw new HttpError(404, `task "${parts[2]}" not found`);
-      const r = controller.results(parts[2]);
-      if (!r) throw new HttpError(409, `task "${parts[2]}" has no run yet`);
-      return send(res, 200, r);
-    }
+  if (opts.isLeader && !opts.isLeader()) {
+    // Followers pass requests on to the leader (once: a forwarded request is not forwarded again).
+    const leader = opts.leaderUrl?.();
+    if (leader && !req.headers[FORWARDED]) return forward(req, res, leader);
+    return send(res, 503, { error: 'this controller replica is not the leader; retry' }, { 'Retry-After': '1' });
   }
-  if (parts[1] === 'leases' && method === 'POST') {
-    const body = await readJson(req);
-    if (parts.length === 2) {
-      if (typeof body.pool !== 'string' || typeof body.worker !== 'string') throw new HttpError(400, 'give { "pool": NAME, "worker": ID }');
-      // Only runs of the named pool, and only of a warm pool (a job pool's runs are Jobs).
-      const pool = controller.observed().pools.find((p) => p.name === body.pool);
-      if (!pool || pool.mode !== 'warm') throw new HttpError(404, `pool "${body.pool}" is not a warm pool`);
-      const waitMs = Math.min(Math.max(0, Number(body.waitMs ?? 0) || 0), MAX_WAIT_MS);
-      let closed = false;
-      req.on('close', () => (closed = true));
-      const grant = await controller.lease(body.pool, body.worker, waitMs);
-      if (!grant) return send(res, 204);
-      if (closed || res.destroyed) {
-        // The worker went away while waiting: the lease expires and the run is queued again.
-        return;
-      }
-      return send(res, 200, grant);
+  requireJson(req, method);
+  if (!controller.isStarted) return send(res, 503, { error: 'the controller is starting; retry' }, { 'Retry-After': '1' });
+  if (parts[1] === 'tasks') return handleTasks(controller, opts, req, res, parts, method);
+  return handleLeases(controller, opts, req, res, parts, method);
+}
+
+async function handleTasks(controller: Controller, opts: ApiOptions, req: http.IncomingMessage, res: http.ServerResponse, parts: string[], method: string): Promise<void> {
+  const user = await opts.auth.user(tokenOf(req));
+  if (!user) throw new HttpError(401, 'the bearer token is not valid (expired, revoked, or not for this cluster)');
+  const may = async (access: TaskAccess) => {
+    if (!(await opts.auth.allowed(user, access))) {
+      const what = `${access.verb} ${TASKS_RESOURCE}${access.subresource ? `/${access.subresource}` : ''}`;
+      throw new HttpError(403, `${user.username} may not ${what} of pool "${access.pool}" (RBAC: verb "${access.verb}" on resource "${TASKS_RESOURCE}${access.subresource ? `/${access.subresource}` : ''}" in group "${PADDOCK_API_GROUP}", resourceName "${access.pool}"; e.g. bind ClusterRole paddock-task-submitter or paddock-task-viewer)`);
     }
-    if (parts.length === 4 && parts[3] === 'renew') {
+  };
+  /** The named task's pool, once the caller may see it. */
+  const existing = async (name: string, access: Omit<TaskAccess, 'pool'>) => {
+    const view = controller.task(name);
+    if (!view) throw new HttpError(404, `task "${name}" not found`);
+    await may({ ...access, pool: view.pool ?? '' });
+    return view;
+  };
+  if (parts.length === 2 && method === 'POST') {
+    const spec = await readJson(req, opts.maxBodyBytes);
+    const problems = validateSpec('Task', spec);
+    if (problems.length) throw new HttpError(400, { error: 'invalid task spec', problems });
+    const t = spec as TaskSpec;
+    await may({ verb: 'create', pool: t.pool });
+    // Moving a task to another pool stops its run there: the caller must be allowed in that pool too.
+    const before = controller.task(t.name)?.pool;
+    if (before !== undefined && before !== t.pool) await may({ verb: 'create', pool: before });
+    const pools = controller.observed().pools.map((p) => p.name);
+    if (!pools.includes(t.pool)) throw new HttpError(422, { error: `pool "${t.pool}" does not exist`, pools });
+    const r = await controller.submitTask(t);
+    return send(res, r.created ? 201 : 200, { name: t.name, specHash: r.specHash, run: r.run, configMap: `task-${t.name}` });
+  }
+  if (parts.length === 2 && method === 'GET') {
+    const pools = controller.observed().pools.map((p) => p.name);
+    const visible = new Set<string>();
+    for (const pool of pools) if (await opts.auth.allowed(user, { verb: 'list', pool })) visible.add(pool);
+    if (visible.size === 0 && pools.length > 0) await may({ verb: 'list', pool: pools[0] });
+    const tasks = controller.taskNames().sort().map((n) => controller.task(n)!).filter((v) => v && visible.has(v.pool ?? ''));
+    return send(res, 200, { tasks });
+  }
+  if (parts.length === 3 && method === 'GET') return send(res, 200, await existing(parts[2], { verb: 'get' }));
+  if (parts.length === 3 && method === 'DELETE') {
+    await existing(parts[2], { verb: 'delete' });
+    return send(res, 200, await controller.cancelTask(parts[2]));
+  }
+  if (parts.length === 4 && parts[3] === 'results' && method === 'GET') {
+    await existing(parts[2], { verb: 'get', subresource: 'results' });
+    const r = controller.results(parts[2]);
+    if (!r) throw new HttpError(409, `task "${parts[2]}" has no run yet`);
+    return send(res, 200, r);
+  }
+  throw new HttpError(404, `no route ${method} /${parts.join('/')}`);
+}
+
+async function handleLeases(controller: Controller, opts: ApiOptions, req: http.IncomingMessage, res: http.ServerResponse, parts: string[], method: string): Promise<void> {
+  const worker = await opts.auth.worker(tokenOf(req));
+  if (!worker) throw new HttpError(401, "the bearer token is not a warm worker's (its pod's projected ServiceAccount token, audience paddock.dev/worker-api)");
+  if (method !== 'POST') throw new HttpError(404, `no route ${method} /${parts.join('/')}`);
+  const body = await readJson(req, opts.maxBodyBytes);
+  if (parts.length === 2) {
+    if (typeof body.pool !== 'string' || typeof body.worker !== 'string') throw new HttpError(400, 'give { "pool": NAME, "worker": ID }');
+    // A worker leases only runs of its own pool (its ServiceAccount's), and only of a warm pool.
+    if (worker.pool !== undefined && worker.pool !== body.pool) throw new HttpError(403, `this worker belongs to pool "${worker.pool}"; it may lease only that pool's runs, not pool "${body.pool}"'s`);
+    const pool = controller.observed().pools.find((p) => p.name === body.pool);
+    if (!pool || pool.mode !== 'warm') throw new HttpError(404, `pool "${body.pool}" is not a warm pool`);
+    const waitMs = Math.min(Math.max(0, Number(body.waitMs ?? 0) || 0), MAX_WAIT_MS);
+    let closed = false;
+    req.on('close', () => (closed = true));
+    const grant = await controller.lease(body.pool, body.worker, waitMs, worker.holder);
+    if (!grant) return send(res, 204);
+    if (closed || res.destroyed) {
+      // The worker went away while waiting: the lease expires and the run is queued again.
+      return;
+    }
+    return send(res, 200, grant);
+  }
+  if (parts.length === 4 && (parts[3] === 'renew' || parts[3] === 'complete')) {
+    // Only the lease's holder (the same pod's token) may renew it or report on it.
+    const held = controller.leaseHolder(parts[2]);
+    if (held && held.holder !== worker.holder) throw new HttpError(403, `lease ${parts[2].slice(0, 8)} is held by another worker; only its holder may ${parts[3] === 'renew' ? 'renew it' : 'report on it'}`);
+    if (parts[3] === 'renew') {
       return controller.renew(parts[2], String(body.worker)) ? send(res, 200, { ttlMs: controller.leaseTtlMs }) : send(res, 409, { error: 'the lease is no longer yours; stop the run' });
     }
-    if (parts.length === 4 && parts[3] === 'complete') {
-      if (typeof body.status !== 'object' || body.status === null) throw new HttpError(400, 'give { "worker", "status": {...}, "results": "<jsonl>" }');
-      const r = await controller.complete(parts[2], String(body.worker), { status: body.status, resultsJsonl: String(body.results ?? ''), ...(body.truncated ? { truncated: true } : {}) });
-      return r === 'ok' ? send(res, 200, { ok: true }) : send(res, 409, { error: 'the lease is no longer current; the report was dropped' });
-    }
+    if (typeof body.status !== 'object' || body.status === null) throw new HttpError(400, 'give { "worker", "status": {...}, "results": "<jsonl>" }');
+    const r = await controller.complete(parts[2], String(body.worker), { status: body.status, resultsJsonl: String(body.results ?? ''), ...(body.truncated ? { truncated: true } : {}) });
+    return r === 'ok' ? send(res, 200, { ok: true }) : send(res, 409, { error: 'the lease is no longer current; the report was dropped' });
   }
-  throw new HttpError(404, `no route ${method} ${url.pathname}`);
+  throw new HttpError(404, `no route ${method} /${parts.join('/')}`);
 }

@@ -10,7 +10,8 @@
  */
 import { randomUUID } from 'crypto';
 import { LABEL_PHASE, LABEL_RUN } from '../core/labels';
-import { afterAttempt, DEFAULT_SETTINGS, ObservedLease, ObservedState, pickWarmRun, reconcile, ReconcileSettings, runConfigMapName, runName, verdictOfResult, Action } from './reconcile';
+import type { TaskSpec } from '../policy/specs';
+import { afterAttempt, DEFAULT_SETTINGS, ObservedLease, ObservedPool, ObservedState, pickWarmRun, reconcile, ReconcileSettings, runConfigMapName, runName, verdictOfResult, Action } from './reconcile';
 import {
   ANNOTATION,
   applyRunPatch,
@@ -29,8 +30,11 @@ import {
   taskStatusPatch,
 } from './observe';
 import { ClusterStore, Kind, KubeObject, StoreError, WatchEvent } from './store';
+import { TaskIndex } from './task-index';
+import { LifecycleEvent, lifecycleOf } from './lifecycle';
+import { EventRecorder } from './events';
 import { AttemptResult, decodeTerminationMessage, type GrantSources, type LeaseGrant } from '../core/protocol';
-import type { HarnessSpec, PoolSpec, TaskSpec } from '../policy/specs';
+import type { HarnessSpec, PoolSpec } from '../policy/specs';
 import { fetchSourcesArchive } from './sources-archive';
 
 export interface ControllerOptions {
@@ -48,16 +52,23 @@ export interface ControllerOptions {
    * credentials; workers hold none). @default - fetchSourcesArchive with the process's environment
    */
   readonly fetchSources?: (task: TaskSpec, pool: PoolSpec, harness: HarnessSpec) => Promise<GrantSources>;
+  /** Record each run's lifecycle as Kubernetes Events (events.k8s.io/v1) on its task's ConfigMap. @default true */
+  readonly recordEvents?: boolean;
+  /** This replica's name in the Events' reportingInstance. @default "paddock-controller" */
+  readonly instance?: string;
 }
 
 interface Lease extends ObservedLease {
   readonly pool: string;
   readonly grantedAt: number;
+  /** The authenticated identity that holds it (the API lets only it renew or report). */
+  readonly holder?: string;
 }
 
 interface Waiter {
   readonly pool: string;
   readonly worker: string;
+  readonly holder?: string;
   readonly resolve: (grant: LeaseGrant | undefined) => void;
   timer?: NodeJS.Timeout;
 }
@@ -93,11 +104,18 @@ export class Controller {
   private stops: Array<() => void> = [];
   private started = false;
   private busy = false;
-  private again = false;
+  /** The work queue: task keys to reconcile, or everything (start, pools or harnesses changed, an error). */
+  private readonly dirty = new Set<string>();
+  private allDirty = false;
+  private readonly index = new TaskIndex();
+  /** Per key: when to reconcile it again (a backoff or a lease ends). */
+  private readonly wakes = new Map<string, number>();
   private wakeTimer?: NodeJS.Timeout;
+  private wakeTimerAt = Infinity;
   private idle: Array<() => void> = [];
   /** Called after every reconcile pass with what changed (paddock local's progress, tests). */
   public onActions?: (actions: readonly Action[]) => void;
+  private readonly lifecycleListeners = new Set<(e: LifecycleEvent) => void>();
 
   constructor(opts: ControllerOptions) {
     this.store = opts.store;
@@ -107,6 +125,28 @@ export class Controller {
     this.now = opts.now ?? Date.now;
     this.log = opts.log ?? (() => undefined);
     this.fetchSources = opts.fetchSources ?? ((task, pool, harness) => fetchSourcesArchive(task, pool, harness, { env: process.env, log: this.log }));
+    if (opts.recordEvents ?? true) {
+      const recorder = new EventRecorder(this.store, this.namespace, opts.instance ?? 'paddock-controller', (task) => this.cache.task.get(`task-${task}`)?.metadata.uid, this.log);
+      this.onLifecycle((e) => recorder.record(e));
+    }
+  }
+
+  /** Be told of every run's lifecycle step (metrics, Events, logs). Returns the unsubscribe. */
+  public onLifecycle(listener: (e: LifecycleEvent) => void): () => void {
+    this.lifecycleListeners.add(listener);
+    return () => this.lifecycleListeners.delete(listener);
+  }
+
+  private lifecycle(before: KubeObject | undefined, after: KubeObject): void {
+    const e = lifecycleOf(before, after);
+    if (!e) return;
+    for (const l of this.lifecycleListeners) {
+      try {
+        l(e);
+      } catch (err) {
+        this.log(`lifecycle listener failed: ${(err as Error).message}`);
+      }
+    }
   }
 
   /** Start the informers; resolves once every initial list is in and the first pass ran. */
@@ -114,6 +154,8 @@ export class Controller {
     const sel = selectors(this.namespace);
     // A fresh view (a replica that becomes leader again must not keep objects deleted meanwhile).
     Object.values(this.cache).forEach((m) => m.clear());
+    this.index.clear();
+    this.wakes.clear();
     this.leases.clear();
     const watch = async (kind: Kind, selector: string | undefined, bucket: keyof Controller['cache']) => {
       this.stops.push(await this.store.watch(kind, selector, (event, obj) => this.onEvent(bucket, event, obj)));
@@ -129,7 +171,8 @@ export class Controller {
       const run = runFromConfigMap(cm);
       const a = cm.metadata.annotations ?? {};
       if (run?.mode === 'warm' && run.phase === 'Running' && a['paddock.dev/lease-id']) {
-        this.leases.set(run.name, { run: run.name, id: a['paddock.dev/lease-id'], worker: a['paddock.dev/worker'] ?? '?', expiresAt: this.now() + this.leaseTtlMs, pool: run.pool, grantedAt: this.now() });
+        const holder = a['paddock.dev/lease-holder'];
+        this.leases.set(run.name, { run: run.name, id: a['paddock.dev/lease-id'], worker: a['paddock.dev/worker'] ?? '?', expiresAt: this.now() + this.leaseTtlMs, pool: run.pool, grantedAt: this.now(), ...(holder ? { holder } : {}) });
       }
     }
     this.started = true;
@@ -150,25 +193,42 @@ export class Controller {
   }
 
   private onEvent(bucket: keyof Controller['cache'], event: WatchEvent, obj: KubeObject): void {
-    const map = this.cache[bucket];
-    if (event === 'delete') map.delete(obj.metadata.name);
-    else map.set(obj.metadata.name, obj);
-    if (this.started) this.schedule();
+    const key = event === 'delete' ? this.forget(bucket, obj.metadata.name) : this.put(bucket, obj);
+    // Pools and harnesses concern every task (rare); anything else only its own task.
+    if (this.started) this.schedule(bucket === 'pool' || bucket === 'harness' ? undefined : (key ?? null));
   }
 
-  private schedule(): void {
-    if (this.busy) {
-      this.again = true;
-      return;
-    }
+  /** Into the cache and the index (informer events and our own write-through); returns the object's task key. */
+  private put(bucket: keyof Controller['cache'], obj: KubeObject): string | undefined {
+    this.cache[bucket].set(obj.metadata.name, obj);
+    if (bucket === 'pool' || bucket === 'harness') return undefined;
+    return this.index.update(bucket, obj.metadata.name, obj, bucket === 'run' ? this.memo(obj, runFromConfigMap) : undefined);
+  }
+
+  private forget(bucket: keyof Controller['cache'], name: string): string | undefined {
+    this.cache[bucket].delete(name);
+    if (bucket === 'pool' || bucket === 'harness') return undefined;
+    return this.index.update(bucket, name, undefined);
+  }
+
+  /** Queue a task key (undefined: everything; null: an object of no known task, so everything too). */
+  private schedule(key?: string | null): void {
+    if (typeof key === 'string') this.dirty.add(key);
+    else this.allDirty = true;
+    if (this.busy) return;
     this.busy = true;
     setImmediate(() => void this.loop());
   }
 
-  /** Reconcile until nothing changed meanwhile. */
+  /** Resolves once the work queue is drained (tests, the benchmark). */
+  public whenIdle(): Promise<void> {
+    return this.busy ? new Promise<void>((r) => this.idle.push(r)) : Promise.resolve();
+  }
+
+  /** Reconcile every task (a full pass) until nothing changed meanwhile. */
   public async reconcileNow(): Promise<void> {
+    this.allDirty = true;
     if (this.busy) {
-      this.again = true;
       await new Promise<void>((r) => this.idle.push(r));
       return;
     }
@@ -178,14 +238,13 @@ export class Controller {
 
   private async loop(): Promise<void> {
     try {
-      do {
-        this.again = false;
+      while (this.started && (this.allDirty || this.dirty.size > 0)) {
         await this.pass();
-      } while (this.again && this.started);
+      }
     } catch (err) {
       this.log(`reconcile failed: ${(err as Error).stack ?? err}`);
       // Try again shortly: a transient API error must not stop the loop.
-      if (this.started) this.wakeAt(this.now() + 1000);
+      if (this.started) this.wakeAt(undefined, this.now() + 1000);
     } finally {
       this.busy = false;
       const idle = this.idle;
@@ -201,6 +260,46 @@ export class Controller {
     const value = parse(obj);
     this.parsed.set(obj, value);
     return value;
+  }
+
+  private observedPools(): ObservedPool[] {
+    return [...this.cache.pool.values()].map((o) => this.memo(o, poolFromConfigMap)).filter((p): p is ObservedPool => p !== undefined);
+  }
+
+  /**
+   * The part of the state one task key needs: its task, runs, Jobs, Pods and leases, all
+   * pools and harnesses (few), and per pool the slots taken by other tasks (from the index).
+   */
+  public observedTask(key: string): ObservedState {
+    const defined = <T>(xs: Array<T | undefined>) => xs.filter((x): x is T => x !== undefined);
+    const get = <T>(bucket: 'run' | 'job' | 'pod', parse: (o: KubeObject) => T) =>
+      this.index.names(bucket, key).map((n) => this.cache[bucket].get(n)).filter((o): o is KubeObject => o !== undefined).map((o) => this.memo(o, parse));
+    const cmName = this.index.taskConfigMap.get(key);
+    const taskCm = cmName ? this.cache.task.get(cmName) : undefined;
+    const runs = defined(get('run', runFromConfigMap));
+    const now = this.now();
+    const pools = this.observedPools();
+    const slotsTakenElsewhere: Record<string, number> = {};
+    for (const p of pools) {
+      const mine = runs.filter((r) => r.pool === p.name);
+      const running = mine.filter((r) => r.phase === 'Running').length;
+      const queued = mine.filter((r) => r.phase === 'Queued' && r.mode === 'job');
+      const ahead = queued.length ? this.index.waitingAhead(p.name, key, Math.min(...queued.map((r) => r.createdAt)), now) : 0;
+      const taken = this.index.runningIn(p.name) - running + ahead;
+      if (taken) slotsTakenElsewhere[p.name] = taken;
+    }
+    return {
+      now,
+      tasks: defined([taskCm ? this.memo(taskCm, taskFromConfigMap) : undefined]),
+      pools,
+      harnesses: defined([...this.cache.harness.values()].map((o) => this.memo(o, harnessFromConfigMap))),
+      jobs: get('job', jobFromObject),
+      pods: defined(get('pod', podFromObject)),
+      runs,
+      leases: defined(runs.map((r) => this.leases.get(r.name))),
+      settings: this.settings,
+      slotsTakenElsewhere,
+    };
   }
 
   /** The state reconcile sees, from the informer caches. */
@@ -220,18 +319,66 @@ export class Controller {
     };
   }
 
+  /** One full pass (everything at once, as before the work queue), or each queued key on its own. */
   private async pass(): Promise<void> {
-    const state = this.observed();
-    const { actions, wakeAt } = reconcile(state, decodeTerminationMessage);
-    for (const action of actions) await this.execute(action, state);
-    if (actions.length) this.onActions?.(actions);
-    if (wakeAt !== undefined) this.wakeAt(wakeAt);
+    const all: Action[] = [];
+    if (this.allDirty) {
+      this.allDirty = false;
+      this.dirty.clear();
+      this.wakes.clear();
+      const state = this.observed();
+      const { actions, wakeAt } = reconcile(state, decodeTerminationMessage);
+      for (const action of actions) await this.execute(action, state);
+      all.push(...actions);
+      if (wakeAt !== undefined) this.wakeAt(undefined, wakeAt);
+      this.index.takeFreed(() => 0, this.now()); // the full pass saw every queue
+    } else {
+      // Oldest task first, as a full pass orders its queue.
+      const age = (key: string) => {
+        const cm = this.cache.task.get(this.index.taskConfigMap.get(key) ?? '');
+        return cm ? this.memo(cm, taskFromConfigMap)?.createdAt ?? 0 : 0;
+      };
+      const keys = [...this.dirty].map((k) => [age(k), k] as const).sort(([x, a], [y, b]) => x - y || (a < b ? -1 : a > b ? 1 : 0)).map(([, k]) => k);
+      this.dirty.clear();
+      for (const key of keys) {
+        this.wakes.delete(key);
+        const state = this.observedTask(key);
+        const { actions, wakeAt } = reconcile(state, decodeTerminationMessage);
+        for (const action of actions) await this.execute(action, state);
+        all.push(...actions);
+        if (wakeAt !== undefined) this.wakeAt(key, wakeAt);
+      }
+      // A slot freed in a job pool: the oldest runs waiting for one go next.
+      const pools = new Map(this.observedPools().map((p) => [p.name, p]));
+      for (const key of this.index.takeFreed((pool) => (pools.get(pool)?.concurrency ?? 0) - this.index.runningIn(pool), this.now())) this.dirty.add(key);
+    }
+    if (all.length) this.onActions?.(all);
     this.serveWaiters();
   }
 
-  private wakeAt(t: number): void {
+  /** Reconcile `key` (undefined: everything) at `t`; one timer for the earliest. */
+  private wakeAt(key: string | undefined, t: number): void {
+    if (key === undefined) this.wakes.set('\0all', t);
+    else this.wakes.set(key, Math.min(t, this.wakes.get(key) ?? Infinity));
+    if (t >= this.wakeTimerAt) return;
+    this.armWakeTimer(t);
+  }
+
+  private armWakeTimer(t: number): void {
     if (this.wakeTimer) clearTimeout(this.wakeTimer);
-    this.wakeTimer = setTimeout(() => this.schedule(), Math.max(0, t - this.now()) + 5);
+    this.wakeTimerAt = t;
+    this.wakeTimer = setTimeout(() => {
+      this.wakeTimerAt = Infinity;
+      const now = this.now();
+      let next = Infinity;
+      for (const [key, at] of this.wakes) {
+        if (at <= now + 5) {
+          this.wakes.delete(key);
+          this.schedule(key === '\0all' ? undefined : key);
+        } else next = Math.min(next, at);
+      }
+      if (next < Infinity) this.armWakeTimer(next);
+    }, Math.max(0, t - this.now()) + 5);
     this.wakeTimer.unref?.();
   }
 
@@ -239,10 +386,12 @@ export class Controller {
     const ns = this.namespace;
     switch (action.type) {
       case 'createRun': {
-        const taskCm = [...this.cache.task.values()].find((cm) => taskFromConfigMap(cm)?.name === action.run.task);
+        const cmName = this.index.taskConfigMap.get(action.run.task);
+        const taskCm = cmName ? this.cache.task.get(cmName) : undefined;
         const task = state.tasks.find((t) => t.name === action.run.task);
         const cm = newRunConfigMap(ns, action.run, { configMap: taskCm?.metadata.name ?? `task-${action.run.task}`, uid: taskCm?.metadata.uid, harness: task?.spec?.harness }, action.message);
-        await this.write(() => this.store.create(cm), 'run');
+        const created = await this.write(() => this.store.create(cm), 'run');
+        if (created) this.lifecycle(undefined, created);
         this.log(`task ${action.run.task}: run ${action.run.name} ${action.run.phase === 'Running' ? 'adopted its existing Job' : `queued in pool ${action.run.pool} (${action.run.mode} mode)`}`);
         return;
       }
@@ -268,18 +417,23 @@ export class Controller {
       case 'cancelLease': {
         const lease = this.leases.get(action.run);
         if (lease?.id === action.id) this.leases.delete(action.run);
+        const runCm = this.cache.run.get(runConfigMapName(action.run));
+        if (lease && lease.expiresAt <= this.now() && runCm) {
+          const run = runFromConfigMap(runCm);
+          if (run) this.lifecycleListeners.forEach((l) => l({ reason: 'LeaseExpired', task: run.task, run: run.name, pool: run.pool, attempt: run.attempt, message: `worker ${lease.worker}: ${action.reason}` }));
+        }
         this.log(`run ${action.run}: lease ${action.id.slice(0, 8)} taken back: ${action.reason}`);
         return;
       }
       case 'deleteRun':
         await this.store.delete('ConfigMap', runConfigMapName(action.run));
-        this.cache.run.delete(runConfigMapName(action.run));
+        this.forget('run', runConfigMapName(action.run));
         return;
       case 'setTaskStatus': {
         const p = taskStatusPatch(action.phase, action.run, action.message);
         try {
           const obj = await this.store.patchMetadata('ConfigMap', `task-${action.task}`, p);
-          this.cache.task.set(obj.metadata.name, obj);
+          this.put('task', obj);
         } catch (err) {
           if (!(err instanceof StoreError && err.code === 404)) throw err;
         }
@@ -289,12 +443,14 @@ export class Controller {
   }
 
   /** Create, tolerating "already exists" (a cache that lags behind our own write); write through to the cache. */
-  private async write(create: () => Promise<KubeObject>, bucket: 'run' | 'job'): Promise<void> {
+  private async write(create: () => Promise<KubeObject>, bucket: 'run' | 'job'): Promise<KubeObject | undefined> {
     try {
       const obj = await create();
-      this.cache[bucket].set(obj.metadata.name, obj);
+      this.put(bucket, obj);
+      return obj;
     } catch (err) {
       if (!(err instanceof StoreError && err.code === 409)) throw err;
+      return undefined;
     }
   }
 
@@ -308,7 +464,8 @@ export class Controller {
       if (!next) return undefined;
       try {
         const stored = await this.store.replace(next);
-        this.cache.run.set(name, stored);
+        this.put('run', stored);
+        this.lifecycle(cm, stored);
         return stored;
       } catch (err) {
         if (!(err instanceof StoreError && err.code === 409)) throw err;
@@ -320,12 +477,12 @@ export class Controller {
   // ---- warm leases ----
 
   /** A worker of `pool` asks for a task; waits up to `waitMs` for one. */
-  public lease(pool: string, worker: string, waitMs: number): Promise<LeaseGrant | undefined> {
-    const grant = this.tryGrant(pool, worker);
+  public lease(pool: string, worker: string, waitMs: number, holder?: string): Promise<LeaseGrant | undefined> {
+    const grant = this.tryGrant(pool, worker, holder);
     if (grant) return grant.then((g) => g);
     if (waitMs <= 0 || !this.started) return Promise.resolve(undefined);
     return new Promise((resolve) => {
-      const w: Waiter = { pool, worker, resolve };
+      const w: Waiter = { pool, worker, holder, resolve };
       w.timer = setTimeout(() => {
         this.waiters = this.waiters.filter((x) => x !== w);
         resolve(undefined);
@@ -336,7 +493,7 @@ export class Controller {
 
   private serveWaiters(): void {
     for (const w of [...this.waiters]) {
-      const grant = this.tryGrant(w.pool, w.worker);
+      const grant = this.tryGrant(w.pool, w.worker, w.holder);
       if (!grant) continue;
       this.waiters = this.waiters.filter((x) => x !== w);
       if (w.timer) clearTimeout(w.timer);
@@ -345,7 +502,7 @@ export class Controller {
   }
 
   /** Picks and reserves a run synchronously (no double grant), then records it. */
-  private tryGrant(pool: string, worker: string): Promise<LeaseGrant | undefined> | undefined {
+  private tryGrant(pool: string, worker: string, holder?: string): Promise<LeaseGrant | undefined> | undefined {
     const state = this.observed();
     const run = pickWarmRun(state, pool, new Set(this.leases.keys()));
     if (!run) return undefined;
@@ -357,19 +514,20 @@ export class Controller {
     const now = this.now();
     if (!task || !poolSpec || !harness) {
       const why = !task ? 'its task is gone' : !poolSpec ? `pool "${pool}" has no pool.json` : `harness "${task.harness}" has no ConfigMap`;
-      void this.updateRun(run.name, (cm) => applyRunPatch(cm, { phase: 'Failed', outcome: 'invalid_spec', message: why, finishedAt: now })).then(() => this.schedule());
+      void this.updateRun(run.name, (cm) => applyRunPatch(cm, { phase: 'Failed', outcome: 'invalid_spec', message: why, finishedAt: now })).then(() => this.schedule(run.task));
       return undefined;
     }
-    const lease: Lease = { run: run.name, id: randomUUID(), worker, expiresAt: now + this.leaseTtlMs, pool, grantedAt: now };
+    const lease: Lease = { run: run.name, id: randomUUID(), worker, expiresAt: now + this.leaseTtlMs, pool, grantedAt: now, ...(holder ? { holder } : {}) };
     this.leases.set(run.name, lease);
     return (async () => {
       await this.updateRun(run.name, (cm) => {
         const next = applyRunPatch(cm, { phase: 'Running', startedAt: now, notBefore: null, message: `attempt ${run.attempt}: leased by worker ${worker}` });
-        next.metadata.annotations = { ...next.metadata.annotations, 'paddock.dev/lease-id': lease.id, 'paddock.dev/worker': worker };
+        // The holder too, so that after a controller restart only it may still renew or report.
+        next.metadata.annotations = { ...next.metadata.annotations, 'paddock.dev/lease-id': lease.id, 'paddock.dev/worker': worker, ...(holder ? { 'paddock.dev/lease-holder': holder } : {}) };
         return next;
       });
       this.log(`run ${run.name}: Running - attempt ${run.attempt} leased by worker ${worker}`);
-      this.schedule();
+      this.schedule(run.task);
       // The fetch happens on the worker's behalf: keep its lease alive meanwhile.
       const keep = setInterval(() => this.renew(lease.id, worker), Math.max(100, Math.floor(this.leaseTtlMs / 3)));
       let sources: GrantSources;
@@ -386,6 +544,12 @@ export class Controller {
 
   private leaseById(id: string): Lease | undefined {
     return [...this.leases.values()].find((l) => l.id === id);
+  }
+
+  /** Whose a current lease is (the API refuses renewals and reports from anyone else). */
+  public leaseHolder(id: string): { readonly pool: string; readonly holder?: string } | undefined {
+    const lease = this.leaseById(id);
+    return lease ? { pool: lease.pool, ...(lease.holder ? { holder: lease.holder } : {}) } : undefined;
   }
 
   /** Extend a lease; false when it is no longer this worker's (the worker must stop the run). */
@@ -405,17 +569,20 @@ export class Controller {
     const runCm = this.cache.run.get(runConfigMapName(lease.run));
     const run = runCm ? runFromConfigMap(runCm) : undefined;
     if (!run || run.phase !== 'Running') return 'gone';
-    const task = this.observed().tasks.find((t) => t.name === run.task)?.spec;
+    const taskCmName = this.index.taskConfigMap.get(run.task);
+    const taskCm = taskCmName ? this.cache.task.get(taskCmName) : undefined;
+    const task = taskCm ? this.memo(taskCm, taskFromConfigMap)?.spec : undefined;
     const patch = afterAttempt(run, task, verdictOfResult(result), this.now(), this.settings);
     await this.updateRun(lease.run, (cm) => {
       const next = applyRunPatch(cm, patch);
       const a = { ...next.metadata.annotations };
       delete a['paddock.dev/lease-id'];
+      delete a['paddock.dev/lease-holder'];
       next.metadata.annotations = a;
       return next;
     });
     this.log(`run ${lease.run}: ${patch.phase} - ${patch.message ?? ''} (worker ${worker})`);
-    this.schedule();
+    this.schedule(run.task);
     return 'ok';
   }
 
@@ -429,13 +596,23 @@ export class Controller {
     if (existing) {
       const next = { ...existing, metadata: { ...existing.metadata, labels: { ...existing.metadata.labels, ...cm.metadata.labels } }, data: cm.data };
       const stored = await this.store.replace(next);
-      this.cache.task.set(stored.metadata.name, stored);
+      this.put('task', stored);
     } else {
       const stored = await this.store.create(cm);
-      this.cache.task.set(stored.metadata.name, stored);
+      this.put('task', stored);
     }
-    this.schedule();
+    this.schedule(spec.name);
     return { created: !existing, specHash, run: runName(spec.name, specHash) };
+  }
+
+  /** Cancel: remove the task's ConfigMap; its runs and Jobs go with it (owner references), a warm run's lease is taken back. */
+  public async cancelTask(name: string): Promise<{ name: string; cancelled: true; phase?: string; run?: string }> {
+    const view = this.task(name);
+    await this.store.delete('ConfigMap', `task-${name}`);
+    this.forget('task', `task-${name}`);
+    this.log(`task ${name}: cancelled${view?.run ? ` (run ${view.run.name} was ${view.run.phase})` : ''}`);
+    this.schedule(name);
+    return { name, cancelled: true, ...(view?.run ? { phase: view.run.phase, run: view.run.name } : {}) };
   }
 
   public task(name: string): TaskView | undefined {

@@ -15,14 +15,15 @@
  * JSON merge patch of labels/annotations, delete with Background
  * propagation, so the garbage collector removes owned objects).
  */
+import type { ReviewApi } from './auth';
 import type { ClusterStore, Kind, KubeObject, WatchHandler } from './store';
 import { StoreError } from './store';
 
 // A real import() that the CommonJS output keeps (see above).
 const importEsm = new Function('specifier', 'return import(specifier)') as (specifier: string) => Promise<any>;
 
-const API_VERSION: Record<Kind, string> = { ConfigMap: 'v1', Job: 'batch/v1', Pod: 'v1', Lease: 'coordination.k8s.io/v1' };
-const PLURAL: Record<Kind, string> = { ConfigMap: 'configmaps', Job: 'jobs', Pod: 'pods', Lease: 'leases' };
+const API_VERSION: Record<Kind, string> = { ConfigMap: 'v1', Job: 'batch/v1', Pod: 'v1', Lease: 'coordination.k8s.io/v1', Event: 'events.k8s.io/v1' };
+const PLURAL: Record<Kind, string> = { ConfigMap: 'configmaps', Job: 'jobs', Pod: 'pods', Lease: 'leases', Event: 'events' };
 
 export interface KubeStoreOptions {
   readonly namespace: string;
@@ -122,6 +123,31 @@ export class KubeStore implements ClusterStore {
     return () => {
       stopped = true;
       void informer.stop();
+    };
+  }
+
+  /** TokenReview and SubjectAccessReview, as the controller's ServiceAccount (ClusterRole system:auth-delegator). */
+  public reviews(): ReviewApi {
+    const authn = this.kc.makeApiClient(this.k8s.AuthenticationV1Api);
+    const authz = this.kc.makeApiClient(this.k8s.AuthorizationV1Api);
+    return {
+      tokenReview: async (token, audiences) => {
+        try {
+          const r = await authn.createTokenReview({ body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token, ...(audiences ? { audiences: [...audiences] } : {}) } } });
+          return JSON.parse(JSON.stringify(r.status ?? {}));
+        } catch (err) {
+          throw toStoreError(err);
+        }
+      },
+      subjectAccessReview: async (user, resource) => {
+        const spec = { user: user.username, ...(user.uid ? { uid: user.uid } : {}), ...(user.groups ? { groups: [...user.groups] } : {}), ...(user.extra ? { extra: user.extra } : {}), resourceAttributes: resource };
+        try {
+          const r = await authz.createSubjectAccessReview({ body: { apiVersion: 'authorization.k8s.io/v1', kind: 'SubjectAccessReview', spec } });
+          return JSON.parse(JSON.stringify(r.status ?? {}));
+        } catch (err) {
+          throw toStoreError(err);
+        }
+      },
     };
   }
 

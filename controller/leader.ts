@@ -2,8 +2,10 @@
  * Leader election for controller replicas > 1, through a coordination.k8s.io
  * Lease (`paddock-controller`), the way client-go's leaderelection does it:
  * the holder renews `renewTime` every `retryMs`; another replica takes the
- * Lease over only when it was not renewed for `leaseDurationMs`. Writes use
- * the Lease's resourceVersion, so two replicas never both win. A leader that
+ * Lease over only when the record has not changed for `leaseDurationMs` by its
+ * own monotonic clock, since it last saw it change (the holder's timestamps are
+ * never compared with this replica's clock: clocks differ between nodes). Writes
+ * use the Lease's resourceVersion, so two replicas never both win. A leader that
  * cannot renew before `leaseDurationMs` passes steps down.
  */
 import type { ClusterStore, KubeObject } from './store';
@@ -17,14 +19,27 @@ export interface LeaderElectorOptions {
   readonly leaseDurationMs?: number;
   /** @default 2000 */
   readonly retryMs?: number;
+  /** Wall clock for the timestamps written into the Lease. @default Date.now */
   readonly now?: () => number;
+  /** This replica's monotonic clock, which alone judges expiry. @default performance.now */
+  readonly monotonic?: () => number;
   readonly log?: (line: string) => void;
+  /** This replica's address (its pod IP), recorded on the Lease so followers can forward requests to the leader. */
+  readonly address?: string;
 }
+
+/** What identifies one version of the Lease record (a change means the holder is alive). */
+const recordOf = (s: Record<string, unknown>): string => JSON.stringify([s.holderIdentity, s.renewTime, s.acquireTime, s.leaseTransitions, s.leaseDurationSeconds]);
+
+/** The Lease annotation holding the leader's address. */
+export const LEADER_ADDRESS_ANNOTATION = 'paddock.dev/leader-address';
 
 const micro = (t: number) => new Date(t).toISOString().replace('Z', '000Z');
 
 export class LeaderElector {
   public isLeader = false;
+  /** The current leader's address as its Lease says (this replica's own while it leads). */
+  public leaderAddress?: string;
   public onChange?: (leading: boolean) => void;
   private timer?: NodeJS.Timeout;
   private lastRenew = 0;
@@ -32,11 +47,15 @@ export class LeaderElector {
   private readonly duration: number;
   private readonly retry: number;
   private readonly now: () => number;
+  private readonly monotonic: () => number;
+  /** The record as last seen, and when (monotonic) it was first seen that way. */
+  private observed?: { readonly record: string; readonly at: number };
 
   constructor(private readonly opts: LeaderElectorOptions) {
     this.duration = opts.leaseDurationMs ?? 15_000;
     this.retry = opts.retryMs ?? 2_000;
     this.now = opts.now ?? Date.now;
+    this.monotonic = opts.monotonic ?? (() => performance.now());
   }
 
   public async start(): Promise<void> {
@@ -67,8 +86,9 @@ export class LeaderElector {
       await this.tryAcquireOrRenew();
     } catch (err) {
       this.opts.log?.(`leader election: ${(err as Error).message}`);
-      if (this.isLeader && this.now() - this.lastRenew > this.duration) this.set(false);
+      if (this.isLeader && this.monotonic() - this.lastRenew > this.duration) this.set(false);
     }
+    if (this.timer) clearTimeout(this.timer); // a tick called from outside (tests) replaces the scheduled one
     if (!this.stopped) {
       this.timer = setTimeout(() => void this.tick(), this.retry);
       this.timer.unref?.();
@@ -82,22 +102,28 @@ export class LeaderElector {
     const lease = await store.get('Lease', name);
     if (!lease) {
       try {
-        await store.create({ apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name }, spec });
-        this.won(now);
+        const stored = await store.create({ apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name, ...this.addressAnnotation() }, spec });
+        this.seen(stored);
+        this.won();
       } catch (err) {
         if (!(err instanceof StoreError && err.code === 409)) throw err;
       }
       return;
     }
     const s = (lease.spec ?? {}) as { holderIdentity?: string; renewTime?: string; leaseDurationSeconds?: number; acquireTime?: string; leaseTransitions?: number };
-    const renewed = s.renewTime ? Date.parse(s.renewTime) : 0;
-    const expired = renewed + (s.leaseDurationSeconds ?? this.duration / 1000) * 1000 <= now;
+    const record = recordOf(s);
+    if (this.observed?.record !== record) this.observed = { record, at: this.monotonic() };
+    // A holder that handed over (stop) writes renewTime at the epoch: free at once.
+    const released = !s.holderIdentity || (s.renewTime !== undefined && Date.parse(s.renewTime) === 0);
+    const expired = released || this.observed.at + (s.leaseDurationSeconds ?? this.duration / 1000) * 1000 <= this.monotonic();
     if (s.holderIdentity !== identity && !expired) {
+      this.leaderAddress = lease.metadata.annotations?.[LEADER_ADDRESS_ANNOTATION];
       this.set(false);
       return;
     }
     const next: KubeObject = {
       ...lease,
+      metadata: { ...lease.metadata, annotations: { ...lease.metadata.annotations, ...this.addressAnnotation().annotations } },
       spec: {
         ...s,
         holderIdentity: identity,
@@ -107,15 +133,26 @@ export class LeaderElector {
       },
     };
     try {
-      await store.replace(next);
-      this.won(now);
+      const stored = await store.replace(next);
+      this.seen(stored);
+      this.won();
     } catch (err) {
       if (!(err instanceof StoreError && err.code === 409)) throw err;
     }
   }
 
-  private won(now: number): void {
-    this.lastRenew = now;
+  /** Our own write: the record as we wrote it, seen now. */
+  private seen(lease: KubeObject): void {
+    this.observed = { record: recordOf((lease.spec ?? {}) as Record<string, unknown>), at: this.monotonic() };
+  }
+
+  private addressAnnotation(): { annotations?: Record<string, string> } {
+    return this.opts.address ? { annotations: { [LEADER_ADDRESS_ANNOTATION]: this.opts.address } } : {};
+  }
+
+  private won(): void {
+    this.lastRenew = this.monotonic();
+    this.leaderAddress = this.opts.address;
     if (!this.isLeader) this.opts.log?.(`leader election: ${this.opts.identity} leads`);
     this.set(true);
   }

@@ -10,14 +10,23 @@
  * OPENAI_API_KEY for a pool granted it).
  *
  * Exit codes: 0 every selected task succeeded; 1 a task failed; 2 bad
- * arguments or dist/ holds no platform; 4 the overall timeout passed.
+ * arguments, dist/ holds no platform, or another `paddock local` uses the same
+ * --out; 4 the overall timeout passed; 5 stopped by SIGTERM/SIGINT.
+ *
+ * Stopping: the workers get SIGTERM (each stops its run and its agent's process
+ * group); a worker also stops when its stdin, a pipe from this process, closes, so
+ * even a SIGKILLed `paddock local` leaves no worker retrying forever. `<out>/.lock`
+ * holds the pid of the `paddock local` using the folder; a lock whose process is
+ * gone is taken over.
  */
 import { ChildProcess, spawn } from 'child_process';
+import { randomBytes } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import { parseAllDocuments } from 'yaml';
 import type { PoolSpec } from '../policy/specs';
 import { startApis } from './api';
+import { StaticTokenAuth } from './auth';
 import { Controller } from './controller';
 import { resultOfRunConfigMap, taskFromConfigMap } from './observe';
 import { TERMINAL_PHASES, RunPhase } from './reconcile';
@@ -52,6 +61,29 @@ export interface LocalOptions {
   readonly credentialDir?: string;
   /** Called with each worker process (tests). */
   readonly onWorker?: (child: ChildProcess, pool: string, index: number) => void;
+  /** Aborting (the CLI does on SIGTERM/SIGINT) stops the workers and their runs; exit 5 (0 with `serve`). */
+  readonly signal?: AbortSignal;
+  /** How long stopped workers get before SIGKILL. @default 15000 */
+  readonly stopGraceMs?: number;
+  /**
+   * Keep serving the task API after the declared tasks (if any) finished, for
+   * `paddock tasks ...`, until `signal` aborts (SIGTERM/SIGINT). @default false
+   */
+  readonly serve?: boolean;
+  /** Called once the APIs listen (tests): the task API's URL and the token file. */
+  readonly onReady?: (ready: { readonly server: string; readonly tokenFile: string }) => void;
+}
+
+/**
+ * A new random token in `file`, readable by this user only (mode 0600): the
+ * workers' and the client's credential in local mode.
+ */
+export function writeLocalToken(file: string): string {
+  const token = randomBytes(32).toString('base64url');
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  fs.rmSync(file, { force: true });
+  fs.writeFileSync(file, token + '\n', { mode: 0o600, flag: 'wx' });
+  return token;
 }
 
 export class LocalError extends Error {}
@@ -86,7 +118,7 @@ export function readManifests(dir: string): KubeObject[] {
 }
 
 /** Load the platform's ConfigMaps into a store: pools turned warm, without the cluster's egress proxy. */
-export function loadPlatform(objects: KubeObject[], only?: string[], credentialDir?: string): { store: MemoryStore; namespace: string; tasks: string[]; pools: string[]; notes: string[] } {
+export function loadPlatform(objects: KubeObject[], only?: string[], credentialDir?: string): { store: MemoryStore; namespace: string; tasks: string[]; pools: string[]; allPools: string[]; notes: string[] } {
   const cms = objects.filter((o) => o.kind === 'ConfigMap');
   const component = (o: KubeObject) => o.metadata.labels?.['app.kubernetes.io/component'];
   const pools = cms.filter((o) => component(o) === 'pool');
@@ -115,7 +147,7 @@ export function loadPlatform(objects: KubeObject[], only?: string[], credentialD
     if (c === 'task' && selected.includes(cm.metadata.labels?.['paddock.dev/task'] ?? '')) store.createSync(cm);
   }
   const taskPools = new Set(store.list('ConfigMap').map((cm) => taskFromConfigMap(cm)?.spec?.pool).filter((p): p is string => Boolean(p)));
-  return { store, namespace, tasks: selected, pools: poolNames.filter((p) => taskPools.has(p)), notes };
+  return { store, namespace, tasks: selected, pools: poolNames.filter((p) => taskPools.has(p)), allPools: poolNames, notes };
 }
 
 export async function runLocal(opts: LocalOptions = {}): Promise<number> {
@@ -123,13 +155,29 @@ export async function runLocal(opts: LocalOptions = {}): Promise<number> {
   const dir = path.resolve(opts.dir ?? 'dist');
   const out = path.resolve(opts.out ?? path.join('.paddock', 'local'));
   const workers = opts.workers ?? 1;
-  const { store, namespace, tasks, pools, notes } = loadPlatform(readManifests(dir), opts.tasks, opts.credentialDir && path.resolve(opts.credentialDir));
-  if (tasks.length === 0) {
+  const loaded = loadPlatform(readManifests(dir), opts.tasks, opts.credentialDir && path.resolve(opts.credentialDir));
+  const { store, namespace, tasks, notes } = loaded;
+  // Serving: every pool gets workers, for the tasks `paddock tasks submit` brings.
+  const pools = opts.serve ? loaded.allPools : loaded.pools;
+  if (tasks.length === 0 && !opts.serve) {
     log(`no declared tasks in ${dir}; nothing to run`);
     return 0;
   }
   notes.forEach((n) => log(`note: ${n}`));
   fs.mkdirSync(out, { recursive: true });
+  const unlock = lockOut(out);
+  try {
+    return await runLocked(opts, { log, dir, out, workers, store, namespace, tasks, pools });
+  } finally {
+    unlock();
+  }
+}
+
+async function runLocked(
+  opts: LocalOptions,
+  ctx: { log: (line: string) => void; dir: string; out: string; workers: number; store: MemoryStore; namespace: string; tasks: string[]; pools: string[] },
+): Promise<number> {
+  const { log, out, workers, store, namespace, tasks, pools } = ctx;
   const env = opts.env ?? process.env;
   const controller = new Controller({
     store,
@@ -141,17 +189,23 @@ export async function runLocal(opts: LocalOptions = {}): Promise<number> {
     fetchSources: (task, pool, harness) => fetchSourcesArchive(task, pool, harness, { env, log }),
   });
   await controller.start();
+  // One random token for the workers and the client, in a file only you can read.
+  const tokenFile = path.join(out, 'token');
+  const auth = new StaticTokenAuth(writeLocalToken(tokenFile));
   // As in the cluster: the task API and the workers' lease API on separate listeners (loopback only).
-  const api = await startApis(controller, { port: 0, workerPort: 0, host: '127.0.0.1' });
-  log(`controller: task API on ${api.tasks.url}, worker lease API on ${api.workers.url} (namespace ${namespace}); ${tasks.length} task(s): ${tasks.join(', ')}; ${workers} worker(s) per pool: ${pools.join(', ')}`);
+  const api = await startApis(controller, { port: 0, workerPort: 0, host: '127.0.0.1', auth });
+  log(`controller: task API on ${api.tasks.url}, worker lease API on ${api.workers.url} (namespace ${namespace}); ${tasks.length} task(s): ${tasks.join(', ') || 'none'}; ${workers} worker(s) per pool: ${pools.join(', ')}`);
+  if (opts.serve) log(`for paddock tasks: export PADDOCK_SERVER=${api.tasks.url} PADDOCK_TOKEN_FILE=${tokenFile}`);
+  opts.onReady?.({ server: api.tasks.url, tokenFile });
   const children: ChildProcess[] = [];
   const bin = paddockBin();
   for (const pool of pools) {
     for (let i = 0; i < workers; i++) {
       const id = `${pool}-${i + 1}`;
-      const child = spawn(process.execPath, [bin, 'worker', '--pool', pool, '--controller', api.workers.url, '--id', id, '--work-dir', path.join(out, 'work', id), '--keep'], {
-        env,
-        stdio: ['ignore', opts.workerStdio ?? 'inherit', opts.workerStdio ?? 'inherit'],
+      const child = spawn(process.execPath, [bin, 'worker', '--pool', pool, '--controller', api.workers.url, '--token-file', tokenFile, '--id', id, '--work-dir', path.join(out, 'work', id), '--keep', '--parent-lifeline'], {
+        env: opts.env ?? process.env,
+        // stdin: the lifeline (never written; it closes when this process dies).
+        stdio: ['pipe', opts.workerStdio ?? 'inherit', opts.workerStdio ?? 'inherit'],
       });
       children.push(child);
       opts.onWorker?.(child, pool, i);
@@ -167,8 +221,8 @@ export async function runLocal(opts: LocalOptions = {}): Promise<number> {
   let timedOut = false;
   await new Promise<void>((resolve) => {
     const check = () => {
-      if (finished()) return resolve();
-      if (Date.now() > deadline) {
+      if (opts.signal?.aborted || (!opts.serve && finished())) return resolve();
+      if (!opts.serve && Date.now() > deadline) {
         timedOut = true;
         return resolve();
       }
@@ -176,6 +230,15 @@ export async function runLocal(opts: LocalOptions = {}): Promise<number> {
     };
     check();
   });
+  if (opts.signal?.aborted) {
+    log('stopping: SIGTERM to the workers (each stops its run and its agent)');
+    await stopWorkers(children, opts.stopGraceMs ?? 15_000);
+    await api.close();
+    await controller.stop();
+    fs.rmSync(tokenFile, { force: true });
+    // Serving ends with a signal: that is the normal way to stop.
+    return opts.serve ? 0 : 5;
+  }
   let failed = 0;
   for (const t of tasks) {
     const view = controller.task(t);
@@ -196,10 +259,10 @@ export async function runLocal(opts: LocalOptions = {}): Promise<number> {
     }
   }
   log(`run directories of the workers (workspace, HOME, artifacts): ${path.join(out, 'work')}`);
-  for (const c of children) c.kill('SIGTERM');
-  await Promise.all(children.map((c) => (c.exitCode !== null || c.signalCode !== null ? Promise.resolve() : new Promise((r) => c.once('exit', r)))));
+  await stopWorkers(children, opts.stopGraceMs ?? 15_000);
   await api.close();
   await controller.stop();
+  fs.rmSync(tokenFile, { force: true });
   if (timedOut) {
     log(`timed out before every task finished`);
     return 4;
@@ -207,3 +270,50 @@ export async function runLocal(opts: LocalOptions = {}): Promise<number> {
   return failed ? 1 : 0;
 }
 
+/** SIGTERM, wait, then SIGKILL what is left (a worker's agent dies with it: see runner/process-group.ts). */
+async function stopWorkers(children: readonly ChildProcess[], graceMs: number): Promise<void> {
+  const exited = (c: ChildProcess) => (c.exitCode !== null || c.signalCode !== null ? Promise.resolve() : new Promise<void>((r) => c.once('exit', () => r())));
+  for (const c of children) c.kill('SIGTERM');
+  const timer = setTimeout(() => children.forEach((c) => c.kill('SIGKILL')), graceMs);
+  await Promise.all(children.map(exited));
+  clearTimeout(timer);
+}
+
+/** Take `<out>/.lock` (our pid) or fail naming its live holder; a stale lock is taken over. Returns the release. */
+export function lockOut(out: string): () => void {
+  const file = path.join(out, '.lock');
+  for (let i = 0; i < 3; i++) {
+    try {
+      fs.writeFileSync(file, `${process.pid}\n`, { flag: 'wx' });
+      return () => {
+        try {
+          if (fs.readFileSync(file, 'utf8').trim() === String(process.pid)) fs.rmSync(file);
+        } catch {
+          // gone already
+        }
+      };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    const holder = Number(fs.readFileSync(file, 'utf8').trim());
+    if (Number.isInteger(holder) && holder > 0 && processExists(holder)) {
+      throw new LocalError(`--out ${out} is in use by another paddock local (pid ${holder}, ${file}); wait for it to finish, stop it, or give another --out`);
+    }
+    fs.rmSync(file, { force: true }); // stale: its process is gone
+  }
+  throw new LocalError(`cannot take the lock ${file}; remove it if no paddock local is running`);
+}
+
+function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return true; // no /proc: kill(0) said it exists
+  }
+}

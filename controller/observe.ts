@@ -12,7 +12,7 @@ import type { ObservedHarness, ObservedJob, ObservedPod, ObservedPool, ObservedR
 import { runConfigMapName } from './reconcile';
 import type { KubeObject } from './store';
 import { specHashOf, stableJson } from '../core/stable-json';
-import { type AttemptResult, MAX_RESULT_BYTES } from '../core/protocol';
+import { type AttemptResult, MAX_RESULT_BYTES, shortenStatus } from '../core/protocol';
 
 export const ANNOTATION = {
   run: 'paddock.dev/run',
@@ -238,7 +238,7 @@ export function applyRunPatch(cm: KubeObject, patch: RunPatch): KubeObject {
  */
 export function capResult(result: AttemptResult, max = MAX_RESULT_BYTES): { statusJson: string; resultsJsonl: string; truncated: boolean } {
   const lines = result.resultsJsonl.split('\n').filter((l) => l.trim() !== '');
-  let statusJson = stableJson(result.status);
+  let statusJson = stableJson(shortenStatus(result.status));
   let kept: string[] = [];
   let size = Buffer.byteLength(statusJson);
   let cut = 0;
@@ -255,7 +255,7 @@ export function capResult(result: AttemptResult, max = MAX_RESULT_BYTES): { stat
   if (truncated) {
     const marker = JSON.stringify({ [TRUNCATION_MARKER]: true, keptResults: kept.length, omittedResults: cut, reason: cut > 0 ? `results over ${max} bytes` : 'the report was cut before it reached the controller' });
     kept = [...kept, marker];
-    statusJson = stableJson({ ...result.status, resultsTruncated: true });
+    statusJson = stableJson({ ...shortenStatus(result.status), resultsTruncated: true });
   }
   return { statusJson, resultsJsonl: kept.length ? kept.join('\n') + '\n' : '', truncated };
 }

@@ -5,7 +5,10 @@
  *
  * No I/O, no clock, no randomness: the controller (controller.ts) builds the
  * observed state from its informer caches (observe.ts), calls this, and carries
- * out the actions in order. Everything the controller decides (new runs, Jobs,
+ * out the actions in order. It calls it per task key (that task's runs, Jobs, Pods
+ * and leases, plus the pools' slots taken elsewhere), as Kubernetes controllers work
+ * a queue of keys, so an event costs the same with 100 tasks or 10,000; a full
+ * state gives the same decisions for all tasks at once. Everything the controller decides (new runs, Jobs,
  * retries with backoff, queueing at a pool's concurrency limit, superseded
  * runs, deleted tasks, adopted Jobs, expired warm leases) is decided here and
  * tested table-driven in test/controller/reconcile.test.ts.
@@ -136,6 +139,13 @@ export interface ObservedState {
   readonly runs: readonly ObservedRun[];
   readonly leases: readonly ObservedLease[];
   readonly settings?: Partial<ReconcileSettings>;
+  /**
+   * For a partial state (the controller reconciles one task key at a time): per pool,
+   * the slots held outside `runs` (Running runs of other tasks, and their older queued
+   * runs, which get a slot first).
+   * @default - none: the state is complete
+   */
+  readonly slotsTakenElsewhere?: Readonly<Record<string, number>>;
 }
 
 /** Fields of a run record that change. */
@@ -439,7 +449,7 @@ export function reconcile(state: ObservedState, decodeMessage: (m: string) => At
       wake.push(notBefore);
       continue;
     }
-    if (!slots.has(pool.name)) slots.set(pool.name, pool.concurrency - running(pool.name));
+    if (!slots.has(pool.name)) slots.set(pool.name, pool.concurrency - running(pool.name) - (state.slotsTakenElsewhere?.[pool.name] ?? 0));
     if (slots.get(pool.name)! <= 0) continue;
     const built = buildJob(task, pool, harnesses);
     if ('problem' in built) {

@@ -10,7 +10,7 @@
  */
 import { randomUUID } from 'crypto';
 
-export type Kind = 'ConfigMap' | 'Job' | 'Pod' | 'Lease';
+export type Kind = 'ConfigMap' | 'Job' | 'Pod' | 'Lease' | 'Event';
 
 export interface OwnerReference {
   readonly apiVersion: string;

@@ -48,6 +48,12 @@ export function lintCommandTemplate(command: readonly string[], field: string): 
       }
     }
   });
+  if (typeof command[0] === 'string' && command[0].trim() === '') {
+    problems.push(`${field}[0]: the program to run is empty; write its name or path, e.g. "codex"`);
+  }
+  command.forEach((arg, i) => {
+    if (typeof arg === 'string' && arg.includes('\0')) problems.push(`${field}[${i}]: contains a NUL byte, which no argv element can hold; remove it`);
+  });
   if (/\{[A-Za-z_][A-Za-z0-9_]*\}/.test(command[0])) {
     problems.push(`${field}[0]: the program to run must be a fixed name, not a placeholder`);
   }
@@ -67,6 +73,24 @@ export function lintCommandTemplate(command: readonly string[], field: string): 
     });
   }
   return problems;
+}
+
+/**
+ * Longest prompt passed as one argv element ({prompt}), in UTF-8 bytes. Linux refuses a
+ * single argument over 128 KiB (MAX_ARG_STRLEN, E2BIG); this leaves room for the rest of
+ * the element. Longer prompts go through {prompt_file} or stdin.
+ */
+export const MAX_ARGV_PROMPT_BYTES = 100 * 1024;
+
+/** The problem with passing `prompt` through this command, if any (an argv element over the limit). */
+export function argvPromptProblem(command: readonly string[], prompt: string, field: string): string | undefined {
+  if (!usesPlaceholder(command, 'prompt')) return undefined;
+  const bytes = Buffer.byteLength(prompt);
+  if (bytes <= MAX_ARGV_PROMPT_BYTES) return undefined;
+  return (
+    `${field}: is ${bytes} bytes, over the ${MAX_ARGV_PROMPT_BYTES} bytes a prompt may have as an argv element ({prompt}); ` +
+    'shorten it, or pass it with promptVia "stdin" or "file" (an option of every preset), or use a harness whose command takes {prompt_file} (or neither placeholder: stdin)'
+  );
 }
 
 /** How the prompt reaches the agent, as implied by the template. */

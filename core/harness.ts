@@ -1,9 +1,10 @@
-import { loadPreset, presetNames } from '../templates';
+import * as TOML from 'smol-toml';
+import { loadPreset, PresetData, presetNames } from '../templates';
 import type { ConfigFileSpec, HarnessSpec, PromptVia, ResultsSpec } from '../policy/specs';
 import { assertValidSpec, SPEC_API_VERSION } from '../policy/specs';
 import { lintCommandTemplate, promptViaOf, renderCommand, RenderValues, usesPlaceholder } from './command-template';
 import { imageRef, ImageName, ImageOptions, IMAGE_NAMES } from './images';
-import { checkDnsLabel, checkEnvMap, checkEnvName, fail } from './validation';
+import { checkDnsLabel, checkEnvMap, checkEnvName, checkImageRef, fail } from './validation';
 
 export interface HarnessProps {
   /** Name of the harness; tasks and pools refer to it, and its ConfigMap is `harness-<name>`. */
@@ -52,7 +53,27 @@ export interface HarnessPresetOptions {
   readonly config?: ConfigFileSpec[];
   /** Extra hosts the agent must reach, e.g. a proxy in front of the provider. @default - none */
   readonly extraHosts?: string[];
+  /**
+   * How the prompt reaches the CLI: its own argv element, stdin, or a file the agent is told
+   * to read (`{prompt_file}`; the model then sees that instruction, not the prompt). Use
+   * "stdin" for prompts longer than the argv limit (about 128 KiB per element on Linux).
+   * @default - "stdin" for opencode (its `run` rewrites argv elements that hold a space), "argv" for the others
+   */
+  readonly promptVia?: PromptVia;
+  /**
+   * How often the CLI retries a failed model request (HTTP 5xx, 429) before it gives up and
+   * the run fails: claude `CLAUDE_CODE_MAX_RETRIES`, gemini `general.maxAttempts` (this + 1),
+   * codex `request_max_retries` and `stream_max_retries` of the preset's provider. opencode and
+   * copilot have no such setting (an error if given).
+   * @default 2 (a dead provider fails the run within a minute)
+   */
+  readonly maxRetries?: number;
 }
+
+/** What the model reads in place of the prompt when the preset passes it as a file. */
+export const PROMPT_FILE_INSTRUCTION = 'Your task is in the file {prompt_file}. Read all of it first, then do what it says.';
+const PROMPT_VIAS: readonly PromptVia[] = ['argv', 'stdin', 'file'];
+const MAX_RETRIES_LIMIT = 10;
 
 /**
  * An agent CLI as data: how to run it unattended, what it needs, and how to
@@ -103,16 +124,19 @@ export class Harness {
       fail(`Harness preset "${preset}" does not exist; use one of ${presetNames().map((p) => `"${p}"`).join(', ')}`);
     }
     const { data, files } = loaded;
+    const where = `Harness "${options.name ?? data.name}"`;
     const image = options.image ?? (IMAGE_NAMES.includes(data.image as ImageName) ? imageRef(data.image as ImageName, options.imageOptions) : undefined);
+    const retries = presetRetries(data, options.maxRetries, where);
     return new Harness({
       name: options.name ?? data.name,
       capability: data.capability,
-      command: data.command,
+      command: [...data.command, ...presetPromptArgs(data, options.promptVia, where)],
       image,
       defaultModel: options.defaultModel ?? data.defaultModel,
-      env: { ...data.env, ...options.env },
+      env: { ...data.env, ...retries.env, ...options.env },
       config: [
         ...data.config.map((f) => ({ path: f.path, base: f.base ?? 'home', format: f.format, content: files[f.file] })),
+        ...retries.config,
         ...(options.config ?? []),
       ],
       results: data.results,
@@ -155,7 +179,7 @@ export class Harness {
     if (!props.image) {
       fail(`${where}: image is required for a custom harness: an image with the paddock runner and the CLI "${props.command[0]}"`);
     }
-    this.image = props.image;
+    this.image = checkImageRef(props.image, `${where}: image`);
     if (props.defaultModel !== undefined && !props.defaultModel.trim()) {
       fail(`${where}: defaultModel must not be empty; leave it out to make every task name its model`);
     }
@@ -215,4 +239,42 @@ export class Harness {
       workdir: values.workdir ?? '/workspace',
     });
   }
+}
+
+/** The preset's prompt elements for `promptVia` (file: the argv elements with an instruction naming the file). */
+function presetPromptArgs(data: PresetData, promptVia: PromptVia | undefined, where: string): string[] {
+  const via = promptVia ?? data.prompt.default;
+  if (!PROMPT_VIAS.includes(via)) {
+    fail(`${where}: promptVia must be ${PROMPT_VIAS.map((v) => `"${v}"`).join(', ')}; got ${JSON.stringify(via)}. Use "stdin" or "file" for prompts longer than the argv limit`);
+  }
+  if (via === 'file') return data.prompt.argv.map((arg) => arg.replace('{prompt}', PROMPT_FILE_INSTRUCTION));
+  return [...data.prompt[via]];
+}
+
+/**
+ * The env and config entries that set the CLI's retry count. The preset's own files already
+ * hold the default, so only another count adds anything (a config entry for the same path,
+ * merged over the preset's by the runner).
+ */
+function presetRetries(data: PresetData, maxRetries: number | undefined, where: string): { env: Record<string, string>; config: ConfigFileSpec[] } {
+  const none = { env: {}, config: [] };
+  if (maxRetries === undefined) return none;
+  const knob = data.maxRetries;
+  if ('unsupported' in knob) {
+    fail(`${where}: maxRetries cannot be set: ${knob.unsupported}; leave maxRetries out`);
+  }
+  if (!Number.isInteger(maxRetries) || maxRetries < 0 || maxRetries > MAX_RETRIES_LIMIT) {
+    fail(`${where}: maxRetries must be a whole number from 0 to ${MAX_RETRIES_LIMIT} (retries of a failed model request), e.g. ${knob.default}; got ${JSON.stringify(maxRetries)}`);
+  }
+  if (maxRetries === knob.default) return none;
+  if ('env' in knob) return { env: { [knob.env]: String(maxRetries) }, config: [] };
+  const file = data.config.find((f) => f.file === knob.config.file)!;
+  const value: Record<string, unknown> = {};
+  for (const keys of knob.config.keys) {
+    let at = value;
+    keys.slice(0, -1).forEach((k) => (at = (at[k] ??= {}) as Record<string, unknown>));
+    at[keys[keys.length - 1]] = maxRetries + (knob.config.add ?? 0);
+  }
+  const content = `${(file.format === 'toml' ? TOML.stringify(value) : JSON.stringify(value, null, 2)).trimEnd()}\n`;
+  return { env: {}, config: [{ path: file.path, base: file.base ?? 'home', format: file.format, content }] };
 }

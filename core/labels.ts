@@ -21,11 +21,15 @@ export const LABEL_PHASE = 'paddock.dev/phase';
 /** On run ConfigMaps: the run's name (<task>-<spec hash>, the Job's name in job mode). */
 export const LABEL_RUN = 'paddock.dev/run';
 
+/** The labels of everything of one platform (instance: its namespace). */
+export function instanceLabels(instance: string): Record<string, string> {
+  return { 'app.kubernetes.io/name': 'paddock', 'app.kubernetes.io/instance': instance };
+}
+
 /** Labels that select a component's pods; keep them stable across upgrades. */
 export function selectorLabels(instance: string, component: Component, extra: Record<string, string> = {}): Record<string, string> {
   return {
-    'app.kubernetes.io/name': 'paddock',
-    'app.kubernetes.io/instance': instance,
+    ...instanceLabels(instance),
     'app.kubernetes.io/component': component,
     ...extra,
   };
@@ -48,3 +52,6 @@ export const SECRETS_MOUNT = '/var/run/paddock/secrets';
 
 /** On agent pod templates: the Secrets granted with exposeToAgent (comma-separated), the only ones its agent container may reference. */
 export const ANNOTATION_AGENT_SECRETS = 'paddock.dev/agent-secrets';
+/** Paddock's API group and the resource RBAC rules name for the task API (`tasks`, `tasks/results`). */
+export const PADDOCK_API_GROUP = 'paddock.dev';
+export const TASKS_RESOURCE = 'tasks';

@@ -8,6 +8,7 @@
  * ConfigMap carries the truncation marker.
  */
 import type { HarnessSpec, PoolSpec, TaskSpec } from '../policy/specs';
+import { stableJson } from './stable-json';
 
 /** What a warm worker gets with its lease: everything the runner needs. */
 export interface LeaseGrant {
@@ -57,6 +58,48 @@ export interface AttemptResult {
 /** Largest results.jsonl + status.json kept in a run ConfigMap (ConfigMaps hold at most 1 MiB). */
 export const MAX_RESULT_BYTES = 512 * 1024;
 
+/** Largest status.json in a report or a run ConfigMap; a larger one is shortened (see shortenStatus). */
+export const MAX_STATUS_BYTES = 64 * 1024;
+/** The status fields a shortened report always keeps. */
+const ESSENTIAL_STATUS_FIELDS = ['task', 'harness', 'pool', 'outcome', 'runnerExitCode', 'exitCode', 'signal', 'message', 'counts', 'timings', 'startedAt', 'finishedAt'];
+
+/**
+ * Fit a runner's status.json into `max` bytes without losing its outcome: drop listed
+ * parse errors, then problems and the command, then everything but the essential
+ * fields; `reportShortened` says what was dropped. Never drops the outcome or counts.
+ */
+export function shortenStatus(status: Record<string, unknown>, max = MAX_STATUS_BYTES, why?: string): Record<string, unknown> {
+  const fits = (s: Record<string, unknown>) => Buffer.byteLength(stableJson(s)) <= max;
+  if (!why && fits(status)) return status;
+  const dropped: string[] = why ? [why] : [];
+  let next: Record<string, unknown> = { ...status };
+  const note = () => ({ ...next, reportShortened: `status.json was over ${max} bytes: ${dropped.join('; ')}` });
+  if (typeof next.message === 'string' && next.message.length > 2000) {
+    next.message = `${next.message.slice(0, 2000)}…`;
+    dropped.push('message cut to 2000 characters');
+  }
+  const list = Array.isArray(next.parseErrors) ? (next.parseErrors as unknown[]) : [];
+  if (list.length && !fits(note())) {
+    let keep = list.length;
+    while (keep > 0 && !fits({ ...note(), parseErrors: list.slice(0, keep) })) keep = Math.floor(keep / 2);
+    next.parseErrors = list.slice(0, keep);
+    next.parseErrorsOmitted = Number(next.parseErrorsOmitted ?? 0) + list.length - keep;
+    dropped.push(`kept ${keep} of ${list.length} listed parse errors`);
+  }
+  for (const field of ['problems', 'command', 'sources']) {
+    if (fits(note())) break;
+    if (next[field] === undefined) continue;
+    delete next[field];
+    dropped.push(`${field} left out`);
+  }
+  if (!fits(note())) {
+    next = Object.fromEntries(ESSENTIAL_STATUS_FIELDS.filter((k) => k in next).map((k) => [k, next[k]]));
+    if (typeof next.message === 'string') next.message = next.message.slice(0, 500);
+    dropped.push('only the essential fields kept');
+  }
+  return note();
+}
+
 export const TERMINATION_MESSAGE_LIMIT = 4096;
 const TAG = 'paddock/v1';
 
@@ -84,3 +127,11 @@ export function decodeTerminationMessage(message: string): AttemptResult | undef
     return undefined;
   }
 }
+
+/**
+ * Warm workers authenticate to the lease API with their pod's projected
+ * ServiceAccount token, bound to this audience (the API server itself refuses
+ * it), read from this file on every request (the kubelet rotates it).
+ */
+export const WORKER_TOKEN_AUDIENCE = 'paddock.dev/worker-api';
+export const WORKER_TOKEN_PATH = '/var/run/secrets/paddock.dev/worker/token';

@@ -7,6 +7,7 @@
 import type { PodSpec, PodTemplateSpec, SecurityContext } from 'kubernetes-types/core/v1';
 import type { LabelSelector } from 'kubernetes-types/meta/v1';
 import { parse as parseYaml } from 'yaml';
+import { validateCiliumNetworkPolicy } from './cilium';
 
 /** A synthesized Kubernetes object, as plain JSON. */
 export interface KubeObject {
@@ -43,6 +44,7 @@ export function checkPlatformObjects(objects: readonly KubeObject[], ctx: Policy
     ...objects.flatMap((o) => checkNoSecretsInConfigMap(o, ctx.secretValues)),
     ...checkAgentPodsDenyByDefault(expanded, ctx.agentLabel),
     ...expanded.flatMap((o) => checkNoSecretsForAgents(o, ctx.agentLabel)),
+    ...objects.flatMap((o) => validateCiliumNetworkPolicy(o)),
   ];
 }
 
@@ -83,14 +85,73 @@ export function podTemplateOf(o: KubeObject): PodTemplateSpec | undefined {
 
 const RESTRICTED_VOLUME_TYPES = new Set(['configMap', 'csi', 'downwardAPI', 'emptyDir', 'ephemeral', 'persistentVolumeClaim', 'projected', 'secret']);
 
-/** Pod Security Standards, "restricted" profile (v1.30). */
-export function checkPodSecurityRestricted(o: KubeObject): string[] {
+/** The Pod Security version the Platform's namespace enforces (`pod-security.kubernetes.io/enforce-version`). */
+export const POD_SECURITY_VERSION = 'v1.30';
+
+/** Capabilities Pod Security "baseline" lets a container add (restricted: NET_BIND_SERVICE only, Linux pods). */
+const BASELINE_CAPABILITIES = new Set(['AUDIT_WRITE', 'CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'FSETID', 'KILL', 'MKNOD', 'NET_BIND_SERVICE', 'SETFCAP', 'SETGID', 'SETPCAP', 'SETUID', 'SYS_CHROOT']);
+
+/** Namespaced sysctls Pod Security allows, with the minor version that first allows each. */
+const SAFE_SYSCTLS: ReadonlyArray<[string, number]> = [
+  ['kernel.shm_rmid_forced', 0],
+  ['net.ipv4.ip_local_port_range', 0],
+  ['net.ipv4.ip_unprivileged_port_start', 0],
+  ['net.ipv4.tcp_syncookies', 0],
+  ['net.ipv4.ping_group_range', 0],
+  ['net.ipv4.ip_local_reserved_ports', 27],
+  ['net.ipv4.tcp_keepalive_time', 29],
+  ['net.ipv4.tcp_fin_timeout', 29],
+  ['net.ipv4.tcp_keepalive_intvl', 29],
+  ['net.ipv4.tcp_keepalive_probes', 29],
+  ['net.ipv4.tcp_rmem', 32],
+  ['net.ipv4.tcp_wmem', 32],
+  ['net.ipv4.tcp_slow_start_after_idle', 35],
+  ['net.ipv4.tcp_notsent_lowat', 35],
+];
+
+/** SELinux types a container may ask for (with the minor version that first allows each). */
+const SELINUX_TYPES: ReadonlyArray<[string, number]> = [
+  ['container_t', 0],
+  ['container_init_t', 0],
+  ['container_kvm_t', 0],
+  ['container_engine_t', 31],
+];
+
+/** Pod Security refuses `host` in probes and lifecycle handlers from this minor version on. */
+const HOST_PROBES_SINCE = 34;
+
+const APPARMOR_ANNOTATION_PREFIX = 'container.apparmor.security.beta.kubernetes.io/';
+
+type Container = {
+  name: string;
+  securityContext?: SecurityContext;
+  ports?: Array<{ hostPort?: number }>;
+  [probe: string]: unknown;
+};
+
+/** "v1.30" -> 30; "latest" -> every rule. */
+function minorOf(version: string): number {
+  if (version === 'latest') return Number.MAX_SAFE_INTEGER;
+  const m = /^v1\.(\d+)$/.exec(version);
+  if (!m) throw new Error(`Pod Security version "${version}" is not of the form "v1.30" (or "latest")`);
+  return Number(m[1]);
+}
+
+/**
+ * Pod Security Standards, "restricted" profile (which includes "baseline"), as the
+ * PodSecurity admission plugin of `version` applies it; checked against Kubernetes' own
+ * pass/fail fixtures (test/policy/psa-conformance.test.ts). Windows pods skip the
+ * Linux-only controls (privilege escalation, capabilities drop, seccomp), as the plugin does.
+ */
+export function checkPodSecurityRestricted(o: KubeObject, version: string = POD_SECURITY_VERSION): string[] {
   const template = podTemplateOf(o);
   if (!template?.spec) return [];
+  const minor = minorOf(version);
   const pod = template.spec;
   const where = describe(o);
   const problems: string[] = [];
   const podSc = pod.securityContext ?? {};
+  const windows = pod.os?.name === 'windows';
   for (const field of ['hostNetwork', 'hostPID', 'hostIPC'] as const) {
     if (pod[field]) problems.push(`${where}: ${field} must not be true (Pod Security "restricted")`);
   }
@@ -101,24 +162,78 @@ export function checkPodSecurityRestricted(o: KubeObject): string[] {
     }
   }
   if (podSc.runAsUser === 0) problems.push(`${where}: securityContext.runAsUser must not be 0 (root)`);
-  const containers = [...(pod.initContainers ?? []), ...pod.containers, ...(pod.ephemeralContainers ?? [])] as Array<{ name: string; securityContext?: SecurityContext; ports?: Array<{ hostPort?: number }> }>;
+  if (podSc.windowsOptions?.hostProcess) problems.push(`${where}: securityContext.windowsOptions.hostProcess must not be true`);
+  if (podSc.seccompProfile?.type === 'Unconfined') problems.push(`${where}: securityContext.seccompProfile.type must not be Unconfined`);
+  problems.push(...checkAppArmor(podSc.appArmorProfile, `${where}: securityContext`));
+  problems.push(...checkSeLinux(podSc.seLinuxOptions, `${where}: securityContext`, minor));
+  for (const sysctl of podSc.sysctls ?? []) {
+    if (!SAFE_SYSCTLS.some(([name, since]) => name === sysctl.name && minor >= since)) {
+      problems.push(`${where}: securityContext.sysctls "${sysctl.name}" is not a safe sysctl in Pod Security ${version}; remove it`);
+    }
+  }
+  for (const [key, value] of Object.entries(template.metadata?.annotations ?? {})) {
+    if (key.startsWith(APPARMOR_ANNOTATION_PREFIX) && value !== '' && value !== 'runtime/default' && !value.startsWith('localhost/')) {
+      problems.push(`${where}: annotation ${key}: "${value}" must be "runtime/default" or "localhost/<profile>"`);
+    }
+  }
+  const containers = [...(pod.initContainers ?? []), ...pod.containers, ...(pod.ephemeralContainers ?? [])] as Container[];
   for (const c of containers) {
     const at = `${where}: container "${c.name}"`;
     const sc = c.securityContext ?? {};
     if (sc.privileged) problems.push(`${at}: securityContext.privileged must not be true`);
-    if (sc.allowPrivilegeEscalation !== false) problems.push(`${at}: securityContext.allowPrivilegeEscalation must be false`);
-    const drop = sc.capabilities?.drop ?? [];
-    if (!drop.includes('ALL')) problems.push(`${at}: securityContext.capabilities.drop must include "ALL"`);
-    const added = (sc.capabilities?.add ?? []).filter((cap) => cap !== 'NET_BIND_SERVICE');
-    if (added.length) problems.push(`${at}: securityContext.capabilities.add may only hold NET_BIND_SERVICE, found ${added.join(', ')}`);
+    if (sc.windowsOptions?.hostProcess) problems.push(`${at}: securityContext.windowsOptions.hostProcess must not be true`);
+    if (sc.procMount !== undefined && sc.procMount !== 'Default') problems.push(`${at}: securityContext.procMount must be Default`);
+    problems.push(...checkAppArmor(sc.appArmorProfile, `${at}: securityContext`));
+    problems.push(...checkSeLinux(sc.seLinuxOptions, `${at}: securityContext`, minor));
+    const added = sc.capabilities?.add ?? [];
+    const notBaseline = added.filter((cap) => !BASELINE_CAPABILITIES.has(cap));
+    if (windows && notBaseline.length) problems.push(`${at}: securityContext.capabilities.add may not hold ${notBaseline.join(', ')}`);
+    if (!windows) {
+      if (sc.allowPrivilegeEscalation !== false) problems.push(`${at}: securityContext.allowPrivilegeEscalation must be false`);
+      if (!(sc.capabilities?.drop ?? []).includes('ALL')) problems.push(`${at}: securityContext.capabilities.drop must include "ALL"`);
+      const extra = added.filter((cap) => cap !== 'NET_BIND_SERVICE');
+      if (extra.length) problems.push(`${at}: securityContext.capabilities.add may only hold NET_BIND_SERVICE, found ${extra.join(', ')}`);
+      const seccomp = sc.seccompProfile?.type ?? podSc.seccompProfile?.type;
+      if (seccomp !== 'RuntimeDefault' && seccomp !== 'Localhost') problems.push(`${at}: seccompProfile.type must be RuntimeDefault or Localhost`);
+    } else if (sc.seccompProfile?.type === 'Unconfined') {
+      problems.push(`${at}: securityContext.seccompProfile.type must not be Unconfined`);
+    }
     const runAsNonRoot = sc.runAsNonRoot ?? podSc.runAsNonRoot;
     if (runAsNonRoot !== true) problems.push(`${at}: runAsNonRoot must be true (in the pod or container securityContext)`);
     if (sc.runAsUser === 0) problems.push(`${at}: securityContext.runAsUser must not be 0 (root)`);
-    const seccomp = sc.seccompProfile?.type ?? podSc.seccompProfile?.type;
-    if (seccomp !== 'RuntimeDefault' && seccomp !== 'Localhost') problems.push(`${at}: seccompProfile.type must be RuntimeDefault or Localhost`);
     if ((c.ports ?? []).some((p) => p.hostPort)) problems.push(`${at}: hostPort must not be set`);
+    if (minor >= HOST_PROBES_SINCE) {
+      for (const field of hostHandlerFields(c)) problems.push(`${at}: ${field} must not be set (the kubelet would probe another host)`);
+    }
   }
   return problems;
+}
+
+function checkAppArmor(profile: { type?: string } | undefined, at: string): string[] {
+  if (!profile || profile.type === 'RuntimeDefault' || profile.type === 'Localhost') return [];
+  return [`${at}.appArmorProfile.type must be RuntimeDefault or Localhost, not ${profile.type}`];
+}
+
+function checkSeLinux(options: { type?: string; user?: string; role?: string } | undefined, at: string, minor: number): string[] {
+  if (!options) return [];
+  const problems: string[] = [];
+  if (options.type && !SELINUX_TYPES.some(([type, since]) => type === options.type && minor >= since)) {
+    problems.push(`${at}.seLinuxOptions.type "${options.type}" is not allowed; use ${SELINUX_TYPES.filter(([, since]) => minor >= since).map(([t]) => t).join(', ')} or leave it unset`);
+  }
+  if (options.user) problems.push(`${at}.seLinuxOptions.user must not be set`);
+  if (options.role) problems.push(`${at}.seLinuxOptions.role must not be set`);
+  return problems;
+}
+
+/** Probe and lifecycle handler fields that name a host (httpGet.host, tcpSocket.host). */
+function hostHandlerFields(c: Container): string[] {
+  const handlers: Array<[string, any]> = [
+    ...['livenessProbe', 'readinessProbe', 'startupProbe'].map((f): [string, any] => [f, c[f]]),
+    ...['postStart', 'preStop'].map((f): [string, any] => [`lifecycle.${f}`, (c.lifecycle as any)?.[f]]),
+  ];
+  return handlers.flatMap(([field, handler]) =>
+    ['httpGet', 'tcpSocket'].filter((kind) => handler?.[kind]?.host).map((kind) => `${field}.${kind}.host`),
+  );
 }
 
 /** No "*" in verbs, resources, apiGroups or resourceNames: every grant is named. */

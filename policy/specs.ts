@@ -202,6 +202,9 @@ export class SpecError extends Error {
   }
 }
 
+/** The pattern of common.schema.json#/definitions/noNulString. */
+const NO_NUL_PATTERN = '^[^\\u0000]*$';
+
 function describeError(kind: SpecKind, e: ErrorObject): string {
   const field = jsonPointerToField(e.instancePath) || '(root)';
   switch (e.keyword) {
@@ -215,6 +218,18 @@ function describeError(kind: SpecKind, e: ErrorObject): string {
       return `${field}: must be ${JSON.stringify(e.params.allowedValue)}`;
     case 'not':
       return `${field}: give either branch or ref, not both`;
+    case 'pattern':
+      if (e.params.pattern === NO_NUL_PATTERN) return `${field}: contains a NUL byte, which no process argument or environment variable can hold; remove it`;
+      if (/^\/sources\/\d+\/url$/.test(e.instancePath)) {
+        return `${field}: must be an https:// URL of the repository without credentials, e.g. "https://github.com/org/repo.git"; http:// is refused (readable and changeable in transit): use https://`;
+      }
+      if (/\/config\/files\/\d+\/path$/.test(e.instancePath)) {
+        return `${field}: must name a file relative to its base, with no empty or "." segment, e.g. ".codex/config.toml"`;
+      }
+      return `${field}: ${e.message}`;
+    case 'maxLength':
+      if (field === 'prompt') return `${field}: ${e.message}; put long instructions into a file of the repository and point the prompt at it`;
+      return `${field}: ${e.message}`;
     case 'propertyNames':
       return `${field}: has an invalid key; environment variable names are letters, digits and '_', not starting with a digit`;
     default:

@@ -22,7 +22,7 @@
  */
 import { isIP } from 'net';
 import { domainToASCII } from 'url';
-import { BLOCKED_RANGES } from './blocked-ranges';
+import { BLOCKED_RANGES, METADATA_HOSTS } from './blocked-ranges';
 
 /** One allowlisted destination name. */
 export interface HostRule {
@@ -432,6 +432,16 @@ function validateHost(host: unknown, match: unknown): string[] {
   }
   if (errors.length === 0 && match === 'suffix' && labels.length < 2) {
     errors.push(`host: suffix ${show(host)} would allow a whole top-level domain; write at least two labels, e.g. ".example.com"`);
+  }
+  if (errors.length === 0) {
+    const covered = METADATA_HOSTS.filter((m) => m === bare || (match === 'suffix' && m.endsWith(`.${bare}`)));
+    if (covered.length) {
+      errors.push(
+        covered.includes(bare)
+          ? `host: ${show(host)} is a cloud metadata service name; no allowlist may reach it (it hands out the node's credentials)`
+          : `host: suffix ${show(host)} covers the cloud metadata service name ${show(covered[0])}; list the names you need as exact rules instead`,
+      );
+    }
   }
   return errors;
 }

@@ -2,8 +2,10 @@
  * Run the agent: argv with no shell, stdin closed (or fed the prompt, then closed), an
  * explicit environment, its own process group and the task's timeout. Its stdout and
  * stderr are streamed, redacted and line-prefixed, to the runner's stdout and stderr,
- * and saved (redacted) as artifacts/agent.stdout.log and agent.stderr.log. The raw
- * stdout is kept in memory (up to a limit) for result extraction.
+ * and saved (redacted) as artifacts/agent.stdout.log and agent.stderr.log, each cut to
+ * its first and last maxLogBytes/2 so the artifacts fit their emptyDir. The last
+ * maxCaptureBytes of the raw stdout are kept in memory for result extraction (the
+ * final result block comes at the end).
  */
 import * as fs from 'fs';
 import * as path from 'path';
@@ -24,24 +26,29 @@ export interface AgentRunOptions {
   readonly stderr: NodeJS.WritableStream;
   /** Prefix of each streamed log line. */
   readonly prefix: string;
-  /** Raw stdout kept for result extraction. */
+  /** Raw stdout kept for result extraction: the last this many bytes. */
   readonly maxCaptureBytes: number;
+  /** Each log file keeps its first and last half of this many bytes. */
+  readonly maxLogBytes: number;
 }
 
 export interface AgentRunResult extends GroupRunResult {
-  /** The agent's raw stdout (up to maxCaptureBytes), for result extraction. */
+  /** The agent's raw stdout (its last maxCaptureBytes, from a line start), for result extraction. */
   readonly stdout: string;
   readonly truncated: boolean;
+  /** Bytes of stdout before the kept tail. */
+  readonly droppedBytes: number;
+  /** Bytes cut out of the middle of agent.stdout.log and agent.stderr.log. */
+  readonly logDroppedBytes: { readonly stdout: number; readonly stderr: number };
 }
 
 export async function runAgent(opts: AgentRunOptions): Promise<AgentRunResult> {
-  const captured: Buffer[] = [];
-  let capturedBytes = 0;
-  let truncated = false;
-  const out = new Channel(opts.redactor, path.join(opts.artifactsDir, 'agent.stdout.log'), opts.prefix, opts.stdout);
-  const err = new Channel(opts.redactor, path.join(opts.artifactsDir, 'agent.stderr.log'), opts.prefix, opts.stderr);
+  const captured = new TailBuffer(opts.maxCaptureBytes);
+  const out = new Channel(opts.redactor, path.join(opts.artifactsDir, 'agent.stdout.log'), opts.prefix, opts.stdout, opts.maxLogBytes);
+  const err = new Channel(opts.redactor, path.join(opts.artifactsDir, 'agent.stderr.log'), opts.prefix, opts.stderr, opts.maxLogBytes);
+  let result: GroupRunResult;
   try {
-    const result = await runInProcessGroup({
+    result = await runInProcessGroup({
       argv: opts.argv,
       cwd: opts.cwd,
       env: opts.env,
@@ -49,35 +56,73 @@ export async function runAgent(opts: AgentRunOptions): Promise<AgentRunResult> {
       timeoutMs: opts.timeoutMs,
       killGraceMs: opts.killGraceMs,
       signal: opts.signal,
+      // A worker killed outright must not leave its agent running beside the retried attempt.
+      supervise: true,
       onStdout: (chunk) => {
-        if (capturedBytes + chunk.length <= opts.maxCaptureBytes) {
-          captured.push(chunk);
-          capturedBytes += chunk.length;
-        } else {
-          truncated = true;
-        }
+        captured.push(chunk);
         out.push(chunk);
       },
       onStderr: (chunk) => err.push(chunk),
     });
-    return { ...result, stdout: Buffer.concat(captured).toString('utf8'), truncated };
   } finally {
     out.end();
     err.end();
   }
+  const tail = captured.text();
+  return { ...result, stdout: tail.text, truncated: tail.dropped > 0, droppedBytes: tail.dropped, logDroppedBytes: { stdout: out.dropped, stderr: err.dropped } };
 }
 
-/** One output stream of the agent: redact, save, prefix and forward. */
+/** The last `max` bytes of a stream; memory stays within max plus one chunk. */
+export class TailBuffer {
+  private chunks: Buffer[] = [];
+  private size = 0;
+  private droppedBytes = 0;
+
+  constructor(private readonly max: number) {}
+
+  push(chunk: Buffer): void {
+    this.chunks.push(chunk);
+    this.size += chunk.length;
+    while (this.chunks.length > 1 && this.size - this.chunks[0].length >= this.max) {
+      this.size -= this.chunks[0].length;
+      this.droppedBytes += this.chunks.shift()!.length;
+    }
+  }
+
+  /** The kept bytes as text; when something was dropped, from the first line start (no split line or character). */
+  text(): { text: string; dropped: number } {
+    let buf = Buffer.concat(this.chunks);
+    if (buf.length > this.max) buf = buf.subarray(buf.length - this.max);
+    let dropped = this.droppedBytes + (this.size - buf.length);
+    if (dropped > 0) {
+      const nl = buf.indexOf(0x0a);
+      const from = nl < 0 ? buf.length : nl + 1;
+      dropped += from;
+      buf = buf.subarray(from);
+    }
+    return { text: buf.toString('utf8'), dropped };
+  }
+}
+
+/** One output stream of the agent: redact, save (head and tail within the limit), prefix and forward. */
 class Channel {
   private readonly redactor: StreamRedactor;
   private readonly lines: LinePrefixer;
   private readonly fd: number;
+  private readonly headMax: number;
+  private written = 0;
+  private readonly tail: TailBuffer;
 
-  constructor(redactor: Redactor, file: string, prefix: string, target: NodeJS.WritableStream) {
+  constructor(redactor: Redactor, file: string, prefix: string, target: NodeJS.WritableStream, maxLogBytes: number) {
     this.redactor = new StreamRedactor(redactor);
     this.lines = new LinePrefixer(prefix, (line) => target.write(line));
     this.fd = fs.openSync(file, 'w', 0o644);
+    this.headMax = Math.floor(maxLogBytes / 2);
+    this.tail = new TailBuffer(maxLogBytes - this.headMax);
   }
+
+  /** Bytes of the log left out of the file. */
+  public dropped = 0;
 
   push(chunk: Buffer): void {
     this.emit(this.redactor.push(chunk));
@@ -86,12 +131,25 @@ class Channel {
   end(): void {
     this.emit(this.redactor.end());
     this.lines.end();
+    const tail = this.tail.text();
+    if (tail.dropped > 0) {
+      this.dropped = tail.dropped;
+      fs.writeSync(this.fd, `\n[paddock] ${tail.dropped} bytes of agent output left out of this log (the log keeps its first and last ${this.headMax} bytes)\n`);
+    }
+    if (tail.text) fs.writeSync(this.fd, tail.text);
     fs.closeSync(this.fd);
   }
 
   private emit(text: string): void {
     if (!text) return;
-    fs.writeSync(this.fd, text);
     this.lines.push(text);
+    let buf = Buffer.from(text);
+    if (this.written < this.headMax) {
+      const head = buf.subarray(0, this.headMax - this.written);
+      fs.writeSync(this.fd, head);
+      this.written += head.length;
+      buf = buf.subarray(head.length);
+    }
+    if (buf.length) this.tail.push(buf);
   }
 }

@@ -79,18 +79,40 @@ export function writeConfigFiles(files: readonly PlannedConfigFile[], dirs: Read
 
 /**
  * Join base and a relative path, refusing results that escape base through a
- * symlinked directory (a fetched repository could hold one).
+ * symlinked directory (a fetched repository could hold one). Checked before any
+ * directory is created, so not even an empty directory lands outside.
  */
 export function safeJoin(base: string, relative: string): string {
   const target = path.join(base, relative);
   const parent = path.dirname(target);
-  fs.mkdirSync(parent, { recursive: true, mode: 0o700 });
-  const realBase = fs.realpathSync(base);
-  const realParent = fs.realpathSync(parent);
-  if (realParent !== realBase && !realParent.startsWith(realBase + path.sep)) {
+  if (!resolveInside(base, path.relative(base, parent))) {
     throw new RunFailure('source_failed', `refusing to write ${target}: its directory resolves outside ${base} (a symlink, e.g. in a fetched repository)`);
   }
+  fs.mkdirSync(parent, { recursive: true, mode: 0o700 });
   return target;
+}
+
+/**
+ * The real path of base/relative when it stays inside base's real path (symlinks
+ * followed as far as the path exists), else undefined. The part that does not exist
+ * yet holds no symlink.
+ */
+export function resolveInside(base: string, relative: string): string | undefined {
+  const realBase = fs.realpathSync(base);
+  const missing: string[] = [];
+  let existing = path.resolve(base, relative);
+  for (;;) {
+    try {
+      const real = path.join(fs.realpathSync(existing), ...missing);
+      return real === realBase || real.startsWith(realBase + path.sep) ? real : undefined;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT' && code !== 'ENOTDIR') throw err;
+      if (existing === path.dirname(existing)) return undefined;
+      missing.unshift(path.basename(existing));
+      existing = path.dirname(existing);
+    }
+  }
 }
 
 /** Write a file, replacing (not following) a symlink or read-only file already there. */

@@ -5,6 +5,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
+import { argvPromptProblem } from '../core/command-template';
 import { HarnessSpec, PoolSpec, SpecKind, TaskSpec, validateSpec } from '../policy/specs';
 import { RunFailure } from './status';
 
@@ -79,6 +80,8 @@ export function crossCheck(specs: LoadedSpecs): string[] {
       problems.push(`pool.capabilities: pool "${pool.name}" lacks capability "${harness.capability}" that harness "${harness.name}" provides`);
     }
   }
+  const tooLong = argvPromptProblem(harness.command, task.prompt, 'task.prompt');
+  if (tooLong) problems.push(`${tooLong} (harness "${harness.name}" passes it as an argument)`);
   const names = new Set<string>();
   (task.sources ?? []).forEach((s, i) => {
     if (names.has(s.name)) problems.push(`task.sources[${i}].name: "${s.name}" is used by two sources; each needs its own directory`);

@@ -16,7 +16,7 @@ import type { HarnessSpec, PoolSpec, TaskSpec } from '../policy/specs';
 import { presetOfProgram } from '../templates';
 import { baseEnv, buildAgentEnv } from './agent-env';
 import { AgentRunResult, runAgent } from './agent-exec';
-import { planConfigFiles, PlannedConfigFile, writeConfigFiles } from './config-layers';
+import { planConfigFiles, PlannedConfigFile, resolveInside, writeConfigFiles } from './config-layers';
 import { Credentials, resolveCredentials, withCredentialDir, writeCredentialFiles } from './credentials';
 import { crossCheck, readSpec, specFilePath, SpecSource } from './load-specs';
 import { Redactor } from './redaction';
@@ -80,8 +80,14 @@ export interface RunOptions {
   readonly git?: string;
   /** @default - bwrap found on PATH */
   readonly bwrap?: string;
-  /** Agent stdout kept in memory for result extraction. @default 64 MiB */
+  /** Agent stdout kept in memory for result extraction: its last this many bytes. @default 64 MiB */
   readonly maxCaptureBytes?: number;
+  /**
+   * Size of each of agent.stdout.log and agent.stderr.log (their first and last halves are kept),
+   * so the logs fit the artifacts emptyDir (64 MiB).
+   * @default 16 MiB
+   */
+  readonly maxLogBytes?: number;
   /**
    * `fetch`: load the specs and fetch the sources only, recording the outcome in
    * artifacts/fetch.json (the Job's init container, the only one that mounts git Secrets);
@@ -109,7 +115,10 @@ interface State {
   command?: string[];
   results: number;
   parseErrors: ParseErrorRecord[];
+  parseErrorCount: number;
   outputTruncated?: boolean;
+  outputDroppedBytes?: number;
+  logDroppedBytes?: { stdout: number; stderr: number };
 }
 
 export async function run(opts: RunOptions = {}): Promise<number> {
@@ -131,7 +140,7 @@ export async function run(opts: RunOptions = {}): Promise<number> {
   const startedAt = new Date();
   const t0 = performance.now();
   const timings: Partial<Record<Phase | 'total', number>> = {};
-  const state: State = { sources: [], exitCode: null, signal: null, results: 0, parseErrors: [] };
+  const state: State = { sources: [], exitCode: null, signal: null, results: 0, parseErrors: [], parseErrorCount: 0 };
   let outcome: Outcome = 'internal_error';
   let message: string | undefined;
   let problems: string[] | undefined;
@@ -268,21 +277,30 @@ export async function run(opts: RunOptions = {}): Promise<number> {
         stderr,
         prefix: '[agent] ',
         maxCaptureBytes: opts.maxCaptureBytes ?? 64 * 1024 * 1024,
+        maxLogBytes: opts.maxLogBytes ?? 16 * 1024 * 1024,
       });
       state.exitCode = r.exitCode;
       state.signal = r.signal;
       state.outputTruncated = r.truncated || undefined;
+      if (r.truncated) {
+        state.outputDroppedBytes = r.droppedBytes;
+        log(`the agent's stdout was over the capture limit: its first ${r.droppedBytes} bytes were dropped, results come from the rest`);
+      }
+      if (r.logDroppedBytes.stdout || r.logDroppedBytes.stderr) state.logDroppedBytes = r.logDroppedBytes;
       return r;
     });
 
     // ---- results (also after a failure, timeout or termination: keep what there is) ----
     await phase('results', () => {
       const out = finalOutput(harness.results, agent.stdout, dirs.home);
-      const extracted = 'text' in out ? extractResultBlocks(out.text, redactor) : { results: [], parseErrors: [{ block: 0, message: out.error, excerpt: '' }] };
+      const extracted = 'text' in out ? extractResultBlocks(out.text, redactor) : { results: [], parseErrors: [{ block: 0, message: out.error, excerpt: '' }], parseErrorCount: 1 };
       writeResultsJsonl(dirs.artifacts, extracted.results, redactor);
       state.results = extracted.results.length;
       state.parseErrors = extracted.parseErrors;
+      state.parseErrorCount = extracted.parseErrorCount;
       for (const e of extracted.parseErrors) log(`result block ${e.block}: ${e.message}`);
+      const omitted = extracted.parseErrorCount - extracted.parseErrors.length;
+      if (omitted > 0) log(`${omitted} more parse error(s) counted, not listed`);
     });
 
     ({ outcome, message } = agentOutcome(agent, task.timeoutSeconds ?? 1800, state.command?.[0]));
@@ -318,11 +336,13 @@ export async function run(opts: RunOptions = {}): Promise<number> {
     ...(message !== undefined ? { message: redactor.redact(message) } : {}),
     ...(problems ? { problems: problems.map((p) => redactor.redact(p)) } : {}),
     timings,
-    counts: { results: state.results, parseErrors: state.parseErrors.length },
+    counts: { results: state.results, parseErrors: state.parseErrorCount },
     parseErrors: state.parseErrors,
+    ...(state.parseErrorCount > state.parseErrors.length ? { parseErrorsOmitted: state.parseErrorCount - state.parseErrors.length } : {}),
     sources: state.sources,
     ...(state.command ? { command: state.command } : {}),
-    ...(state.outputTruncated ? { outputTruncated: true } : {}),
+    ...(state.outputTruncated ? { outputTruncated: true, outputDroppedBytes: state.outputDroppedBytes } : {}),
+    ...(state.logDroppedBytes ? { logDroppedBytes: state.logDroppedBytes } : {}),
     startedAt: startedAt.toISOString(),
     finishedAt: new Date().toISOString(),
   };
@@ -335,7 +355,7 @@ export async function run(opts: RunOptions = {}): Promise<number> {
   if (message) log(message);
   log(
     `outcome ${outcome} (runner exit ${runnerExitCode}${state.exitCode !== null ? `, agent exit ${state.exitCode}` : ''}${state.signal ? `, agent signal ${state.signal}` : ''}) ` +
-      `in ${timings.total} ms; ${state.results} result(s), ${state.parseErrors.length} parse error(s)`,
+      `in ${timings.total} ms; ${state.results} result(s), ${state.parseErrorCount} parse error(s)`,
   );
   return runnerExitCode;
 }
@@ -352,6 +372,9 @@ function agentOutcome(agent: AgentRunResult, timeoutSeconds: number, program: st
 
 /** Why the agent did not start, and for a missing CLI where it comes from. */
 function cannotStart(program: string | undefined, err: NodeJS.ErrnoException): string {
+  if (err.code === 'E2BIG') {
+    return `cannot start the agent ${JSON.stringify(program)}: E2BIG (the argv is over the kernel's limit, about 128 KiB per element: pass a long prompt with promptVia "stdin" or "file")`;
+  }
   if (err.code !== 'ENOENT' || program === undefined || program.includes('/')) return `cannot start the agent ${JSON.stringify(program)}: ${err.code ?? err.message}`;
   const preset = presetOfProgram(program);
   const fix = preset ? `install ${preset.package} or use the ${imageName(preset.image as ImageName)} image` : 'install it, or use an image that has it';
@@ -380,12 +403,13 @@ function prepareConfig(
   scratch: string,
   sources: readonly SourceRecord[],
 ): PreparedConfig {
-  const workdir =
-    task.workdir !== undefined
-      ? path.join(dirs.workspace, task.workdir)
-      : sources.length === 1
-        ? path.join(dirs.workspace, sources[0].dir)
-        : dirs.workspace;
+  const relative = task.workdir ?? (sources.length === 1 ? sources[0].dir : '.');
+  // The agent's cwd and the config files written there stay in the workspace, whatever symlinks a repository holds.
+  const workdir = resolveInside(dirs.workspace, relative);
+  if (!workdir) {
+    const field = task.workdir !== undefined ? `task.workdir "${task.workdir}"` : `source directory "${relative}"`;
+    throw new RunFailure('source_failed', `${field} leads outside the workspace through a symlink in a fetched repository; name a real directory`);
+  }
   fs.mkdirSync(workdir, { recursive: true });
   writeCredentialFiles(credentials.files, dirs.home);
   writeConfigFiles(configFiles, { home: dirs.home, workdir });

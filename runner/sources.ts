@@ -19,6 +19,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import type { GitSourceSpec } from '../policy/specs';
+import { resolveInside } from './config-layers';
 import { GitCredential, gitCredentialFor } from './credentials';
 import { runInProcessGroup } from './process-group';
 import { Redactor } from './redaction';
@@ -138,6 +139,11 @@ async function fetchOne(src: GitSourceSpec, ctx: FetchContext): Promise<SourceRe
   let workDir = dir;
   if (src.subPath) {
     workDir = path.join(dir, src.subPath);
+    // A symlink in the repository must not lead the agent (and its config files) outside it.
+    const real = resolveInside(dir, src.subPath);
+    if (!real) {
+      throw new RunFailure('source_failed', `${label}: subPath "${src.subPath}" leads outside the repository through a symlink at ${commit}; name a real directory of the repository`);
+    }
     if (!isDir(workDir)) {
       throw new RunFailure('source_failed', `${label}: subPath "${src.subPath}" is not a directory at ${commit}`);
     }

@@ -4,9 +4,9 @@
  * | outcome          | exit | meaning                                                                 |
  * |------------------|------|-------------------------------------------------------------------------|
  * | `succeeded`      | 0    | the agent exited 0                                                      |
- * | `failed`         | 1    | the agent exited non-zero, was killed by a signal, or could not start (e.g. not on PATH) |
+ * | `failed`         | 1    | the agent exited non-zero, was killed by a signal, or could not start (e.g. not on PATH, or an argv the kernel refuses: E2BIG) |
  * | `invalid_spec`   | 2    | a spec is unreadable, not JSON or schema-invalid (each bad field named), the specs do not fit together, a config layer does not parse, a granted credential is missing, a bad `paddock run` option, or `--sandbox bwrap` without a working bwrap; nothing was fetched, written or run |
- * | `source_failed`  | 3    | a source could not be fetched (missing repo, branch, tag, SHA or subPath; auth; git timeout), or a fetched repo's symlink would redirect a config write |
+ * | `source_failed`  | 3    | a source could not be fetched (missing repo, branch, tag, SHA or subPath; auth; git timeout), or a fetched repo's symlink would lead the subPath, workdir or a config write outside |
  * | `timed_out`      | 4    | the agent ran past `timeoutSeconds`; its process group got SIGTERM, then SIGKILL |
  * | `terminated`     | 5    | the runner got SIGTERM/SIGINT (e.g. pod eviction); the agent's process group was stopped the same way |
  * | `internal_error` | 6    | a bug or an environment fault in the runner itself (e.g. artifacts not writable) |
@@ -73,12 +73,19 @@ export interface RunStatus {
   /** Wall time per phase in milliseconds; phases that did not run are absent. */
   readonly timings: Partial<Record<Phase | 'total', number>>;
   readonly counts: { readonly results: number; readonly parseErrors: number };
+  /** The first MAX_PARSE_ERRORS (100) parse errors; `counts.parseErrors` counts them all. */
   readonly parseErrors: ParseErrorRecord[];
+  /** Parse errors counted but not listed (over the limit). */
+  readonly parseErrorsOmitted?: number;
   readonly sources: SourceRecord[];
   /** The agent's argv as executed, credentials redacted (absent when it did not run). */
   readonly command?: string[];
-  /** Whether the agent output kept in memory for result extraction was cut at the limit. */
+  /** The agent's stdout was over the capture limit: only its tail was searched for results. */
   readonly outputTruncated?: boolean;
+  /** Bytes at the start of stdout that were not searched for results. */
+  readonly outputDroppedBytes?: number;
+  /** Bytes left out of the middle of agent.stdout.log / agent.stderr.log (their size limit). */
+  readonly logDroppedBytes?: { readonly stdout: number; readonly stderr: number };
   readonly startedAt: string;
   readonly finishedAt: string;
 }

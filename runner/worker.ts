@@ -13,7 +13,8 @@ import * as os from 'os';
 import * as path from 'path';
 import { POD_PATHS, run } from './run';
 import type { SandboxKind } from './sandbox-bwrap';
-import { type GrantSources, type LeaseGrant, MAX_RESULT_BYTES } from '../core/protocol';
+import { type GrantSources, type LeaseGrant, MAX_RESULT_BYTES, shortenStatus } from '../core/protocol';
+import { jsonLogger } from '../core/log';
 import { spawnSync } from 'child_process';
 import { writeFetchRecord } from './fetch-record';
 import { Isolation, LEASE_MARKER, reapRun, wipeContents } from './isolation';
@@ -22,6 +23,11 @@ import type { Outcome } from './status';
 export interface WorkerOptions {
   readonly controller: string;
   readonly pool: string;
+  /**
+   * The file holding the bearer token for the lease API, read on every request (the
+   * kubelet rotates a projected ServiceAccount token; paddock local writes one token).
+   */
+  readonly tokenFile: string;
   /** @default - $HOSTNAME or a random id */
   readonly id?: string;
   /** Per-lease directories go here. @default - $PADDOCK_WORK_DIR, else /workspace in a pod (its emptyDir), else a new temporary directory */
@@ -57,8 +63,18 @@ const sleep = (ms: number, signal?: AbortSignal) =>
     signal?.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
   });
 
-async function post(base: string, route: string, body: unknown, signal?: AbortSignal): Promise<{ status: number; body: any }> {
-  const res = await fetch(new URL(route, base), { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body), signal });
+type Post = (route: string, body: unknown, signal?: AbortSignal) => Promise<{ status: number; body: any }>;
+
+/** POST to the lease API with the current token. */
+function poster(base: string, tokenFile: string): Post {
+  return async (route, body, signal) => {
+    const token = fs.readFileSync(tokenFile, 'utf8').trim();
+    const res = await fetch(new URL(route, base), { method: 'POST', headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` }, body: JSON.stringify(body), signal });
+    return answer(res);
+  };
+}
+
+export async function answer(res: Response): Promise<{ status: number; body: any }> {
   const text = await res.text();
   let parsed: unknown = undefined;
   try {
@@ -75,7 +91,9 @@ export class TaintedWorkerError extends Error {}
 /** Returns the number of runs completed (reported and accepted); throws TaintedWorkerError when a run could not be cleaned up. */
 export async function runWorker(opts: WorkerOptions): Promise<number> {
   const id = opts.id ?? process.env.HOSTNAME ?? `worker-${process.pid}`;
-  const log = opts.log ?? ((line: string) => process.stderr.write(`[paddock worker ${id}] ${line}\n`));
+  const json = jsonLogger('worker', (l) => process.stderr.write(l), { worker: id, pool: opts.pool });
+  const log = opts.log ?? ((line: string) => json(line));
+  const post = poster(opts.controller, opts.tokenFile);
   const workDir = opts.workDir ?? opts.env?.PADDOCK_WORK_DIR ?? (isWritableDir(POD_PATHS.workspace) ? POD_PATHS.workspace : fs.mkdtempSync(path.join(os.tmpdir(), 'paddock-worker-')));
   fs.mkdirSync(workDir, { recursive: true });
   let done = 0;
@@ -84,7 +102,7 @@ export async function runWorker(opts: WorkerOptions): Promise<number> {
   while (!opts.signal?.aborted && (opts.maxRuns === undefined || done < opts.maxRuns)) {
     let grant: LeaseGrant | undefined;
     try {
-      const r = await post(opts.controller, '/v1/leases', { pool: opts.pool, worker: id, waitMs: opts.waitMs ?? 20_000 }, opts.signal);
+      const r = await post('/v1/leases', { pool: opts.pool, worker: id, waitMs: opts.waitMs ?? 20_000 }, opts.signal);
       if (r.status === 204) continue;
       if (r.status !== 200) throw new Error(`lease request: HTTP ${r.status} ${JSON.stringify(r.body)}`);
       grant = r.body as LeaseGrant;
@@ -97,13 +115,13 @@ export async function runWorker(opts: WorkerOptions): Promise<number> {
       await sleep(wait, opts.signal);
       continue;
     }
-    if (await execute(grant, opts, id, workDir, log)) done++;
+    if (await execute(grant, opts, id, workDir, log, post)) done++;
   }
   log(`stopping after ${done} run(s)`);
   return done;
 }
 
-async function execute(grant: LeaseGrant, opts: WorkerOptions, id: string, workDir: string, log: (line: string) => void): Promise<boolean> {
+async function execute(grant: LeaseGrant, opts: WorkerOptions, id: string, workDir: string, log: (line: string) => void, post: Post): Promise<boolean> {
   const dir = path.join(workDir, `${grant.run}-${grant.attempt}-${grant.id.slice(0, 8)}`);
   const dirs = { workspace: path.join(dir, 'workspace'), home: path.join(dir, 'home'), artifacts: path.join(dir, 'artifacts'), tmp: path.join(dir, 'tmp') };
   const stop = new AbortController();
@@ -111,7 +129,7 @@ async function execute(grant: LeaseGrant, opts: WorkerOptions, id: string, workD
   opts.signal?.addEventListener('abort', onOuterAbort, { once: true });
   let lost = false;
   const renew = setInterval(() => {
-    post(opts.controller, `/v1/leases/${grant.id}/renew`, { worker: id })
+    post(`/v1/leases/${grant.id}/renew`, { worker: id })
       .then((r) => {
         if (r.status === 409 && !lost) {
           lost = true;
@@ -145,12 +163,18 @@ async function execute(grant: LeaseGrant, opts: WorkerOptions, id: string, workD
   }
   let accepted = false;
   if (!lost) {
-    const report = readReport(dirs.artifacts);
-    for (let i = 0; i < 5 && !accepted; i++) {
+    let report = readReport(dirs.artifacts);
+    // Stopping (SIGTERM, or paddock local gone): one try, then leave; the lease expires on its own.
+    for (let i = 0; i < (opts.signal?.aborted ? 1 : 5) && !accepted; i++) {
       try {
-        const r = await post(opts.controller, `/v1/leases/${grant.id}/complete`, { worker: id, ...report });
+        const r = await post(`/v1/leases/${grant.id}/complete`, { worker: id, ...report });
         if (r.status === 200) accepted = true;
-        else if (r.status === 409) {
+        else if (r.status === 413 && report.results !== '') {
+          // Still too large for this controller: keep the outcome and counts, never re-run the agent for it.
+          log(`run ${grant.run}: the controller refused the report as too large; sending the outcome alone`);
+          report = { status: shortenStatus(report.status, 4096, `the controller refused the full report (HTTP 413): results.jsonl (${Buffer.byteLength(report.results)} bytes) dropped`), results: '', truncated: true };
+          i--;
+        } else if (r.status === 409) {
           log(`run ${grant.run}: the controller dropped the report (the lease was no longer current)`);
           break;
         } else throw new Error(`HTTP ${r.status}`);
@@ -192,6 +216,7 @@ function unpackSources(sources: GrantSources, dirs: { workspace: string; artifac
   writeFetchRecord(dirs.artifacts, { ok: true, sources: sources.records.map((r) => ({ ...r })), ms: sources.ms });
 }
 
+/** status.json and results.jsonl, shortened to the controller's limits (what was cut is said in them). */
 function readReport(artifacts: string): { status: Record<string, unknown>; results: string; truncated?: boolean } {
   let status: Record<string, unknown>;
   try {
@@ -205,6 +230,7 @@ function readReport(artifacts: string): { status: Record<string, unknown>; resul
   } catch {
     // none
   }
+  status = shortenStatus(status);
   if (Buffer.byteLength(results) > MAX_RESULT_BYTES) {
     const cut = results.slice(0, MAX_RESULT_BYTES);
     return { status, results: cut.slice(0, cut.lastIndexOf('\n') + 1), truncated: true };

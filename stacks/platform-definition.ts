@@ -11,6 +11,8 @@ import {
   CredentialGrant,
   CredentialSecret,
   EgressAllowlist,
+  EgressBackend,
+  EgressProxyOptions,
   EgressRule,
   GitSource,
   Harness,
@@ -23,10 +25,16 @@ import {
   SandboxProfileOptions,
 } from '../constructs';
 import { fail } from '../core/validation';
+import type { ConfigFileSpec, HarnessSpec } from '../policy/specs';
 
 export interface HarnessDefinition extends HarnessPresetOptions {
   /** codex, claude-code, gemini-cli, opencode or copilot. */
   readonly preset: string;
+}
+
+/** A custom harness as data: its spec (policy/schemas/harness.schema.json), as `Harness.fromSpec` takes it. */
+export interface CustomHarnessDefinition {
+  readonly spec: HarnessSpec;
 }
 
 export type SandboxDefinition =
@@ -36,8 +44,8 @@ export type SandboxDefinition =
 
 export interface PoolDefinition {
   readonly name: string;
-  /** Preset names or preset options. */
-  readonly harnesses: Array<string | HarnessDefinition>;
+  /** Preset names, preset options, or custom harnesses as data ({ spec: HarnessSpec }). */
+  readonly harnesses: Array<string | HarnessDefinition | CustomHarnessDefinition>;
   readonly replicas?: number;
   /** "job" (one Job per task) or "warm" (worker Deployment leases tasks). @default "job" */
   readonly mode?: 'job' | 'warm';
@@ -63,6 +71,10 @@ export interface CredentialDefinition {
 export interface AllowlistDefinition {
   readonly name: string;
   readonly rules: EgressRule[];
+  /** How the allowlist is enforced. @default "proxy" */
+  readonly backend?: EgressBackend;
+  /** Settings of the egress proxy (backend "proxy" only). @default - one replica, port 3128 */
+  readonly proxy?: EgressProxyOptions;
 }
 
 export interface TaskDefinition {
@@ -76,6 +88,12 @@ export interface TaskDefinition {
   readonly env?: Record<string, string>;
   /** Extra attempts after an agent failure. @default 0 */
   readonly retries?: number;
+  /** Config files (task layer). @default - none */
+  readonly config?: ConfigFileSpec[];
+  /** The agent's working directory, relative to /workspace. @default - the only source's directory, else /workspace */
+  readonly workdir?: string;
+  /** Synthesize the task's Job. @default - true for a "job" pool, false for a "warm" pool */
+  readonly createJob?: boolean;
 }
 
 export interface PlatformDefinition {
@@ -89,20 +107,29 @@ export interface PlatformDefinition {
   readonly tasks?: TaskDefinition[];
 }
 
-/** Build the constructs of a platform definition under `scope`. */
-export function buildPlatform(scope: Construct, id: string, def: PlatformDefinition): Platform {
+/**
+ * Build the constructs of a platform definition under `scope`. `extend` runs once the
+ * pools exist and before the credentials and tasks, so those may name pools it adds.
+ */
+export function buildPlatform(scope: Construct, id: string, def: PlatformDefinition, extend?: (platform: Platform) => void): Platform {
   const platform = new Platform(scope, id, {
     namespace: def.namespace,
     imageOptions: def.imageOptions,
     controller: def.controller,
     apiServer: def.apiServer,
   });
-  const allowlists = new Map((def.egress ?? []).map((a) => [a.name, new EgressAllowlist(platform, `egress-${a.name}`, { name: a.name, rules: a.rules })]));
+  const allowlists = new Map((def.egress ?? []).map((a) => [a.name, new EgressAllowlist(platform, `egress-${a.name}`, { name: a.name, rules: a.rules, backend: a.backend, proxy: a.proxy })]));
   const pools = new Map<string, AgentPool>();
   for (const p of def.pools ?? []) {
     const pool = new AgentPool(platform, `pool-${p.name}`, {
       name: p.name,
-      harnesses: p.harnesses.map((h) => (typeof h === 'string' ? Harness.fromPreset(h, { imageOptions: def.imageOptions }) : Harness.fromPreset(h.preset, { imageOptions: def.imageOptions, ...h }))),
+      harnesses: p.harnesses.map((h) =>
+        typeof h === 'string'
+          ? Harness.fromPreset(h, { imageOptions: def.imageOptions })
+          : 'spec' in h
+            ? Harness.fromSpec(h.spec)
+            : Harness.fromPreset(h.preset, { imageOptions: def.imageOptions, ...h }),
+      ),
       replicas: p.replicas,
       mode: p.mode,
       concurrency: p.concurrency,
@@ -118,11 +145,13 @@ export function buildPlatform(scope: Construct, id: string, def: PlatformDefinit
     }
     pools.set(p.name, pool);
   }
+  extend?.(platform);
   for (const c of def.credentials ?? []) {
     const credential = CredentialSecret.fromSecretName(platform, `credential-${c.secretName}`, c.secretName, c.keys);
     for (const [poolName, grant] of Object.entries(c.grants)) {
-      const pool = pools.get(poolName);
-      if (!pool) fail(`credential "${c.secretName}": grants name pool "${poolName}", which is not defined; defined: ${[...pools.keys()].join(', ')}`);
+      // Pools of the definition, or added by `extend`.
+      const pool = pools.get(poolName) ?? platform._findPool(poolName);
+      if (!(pool instanceof AgentPool)) fail(`credential "${c.secretName}": grants name pool "${poolName}", which is not defined; defined: ${platform.poolNames.join(', ')}`);
       credential.grantTo(pool, grant);
     }
   }
@@ -137,6 +166,9 @@ export function buildPlatform(scope: Construct, id: string, def: PlatformDefinit
       timeout: t.timeoutMinutes !== undefined ? Duration.minutes(t.timeoutMinutes) : undefined,
       env: t.env,
       retries: t.retries,
+      config: t.config,
+      workdir: t.workdir,
+      createJob: t.createJob,
     });
   }
   return platform;

@@ -13,6 +13,26 @@ export interface PresetConfigFile {
   readonly file: string;
 }
 
+/** The argv elements that carry the prompt, appended to `command`, per way of passing it. */
+export interface PresetPromptData {
+  /** How the preset passes the prompt unless told otherwise. */
+  readonly default: 'argv' | 'stdin';
+  /** With {prompt}; the file mode uses the same elements with an instruction that names {prompt_file}. */
+  readonly argv: string[];
+  /** What the CLI needs to read the prompt from stdin (e.g. codex's "-"), often nothing. */
+  readonly stdin: string[];
+}
+
+/** Where the CLI's own retry count is set, or why it cannot be. */
+export type PresetRetriesData =
+  | { readonly default: number; readonly env: string }
+  | {
+      readonly default: number;
+      /** Keys of a json/toml config file of the preset, set to the count plus `add`. */
+      readonly config: { readonly file: string; readonly keys: string[][]; readonly add?: number };
+    }
+  | { readonly unsupported: string };
+
 export interface PresetData {
   readonly name: string;
   readonly capability: string;
@@ -20,7 +40,10 @@ export interface PresetData {
   readonly image: string;
   /** The npm package that provides the CLI, for "not on PATH" messages. */
   readonly package: string;
+  /** The argv without the prompt (see `prompt`). */
   readonly command: string[];
+  readonly prompt: PresetPromptData;
+  readonly maxRetries: PresetRetriesData;
   readonly defaultModel: string;
   readonly env: Record<string, string>;
   readonly config: PresetConfigFile[];

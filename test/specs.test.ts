@@ -24,6 +24,9 @@ describe('spec schemas', () => {
     [{ ...task, sources: [{ ...task.sources[0], subPath: '../etc' }] }, /sources\[0\]\.subPath: must match pattern/],
     [{ ...task, config: { files: [{ path: '/etc/passwd', content: '' }] } }, /config\.files\[0\]\.path/],
     [{ ...task, config: { files: [{ path: 'a', content: '', format: 'yaml' }] } }, /config\.files\[0\]\.format: must be one of "json", "toml", "text"/],
+    // One rule for http:// sources: the schema (which the API and the runner use) refuses them as AgentTask does.
+    [{ ...task, sources: [{ ...task.sources[0], url: 'http://github.com/example/repo.git' }] }, /sources\[0\]\.url: must be an https:\/\/ URL .*http:\/\/ is refused .*use https:\/\//],
+    [{ ...task, config: { files: [{ path: '.', content: '' }] } }, /config\.files\[0\]\.path: must name a file relative to its base, with no empty or "\." segment/],
   ])('an invalid task is rejected naming the field (%#)', (spec, message) => {
     expect(validateSpec('Task', spec).join('\n')).toMatch(message);
   });

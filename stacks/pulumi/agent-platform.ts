@@ -98,6 +98,29 @@ const TASK_KINDS = new Set(['batch/v1/Job', 'batch/v1/CronJob']);
 /** Credential values shorter than this are not searched for in the manifests (too likely to match by chance). */
 const MIN_LEAK_CHECK_LENGTH = 8;
 
+/**
+ * RuntimeClasses are cluster-scoped: per Kubernetes provider, the first AgentPlatform
+ * that needs one creates it and later ones depend on that resource.
+ */
+let RUNTIME_CLASSES = new WeakMap<object, Map<string, { obj: KubeObject; resource: pulumi.CustomResource; owner: string }>>();
+const DEFAULT_PROVIDER = {};
+
+/** @internal Forget the RuntimeClasses created so far (tests that model several programs in one process). */
+export function _forgetRuntimeClasses(): void {
+  RUNTIME_CLASSES = new WeakMap();
+}
+
+/**
+ * A ResourceError whose message stays as written. Pulumi's serializer prefixes the
+ * message of an error thrown inside an input ("error serializing property ..."),
+ * which would bury what the user must read.
+ */
+function plainResourceError(message: string, resource: pulumi.Resource): pulumi.ResourceError {
+  const error = new pulumi.ResourceError(message, resource, true);
+  Object.defineProperty(error, 'message', { get: () => message, set: () => undefined, enumerable: false, configurable: true });
+  return error;
+}
+
 /** The Pulumi resource name of a synthesized object: stable, unique per kind, namespace and name. */
 export function kubernetesResourceName(component: string, obj: KubeObject): string {
   const ns = obj.metadata?.namespace;
@@ -112,8 +135,7 @@ export function synthesizePlatform(def: PlatformDefinition, extend?: (platform: 
   // An App writes to its outdir only in app.synth(), which is never called here.
   const app = new App();
   const chart = new Chart(app, 'paddock', { disableResourceNameHashes: true });
-  const platform = buildPlatform(chart, 'platform', def);
-  extend?.(platform);
+  const platform = buildPlatform(chart, 'platform', def, extend);
   return { platform, objects: synthesize(chart) };
 }
 
@@ -195,8 +217,26 @@ export class AgentPlatform extends pulumi.ComponentResource {
         ? { ...obj, metadata: { ...obj.metadata, annotations: { ...(obj.metadata as any)?.annotations, [SKIP_AWAIT_ANNOTATION]: 'true' } } as KubeObject['metadata'] }
         : obj;
 
-    // 1. Namespace and RuntimeClasses.
-    const first = objects.filter((o) => FIRST_KINDS.has(gvk(o))).map((o) => ({ obj: o, resource: register(o, []) }));
+    // 1. Namespace and RuntimeClasses (a RuntimeClass another AgentPlatform created already is reused).
+    const runtimeClasses = RUNTIME_CLASSES.get(this.getProvider('kubernetes::') ?? DEFAULT_PROVIDER) ?? new Map();
+    RUNTIME_CLASSES.set(this.getProvider('kubernetes::') ?? DEFAULT_PROVIDER, runtimeClasses);
+    const runtimeClassSpec = (o: KubeObject) => JSON.stringify([o.handler, o.overhead, o.scheduling]);
+    for (const o of objects.filter((x) => x.kind === 'RuntimeClass')) {
+      const known = runtimeClasses.get(o.metadata!.name!);
+      if (known && runtimeClassSpec(known.obj) !== runtimeClassSpec(o)) {
+        fail(`RuntimeClass "${o.metadata?.name}" is created by AgentPlatform "${known.owner}" with other settings (handler, overhead, scheduling); give one sandbox profile another runtimeClassName`);
+      }
+    }
+    const first = objects
+      .filter((o) => FIRST_KINDS.has(gvk(o)))
+      .map((o) => {
+        if (o.kind !== 'RuntimeClass') return { obj: o, resource: register(o, []) };
+        const known = runtimeClasses.get(o.metadata!.name!);
+        if (known) return { obj: o, resource: known.resource };
+        const resource = register(o, []);
+        runtimeClasses.set(o.metadata!.name!, { obj: o, resource, owner: name });
+        return { obj: o, resource };
+      });
     const firstResources = first.map((f) => f.resource);
     const namespaceResource = first.find((f) => f.obj.kind === 'Namespace')?.resource as k8s.core.v1.Namespace | undefined;
 
@@ -205,11 +245,10 @@ export class AgentPlatform extends pulumi.ComponentResource {
       const checked = pulumi.all(values).apply((plain) => {
         const leaks = findCredentialLeaks(objects, Object.values(plain));
         if (leaks.length) {
-          throw new pulumi.ResourceError(
+          throw plainResourceError(
             `AgentPlatform "${name}": a value of Secret "${secretName}" appears in plain text in ${leaks.join(', ')}; ` +
               'keep credentials out of prompts, env and config, and grant them with credentials[].grants',
             this,
-            true,
           );
         }
         return plain;

@@ -28,6 +28,17 @@ describe('paddock harness dry-run (the built CLI, as a process)', () => {
     expect(JSON.parse(result.stdout)).toEqual(Harness.claudeCode().render({ prompt: 'hi' }));
   });
 
+  test('--prompt-via picks how a preset passes the prompt; a bad value exits 2 naming the choices', () => {
+    const stdin = paddock('harness', 'dry-run', 'codex', '--prompt-via', 'stdin', '--prompt', 'a long prompt');
+    expect(stdin.status).toBe(0);
+    expect(JSON.parse(stdin.stdout)).toEqual(Harness.codex({ promptVia: 'stdin' }).render({ prompt: 'a long prompt' }));
+    expect(JSON.parse(stdin.stdout).at(-1)).toBe('-');
+    expect(stdin.stderr).toBe('the prompt goes to the agent on stdin\n');
+    const bad = paddock('harness', 'dry-run', 'opencode', '--prompt-via', 'tty', '--prompt', 'hi');
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/Harness "opencode": promptVia must be "argv", "stdin", "file"; got "tty"/);
+  });
+
   test('an unknown preset exits 2 and lists the presets', () => {
     const result = paddock('harness', 'dry-run', 'codexx', '--prompt', 'hi');
     expect(result.status).toBe(2);
@@ -58,7 +69,7 @@ describe('cdk8s synth (the real cdk8s CLI)', () => {
 });
 
 describe('one command line: every command through one parser', () => {
-  const COMMANDS = ['run', 'harness dry-run', 'harness presets', 'egress explain', 'controller', 'worker', 'local', 'version'];
+  const COMMANDS = ['run', 'harness dry-run', 'harness presets', 'egress explain', 'controller', 'worker', 'local', 'tasks submit', 'tasks get', 'tasks list', 'tasks watch', 'tasks results', 'tasks cancel', 'version'];
 
   async function cli(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
     let stdout = '';

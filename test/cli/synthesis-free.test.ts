@@ -44,7 +44,7 @@ describe('runtime commands without the synthesis stack', () => {
     expect(r.status).toBe(0);
   });
 
-  test.each(['run', 'worker', 'controller', 'local', 'harness dry-run', 'harness presets', 'egress explain'])('paddock %s --help', (words) => {
+  test.each(['run', 'worker', 'controller', 'local', 'tasks submit', 'tasks watch', 'harness dry-run', 'harness presets', 'egress explain'])('paddock %s --help', (words) => {
     const r = blocked([PADDOCK, ...words.split(' '), '--help']);
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);

@@ -1,5 +1,8 @@
-import { Harness, lintCommandTemplate, renderCommand } from '../../constructs';
+import * as TOML from 'smol-toml';
+import { Harness, lintCommandTemplate, PROMPT_FILE_INSTRUCTION, renderCommand } from '../../constructs';
 import { validateSpec } from '../../policy/specs';
+import { planConfigFiles } from '../../runner/config-layers';
+import { loadPreset } from '../../templates';
 
 describe('Harness command template lint', () => {
   const lint = (command: string[]) => lintCommandTemplate(command, 'command');
@@ -59,12 +62,12 @@ describe('presets', () => {
   test.each(Harness.presets())('%s is a valid, unattended harness spec', (preset) => {
     const harness = Harness.fromPreset(preset);
     expect(validateSpec('Harness', harness.spec)).toEqual([]);
-    expect(harness.promptVia).toBe('argv');
+    expect(harness.promptVia).toBe(preset === 'opencode' ? 'stdin' : 'argv');
     expect(harness.hosts.length).toBeGreaterThan(0);
     expect(harness.image).toMatch(new RegExp(`/paddock-${preset}:`));
     // A prompt that starts with "-" must not be parsed as an option: it follows "--", or is
     // attached as --prompt=VALUE (measured: gemini and copilot take "--prompt -x" for a flag).
-    const argv = harness.render({ prompt: '--help me' });
+    const argv = Harness.fromPreset(preset, { promptVia: 'argv' }).render({ prompt: '--help me' });
     const at = argv.findIndex((a) => a.endsWith('--help me'));
     expect(argv[at] === '--help me' ? argv[at - 1] : argv[at]).toMatch(/^--$|^--[a-z-]+=--help me$/);
   });
@@ -91,8 +94,76 @@ describe('presets', () => {
     expect(Harness.codex({ imageOptions: { registry: 'reg.internal/', tag: 'dev' } }).image).toBe('reg.internal/paddock-codex:dev');
   });
 
+  test('opencode takes the prompt on stdin: its `run` rewrites argv elements that hold a space', () => {
+    const opencode = Harness.opencode();
+    expect(opencode.spec.promptVia).toBe('stdin');
+    expect(opencode.render({ prompt: 'Fix "it"' })).toEqual(['opencode', 'run', '--model', 'openai/gpt-5']);
+  });
+
+  describe.each(Harness.presets())('%s: promptVia', (preset) => {
+    const prompt = 'Fix "it" now';
+    test('argv: the prompt is one argv element', () => {
+      const h = Harness.fromPreset(preset, { promptVia: 'argv' });
+      expect(h.spec.promptVia).toBe('argv');
+      expect(h.render({ prompt }).filter((a) => a.endsWith(prompt))).toHaveLength(1);
+    });
+    test('stdin: no argv element carries the prompt', () => {
+      const h = Harness.fromPreset(preset, { promptVia: 'stdin' });
+      expect(h.spec.promptVia).toBe('stdin');
+      expect(h.render({ prompt }).some((a) => a.includes('Fix'))).toBe(false);
+      expect(validateSpec('Harness', h.spec)).toEqual([]);
+    });
+    test('file: the argv tells the agent which file holds the task', () => {
+      const h = Harness.fromPreset(preset, { promptVia: 'file' });
+      expect(h.spec.promptVia).toBe('file');
+      const argv = h.render({ prompt, promptFile: '/tmp/p/prompt.md' });
+      expect(argv.some((a) => a.includes('Fix'))).toBe(false);
+      expect(argv.filter((a) => a.endsWith(PROMPT_FILE_INSTRUCTION.replace('{prompt_file}', '/tmp/p/prompt.md')))).toHaveLength(1);
+    });
+  });
+
+  test('a bad promptVia names the field and the choices', () => {
+    expect(() => Harness.codex({ promptVia: 'tty' as 'argv' })).toThrow(/^Harness "codex": promptVia must be "argv", "stdin", "file"; got "tty"\. Use "stdin" or "file" for prompts longer than the argv limit$/);
+  });
+
+  // The preset's own files hold the default count, so the images bake the same layer.
+  test.each([
+    ['claude-code', (h: Harness) => [Number(h.spec.env!.CLAUDE_CODE_MAX_RETRIES)]],
+    ['gemini-cli', (h: Harness) => [configOf(h, '.gemini/settings.json').general.maxAttempts - 1]],
+    ['codex', (h: Harness) => ['request_max_retries', 'stream_max_retries'].map((k) => configOf(h, '.codex/config.toml').model_providers['paddock-openai'][k])],
+  ] as const)('%s caps its retries at 2 by default and at maxRetries when given', (preset, retriesOf) => {
+    expect(retriesOf(Harness.fromPreset(preset))).toEqual(retriesOf(Harness.fromPreset(preset)).map(() => 2));
+    expect(retriesOf(Harness.fromPreset(preset, { maxRetries: 2 })).every((n) => n === 2)).toBe(true);
+    expect(retriesOf(Harness.fromPreset(preset, { maxRetries: 0 })).every((n) => n === 0)).toBe(true);
+    expect(retriesOf(Harness.fromPreset(preset, { maxRetries: 7 })).every((n) => n === 7)).toBe(true);
+    expect(Harness.fromPreset(preset).spec).toEqual(Harness.fromPreset(preset, { maxRetries: 2 }).spec);
+    expect(loadPreset(preset)!.data.maxRetries).toMatchObject({ default: 2 });
+  });
+
+  test('another maxRetries keeps the rest of the preset file', () => {
+    const codex = configOf(Harness.codex({ maxRetries: 5 }), '.codex/config.toml');
+    expect(codex).toMatchObject({ sandbox_mode: 'danger-full-access', model_provider: 'paddock-openai' });
+    expect(codex.model_providers['paddock-openai']).toMatchObject({ base_url: 'https://api.openai.com/v1', request_max_retries: 5, stream_max_retries: 5 });
+    expect(configOf(Harness.geminiCli({ maxRetries: 5 }), '.gemini/settings.json')).toMatchObject({ security: { folderTrust: { enabled: false } }, general: { maxAttempts: 6, enableAutoUpdate: false } });
+  });
+
+  test.each<[string, unknown]>([['-1', -1], ['2.5', 2.5], ['11', 11], ['"3"', '3'], ['NaN', NaN]])('maxRetries %s is an error that says what to write', (_, value) => {
+    expect(() => Harness.claudeCode({ maxRetries: value as number })).toThrow(/^Harness "claude-code": maxRetries must be a whole number from 0 to 10 \(retries of a failed model request\), e\.g\. 2; got /);
+  });
+
+  test('opencode and copilot have no retry setting: maxRetries is an error that says why', () => {
+    expect(() => Harness.opencode({ maxRetries: 1 })).toThrow(/^Harness "opencode": maxRetries cannot be set: opencode 1\.18 has no setting for its retry count.*about 90 s.*; leave maxRetries out$/);
+    expect(() => Harness.copilot({ name: 'gh', maxRetries: 1 })).toThrow(/^Harness "gh": maxRetries cannot be set: copilot 1\.0 has no setting for its retry count/);
+  });
+
   test('fromSpec round-trips a synthesized harness.json', () => {
     const spec = Harness.geminiCli().spec;
     expect(Harness.fromSpec(JSON.parse(JSON.stringify(spec))).spec).toEqual(spec);
   });
 });
+
+/** A config file of the harness's layer as the runner writes it (same-path entries merged). */
+function configOf(h: Harness, file: string): any {
+  const planned = planConfigFiles([{ label: 'harness', layer: h.spec.config }]).find((f) => f.path === file)!;
+  return planned.format === 'toml' ? TOML.parse(planned.content) : JSON.parse(planned.content);
+}

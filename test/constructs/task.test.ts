@@ -3,11 +3,11 @@ import { Duration } from 'cdk8s';
 import { AgentPool, AgentTask, CredentialSecret, EgressAllowlist, Harness, SandboxProfile } from '../../constructs';
 import { validateSpec } from '../../policy/specs';
 import { expectValidK8s } from '../support/k8s-schema';
-import { find, newPlatform, synth } from '../support/synth';
+import { find, keyedPool, newPlatform, synth } from '../support/synth';
 
 function taskJob(props: Partial<ConstructorParameters<typeof AgentTask>[2]> = {}) {
   const { chart, platform } = newPlatform();
-  const pool = new AgentPool(platform, 'codex', { harnesses: [Harness.codex()] });
+  const pool = keyedPool(platform, 'codex', { harnesses: [Harness.codex()] });
   const task = new AgentTask(platform, 'fix', { pool, prompt: 'fix it', ...props });
   const objects = synth(chart);
   return { task, objects, job: objects.find((o) => o.kind === 'Job') as any };
@@ -26,6 +26,19 @@ describe('AgentTask', () => {
       timeoutSeconds: 1800,
       sources: [{ name: 'hello-world', type: 'git_https', ref: '7fd1a60', subPath: 'docs', depth: 1 }],
     });
+  });
+
+  test('a prompt over the argv limit needs a harness that takes it on stdin or as a file', () => {
+    const long = 'x'.repeat(100 * 1024 + 1);
+    expect(() => taskJob({ prompt: long })).toThrow(
+      /^AgentTask "fix": prompt: is 102401 bytes, over the 102400 bytes a prompt may have as an argv element \(\{prompt\}\); shorten it, or pass it with promptVia "stdin" or "file" \(an option of every preset\), or use a harness whose command takes \{prompt_file\} \(or neither placeholder: stdin\) \(harness "codex" passes it as an argument\)$/,
+    );
+    expect(() => taskJob({ prompt: 'x'.repeat(100 * 1024) })).not.toThrow();
+    for (const promptVia of ['stdin', 'file'] as const) {
+      const { platform } = newPlatform();
+      const pool = new AgentPool(platform, 'codex', { harnesses: [Harness.codex({ promptVia })] });
+      expect(() => new AgentTask(platform, 'fix', { pool, prompt: long })).not.toThrow();
+    }
   });
 
   test('the Job name carries a hash of the spec: a changed task runs again, an unchanged one does not', () => {
@@ -113,7 +126,7 @@ describe('AgentPool', () => {
 
   test('pod labels say the pool and its capabilities', () => {
     const { chart, platform } = newPlatform();
-    new AgentPool(platform, 'mixed', { harnesses: [Harness.codex(), Harness.claudeCode()] });
+    keyedPool(platform, 'mixed', { harnesses: [Harness.codex(), Harness.claudeCode()] });
     const labels = find(synth(chart), 'Deployment', 'pool-mixed').spec.template.metadata.labels;
     expect(labels).toMatchObject({
       'paddock.dev/pool': 'mixed',
@@ -139,7 +152,7 @@ describe('SandboxProfile', () => {
     [SandboxProfile.custom({ handler: 'kata-qemu', overhead: { memory: '200Mi' } }), 'kata-qemu', 'kata-qemu'],
   ])('%#: synthesizes its RuntimeClass and applies it to agent pods', (profile, name, handler) => {
     const { chart, platform } = newPlatform();
-    new AgentPool(platform, 'p', { harnesses: [Harness.codex()], sandbox: profile });
+    keyedPool(platform, 'p', { harnesses: [Harness.codex()], sandbox: profile });
     const objects = synth(chart);
     expectValidK8s(objects);
     expect(find(objects, 'RuntimeClass', name).handler).toBe(handler);
@@ -148,7 +161,7 @@ describe('SandboxProfile', () => {
 
   test('createRuntimeClass: false uses a RuntimeClass the cluster admin owns', () => {
     const { chart, platform } = newPlatform();
-    new AgentPool(platform, 'p', { harnesses: [Harness.codex()], sandbox: SandboxProfile.gvisor({ createRuntimeClass: false }) });
+    keyedPool(platform, 'p', { harnesses: [Harness.codex()], sandbox: SandboxProfile.gvisor({ createRuntimeClass: false }) });
     const objects = synth(chart);
     expect(objects.some((o) => o.kind === 'RuntimeClass')).toBe(false);
     expect(find(objects, 'Deployment', 'pool-p').spec.template.spec.runtimeClassName).toBe('gvisor');
@@ -157,7 +170,7 @@ describe('SandboxProfile', () => {
   test('scheduling and overhead land in the RuntimeClass', () => {
     const { chart, platform } = newPlatform();
     const sandbox = SandboxProfile.gvisor({ nodeSelector: { sandbox: 'gvisor' }, tolerations: [{ key: 'sandbox', operator: 'Exists', effect: 'NoSchedule' }] });
-    new AgentPool(platform, 'p', { harnesses: [Harness.codex()], sandbox });
+    keyedPool(platform, 'p', { harnesses: [Harness.codex()], sandbox });
     const rc = find(synth(chart), 'RuntimeClass', 'gvisor');
     expect(rc.overhead).toEqual({ podFixed: { cpu: '100m', memory: '64Mi' } });
     expect(rc.scheduling).toEqual({ nodeSelector: { sandbox: 'gvisor' }, tolerations: [{ key: 'sandbox', operator: 'Exists', effect: 'NoSchedule' }] });
@@ -167,7 +180,7 @@ describe('SandboxProfile', () => {
 describe('EgressAllowlist', () => {
   test('a CIDR rule keeps private ranges and the metadata endpoint out unless named', () => {
     const { chart, platform } = newPlatform();
-    const pool = new AgentPool(platform, 'p', { harnesses: [Harness.codex()] });
+    const pool = keyedPool(platform, 'p', { harnesses: [Harness.codex()] });
     pool.allowEgressTo(new EgressAllowlist(platform, 'web', { rules: [{ cidr: '0.0.0.0/0' }, { cidr: '10.1.2.0/24', ports: [5432] }, { cidr: '::/0' }] }));
     const objects = synth(chart);
     expectValidK8s(objects);

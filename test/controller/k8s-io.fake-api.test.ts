@@ -8,82 +8,18 @@
  * CLI), never inside jest. The fake plays the kubelet's part by hand: it writes the
  * Job's pod with the runner's termination message and marks the Job complete.
  */
-import { ChildProcess, spawn } from 'child_process';
 import * as fs from 'fs';
-import * as net from 'net';
 import * as path from 'path';
-import { Chart, Testing } from 'cdk8s';
-import { AgentPool, AgentTask, Harness, Platform, synthesize } from '../../constructs';
-import type { KubeObject } from '../../controller/store';
+import { Harness } from '../../constructs';
 import { makeTmpDir } from '../support/runner-fixtures';
 import { FakeKubeApi, startFakeKubeApi } from './support/fake-kube-api';
+import { applyPlatform, call, Ctl, freePort, startController, stopController as stop, until } from './support/controller-process';
 import { specHashOf } from '../../core/stable-json';
 import { encodeTerminationMessage } from '../../core/protocol';
 
 jest.setTimeout(60_000);
 
-const PADDOCK = path.resolve(__dirname, '..', '..', 'bin', 'paddock.js');
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-async function until<T>(what: string, get: () => T | undefined | Promise<T | undefined>, debug: () => string, timeoutMs = 15_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await get();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}\n${debug()}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-/** The synthesized platform's ConfigMaps and Jobs, as `kubectl apply -f dist/` would create them. */
-function applyPlatform(fake: FakeKubeApi, declaredTask: boolean): void {
-  const app = Testing.app();
-  const chart = new Chart(app, 'test', { disableResourceNameHashes: true });
-  const platform = new Platform(chart, 'platform', { namespace: 'paddock' });
-  const pool = new AgentPool(platform, 'codex', { harnesses: [Harness.codex()], concurrency: 5 });
-  if (declaredTask) new AgentTask(platform, 'declared', { pool, prompt: 'declared prompt' });
-  for (const o of synthesize(chart) as KubeObject[]) {
-    if (o.kind === 'ConfigMap' || o.kind === 'Job') fake.store.createSync(o);
-  }
-}
-
-interface Ctl {
-  child: ChildProcess;
-  url: string;
-  workerUrl: string;
-  out: string[];
-}
-
-async function startController(fake: FakeKubeApi, kubeconfig: string, extra: string[] = [], id = 'ctl-1'): Promise<Ctl> {
-  const port = await freePort();
-  const workerPort = await freePort();
-  const out: string[] = [];
-  const child = spawn(process.execPath, [PADDOCK, 'controller', '--namespace', 'paddock', '--port', String(port), '--worker-port', String(workerPort), '--kubeconfig', kubeconfig, ...extra], {
-    env: { PATH: process.env.PATH, PADDOCK_POD_NAME: id },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  child.stdout!.on('data', (d) => out.push(String(d)));
-  child.stderr!.on('data', (d) => out.push(String(d)));
-  const url = `http://127.0.0.1:${port}`;
-  await until('the controller API', async () => (await fetch(url + '/healthz').then((r) => r.ok).catch(() => false)) || undefined, () => out.join(''));
-  return { child, url, workerUrl: `http://127.0.0.1:${workerPort}`, out };
-}
-
-const stop = async (c: Ctl | undefined) => {
-  if (!c || c.child.exitCode !== null) return;
-  c.child.kill('SIGTERM');
-  const killer = setTimeout(() => c.child.kill('SIGKILL'), 8000);
-  await new Promise((r) => c.child.once('exit', r));
-  clearTimeout(killer);
-};
+const ADMIN = 'admin-token';
 
 describe('KubeStore + paddock controller against a thin fake of the Kubernetes API (no real API server here)', () => {
   let fake: FakeKubeApi;
@@ -96,6 +32,9 @@ describe('KubeStore + paddock controller against a thin fake of the Kubernetes A
     dir = makeTmpDir('paddock-fake-api-');
     kubeconfig = path.join(dir, 'kubeconfig');
     fs.writeFileSync(kubeconfig, fake.kubeconfig());
+    fake.addToken(ADMIN, { username: 'admin' });
+    for (const verb of ['create', 'get', 'list', 'delete']) fake.grant({ user: 'admin', verb, group: 'paddock.dev', resource: 'tasks' });
+    fake.grant({ user: 'admin', verb: 'get', group: 'paddock.dev', resource: 'tasks', subresource: 'results' });
   });
   afterEach(async () => {
     for (const c of ctls.splice(0)) await stop(c);
@@ -104,12 +43,12 @@ describe('KubeStore + paddock controller against a thin fake of the Kubernetes A
   });
 
   test('fake API: POST /v1/tasks -> task ConfigMap -> run ConfigMap + Job (owned by the task) -> pod report -> results', async () => {
-    applyPlatform(fake, false);
-    const ctl = await startController(fake, kubeconfig);
+    applyPlatform(fake);
+    const ctl = await startController(kubeconfig);
     ctls.push(ctl);
     const debug = () => `${ctl.out.join('')}\n--- requests\n${fake.requests.map((r) => `${r.method} ${r.url}`).join('\n')}`;
-    const post = (body: unknown) => fetch(ctl.url + '/v1/tasks', { method: 'POST', body: JSON.stringify(body) }).then(async (r) => ({ status: r.status, body: (await r.json()) as any }));
-    await until('the controller to lead and list', async () => (await fetch(ctl.url + '/v1/tasks')).status === 200 || undefined, debug);
+    const post = (body: unknown) => call(ctl.url, 'POST', '/v1/tasks', { token: ADMIN, body });
+    await until('the controller to lead and list', async () => (await call(ctl.url, 'GET', '/v1/tasks', { token: ADMIN })).status === 200 || undefined, debug);
 
     // Two listeners: the task API is not served on the worker port, nor the lease API on the task port.
     expect((await fetch(ctl.workerUrl + '/healthz')).status).toBe(200);
@@ -117,7 +56,8 @@ describe('KubeStore + paddock controller against a thin fake of the Kubernetes A
     expect((await fetch(ctl.workerUrl + '/v1/tasks')).status).toBe(404);
     expect((await fetch(ctl.url + '/v1/leases', { method: 'POST', body: JSON.stringify({ pool: 'codex', worker: 'w' }) })).status).toBe(404);
     // The only pool is a job pool: the lease API gives it nothing.
-    expect((await fetch(ctl.workerUrl + '/v1/leases', { method: 'POST', body: JSON.stringify({ pool: 'codex', worker: 'w', waitMs: 0 }) })).status).toBe(404);
+    fake.addToken('codex-worker', { username: 'system:serviceaccount:paddock:pool-codex' }, ['paddock.dev/worker-api']);
+    expect((await call(ctl.workerUrl, 'POST', '/v1/leases', { token: 'codex-worker', body: { pool: 'codex', worker: 'w', waitMs: 0 } })).status).toBe(404);
 
     // Validated by the task schema, every problem named.
     const bad = await post({ apiVersion: 'paddock.dev/v1alpha1', kind: 'Task', name: 'Bad_Name', pool: 'codex', harness: 'codex', promptt: 'x' });
@@ -163,11 +103,11 @@ describe('KubeStore + paddock controller against a thin fake of the Kubernetes A
     await until('the task status label', async () => (await fake.store.get('ConfigMap', 'task-t1'))?.metadata.labels?.['paddock.dev/phase'] === 'Succeeded' || undefined, debug);
     expect(fake.store.list('ConfigMap', 'paddock.dev/task=t1,paddock.dev/phase=Succeeded').map((c) => c.metadata.name).sort()).toEqual([`run-t1-${hash}`, 'task-t1']);
     // ... and through the API.
-    const view = (await (await fetch(ctl.url + '/v1/tasks/t1')).json()) as any;
+    const view = (await call(ctl.url, 'GET', '/v1/tasks/t1', { token: ADMIN })).body;
     expect(view).toMatchObject({ name: 't1', phase: 'Succeeded', run: { name: `t1-${hash}`, attempt: 1, outcome: 'succeeded' } });
-    const results = (await (await fetch(ctl.url + '/v1/tasks/t1/results')).json()) as any;
+    const results = (await call(ctl.url, 'GET', '/v1/tasks/t1/results', { token: ADMIN })).body;
     expect(results).toMatchObject({ phase: 'Succeeded', results: [{ fixed: true }], truncated: false });
-    expect((await fetch(ctl.url + '/v1/tasks/nope')).status).toBe(404);
+    expect((await call(ctl.url, 'GET', '/v1/tasks/nope', { token: ADMIN })).status).toBe(404);
 
     // Informers: one list + one watch per kind and selector, merge patches for status, no polling loop.
     const gets = fake.requests.filter((r) => r.method === 'GET' && /\/(configmaps|jobs|pods)\?/.test(r.url));
@@ -177,10 +117,10 @@ describe('KubeStore + paddock controller against a thin fake of the Kubernetes A
   });
 
   test('fake API: a declared task whose Job was applied from dist/ is adopted by name, never run twice', async () => {
-    applyPlatform(fake, true);
+    applyPlatform(fake, { declaredTask: true });
     const jobsBefore = fake.store.list('Job').map((j) => j.metadata.name);
     expect(jobsBefore).toHaveLength(1);
-    const ctl = await startController(fake, kubeconfig);
+    const ctl = await startController(kubeconfig);
     ctls.push(ctl);
     const debug = () => ctl.out.join('');
     const runCm = await until('the run ConfigMap', () => fake.store.list('ConfigMap').find((c) => c.metadata.name === `run-${jobsBefore[0]}`), debug);
@@ -191,21 +131,26 @@ describe('KubeStore + paddock controller against a thin fake of the Kubernetes A
     expect(fake.store.list('Job').map((j) => j.metadata.name)).toEqual(jobsBefore);
   });
 
-  test('fake API: two replicas with --leader-elect: one leads through the Lease, the other answers 503 until it takes over', async () => {
-    applyPlatform(fake, false);
-    const a = await startController(fake, kubeconfig, ['--leader-elect'], 'ctl-a');
+  test('fake API: two replicas with --leader-elect: one leads through the Lease, the follower forwards to it, then takes over', async () => {
+    applyPlatform(fake);
+    // Two "pods": the same ports on two loopback addresses (their pod IPs).
+    const ports = { port: await freePort('127.0.0.2'), workerPort: await freePort('127.0.0.2'), metricsPort: await freePort('127.0.0.2') };
+    const a = await startController(kubeconfig, { extra: ['--leader-elect'], id: 'ctl-a', address: '127.0.0.2', ports });
     ctls.push(a);
-    await until('a to lead', async () => (await fake.store.get('Lease', 'paddock-controller'))?.spec && ((await fake.store.get('Lease', 'paddock-controller'))!.spec as any).holderIdentity === 'ctl-a', () => a.out.join(''));
-    const b = await startController(fake, kubeconfig, ['--leader-elect'], 'ctl-b');
+    await until('a to lead', async () => ((await fake.store.get('Lease', 'paddock-controller'))?.spec as any)?.holderIdentity === 'ctl-a' || undefined, () => a.out.join(''));
+    expect((await fake.store.get('Lease', 'paddock-controller'))!.metadata.annotations).toMatchObject({ 'paddock.dev/leader-address': '127.0.0.2' });
+    const b = await startController(kubeconfig, { extra: ['--leader-elect'], id: 'ctl-b', address: '127.0.0.3', ports });
     ctls.push(b);
-    expect((await fetch(a.url + '/v1/tasks')).status).toBe(200);
-    const follower = await fetch(b.url + '/v1/tasks');
-    expect(follower.status).toBe(503);
-    expect(follower.headers.get('retry-after')).toBe('1');
+    await until('a to serve', async () => (await call(a.url, 'GET', '/v1/tasks', { token: ADMIN })).status === 200 || undefined, () => a.out.join(''));
+    await until('b to learn the leader', async () => (await call(b.url, 'GET', '/v1/tasks', { token: ADMIN })).status === 200 || undefined, () => b.out.join(''));
+    // The follower passes requests on, authentication included: a submit through b lands, a bad token is refused.
+    expect((await call(b.url, 'POST', '/v1/tasks', { token: ADMIN, body: { apiVersion: 'paddock.dev/v1alpha1', kind: 'Task', name: 'via-b', pool: 'codex', harness: 'codex', prompt: 'x' } })).status).toBe(201);
+    expect((await call(a.url, 'GET', '/v1/tasks/via-b', { token: ADMIN })).body).toMatchObject({ name: 'via-b', pool: 'codex' });
+    expect((await call(b.url, 'GET', '/v1/tasks', { token: 'nobody' })).status).toBe(401);
     expect((await fetch(b.url + '/healthz')).status).toBe(200);
     await stop(a);
-    await until('b to take over', async () => ((await fake.store.get('Lease', 'paddock-controller'))!.spec as any).holderIdentity === 'ctl-b' || undefined, () => b.out.join(''), 10_000);
-    await until('b to serve', async () => (await fetch(b.url + '/v1/tasks')).status === 200 || undefined, () => b.out.join(''));
+    await until('b to take over', async () => ((await fake.store.get('Lease', 'paddock-controller'))!.spec as any).holderIdentity === 'ctl-b' || undefined, () => b.out.join(''), 25_000);
+    await until('b to serve', async () => (await call(b.url, 'GET', '/v1/tasks/via-b', { token: ADMIN })).status === 200 || undefined, () => b.out.join(''));
     expect(((await fake.store.get('Lease', 'paddock-controller'))!.spec as any).leaseTransitions).toBe(1);
   });
 });

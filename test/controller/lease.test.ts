@@ -11,14 +11,14 @@ import { ApiServer, ApiServers, startApi, startApis } from '../../controller/api
 import { Controller } from '../../controller/controller';
 import { main } from '../../cli/main';
 import { makeTmpDir } from '../support/runner-fixtures';
-import { addPool, memoryPlatform, slowHarness, taskSpec } from './support/platform';
+import { addPool, localToken, memoryPlatform, slowHarness, taskSpec } from './support/platform';
 
 jest.setTimeout(60_000);
 
 const PADDOCK = path.resolve(__dirname, '..', '..', 'bin', 'paddock.js');
 
 function worker(url: string, id: string, root: string, out: string[]): ChildProcess {
-  const child = spawn(process.execPath, [PADDOCK, 'worker', '--pool', 'warm', '--controller', url, '--id', id, '--work-dir', path.join(root, id), '--wait', '500'], {
+  const child = spawn(process.execPath, [PADDOCK, 'worker', '--pool', 'warm', '--controller', url, '--token-file', path.join(root, 'token'), '--id', id, '--work-dir', path.join(root, id), '--wait', '500'], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { PATH: process.env.PATH },
   });
@@ -70,7 +70,7 @@ describe('lease protocol: real worker processes on loopback', () => {
       return r;
     };
     await controller.start();
-    api = await startApi(controller, { port: 0, host: '127.0.0.1', routes: 'workers' });
+    api = await startApi(controller, { port: 0, host: '127.0.0.1', routes: 'workers', auth: localToken(root).auth });
     const out: string[] = [];
     const debug = () => `--- controller\n${log.join('\n')}\n--- agent log\n${fs.readFileSync(agentLog, 'utf8')}\n--- workers\n${out.join('')}`;
     for (const id of ['w1', 'w2', 'w3']) workers.push(worker(api.url, id, root, out));
@@ -116,8 +116,9 @@ describe('lease protocol: real worker processes on loopback', () => {
     const store = memoryPlatform(slowHarness(agentLog, 10), { tasks: [taskSpec('only')] });
     controller = new Controller({ store, namespace: 'paddock', leaseTtlMs: 1000, settings: { backoffBaseMs: 10 }, now: () => now });
     await controller.start();
-    api = await startApi(controller, { port: 0, host: '127.0.0.1', routes: 'workers' });
-    const post = (route: string, body: unknown) => fetch(api!.url + route, { method: 'POST', body: JSON.stringify(body) }).then(async (r) => ({ status: r.status, body: (r.status === 204 ? undefined : await r.json()) as any }));
+    const { auth, headers } = localToken(root);
+    api = await startApi(controller, { port: 0, host: '127.0.0.1', routes: 'workers', auth });
+    const post = (route: string, body: unknown) => fetch(api!.url + route, { method: 'POST', headers, body: JSON.stringify(body) }).then(async (r) => ({ status: r.status, body: (r.status === 204 ? undefined : await r.json()) as any }));
     const first = await post('/v1/leases', { pool: 'warm', worker: 'slow-worker', waitMs: 0 });
     expect(first.status).toBe(200);
     expect(first.body).toMatchObject({ run: expect.stringMatching(/^only-/), attempt: 1, task: { name: 'only' }, harness: { name: 'slow' }, pool: { name: 'warm' } });
@@ -154,15 +155,18 @@ describe('two listeners: the task API and the worker lease API, each serving onl
     await controller?.stop();
     fs.rmSync(root, { recursive: true, force: true });
   });
+  let headers: Record<string, string> = {};
   const call = (base: string, method: string, route: string, body?: unknown) =>
-    fetch(base + route, { method, ...(body === undefined ? {} : { body: JSON.stringify(body) }) }).then(async (r) => ({ status: r.status, body: (r.status === 204 ? undefined : await r.text()) as string | undefined }));
+    fetch(base + route, { method, headers, ...(body === undefined ? {} : { body: JSON.stringify(body) }) }).then(async (r) => ({ status: r.status, body: (r.status === 204 ? undefined : await r.text()) as string | undefined }));
 
   test('the task API is not served on the worker port, nor the lease API on the task port', async () => {
     const harness = slowHarness(path.join(root, 'agent.log'), 10);
     const store = memoryPlatform(harness, { tasks: [taskSpec('only')] });
     controller = new Controller({ store, namespace: 'paddock' });
     await controller.start();
-    apis = await startApis(controller, { port: 0, workerPort: 0, host: '127.0.0.1' });
+    const token = localToken(root);
+    headers = token.headers;
+    apis = await startApis(controller, { port: 0, workerPort: 0, host: '127.0.0.1', auth: token.auth });
     const tasks = apis.tasks.url;
     const workers = apis.workers.url;
     expect(apis.tasks.port).not.toBe(apis.workers.port);
@@ -206,7 +210,9 @@ describe('two listeners: the task API and the worker lease API, each serving onl
     addPool(store, harness, 'jobs', 'job');
     controller = new Controller({ store, namespace: 'paddock' });
     await controller.start();
-    apis = await startApis(controller, { port: 0, workerPort: 0, host: '127.0.0.1' });
+    const token = localToken(root);
+    headers = token.headers;
+    apis = await startApis(controller, { port: 0, workerPort: 0, host: '127.0.0.1', auth: token.auth });
     const lease = (pool: string) => call(apis!.workers.url, 'POST', '/v1/leases', { pool, worker: 'w', waitMs: 0 });
     // A job pool's runs are Jobs: its name gets nothing from the lease API; nor does an unknown pool.
     expect(await lease('jobs')).toMatchObject({ status: 404, body: expect.stringMatching(/pool \\"jobs\\" is not a warm pool/) });

@@ -1,13 +1,13 @@
 /** What the constructs synthesize for the controller: pool modes, concurrency, leader election; and run records. */
 import { AgentPool, AgentTask, Harness } from '../../constructs';
 import { capResult, TRUNCATION_MARKER } from '../../controller/observe';
-import { find, newPlatform, synth } from '../support/synth';
+import { find, keyedPool, newPlatform, synth } from '../support/synth';
 import { decodeTerminationMessage, encodeTerminationMessage, MAX_RESULT_BYTES, TERMINATION_MESSAGE_LIMIT } from '../../core/protocol';
 
 describe('AgentPool mode', () => {
   test('default "job": pool.json says so, the worker Deployment stays at 0, declared tasks get their Job', () => {
     const { chart, platform } = newPlatform();
-    const pool = new AgentPool(platform, 'codex', { harnesses: [Harness.codex()] });
+    const pool = keyedPool(platform, 'codex', { harnesses: [Harness.codex()] });
     new AgentTask(platform, 't', { pool, prompt: 'x' });
     const objects = synth(chart);
     expect(JSON.parse(find(objects, 'ConfigMap', 'pool-codex').data['pool.json'])).toMatchObject({ mode: 'job', concurrency: 10 });
@@ -18,7 +18,7 @@ describe('AgentPool mode', () => {
 
   test('"warm": replicas workers that may reach the controller\'s worker lease API only; declared tasks get no Job (the workers run them)', () => {
     const { chart, platform } = newPlatform();
-    const pool = new AgentPool(platform, 'codex', { harnesses: [Harness.codex()], mode: 'warm', replicas: 3, concurrency: 2 });
+    const pool = keyedPool(platform, 'codex', { harnesses: [Harness.codex()], mode: 'warm', replicas: 3, concurrency: 2 });
     new AgentTask(platform, 't', { pool, prompt: 'x' });
     const objects = synth(chart);
     expect(JSON.parse(find(objects, 'ConfigMap', 'pool-codex').data['pool.json'])).toMatchObject({ mode: 'warm', concurrency: 2 });
@@ -34,21 +34,21 @@ describe('AgentPool mode', () => {
   });
 
   test.each([
-    ['an unknown mode', () => new AgentPool(newPlatform().platform, 'p', { harnesses: [Harness.codex()], mode: 'batch' as any }), /mode "batch" is unknown; write mode: "job"/],
-    ['replicas on an explicit job pool', () => new AgentPool(newPlatform().platform, 'p', { harnesses: [Harness.codex()], mode: 'job', replicas: 2 }), /set mode: "warm" to keep 2 warm workers/],
-    ['zero concurrency', () => new AgentPool(newPlatform().platform, 'p', { harnesses: [Harness.codex()], concurrency: 0 }), /concurrency: must be an integer from 1 to 10000, got 0/],
+    ['an unknown mode', () => keyedPool(newPlatform().platform, 'p', { harnesses: [Harness.codex()], mode: 'batch' as any }), /mode "batch" is unknown; write mode: "job"/],
+    ['replicas on an explicit job pool', () => keyedPool(newPlatform().platform, 'p', { harnesses: [Harness.codex()], mode: 'job', replicas: 2 }), /set mode: "warm" to keep 2 warm workers/],
+    ['zero concurrency', () => keyedPool(newPlatform().platform, 'p', { harnesses: [Harness.codex()], concurrency: 0 }), /concurrency: must be an integer from 1 to 10000, got 0/],
     [
       'createJob on a warm pool',
       () => {
         const { platform } = newPlatform();
-        const pool = new AgentPool(platform, 'p', { harnesses: [Harness.codex()], mode: 'warm' });
+        const pool = keyedPool(platform, 'p', { harnesses: [Harness.codex()], mode: 'warm' });
         new AgentTask(platform, 't', { pool, prompt: 'x', createJob: true });
       },
       /a Job would run it a second time/,
     ],
     ['retries out of range', () => {
       const { platform } = newPlatform();
-      new AgentTask(platform, 't', { pool: new AgentPool(platform, 'p', { harnesses: [Harness.codex()] }), prompt: 'x', retries: 11 });
+      new AgentTask(platform, 't', { pool: keyedPool(platform, 'p', { harnesses: [Harness.codex()] }), prompt: 'x', retries: 11 });
     }, /retries: must be an integer from 0 to 10, got 11/],
   ])('%s fails with a fix', (_n, make, message) => {
     expect(make).toThrow(message);
@@ -56,12 +56,12 @@ describe('AgentPool mode', () => {
 
   test('controller replicas > 1 run with --leader-elect (and the Role gets leases)', () => {
     const { chart, platform } = newPlatform({ controller: { replicas: 2 } });
-    new AgentPool(platform, 'codex', { harnesses: [Harness.codex()] });
+    keyedPool(platform, 'codex', { harnesses: [Harness.codex()] });
     const objects = synth(chart);
     expect(find(objects, 'Deployment', 'paddock-controller').spec.template.spec.containers[0].args).toContain('--leader-elect');
     expect(find(objects, 'Role', 'paddock-controller').rules).toContainEqual({ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] });
     const single = newPlatform();
-    new AgentPool(single.platform, 'codex', { harnesses: [Harness.codex()] });
+    keyedPool(single.platform, 'codex', { harnesses: [Harness.codex()] });
     expect(find(synth(single.chart), 'Deployment', 'paddock-controller').spec.template.spec.containers[0].args).not.toContain('--leader-elect');
   });
 });

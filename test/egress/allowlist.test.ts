@@ -12,7 +12,7 @@ import { AgentPool, AgentTask, EgressAllowlist, EgressRule, Harness, Platform } 
 import { checkAgentPodsDenyByDefault, checkPodSecurityRestricted, KubeObject, selects } from '../../policy/rules';
 import { renderSquidConf } from '../../policy/squid-conf';
 import { expectValidK8s, registerSchema, validateK8sObject } from '../support/k8s-schema';
-import { find, newPlatform, synth, synthProblems } from '../support/synth';
+import { find, keyedPool, newPlatform, synth, synthProblems } from '../support/synth';
 import * as ciliumSchema from './cilium-network-policy.schema.json';
 
 registerSchema('cilium.io/v2', 'CiliumNetworkPolicy', ciliumSchema);
@@ -22,7 +22,7 @@ const PROXY_URL = 'http://egress-proxy-agents.paddock.svc:3128';
 /** A codex pool with a task on github.com under one allowlist. */
 function codexPlatform(allowlist: { rules?: EgressRule[]; backend?: 'proxy' | 'cilium' | 'networkpolicy'; proxy?: object } = {}) {
   const ctx = newPlatform();
-  const pool = new AgentPool(ctx.platform, 'codex', { harnesses: [Harness.codex()] });
+  const pool = keyedPool(ctx.platform, 'codex', { harnesses: [Harness.codex()] });
   const list = new EgressAllowlist(ctx.platform, 'agents', allowlist);
   pool.allowEgressTo(list);
   new AgentTask(ctx.platform, 'fix', {
@@ -213,9 +213,9 @@ describe('backend "proxy" (the default)', () => {
   test('pools sharing an allowlist share what they add; a pool without one gets no proxy', () => {
     const { chart: c4, platform } = newPlatform();
     const shared = new EgressAllowlist(platform, 'shared');
-    new AgentPool(platform, 'codex', { harnesses: [Harness.codex()] }).allowEgressTo(shared);
-    new AgentPool(platform, 'claude', { harnesses: [Harness.claudeCode()] }).allowEgressTo(shared);
-    new AgentPool(platform, 'gemini', { harnesses: [Harness.geminiCli()] });
+    keyedPool(platform, 'codex', { harnesses: [Harness.codex()] }).allowEgressTo(shared);
+    keyedPool(platform, 'claude', { harnesses: [Harness.claudeCode()] }).allowEgressTo(shared);
+    keyedPool(platform, 'gemini', { harnesses: [Harness.geminiCli()] });
     const o4 = synth(c4);
     const d = JSON.parse(find(o4, 'ConfigMap', 'egress-shared').data['allowlist.json']);
     expect(d.pools).toEqual(['claude', 'codex']);
@@ -324,7 +324,7 @@ describe('bad rules and options fail at once with a clear message', () => {
     [
       'a pool under two proxy allowlists',
       (p) => {
-        const pool = new AgentPool(p, 'codex', { harnesses: [Harness.codex()] });
+        const pool = keyedPool(p, 'codex', { harnesses: [Harness.codex()] });
         pool.allowEgressTo(new EgressAllowlist(p, 'one'));
         pool.allowEgressTo(new EgressAllowlist(p, 'two'));
       },
@@ -333,7 +333,7 @@ describe('bad rules and options fail at once with a clear message', () => {
     [
       'a pool mixing proxy and cilium',
       (p) => {
-        const pool = new AgentPool(p, 'codex', { harnesses: [Harness.codex()] });
+        const pool = keyedPool(p, 'codex', { harnesses: [Harness.codex()] });
         pool.allowEgressTo(new EgressAllowlist(p, 'one', { backend: 'cilium' }));
         pool.allowEgressTo(new EgressAllowlist(p, 'two'));
       },
@@ -341,7 +341,7 @@ describe('bad rules and options fail at once with a clear message', () => {
     ],
     [
       'a harness host that is a URL',
-      (p) => new AgentPool(p, 'x', { harnesses: [Harness.codex({ extraHosts: ['https://llm.example.com'] })] }).allowEgressTo(new EgressAllowlist(p, 'e')),
+      (p) => keyedPool(p, 'x', { harnesses: [Harness.codex({ extraHosts: ['https://llm.example.com'] })] }).allowEgressTo(new EgressAllowlist(p, 'e')),
       /Harness "codex": hosts\[1\]: "https:\/\/llm\.example\.com" contains a URL scheme/,
     ],
   ];
@@ -361,7 +361,7 @@ describe('bad rules and options fail at once with a clear message', () => {
 
   test('a task source on an IP address fails synthesis: names only, addresses by CIDR', () => {
     const { chart, platform } = newPlatform();
-    const pool = new AgentPool(platform, 'codex', { harnesses: [Harness.codex()] });
+    const pool = keyedPool(platform, 'codex', { harnesses: [Harness.codex()] });
     pool.allowEgressTo(new EgressAllowlist(platform, 'e'));
     new AgentTask(platform, 't', { pool, prompt: 'p', sources: [{ url: 'https://10.1.2.3/org/repo.git' }] });
     expect(synthProblems(chart)).toEqual([

@@ -11,6 +11,7 @@ import { AgentPool, AgentTask, EgressAllowlist, Harness, Platform } from '../../
 import { explainEgress, PoolEgress } from '../../cli/egress-explain';
 import { main } from '../../cli/main';
 import { buildApp } from '../../stacks/cdk8s/main';
+import { keyedPool } from '../support/synth';
 
 const root = path.join(__dirname, '..', '..');
 
@@ -65,12 +66,12 @@ describe('paddock egress explain', () => {
     const dir = synthTo((app) => {
       const chart = new Chart(app, 'agents', { disableResourceNameHashes: true });
       const platform = new Platform(chart, 'platform', { namespace: 'agents' });
-      const codex = new AgentPool(platform, 'codex', { harnesses: [Harness.codex()] });
+      const codex = keyedPool(platform, 'codex', { harnesses: [Harness.codex()] });
       codex.allowEgressTo(new EgressAllowlist(platform, 'egress-codex', { name: 'codex', backend: 'cilium', rules: [{ host: '.githubusercontent.com' }] }));
       codex.allowEgressTo(new EgressAllowlist(platform, 'db', { backend: 'networkpolicy', rules: [{ cidr: '10.20.0.0/16', ports: [5432] }] }));
       new AgentTask(platform, 'fix', { pool: codex, prompt: 'p', sources: [{ url: 'https://gitlab.example.com/org/repo.git' }] });
-      new AgentPool(platform, 'claude', { harnesses: [Harness.claudeCode()] }).allowEgressTo(new EgressAllowlist(platform, 'internet', { backend: 'networkpolicy', rules: [{ cidr: '0.0.0.0/0', ports: [443] }] }));
-      new AgentPool(platform, 'gemini', { harnesses: [Harness.geminiCli()] });
+      keyedPool(platform, 'claude', { harnesses: [Harness.claudeCode()] }).allowEgressTo(new EgressAllowlist(platform, 'internet', { backend: 'networkpolicy', rules: [{ cidr: '0.0.0.0/0', ports: [443] }] }));
+      keyedPool(platform, 'gemini', { harnesses: [Harness.geminiCli()] });
     });
     const codex = await run('explain', 'codex', '--dir', dir);
     expect(codex.code).toBe(0);
@@ -101,7 +102,7 @@ describe('paddock egress explain', () => {
     const dir = synthTo((app) => {
       for (const ns of ['team-a', 'team-b']) {
         const chart = new Chart(app, ns, { disableResourceNameHashes: true });
-        new AgentPool(new Platform(chart, 'platform', { namespace: ns }), 'codex', { harnesses: [Harness.codex()] });
+        keyedPool(new Platform(chart, 'platform', { namespace: ns }), 'codex', { harnesses: [Harness.codex()] });
       }
     });
     expect(await run('explain', 'codex', '--dir', dir)).toMatchObject({ code: 2, stderr: 'paddock egress explain: pool "codex" exists in several namespaces (team-a, team-b); pass --namespace\n' });

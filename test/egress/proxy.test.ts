@@ -21,18 +21,20 @@ import * as net from 'net';
 import * as os from 'os';
 import * as path from 'path';
 import { AgentPool, AgentTask, EgressAllowlist, Harness } from '../../constructs';
-import { agentCliStatus, makeAgentRunDirs, mockInvocation } from '../support/agent-clis';
+import { MOCK_PRESETS, MOCK_PROVIDER, PRESET_PROGRAM } from '../support/mock-provider';
+import { AGENTS_BIN, OPENCODE_BIN, runAgentE2e } from '../runner/support/agent-e2e';
 import { Origin, OriginEcho, startOrigin, TestCertificate } from '../support/https-origin';
 import { startMockModelServer, MockModelServer } from '../support/mock-model-server';
 import { CleanupStack, createNetns, createTestNetwork, linkNetns, Netns, startNodeInNetns } from '../support/netns';
 import { httpsGetViaConnect, RunningSquid, startSquid, describeWithSquid, squidE2eUnavailableReason } from '../support/squid';
-import { find, newPlatform, synth } from '../support/synth';
+import { find, keyedPool, newPlatform, synth } from '../support/synth';
 
 const ORIGIN = '192.0.2.10';
 const PROXY_IN_AGENT_NET = '198.51.100.1';
 const AGENT = '198.51.100.2';
 const PORT = 3128;
 const CLI_TIMEOUT_MS = 60_000;
+const IP = execFileSync('sh', ['-c', 'command -v ip || echo /usr/sbin/ip'], { encoding: 'utf8' }).trim();
 
 const unavailable = squidE2eUnavailableReason();
 const describeE2e = describeWithSquid('the egress proxy end-to-end tests', unavailable);
@@ -108,7 +110,7 @@ function relayUnixToLoopback(socketPath: string, port: number): Promise<net.Serv
  */
 function buildPlatform(proxy: { stateDir: string; hostsFile: string }) {
   const { chart, platform } = newPlatform();
-  const pool = new AgentPool(platform, 'codex', { harnesses: [Harness.codex({ extraHosts: ['model.allowed.test'] })] });
+  const pool = keyedPool(platform, 'codex', { harnesses: [Harness.codex({ extraHosts: ['model.allowed.test'] })] });
   const allowlist = new EgressAllowlist(platform, 'agents', {
     rules: [
       { host: 'api.allowed.test', ports: [8443] },
@@ -271,48 +273,42 @@ describeE2e('the synthesized egress proxy (real squid, network namespaces)', () 
     expect({ status: r.status, tunnelled: r.tunnelled, body: r.body }).toEqual({ status: 200, tunnelled: true, body: 'ok' });
   });
 
-  test('a real agent CLI (codex) reaches its model over HTTPS through the proxy, given only HTTPS_PROXY', async () => {
-    const status = agentCliStatus('codex');
-    if (!status.installed) throw new Error(status.problem);
-    const dirs = makeAgentRunDirs('paddock-egress-codex-');
-    try {
-      const inv = mockInvocation('codex', { mockUrl: 'https://model.allowed.test', dirs, prompt: 'Create proof.txt, then report the result.' });
-      const proxyUrl = `http://${PROXY_IN_AGENT_NET}:${PORT}`;
-      const env = {
-        ...inv.env,
-        // `ip netns exec` and `setpriv` live in /usr/sbin, /usr/bin.
-        PATH: `${inv.env.PATH}:/usr/sbin:/sbin`,
-        // What the synthesized pod sets, with the proxy's address in this test network.
-        HTTPS_PROXY: proxyUrl,
-        https_proxy: proxyUrl,
-        NO_PROXY: poolEnv.NO_PROXY,
-        no_proxy: poolEnv.no_proxy,
-        // The test origin's self-signed certificate.
-        CODEX_CA_CERTIFICATE: caFile,
-      };
-      expect(poolEnv.HTTPS_PROXY).toBe('http://egress-proxy-agents.paddock.svc:3128');
-      // Its own process group: on timeout the launcher and the native binary both go.
-      const child = agentNs.spawn([inv.command, ...inv.args], { env, cwd: dirs.workspace, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-      let stdout = '';
-      let stderr = '';
-      child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-      child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-      const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
-      const timer = setTimeout(() => process.kill(-child.pid!, 'SIGKILL'), CLI_TIMEOUT_MS);
-      const code = await exited.finally(() => clearTimeout(timer));
-      const describeRun = () => `exit=${code}\n--- stdout\n${stdout.slice(-2000)}\n--- stderr\n${stderr.slice(-3000)}\n--- squid\n${squid.accessLog().slice(-2000)}`;
-      if (code !== 0) throw new Error(`codex failed: ${describeRun()}\n--- mock\n${mock.requests.map((r) => `${r.method} ${r.url} ${r.kind}`).join('\n')}`);
-
-      expect(fs.readFileSync(path.join(dirs.workspace, 'proof.txt'), 'utf8')).toBe('paddock-through-the-proxy\n');
-      expect(stdout).toContain('```result\n{"status":"ok","via":"egress-proxy"}\n```');
-      const kinds = mock.requests.map((r) => r.kind);
-      expect(kinds).toContain('tool_call');
-      expect(kinds).toContain('final');
-      // Every model request went through a tunnel the proxy allowed, to the allowlisted name.
-      const tunnels = await squid.waitForAccessLog('CONNECT model.allowed.test:443');
-      for (const line of tunnels) expect(line).toMatch(/TCP_TUNNEL\/200 /);
-    } finally {
-      dirs.cleanup();
+  // Every preset with its real CLI, run by the runner: the agent process (only it) is put
+  // into the agent namespace by a wrapper on PATH, so its one way out is HTTPS_PROXY.
+  test.each(MOCK_PRESETS)('the %s preset reaches its model over HTTPS through the proxy, given only HTTPS_PROXY', async (preset) => {
+    const program = PRESET_PROGRAM[preset];
+    const real = [AGENTS_BIN, OPENCODE_BIN].map((dir) => path.join(dir, program)).find((f) => fs.existsSync(f));
+    if (!real) throw new Error(`${program} is not installed in test/agents; run: npm ci --prefix test/agents`);
+    const wrappers = fs.mkdtempSync(path.join(tmp, `wrap-${program}-`));
+    fs.writeFileSync(path.join(wrappers, program), `#!/bin/sh\nexec ${IP} netns exec ${agentNs.name} ${real} "$@"\n`, { mode: 0o755 });
+    const recipe = MOCK_PROVIDER[preset];
+    const proxyUrl = `http://${PROXY_IN_AGENT_NET}:${PORT}`;
+    expect(poolEnv.HTTPS_PROXY).toBe('http://egress-proxy-agents.paddock.svc:3128');
+    const seen = mock.requests.length;
+    const r = await runAgentE2e({
+      harness: Harness.fromPreset(preset, { extraHosts: ['model.allowed.test'] }).spec,
+      model: recipe.model,
+      mock: { server: mock, url: 'https://model.allowed.test' },
+      credentials: { [recipe.secretEnv]: 'sk-e2e-proxy-0123456789abcdef' },
+      // The test origin's CA (test-only: a real provider has a public certificate).
+      taskEnv: { ...recipe.env('{mock}'), ...(preset === 'codex' ? { CODEX_CA_CERTIFICATE: caFile } : { NODE_EXTRA_CA_CERTS: caFile }) },
+      taskConfig: recipe.config('{mock}'),
+      // What the synthesized pod sets, with the proxy's address in this test network.
+      runnerEnv: { HTTPS_PROXY: proxyUrl, https_proxy: proxyUrl, NO_PROXY: poolEnv.NO_PROXY, no_proxy: poolEnv.no_proxy },
+      pathPrefix: [wrappers],
+      timeoutSeconds: CLI_TIMEOUT_MS / 1000,
+    });
+    const requests = mock.requests.slice(seen);
+    if (r.code !== 0) {
+      throw new Error(`${preset}: ${r.status.outcome} (${r.status.message})\n--- stderr\n${r.stderr.slice(-3000)}\n--- squid\n${squid.accessLog().slice(-2000)}\n--- mock\n${requests.map((q) => `${q.method} ${q.url} ${q.kind}`).join('\n')}`);
     }
+    expect(fs.readFileSync(path.join(r.workdir, 'proof.txt'), 'utf8')).toBe('paddock-through-the-proxy\n');
+    expect(r.results).toEqual([{ status: 'ok', via: 'egress-proxy' }]);
+    const kinds = requests.map((q) => q.kind);
+    expect(kinds).toContain('tool_call');
+    expect(kinds).toContain('final');
+    // Every model request went through a tunnel the proxy allowed, to the allowlisted name.
+    const tunnels = await squid.waitForAccessLog('CONNECT model.allowed.test:443');
+    for (const line of tunnels) expect(line).toMatch(/TCP_TUNNEL\/200 /);
   }, CLI_TIMEOUT_MS + 10_000);
 });

@@ -153,7 +153,7 @@ describe('renderSquidConf', () => {
     expect(directives(conf, 'acl')).toContain(`acl blocked_dst dst ${BLOCKED_DESTINATIONS.join(' ')}`);
     expect(BLOCKED_DESTINATIONS).toEqual([
       '0.0.0.0/8', '10.0.0.0/8', '100.64.0.0/10', '127.0.0.0/8', '169.254.0.0/16',
-      '172.16.0.0/12', '192.168.0.0/16', '::1/128', 'fc00::/7', 'fe80::/10',
+      '172.16.0.0/12', '192.168.0.0/16', '::1/128', 'fc00::/7', 'fe80::/10', '::ffff:0:0/96',
     ]);
   });
 

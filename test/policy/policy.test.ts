@@ -5,12 +5,12 @@ import { App, Chart } from 'cdk8s';
 import { examplePlatform } from '../../stacks/example-platform';
 import { buildPlatform } from '../../stacks/platform-definition';
 import { admits, canConnect, mayReach, podOf, PodRef } from '../support/netpol';
-import { find, newPlatform, synth, synthProblems } from '../support/synth';
+import { find, keyedPool, newPlatform, synth, synthProblems } from '../support/synth';
 
 describe('security policy runs at synth time', () => {
   test('a compliant platform synthesizes with no problems', () => {
     const { chart, platform } = newPlatform();
-    const pool = new AgentPool(platform, 'codex', { harnesses: [Harness.codex()] });
+    const pool = keyedPool(platform, 'codex', { harnesses: [Harness.codex()] });
     new AgentTask(platform, 'hello', { pool, prompt: 'say hello' });
     expect(synthProblems(chart)).toEqual([]);
   });
@@ -65,7 +65,7 @@ describe('security policy runs at synth time', () => {
 
   test('an agent pod running as root breaks Pod Security "restricted", in its Job template too', () => {
     const { chart, platform } = newPlatform();
-    const pool = new AgentPool(platform, 'codex', { harnesses: [Harness.codex()] });
+    const pool = keyedPool(platform, 'codex', { harnesses: [Harness.codex()] });
     pool.workers.addJsonPatch(JsonPatch.replace('/spec/template/spec/securityContext/runAsNonRoot', false));
     pool.workers.addJsonPatch(JsonPatch.replace('/spec/template/spec/containers/0/securityContext/runAsNonRoot', false));
     expect(synthProblems(chart)).toContain('Deployment "pool-codex": container "runner": runAsNonRoot must be true (in the pod or container securityContext)');
@@ -97,7 +97,7 @@ describe('security policy runs at synth time', () => {
   test('a literal credential value copied into a task fails synthesis', () => {
     const { chart, platform } = newPlatform();
     CredentialSecret.fromLiteral(platform, 'token', { secretName: 'tok', values: { TOKEN: 'hunter2-very-secret' }, allowPlaintextInManifests: true });
-    const pool = new AgentPool(platform, 'codex', { harnesses: [Harness.codex()] });
+    const pool = keyedPool(platform, 'codex', { harnesses: [Harness.codex()] });
     new AgentTask(platform, 'leak', { pool, prompt: 'p', env: { TOKEN: 'hunter2-very-secret' } });
     expect(synthProblems(chart)).toEqual([
       'ConfigMap "task-leak": key "task.json" contains the value of a credential; reference the Secret with CredentialSecret.grantTo(pool) instead',
@@ -106,7 +106,7 @@ describe('security policy runs at synth time', () => {
 
   test('something shaped like an API key in a harness ConfigMap fails synthesis', () => {
     const { chart, platform } = newPlatform();
-    new AgentPool(platform, 'codex', { harnesses: [Harness.codex({ env: { OPENAI_API_KEY: 'sk-proj-abcdefghijklmnopqrstuvwxyz0123' } })] });
+    keyedPool(platform, 'codex', { harnesses: [Harness.codex({ env: { OPENAI_API_KEY: 'sk-proj-abcdefghijklmnopqrstuvwxyz0123' } })] });
     expect(synthProblems(chart)).toEqual([
       'ConfigMap "harness-codex": key "harness.json" contains what looks like an OpenAI API key; keep credentials in a Secret and grant them with CredentialSecret.grantTo(pool)',
     ]);
@@ -114,7 +114,7 @@ describe('security policy runs at synth time', () => {
 
   test('agent pods not covered by a default-deny NetworkPolicy fail synthesis', () => {
     const { chart, platform } = newPlatform();
-    new AgentPool(platform, 'codex', { harnesses: [Harness.codex()] });
+    keyedPool(platform, 'codex', { harnesses: [Harness.codex()] });
     const defaultDeny = platform.node.findChild('default-deny') as ApiObject;
     defaultDeny.addJsonPatch(JsonPatch.replace('/spec/podSelector', { matchLabels: { 'app.kubernetes.io/component': 'controller' } }));
     const problems = synthProblems(chart);
@@ -126,7 +126,7 @@ describe('security policy runs at synth time', () => {
 
   test('hostname egress rules fail closed under the networkpolicy backend, naming the backends that can enforce them', () => {
     const { chart, platform } = newPlatform();
-    const pool = new AgentPool(platform, 'codex', { harnesses: [Harness.codex()] });
+    const pool = keyedPool(platform, 'codex', { harnesses: [Harness.codex()] });
     pool.allowEgressTo(EgressAllowlist.forHarnesses(platform, 'providers', [Harness.codex()], { backend: 'networkpolicy' }));
     expect(synthProblems(chart)).toEqual([
       expect.stringMatching(
@@ -137,7 +137,7 @@ describe('security policy runs at synth time', () => {
 
   test('hostname egress rules synthesize under the default (proxy) backend, the proxy pod hardened like every pod', () => {
     const { chart, platform } = newPlatform();
-    const pool = new AgentPool(platform, 'codex', { harnesses: [Harness.codex()] });
+    const pool = keyedPool(platform, 'codex', { harnesses: [Harness.codex()] });
     pool.allowEgressTo(EgressAllowlist.forHarnesses(platform, 'providers', [Harness.codex()]));
     expect(synthProblems(chart)).toEqual([]);
     const proxy = synth(chart).find((o) => o.kind === 'Deployment' && o.metadata?.name === 'egress-proxy-providers')!;
@@ -178,9 +178,9 @@ describe('the controller\'s two ports under the synthesized NetworkPolicies', ()
   /** A warm pool (codex), a second warm pool (gemini-ish: another codex pool), a job pool with a declared task (claude). */
   function platformObjects(props: Parameters<typeof newPlatform>[0] = {}) {
     const { chart, platform } = newPlatform(props);
-    new AgentPool(platform, 'codex', { harnesses: [Harness.codex()], mode: 'warm', replicas: 2 });
-    new AgentPool(platform, 'other', { harnesses: [Harness.codex()], mode: 'warm' });
-    const jobs = new AgentPool(platform, 'claude', { harnesses: [Harness.claudeCode()] });
+    keyedPool(platform, 'codex', { harnesses: [Harness.codex()], mode: 'warm', replicas: 2 });
+    keyedPool(platform, 'other', { harnesses: [Harness.codex()], mode: 'warm' });
+    const jobs = keyedPool(platform, 'claude', { harnesses: [Harness.claudeCode()] });
     new AgentTask(platform, 'hello', { pool: jobs, prompt: 'say hello' });
     return synth(chart);
   }
@@ -205,6 +205,7 @@ describe('the controller\'s two ports under the synthesized NetworkPolicies', ()
     expect(find(objects, 'Service', 'paddock-controller').spec.ports).toEqual([
       { name: 'http', port: 80, targetPort: 'http', protocol: 'TCP' },
       { name: 'workers', port: 8081, targetPort: 'workers', protocol: 'TCP' },
+      { name: 'metrics', port: 9090, targetPort: 'metrics', protocol: 'TCP' },
     ]);
     expect(find(objects, 'Deployment', 'pool-codex').spec.template.spec.containers[0].args).toEqual(['worker', '--pool', 'codex', '--controller', 'http://paddock-controller.paddock.svc:8081', '--isolation', 'container', '--wipe', '/tmp', '--wipe', '/home/agent']);
   });
@@ -248,10 +249,11 @@ describe('the controller\'s two ports under the synthesized NetworkPolicies', ()
     expect(find(objects, 'Deployment', 'pool-codex').spec.template.spec.containers[0].args).toContain('http://paddock-controller.paddock.svc:9001');
 
     const { chart, platform } = newPlatform();
-    new AgentTask(platform, 'hello', { pool: new AgentPool(platform, 'claude', { harnesses: [Harness.claudeCode()] }), prompt: 'x' });
+    new AgentTask(platform, 'hello', { pool: keyedPool(platform, 'claude', { harnesses: [Harness.claudeCode()] }), prompt: 'x' });
     const jobOnly = synth(chart);
     const controller = podOf(find(jobOnly, 'Deployment', 'paddock-controller'));
-    expect(find(jobOnly, 'NetworkPolicy', 'paddock-controller').spec.ingress).toHaveLength(1);
+    // The task API and the metrics port only: no rule names the worker port.
+    expect(find(jobOnly, 'NetworkPolicy', 'paddock-controller').spec.ingress.flatMap((r: any) => r.ports.map((x: any) => x.port))).toEqual([8080, 9090]);
     expect(admits(jobOnly, controller, podOf(find(jobOnly, 'Deployment', 'pool-claude')), 8081)).toBe(false);
     expect(() => newPlatform({ controller: { port: 8081, workerPort: 8081 } })).toThrow(/the worker lease API needs its own port/);
   });

@@ -8,7 +8,7 @@ import * as pulumi from '@pulumi/pulumi';
 import { ApiObject } from 'cdk8s';
 import { examplePlatform } from '../../stacks/example-platform';
 import { AGENT_PLATFORM_TYPE, AgentPlatform, kubernetesResourceName, SKIP_AWAIT_ANNOTATION, synthesizePlatform } from '../../stacks/pulumi';
-import { TYPED_KINDS } from '../../stacks/pulumi/agent-platform';
+import { _forgetRuntimeClasses, TYPED_KINDS } from '../../stacks/pulumi/agent-platform';
 import type { KubeObject } from '../../policy/rules';
 import { validateK8sObject } from '../support/k8s-schema';
 import { cdk8sExample, cdk8sSynth, Child, deploy, identity } from './support/deploy';
@@ -204,5 +204,60 @@ describe('AgentPlatform under Pulumi mocks: kinds without a typed class', () => 
       const seen = registrations.find((r) => r.name === name)!;
       expect(unwrapSecrets(seen.inputs)).toEqual(obj);
     }
+  });
+});
+
+describe('AgentPlatform under Pulumi mocks: library arguments', () => {
+  const custom = { apiVersion: 'paddock.dev/v1alpha1', kind: 'Harness', name: 'aider', capability: 'harness.aider', image: 'ghcr.io/example/aider:1', command: ['aider', '--message', '{prompt}'], promptVia: 'argv', results: { from: 'stdout' } } as const;
+
+  test('a custom harness as data, an allowlist backend, a task config, workdir and createJob', async () => {
+    const { children } = await deploy('library-args', {
+      namespace: 'lib',
+      egress: [{ name: 'web', backend: 'cilium', rules: [{ host: 'api.example.com' }] }],
+      pools: [{ name: 'aider', harnesses: [{ spec: { ...custom, command: [...custom.command], promptVia: 'argv' } }], egress: ['web'] }],
+      tasks: [{ name: 'docs', pool: 'aider', prompt: 'Write docs.', workdir: 'repo/docs', createJob: false, config: [{ path: '.aider.conf.yml', content: 'auto-commits: false\n' }] }],
+    });
+    const kinds = children.map((c) => `${c.inputs.kind}/${c.inputs.metadata?.name}`);
+    expect(kinds).toEqual(expect.arrayContaining(['ConfigMap/harness-aider', 'CiliumNetworkPolicy/egress-web']));
+    expect(kinds.filter((k) => k.startsWith('Job/'))).toEqual([]);
+    const task = JSON.parse(children.find((c) => c.inputs.metadata?.name === 'task-docs')!.inputs.data['task.json']);
+    expect(task.workdir).toBe('repo/docs');
+    expect(task.config.files).toEqual([{ base: 'home', format: 'text', path: '.aider.conf.yml', content: 'auto-commits: false\n' }]);
+  });
+
+  test('tasks and grants may name a pool added with extend', async () => {
+    const { AgentPool, Harness } = require('../../constructs');
+    const { children } = await deploy('extended', {
+      namespace: 'ext',
+      pools: [],
+      credentials: [{ secretName: 'openai-api', keys: ['OPENAI_API_KEY'], grants: { extra: {} } }],
+      tasks: [{ name: 'hello', pool: 'extra', prompt: 'Say hello.' }],
+      extend: (platform) => void new AgentPool(platform, 'extra', { harnesses: [Harness.codex()] }),
+    });
+    expect(children.some((c) => c.inputs.kind === 'Job' && c.inputs.metadata.labels['paddock.dev/pool'] === 'extra')).toBe(true);
+  });
+
+  test('two AgentPlatforms in one stack create RuntimeClass "gvisor" once; the second depends on it', async () => {
+    _forgetRuntimeClasses();
+    const before = registrations.length;
+    const a = new AgentPlatform('team-a', { namespace: 'team-a', pools: [{ name: 'codex', harnesses: ['codex'] }], credentials: [{ secretName: 'k', keys: ['OPENAI_API_KEY'], grants: { codex: {} } }] });
+    const b = new AgentPlatform('team-b', { namespace: 'team-b', pools: [{ name: 'codex', harnesses: ['codex'] }], credentials: [{ secretName: 'k', keys: ['OPENAI_API_KEY'], grants: { codex: {} } }] });
+    await Promise.all([valueOf(a.urn), valueOf(b.urn), ...[...a.resources, ...b.resources].map((r) => valueOf(r.urn))]);
+    const runtimeClasses = registrations.slice(before).filter((r) => r.type === 'kubernetes:node.k8s.io/v1:RuntimeClass');
+    expect(runtimeClasses.map((r) => r.inputs.metadata.name)).toEqual(['gvisor']);
+    expect(b.resources.some((r) => r instanceof k8s.node.v1.RuntimeClass)).toBe(false);
+  });
+
+  test('a second AgentPlatform whose RuntimeClass "gvisor" differs fails, naming the first', () => {
+    _forgetRuntimeClasses();
+    new AgentPlatform('first', { namespace: 'first', pools: [{ name: 'codex', harnesses: ['codex'] }], credentials: [{ secretName: 'k', keys: ['OPENAI_API_KEY'], grants: { codex: {} } }] });
+    expect(
+      () =>
+        new AgentPlatform('second', {
+          namespace: 'second',
+          pools: [{ name: 'codex', harnesses: ['codex'], sandbox: { type: 'gvisor', options: { overhead: { cpu: '1', memory: '1Gi' } } } }],
+          credentials: [{ secretName: 'k', keys: ['OPENAI_API_KEY'], grants: { codex: {} } }],
+        }),
+    ).toThrow(/AgentPlatform "second": RuntimeClass "gvisor" is created by AgentPlatform "first" with other settings/);
   });
 });

@@ -23,7 +23,7 @@ let git: GitServer;
 beforeAll(async () => {
   root = makeTmpDir('paddock-agents-');
   makeDemoRepos(path.join(root, 'repos'));
-  git = await startGitServer({ root: path.join(root, 'repos') });
+  git = await startGitServer({ root: path.join(root, 'repos'), tls: true });
 });
 
 afterAll(async () => {
@@ -34,18 +34,18 @@ afterAll(async () => {
 describeIfInstalled('codex')('Codex CLI (Harness.codex())', () => {
   test('tool call, proof file, results.jsonl, status.json', async () => {
     const secret = 'sk-e2e-codex-0123456789abcdef';
-    const r = await runPresetE2e('codex', Harness.codex().spec, secret, git.repoUrl('demo'));
+    const r = await runPresetE2e('codex', Harness.codex().spec, secret, git.repoUrl('demo'), { gitCaFile: git.caFile });
     expectAgentRun(r, secret);
     // The preset's layer and the task's layer were merged.
     const config = fs.readFileSync(path.join(r.dirs.home, '.codex/config.toml'), 'utf8');
     expect(config).toMatch(/sandbox_mode = "danger-full-access"/);
-    expect(config).toMatch(/\[model_providers\.mock\]/);
+    expect(config).toMatch(/^base_url = "http:\/\/127\.0\.0\.1:\d+\/v1"$/m);
   });
 });
 
 describeIfInstalled('claude')('Claude Code (Harness.claudeCode())', () => {
   test('tool call, proof file, results.jsonl (from .result), status.json', async () => {
     const secret = 'sk-ant-e2e-claude-0123456789abcdef';
-    expectAgentRun(await runPresetE2e('claude-code', Harness.claudeCode().spec, secret, git.repoUrl('demo')), secret);
+    expectAgentRun(await runPresetE2e('claude-code', Harness.claudeCode().spec, secret, git.repoUrl('demo'), { gitCaFile: git.caFile }), secret);
   });
 });

@@ -18,7 +18,7 @@ let git: GitServer;
 beforeAll(async () => {
   root = makeTmpDir('paddock-agents-slow-');
   makeDemoRepos(path.join(root, 'repos'));
-  git = await startGitServer({ root: path.join(root, 'repos') });
+  git = await startGitServer({ root: path.join(root, 'repos'), tls: true });
 });
 
 afterAll(async () => {
@@ -29,13 +29,13 @@ afterAll(async () => {
 describeIfInstalled('gemini')('Gemini CLI (Harness.geminiCli())', () => {
   test('tool call, proof file, results.jsonl (from .response), status.json', async () => {
     const secret = 'gemini-e2e-key-0123456789abcdef';
-    expectAgentRun(await runPresetE2e('gemini-cli', Harness.geminiCli().spec, secret, git.repoUrl('demo')), secret);
+    expectAgentRun(await runPresetE2e('gemini-cli', Harness.geminiCli().spec, secret, git.repoUrl('demo'), { gitCaFile: git.caFile }), secret);
   });
 });
 
 describeIfInstalled('opencode')('opencode (Harness.opencode())', () => {
   test('tool call, proof file, results.jsonl, status.json', async () => {
     const secret = 'sk-e2e-opencode-0123456789abcdef';
-    expectAgentRun(await runPresetE2e('opencode', Harness.opencode().spec, secret, git.repoUrl('demo')), secret);
+    expectAgentRun(await runPresetE2e('opencode', Harness.opencode().spec, secret, git.repoUrl('demo'), { gitCaFile: git.caFile }), secret);
   });
 });

@@ -20,6 +20,7 @@ import { standardLabels } from '../../core/labels';
 import { stableJson } from '../../core/stable-json';
 import type { HarnessSpec, PoolSpec, TaskSpec } from '../../policy/specs';
 import { GitServer, startGitServer } from '../support/git-server';
+import { localToken } from '../controller/support/platform';
 import { FAKE_AGENT, isAlive, makeDemoRepos, makeTmpDir, waitFor } from '../support/runner-fixtures';
 
 jest.setTimeout(90_000);
@@ -105,9 +106,10 @@ describe.each(MODES)('warm worker, --isolation %s: a daemon that %s', (isolation
       fetchSources: (t, p, h) => fetchSourcesArchive(t, p, h, { env: { PATH: process.env.PATH, GIT_SSL_CAINFO: caFile } }),
     });
     await controller.start();
-    api = await startApi(controller, { port: 0, host: '127.0.0.1', routes: 'workers' });
+    const token = localToken(dir);
+    api = await startApi(controller, { port: 0, host: '127.0.0.1', routes: 'workers', auth: token.auth });
     const out: string[] = [];
-    const workerArgv = [PADDOCK, 'worker', '--pool', 'warm', '--controller', api.url, '--id', 'w1', '--work-dir', path.join(dir, 'work'), '--wait', '500', '--isolation', isolation];
+    const workerArgv = [PADDOCK, 'worker', '--pool', 'warm', '--controller', api.url, '--id', 'w1', '--work-dir', path.join(dir, 'work'), '--wait', '500', '--isolation', isolation, '--token-file', token.tokenFile];
     // The worker's environment: no git credential of any kind.
     const workerEnv = { PATH: process.env.PATH };
     worker = isolation === 'container' ? spawn('unshare', ['-pf', '--kill-child', '--mount-proc', process.execPath, ...workerArgv], { env: workerEnv, stdio: ['ignore', 'pipe', 'pipe'] }) : spawn(process.execPath, workerArgv, { env: workerEnv, stdio: ['ignore', 'pipe', 'pipe'] });

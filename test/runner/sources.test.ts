@@ -38,12 +38,14 @@ afterAll(async () => {
 });
 
 const echo = fakeHarness('echo');
+/** runTask with the git server's CA for git (the runner's env; never the agent's). */
+const fetchRun = (dirs: Parameters<typeof runTask>[0], specs: Parameters<typeof runTask>[1], opts: Parameters<typeof runTask>[2] = {}) =>
+  runTask(dirs, specs, { env: { PATH: process.env.PATH, GIT_SSL_CAINFO: server.caFile }, ...opts });
 
 async function fetchTask(source: Record<string, unknown>, extra: { pool?: unknown; git?: string } = {}) {
   const dirs = makeRunDirs(makeTmpDir());
   const t = task({ sources: [{ name: 'repo', type: 'git_https', url: server.repoUrl('demo'), ...source } as any] });
-  const env = { PATH: process.env.PATH, GIT_SSL_CAINFO: caFile };
-  const r = await runTask(dirs, { task: t, harness: echo, ...(extra.pool ? { pool: extra.pool } : {}) }, { env, ...(extra.git ? { git: extra.git } : {}) });
+  const r = await fetchRun(dirs, { task: t, harness: echo, ...(extra.pool ? { pool: extra.pool } : {}) }, extra.git ? { git: extra.git } : {});
   return { ...r, dirs, checkout: path.join(dirs.workspace, 'repo') };
 }
 
@@ -117,7 +119,7 @@ describe('fetching git_https sources over HTTPS', () => {
         { name: 'old', type: 'git_https', url: server.repoUrl('demo'), ref: 'v1' },
       ],
     });
-    const r = await runTask(dirs, { task: t, harness: echo }, { env: { PATH: process.env.PATH, GIT_SSL_CAINFO: caFile } });
+    const r = await fetchRun(dirs, { task: t, harness: echo });
     expect(r.status.outcome).toBe('succeeded');
     expect(r.status.sources.map((s: any) => [s.name, s.commit])).toEqual([
       ['app', repo.mainSha],
@@ -155,7 +157,7 @@ describe('a stalled server', () => {
     const controller = new AbortController();
     setTimeout(() => controller.abort(), 300);
     const started = Date.now();
-    const r = await runTask(dirs, { task: slowTask(), harness: echo }, { signal: controller.signal });
+    const r = await fetchRun(dirs, { task: slowTask(), harness: echo }, { signal: controller.signal });
     expect(Date.now() - started).toBeLessThan(3000);
     expect(r.code).toBe(5);
     expect(r.status.outcome).toBe('terminated');
@@ -165,7 +167,7 @@ describe('a stalled server', () => {
 
   test('git taking longer than its limit: source_failed', async () => {
     const dirs = makeRunDirs(makeTmpDir());
-    const r = await runTask(dirs, { task: slowTask(), harness: echo }, { gitTimeoutMs: 300 });
+    const r = await fetchRun(dirs, { task: slowTask(), harness: echo }, { gitTimeoutMs: 300 });
     expect(r.code).toBe(3);
     expect(r.status.message).toMatch(/git clone took longer than 300 ms/);
   });

@@ -8,6 +8,11 @@ import type { ConfigFileSpec } from '../../policy/specs';
 
 export type MockPreset = 'codex' | 'claude-code' | 'gemini-cli' | 'opencode' | 'copilot';
 
+export const MOCK_PRESETS: readonly MockPreset[] = ['codex', 'claude-code', 'gemini-cli', 'opencode', 'copilot'];
+
+/** The CLI program each preset runs (its command[0]). */
+export const PRESET_PROGRAM: Record<MockPreset, string> = { codex: 'codex', 'claude-code': 'claude', 'gemini-cli': 'gemini', opencode: 'opencode', copilot: 'copilot' };
+
 export interface MockProviderRecipe {
   readonly model: string;
   /** The credential the CLI reads, granted to the pool (or passed in local mode). */
@@ -24,13 +29,10 @@ export const MOCK_PROVIDER: Record<MockPreset, MockProviderRecipe> = {
     model: 'mock-model',
     secretEnv: 'OPENAI_API_KEY',
     env: none,
-    // Same file as the preset's layer: merged key by key.
+    // Same file as the preset's layer, merged key by key: the preset's own provider (and its
+    // retry caps) pointed at the mock, the way a user points it at a gateway.
     config: (mockUrl) => [
-      {
-        path: '.codex/config.toml',
-        format: 'toml',
-        content: ['model_provider = "mock"', '[model_providers.mock]', 'name = "mock"', `base_url = "${mockUrl}/v1"`, 'env_key = "OPENAI_API_KEY"', 'wire_api = "responses"', ''].join('\n'),
-      },
+      { path: '.codex/config.toml', format: 'toml', content: ['[model_providers.paddock-openai]', `base_url = "${mockUrl}/v1"`, ''].join('\n') },
     ],
   },
   'claude-code': {

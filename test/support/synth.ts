@@ -1,5 +1,6 @@
 import { App, Chart, Testing } from 'cdk8s';
-import { PaddockSynthError, Platform, PlatformProps, synthesize } from '../../constructs';
+import { Construct } from 'constructs';
+import { AgentPool, AgentPoolProps, CredentialSecret, PaddockSynthError, Platform, PlatformProps, synthesize } from '../../constructs';
 import type { KubeObject } from '../../policy/rules';
 
 /** A fresh chart (no outdir writes) and a platform in it. */
@@ -32,4 +33,15 @@ export function synthProblems(chart: Chart): string[] {
     throw e;
   }
   return [];
+}
+
+/**
+ * An AgentPool whose harnesses' credential variables (credentialEnv) are granted from
+ * the Secret `<pool>-keys`, as a real platform grants them (an ungranted one fails synthesis).
+ */
+export function keyedPool(scope: Construct, id: string, props: AgentPoolProps): AgentPool {
+  const pool = new AgentPool(scope, id, props);
+  const keys = [...new Set(pool.harnesses.flatMap((h) => h.credentialEnv))];
+  if (keys.length) CredentialSecret.fromSecretName(scope, `${id}-keys`, `${pool.name}-keys`, keys).grantTo(pool);
+  return pool;
 }

@@ -4,8 +4,11 @@
  * namespaced configmaps, jobs, pods and leases: list (with labelSelector and
  * resourceVersion), watch (chunked JSON event lines), get, create (409 when taken),
  * replace (409 on a stale resourceVersion), JSON merge patch, delete (with
- * ownerReference garbage collection). Backed by the in-memory store; every request
- * is recorded. Test-only.
+ * ownerReference garbage collection); events.k8s.io/v1 events (create, list); and
+ * TokenReview and SubjectAccessReview: tokens the test registers (with their user and
+ * audiences) and RBAC-like rules the test grants (verb, resource, subresource,
+ * resourceName; no wildcards but an omitted resourceName). Backed by the in-memory
+ * store; every request is recorded. Test-only.
  */
 import * as http from 'http';
 import { AddressInfo } from 'net';
@@ -16,12 +19,39 @@ const RESOURCES: Record<string, { group: string; kind: Kind }> = {
   pods: { group: 'v1', kind: 'Pod' },
   jobs: { group: 'batch/v1', kind: 'Job' },
   leases: { group: 'coordination.k8s.io/v1', kind: 'Lease' },
+  events: { group: 'events.k8s.io/v1', kind: 'Event' },
 };
+
+/** The API server's own audience: what a token gets unless it was requested for another. */
+export const API_AUDIENCE = 'https://kubernetes.default.svc';
+
+export interface FakeUser {
+  readonly username: string;
+  readonly uid?: string;
+  readonly groups?: string[];
+  readonly extra?: Record<string, string[]>;
+}
+
+/** One grant, as an RBAC rule would say it for one user. */
+export interface FakeGrant {
+  readonly user: string;
+  readonly verb: string;
+  readonly group: string;
+  readonly resource: string;
+  readonly subresource?: string;
+  /** Omitted: every name. */
+  readonly names?: string[];
+}
 
 export interface FakeKubeApi {
   readonly url: string;
   readonly store: MemoryStore;
   readonly requests: Array<{ method: string; url: string; contentType?: string }>;
+  /** Register a token the TokenReview endpoint accepts. @default audiences [API_AUDIENCE] */
+  addToken(token: string, user: FakeUser, audiences?: string[]): void;
+  grant(g: FakeGrant): void;
+  /** Every SubjectAccessReview asked, with its answer. */
+  readonly reviews: Array<{ user: string; attributes: Record<string, string>; allowed: boolean }>;
   /** A kubeconfig file content pointing at this server. */
   kubeconfig(): string;
   close(): Promise<void>;
@@ -31,6 +61,9 @@ export async function startFakeKubeApi(namespace = 'paddock'): Promise<FakeKubeA
   const store = new MemoryStore(namespace);
   const requests: FakeKubeApi['requests'] = [];
   const watches = new Set<http.ServerResponse>();
+  const tokens = new Map<string, { user: FakeUser; audiences: string[] }>();
+  const grants: FakeGrant[] = [];
+  const reviews: FakeKubeApi['reviews'] = [];
   const server = http.createServer(async (req, res) => {
     const url = new URL(req.url ?? '/', 'http://fake');
     requests.push({ method: req.method ?? '', url: req.url ?? '', ...(req.headers['content-type'] ? { contentType: String(req.headers['content-type']) } : {}) });
@@ -40,6 +73,23 @@ export async function startFakeKubeApi(namespace = 'paddock'): Promise<FakeKubeA
     };
     const status = (code: number, message: string) => json(code, { kind: 'Status', apiVersion: 'v1', status: 'Failure', message, reason: code === 404 ? 'NotFound' : code === 409 ? 'Conflict' : 'BadRequest', code });
     try {
+      if (req.method === 'POST' && url.pathname === '/apis/authentication.k8s.io/v1/tokenreviews') {
+        const review = JSON.parse(await readBody(req));
+        const known = tokens.get(review.spec?.token);
+        const wanted: string[] = review.spec?.audiences?.length ? review.spec.audiences : [API_AUDIENCE];
+        const audiences = known ? wanted.filter((a) => known.audiences.includes(a)) : [];
+        const status = known && audiences.length ? { authenticated: true, user: known.user, audiences } : { authenticated: false, error: known ? 'token audiences do not match' : 'invalid bearer token' };
+        return json(201, { ...review, status });
+      }
+      if (req.method === 'POST' && url.pathname === '/apis/authorization.k8s.io/v1/subjectaccessreviews') {
+        const review = JSON.parse(await readBody(req));
+        const a = review.spec?.resourceAttributes ?? {};
+        const allowed = grants.some(
+          (g) => g.user === review.spec?.user && g.verb === a.verb && g.group === (a.group ?? '') && g.resource === a.resource && (g.subresource ?? '') === (a.subresource ?? '') && (!g.names || g.names.includes(a.name)),
+        );
+        reviews.push({ user: review.spec?.user, attributes: a, allowed });
+        return json(201, { ...review, status: { allowed } });
+      }
       // Discovery.
       const disc = /^\/(api\/v1|apis\/([^/]+\/[^/]+))$/.exec(url.pathname);
       if (disc && req.method === 'GET') {
@@ -54,11 +104,7 @@ export async function startFakeKubeApi(namespace = 'paddock'): Promise<FakeKubeA
       const [, ns, plural, name] = m;
       if (ns !== namespace) return status(404, `namespace ${ns} not found`);
       const { kind, group } = RESOURCES[plural];
-      const body = async (): Promise<any> => {
-        const chunks: Buffer[] = [];
-        for await (const c of req) chunks.push(c as Buffer);
-        return JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}');
-      };
+      const body = async (): Promise<any> => JSON.parse((await readBody(req)) || '{}');
       const selector = url.searchParams.get('labelSelector') ?? undefined;
       if (!name && req.method === 'GET' && url.searchParams.get('watch') === 'true') {
         res.writeHead(200, { 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked' });
@@ -117,6 +163,9 @@ export async function startFakeKubeApi(namespace = 'paddock'): Promise<FakeKubeA
     url,
     store,
     requests,
+    reviews,
+    addToken: (token, user, audiences = [API_AUDIENCE]) => void tokens.set(token, { user, audiences }),
+    grant: (g) => void grants.push(g),
     kubeconfig: () =>
       [
         'apiVersion: v1',
@@ -146,4 +195,10 @@ export async function startFakeKubeApi(namespace = 'paddock'): Promise<FakeKubeA
         server.closeAllConnections();
       }),
   };
+}
+
+async function readBody(req: http.IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of req) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
 }

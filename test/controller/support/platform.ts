@@ -4,6 +4,8 @@ import { standardLabels } from '../../../core/labels';
 import type { HarnessSpec, PoolSpec, TaskSpec } from '../../../policy/specs';
 import { taskConfigMap } from '../../../controller/observe';
 import { MemoryStore } from '../../../controller/store';
+import { StaticTokenAuth } from '../../../controller/auth';
+import { writeLocalToken } from '../../../controller/local';
 import { stableJson } from '../../../core/stable-json';
 
 export const NS = 'paddock';
@@ -39,4 +41,11 @@ export function memoryPlatform(harness: HarnessSpec, opts: { mode?: 'warm' | 'jo
 export function addPool(store: MemoryStore, harness: HarnessSpec, name: string, mode: 'warm' | 'job'): void {
   const pool: PoolSpec = { apiVersion: 'paddock.dev/v1alpha1', kind: 'Pool', name, capabilities: [harness.capability], harnesses: [harness.name], mode, concurrency: 100 };
   store.createSync({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: `pool-${name}`, labels: standardLabels(NS, 'pool', { 'paddock.dev/pool': name }) }, data: { 'pool.json': stableJson(pool) } });
+}
+
+/** paddock local's credential: one random token in a 0600 file, and the headers a JSON call sends with it. */
+export function localToken(dir: string): { auth: StaticTokenAuth; token: string; tokenFile: string; headers: Record<string, string> } {
+  const tokenFile = path.join(dir, 'token');
+  const token = writeLocalToken(tokenFile);
+  return { auth: new StaticTokenAuth(token), token, tokenFile, headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' } };
 }

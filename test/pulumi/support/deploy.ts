@@ -11,6 +11,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { parseAllDocuments } from 'yaml';
 import { AgentPlatform, AgentPlatformArgs } from '../../../stacks/pulumi';
+import { _forgetRuntimeClasses } from '../../../stacks/pulumi/agent-platform';
 import { buildPlatform, PlatformDefinition } from '../../../stacks/platform-definition';
 import { buildApp } from '../../../stacks/cdk8s/main';
 import type { KubeObject } from '../../../policy/rules';
@@ -37,6 +38,8 @@ export async function deploy(name: string, args: AgentPlatformArgs, opts: pulumi
     constructed.push({ resource: a.resource, type: a.type, name: a.name, opts: a.opts });
     return undefined;
   };
+  // Each deploy models a program of its own: RuntimeClasses of earlier ones are not reused.
+  _forgetRuntimeClasses();
   const platform = new AgentPlatform(name, args, { ...opts, transformations: [...(opts.transformations ?? []), record] });
   const children = constructed.filter((c) => c.resource !== platform);
   const urns = await Promise.all(children.map((c) => valueOf(c.resource.urn)));

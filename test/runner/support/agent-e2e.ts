@@ -8,11 +8,11 @@ import * as path from 'path';
 import type { ConfigFileSpec, HarnessSpec, PoolSpec } from '../../../policy/specs';
 import { Capture, makeRunDirs, readJson, readJsonl, RunDirs } from '../../support/runner-fixtures';
 import { run } from '../../../runner/run';
-import { MockModelServer, startMockModelServer } from '../../support/mock-model-server';
+import { MockModelServer, MockModelServerOptions, startMockModelServer } from '../../support/mock-model-server';
 import { MOCK_PROVIDER, MockPreset } from '../../support/mock-provider';
 
 export const AGENTS_BIN = path.resolve(__dirname, '..', '..', 'agents', 'node_modules', '.bin');
-const OPENCODE_BIN = path.resolve(__dirname, '..', '..', 'agents', 'node_modules', 'opencode-linux-x64', 'bin');
+export const OPENCODE_BIN = path.resolve(__dirname, '..', '..', 'agents', 'node_modules', 'opencode-linux-x64', 'bin');
 
 /** The CLI is installed (npm ci --prefix test/agents). */
 export function agentInstalled(program: string): boolean {
@@ -51,10 +51,24 @@ export interface AgentE2eInput {
   /** Credentials in the runner's env: granted through the harness's credentialEnv (local mode). */
   readonly credentials: Record<string, string>;
   readonly timeoutSeconds?: number;
+  /** The git server's CA certificate (GIT_SSL_CAINFO for the runner's git only). */
+  readonly gitCaFile?: string;
   /** Git source URL the agent works in (optional). */
   readonly sourceUrl?: string;
   /** A pool for the run, made once the mock server is up (e.g. a model gateway in front of it). @default - no pool (local mode) */
   readonly pool?: (mockUrl: string) => Promise<{ readonly spec: PoolSpec; close(): Promise<void> }>;
+  /** @default - create PROOF_FILE, then report with a result block */
+  readonly prompt?: string;
+  /** The command the model's tool call runs (given the run's dirs). @default - writes PROOF_FILE and ENV_FILE */
+  readonly shellCommand?: (dirs: RunDirs) => string;
+  /** Answer requests yourself, e.g. a 500 to every one (a dead provider). */
+  readonly onRequest?: MockModelServerOptions['onRequest'];
+  /** A mock model server of the caller's (left running), reached at `mockUrl`. @default - a new one on 127.0.0.1 */
+  readonly mock?: { readonly server: MockModelServer; readonly url: string };
+  /** More of the runner's environment (e.g. the proxy variables, which the runner passes on). */
+  readonly runnerEnv?: Record<string, string>;
+  /** Directories put first on PATH. */
+  readonly pathPrefix?: string[];
 }
 
 export interface AgentE2eResult {
@@ -70,14 +84,23 @@ export interface AgentE2eResult {
   readonly proof?: string;
   /** The environment the agent's tool call saw (ENV_FILE), if written. */
   readonly toolEnv?: string;
+  /** Wall time of run(). */
+  readonly durationMs: number;
 }
 
 export async function runAgentE2e(input: AgentE2eInput): Promise<AgentE2eResult> {
-  const mock = await startMockModelServer({ shellCommand: `echo '${PROOF_TEXT}' > ${PROOF_FILE} && env > ${ENV_FILE}`, finalText: FINAL_TEXT });
-  const pool = await input.pool?.(mock.url);
+  const dirs = makeRunDirs();
+  const mock =
+    input.mock?.server ??
+    (await startMockModelServer({
+      shellCommand: input.shellCommand?.(dirs) ?? `echo '${PROOF_TEXT}' > ${PROOF_FILE} && env > ${ENV_FILE}`,
+      finalText: FINAL_TEXT,
+      onRequest: input.onRequest,
+    }));
+  const mockUrl = input.mock?.url ?? mock.url;
+  const pool = await input.pool?.(mockUrl);
   try {
-    const dirs = makeRunDirs();
-    const fill = (s: string) => s.split('{mock}').join(mock.url);
+    const fill = (s: string) => s.split('{mock}').join(mockUrl);
     const task = {
       apiVersion: 'paddock.dev/v1alpha1',
       kind: 'Task',
@@ -85,7 +108,7 @@ export async function runAgentE2e(input: AgentE2eInput): Promise<AgentE2eResult>
       pool: pool?.spec.name ?? 'local',
       harness: input.harness.name,
       model: input.model,
-      prompt: `Create ${PROOF_FILE}, then report with a result block.`,
+      prompt: input.prompt ?? `Create ${PROOF_FILE}, then report with a result block.`,
       timeoutSeconds: input.timeoutSeconds ?? 120,
       ...(input.sourceUrl ? { sources: [{ name: 'repo', type: 'git_https', url: input.sourceUrl, branch: 'main' }] } : {}),
       ...(input.taskEnv ? { env: Object.fromEntries(Object.entries(input.taskEnv).map(([k, v]) => [k, fill(v)])) } : {}),
@@ -101,6 +124,7 @@ export async function runAgentE2e(input: AgentE2eInput): Promise<AgentE2eResult>
     }
     const stdout = new Capture();
     const stderr = new Capture();
+    const started = Date.now();
     const code = await run({
       task: path.join(dirs.specs, 'task'),
       harness: path.join(dirs.specs, 'harness'),
@@ -110,8 +134,10 @@ export async function runAgentE2e(input: AgentE2eInput): Promise<AgentE2eResult>
       artifacts: dirs.artifacts,
       tmp: dirs.tmp,
       env: {
-        PATH: [AGENTS_BIN, OPENCODE_BIN, process.env.PATH].join(path.delimiter),
+        PATH: [...(input.pathPrefix ?? []), AGENTS_BIN, OPENCODE_BIN, process.env.PATH].join(path.delimiter),
+        ...input.runnerEnv,
         ...input.credentials,
+        ...(input.gitCaFile ? { GIT_SSL_CAINFO: input.gitCaFile } : {}),
         // Must not reach the agent.
         PADDOCK_E2E_RUNNER_ONLY: 'runner-only-value',
       },
@@ -119,6 +145,7 @@ export async function runAgentE2e(input: AgentE2eInput): Promise<AgentE2eResult>
       stderr,
       killGraceMs: 2000,
     });
+    const durationMs = Date.now() - started;
     const status = readJson(path.join(dirs.artifacts, 'status.json'));
     const workdir = input.sourceUrl ? path.join(dirs.workspace, 'repo') : dirs.workspace;
     const proofPath = path.join(workdir, PROOF_FILE);
@@ -132,12 +159,13 @@ export async function runAgentE2e(input: AgentE2eInput): Promise<AgentE2eResult>
       dirs,
       workdir,
       mock,
+      durationMs,
       ...(fs.existsSync(proofPath) ? { proof: fs.readFileSync(proofPath, 'utf8') } : {}),
       ...(fs.existsSync(path.join(workdir, ENV_FILE)) ? { toolEnv: fs.readFileSync(path.join(workdir, ENV_FILE), 'utf8') } : {}),
     };
   } finally {
     await pool?.close();
-    await mock.close();
+    if (!input.mock) await mock.close();
   }
 }
 
@@ -163,7 +191,7 @@ export function expectAgentRun(r: AgentE2eResult, secret: string): void {
 
 
 /** A preset against the mock with its recipe from test/support/mock-provider.ts ({mock} = the server's URL). */
-export function runPresetE2e(preset: MockPreset, harness: HarnessSpec, secret: string, sourceUrl: string) {
+export function runPresetE2e(preset: MockPreset, harness: HarnessSpec, secret: string, sourceUrl?: string, more: Partial<AgentE2eInput> = {}) {
   const recipe = MOCK_PROVIDER[preset];
   return runAgentE2e({
     harness,
@@ -172,5 +200,6 @@ export function runPresetE2e(preset: MockPreset, harness: HarnessSpec, secret: s
     credentials: { [recipe.secretEnv]: secret },
     taskEnv: recipe.env('{mock}'),
     taskConfig: recipe.config('{mock}'),
+    ...more,
   });
 }

@@ -1,0 +1,153 @@
+/**
+ * How `paddock tasks ...` reaches the controller's task API and with which token.
+ *
+ * Server: `--server URL` (or $PADDOCK_SERVER, which `paddock local --serve`
+ * prints); otherwise through the kubeconfig: a port-forward of its own to a
+ * ready controller pod (@kubernetes/client-node's PortForward, through the API
+ * server, as `kubectl port-forward` does).
+ * Token: `--token`, `--token-file` (or $PADDOCK_TOKEN / $PADDOCK_TOKEN_FILE),
+ * else the kubeconfig user's bearer token (a token, a token file or an exec
+ * plugin). A kubeconfig that authenticates with a client certificate has none:
+ * `--token "$(kubectl create token NAME)"` then.
+ */
+import * as fs from 'fs';
+import * as net from 'net';
+import { selectorLabels } from '../core/labels';
+import { UsageError } from './args';
+
+/** Exit codes of `paddock tasks ...` (README). */
+export const EXIT = { ok: 0, taskFailed: 1, usage: 2, notFound: 3, timedOut: 4, refused: 5, unreachable: 7 } as const;
+
+/** A failed call, with the exit code it means. */
+export class ClientError extends Error {
+  constructor(
+    message: string,
+    public readonly exitCode: number,
+  ) {
+    super(message);
+  }
+}
+
+export interface ConnectOptions {
+  readonly server?: string;
+  readonly token?: string;
+  readonly tokenFile?: string;
+  readonly kubeconfig?: string;
+  readonly context?: string;
+  readonly namespace?: string;
+}
+
+export interface TaskApi {
+  call(method: string, route: string, body?: unknown): Promise<{ status: number; body: any }>;
+  close(): Promise<void>;
+}
+
+// A real import() that the CommonJS output keeps (client-node is ESM-only; see controller/k8s-store.ts).
+const importEsm = new Function('specifier', 'return import(specifier)') as (specifier: string) => Promise<any>;
+
+function readToken(file: string, flag: string): string {
+  try {
+    const token = fs.readFileSync(file, 'utf8').trim();
+    if (!token) throw new UsageError(`${flag} ${file} is empty; give the file that holds the token`);
+    return token;
+  } catch (err) {
+    if (err instanceof UsageError) throw err;
+    throw new UsageError(`${flag} ${file} cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); give the file that holds the token, e.g. .paddock/local/token`);
+  }
+}
+
+function explicitToken(opts: ConnectOptions, env: NodeJS.ProcessEnv): string | undefined {
+  if (opts.token) return opts.token;
+  if (opts.tokenFile) return readToken(opts.tokenFile, '--token-file');
+  if (env.PADDOCK_TOKEN) return env.PADDOCK_TOKEN;
+  if (env.PADDOCK_TOKEN_FILE) return readToken(env.PADDOCK_TOKEN_FILE, 'PADDOCK_TOKEN_FILE');
+  return undefined;
+}
+
+export async function connect(opts: ConnectOptions, env: NodeJS.ProcessEnv): Promise<TaskApi> {
+  const server = opts.server ?? env.PADDOCK_SERVER;
+  const token = explicitToken(opts, env);
+  if (server) {
+    if (!/^https?:\/\/[^/]+/.test(server)) throw new UsageError(`--server "${server}" is not a URL; write e.g. --server http://127.0.0.1:8080`);
+    if (!token) throw new UsageError('give a token for the task API: --token TOKEN or --token-file FILE (paddock local: the token file it prints; a cluster: --token "$(kubectl create token NAME)")');
+    return api(server, token, async () => undefined);
+  }
+  return viaKubeconfig(opts, token);
+}
+
+function api(base: string, token: string, close: () => Promise<void>): TaskApi {
+  return {
+    close,
+    call: async (method, route, body) => {
+      let res: Response;
+      try {
+        res = await fetch(new URL(route, base), {
+          method,
+          headers: { Authorization: `Bearer ${token}`, ...(body !== undefined ? { 'Content-Type': 'application/json' } : {}) },
+          ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+        });
+      } catch (err) {
+        throw new ClientError(`cannot reach the controller at ${base}: ${(err as Error & { cause?: Error }).cause?.message ?? (err as Error).message}`, EXIT.unreachable);
+      }
+      const text = await res.text();
+      let parsed: unknown = text;
+      try {
+        parsed = text ? JSON.parse(text) : undefined;
+      } catch {
+        // plain text
+      }
+      return { status: res.status, body: parsed };
+    },
+  };
+}
+
+/** The controller through the kubeconfig: a local port forwarded to a ready controller pod's task API port. */
+async function viaKubeconfig(opts: ConnectOptions, token: string | undefined): Promise<TaskApi> {
+  const k8s = await importEsm('@kubernetes/client-node').catch(() => {
+    throw new UsageError('give --server URL (or set PADDOCK_SERVER): reaching the controller through the kubeconfig needs @kubernetes/client-node, an optional dependency of paddock');
+  });
+  const kc = new k8s.KubeConfig();
+  if (opts.kubeconfig) kc.loadFromFile(opts.kubeconfig);
+  else kc.loadFromDefault();
+  if (opts.context) kc.setCurrentContext(opts.context);
+  const namespace = opts.namespace ?? 'paddock';
+  let bearer = token;
+  if (!bearer) {
+    const fetchOpts: { headers?: Record<string, string> } = {};
+    await kc.applyToFetchOptions(fetchOpts);
+    const header = (fetchOpts.headers as Record<string, string> | undefined)?.Authorization ?? (fetchOpts.headers as Record<string, string> | undefined)?.authorization;
+    bearer = header?.startsWith('Bearer ') ? header.slice('Bearer '.length) : undefined;
+  }
+  if (!bearer) {
+    throw new UsageError(`the kubeconfig's user (context "${kc.getCurrentContext()}") has no bearer token (a client certificate?); give --token "$(kubectl -n ${namespace} create token NAME)" for a ServiceAccount bound to paddock-task-submitter`);
+  }
+  const core = kc.makeApiClient(k8s.CoreV1Api);
+  const selector = Object.entries(selectorLabels(namespace, 'controller')).map(([k, v]) => `${k}=${v}`).join(',');
+  let pods: any;
+  try {
+    pods = await core.listNamespacedPod({ namespace, labelSelector: selector });
+  } catch (err) {
+    throw new ClientError(`cannot list the controller's pods in namespace ${namespace} through the kubeconfig: ${(err as Error).message}; or give --server URL`, EXIT.unreachable);
+  }
+  const ready = (pods.items ?? []).find((p: any) => p.status?.phase === 'Running' && (p.status?.conditions ?? []).some((c: any) => c.type === 'Ready' && c.status === 'True'));
+  if (!ready) throw new ClientError(`no ready controller pod in namespace ${namespace} (selector ${selector}); is the platform deployed? (--namespace NS)`, EXIT.unreachable);
+  const container = (ready.spec?.containers ?? []).find((c: any) => c.name === 'controller');
+  const port = (container?.ports ?? []).find((p: any) => p.name === 'http')?.containerPort ?? 8080;
+  const forward = new k8s.PortForward(kc);
+  const local = net.createServer((socket) => {
+    forward.portForward(namespace, ready.metadata.name, [port], socket, null, socket).catch((err: Error) => socket.destroy(err));
+  });
+  await new Promise<void>((resolve, reject) => {
+    local.once('error', reject);
+    local.listen(0, '127.0.0.1', () => resolve());
+  });
+  const base = `http://127.0.0.1:${(local.address() as net.AddressInfo).port}`;
+  return api(base, bearer, () => new Promise<void>((r) => local.close(() => r())));
+}
+
+/** An answer that is not a success, as a ClientError with its exit code. */
+export function failure(what: string, r: { status: number; body: any }): ClientError {
+  const detail = typeof r.body === 'object' && r.body ? (r.body.problems ? `${r.body.error}:\n  ${r.body.problems.join('\n  ')}` : (r.body.error ?? JSON.stringify(r.body))) : String(r.body ?? '');
+  const code = r.status === 401 || r.status === 403 ? EXIT.refused : r.status === 404 || r.status === 409 ? EXIT.notFound : r.status === 400 || r.status === 422 ? EXIT.usage : EXIT.unreachable;
+  return new ClientError(`${what}: HTTP ${r.status}: ${detail}`, code);
+}

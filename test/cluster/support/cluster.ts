@@ -1,0 +1,179 @@
+/**
+ * What the cluster suites use: the running control plane (started by the global setup),
+ * kubectl as a user runs it, the API as the controller's ServiceAccount sees it, and the
+ * `paddock` command as a process (the built CLI: the product's public surface).
+ */
+import { ChildProcess, spawn, spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as path from 'path';
+import { apiRequest, ClusterInfo, freePort, kubeconfigYaml, stopGroup, until } from './control-plane';
+
+export { apiRequest, freePort, until } from './control-plane';
+export type { ClusterInfo } from './control-plane';
+
+export const ROOT = path.resolve(__dirname, '..', '..', '..');
+export const PADDOCK = path.join(ROOT, 'bin', 'paddock.js');
+export const DIST = path.join(ROOT, 'dist', 'paddock.k8s.yaml');
+/** The namespace of the example platform (dist/). */
+export const NS = 'paddock';
+
+export function cluster(): ClusterInfo {
+  const file = process.env.PADDOCK_CLUSTER_INFO;
+  if (!file) throw new Error('no control plane: run the cluster suites with npm run test:cluster (jest.cluster.config.js starts it)');
+  return JSON.parse(fs.readFileSync(file, 'utf8'));
+}
+
+export interface CommandResult {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** kubectl as an admin (or with the given kubeconfig). */
+export function kubectl(args: string[], opts: { kubeconfig?: string; input?: string; timeoutMs?: number } = {}): CommandResult {
+  const c = cluster();
+  const r = spawnSync(c.tools.kubectl, [`--kubeconfig=${opts.kubeconfig ?? c.adminKubeconfig}`, ...args], {
+    input: opts.input,
+    encoding: 'utf8',
+    timeout: opts.timeoutMs ?? 120_000,
+    env: { PATH: process.env.PATH, HOME: c.dir },
+  });
+  return { code: r.status, stdout: r.stdout ?? '', stderr: (r.stderr ?? '') + (r.error ? String(r.error) : '') };
+}
+
+export function kubectlOk(args: string[], opts: { kubeconfig?: string; input?: string } = {}): string {
+  const r = kubectl(args, opts);
+  if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')} exited ${r.code}:\n${r.stderr}\n${r.stdout}`);
+  return r.stdout;
+}
+
+/** The API as an admin, or with a bearer token. */
+export function api(method: string, urlPath: string, body?: unknown, opts: { token?: string; contentType?: string } = {}) {
+  return apiRequest(cluster(), method, urlPath, body, opts);
+}
+
+export async function get(urlPath: string): Promise<any | undefined> {
+  const r = await api('GET', urlPath);
+  if (r.status === 404) return undefined;
+  if (r.status !== 200) throw new Error(`GET ${urlPath}: ${r.status} ${JSON.stringify(r.body)}`);
+  return r.body;
+}
+
+export async function list(urlPath: string, labelSelector?: string): Promise<any[]> {
+  const q = labelSelector ? `?labelSelector=${encodeURIComponent(labelSelector)}` : '';
+  return ((await get(urlPath + q))?.items ?? []) as any[];
+}
+
+/** Deletes a namespace (if there) and waits until the namespace controller has removed it. */
+export async function deleteNamespace(ns: string, timeoutMs = 120_000): Promise<void> {
+  const r = await api('DELETE', `/api/v1/namespaces/${ns}`);
+  if (r.status === 404) return;
+  await until(`namespace ${ns} to be gone`, async () => (await api('GET', `/api/v1/namespaces/${ns}`)).status === 404, timeoutMs);
+}
+
+/**
+ * `kubectl apply --server-side` of dist/ as a GitOps user: strict field validation (an
+ * unknown or duplicate field is an error, not a warning), a field manager of its own.
+ */
+export function applyDist(file = DIST): string {
+  return kubectlOk(['apply', '--server-side', '--field-manager=paddock-gitops', '--validate=strict', '-f', file]);
+}
+
+/** A token for a ServiceAccount from the TokenRequest API, and a kubeconfig that uses it. */
+export async function serviceAccountKubeconfig(ns: string, name: string, file: string): Promise<{ token: string; kubeconfig: string }> {
+  const r = await api('POST', `/api/v1/namespaces/${ns}/serviceaccounts/${name}/token`, { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 3600 } });
+  if (r.status !== 201) throw new Error(`TokenRequest for ${ns}/${name}: ${r.status} ${JSON.stringify(r.body)}`);
+  const token = r.body.status.token as string;
+  const c = cluster();
+  fs.writeFileSync(file, kubeconfigYaml(c.server, c.caFile, { token }, ns), { mode: 0o600 });
+  return { token, kubeconfig: file };
+}
+
+export interface Proc {
+  readonly child: ChildProcess;
+  readonly out: string[];
+  text(): string;
+  /** SIGTERM, then SIGKILL after a grace period. */
+  stop(): Promise<void>;
+  /** kill -9 of the whole process group, and wait for it to be gone. */
+  kill9(): Promise<void>;
+}
+
+/** A `paddock` process in its own process group (so kill -9 takes its children too). */
+export function paddock(args: string[], env: NodeJS.ProcessEnv, cwd = ROOT): Proc {
+  const out: string[] = [];
+  const child = spawn(process.execPath, [PADDOCK, ...args], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  child.stdout!.on('data', (d) => out.push(String(d)));
+  child.stderr!.on('data', (d) => out.push(String(d)));
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  return {
+    child,
+    out,
+    text: () => out.join(''),
+    stop: () => stopGroup(child, 8000),
+    kill9: async () => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        // gone
+      }
+      await exited;
+    },
+  };
+}
+
+export interface Controller extends Proc {
+  readonly url: string;
+  readonly workerUrl: string;
+  readonly id: string;
+}
+
+/** `paddock controller` on the host, as the given kubeconfig's identity. */
+export async function startController(kubeconfig: string, id: string, extra: string[] = []): Promise<Controller> {
+  const port = await freePort();
+  const workerPort = await freePort();
+  const proc = paddock(['controller', '--namespace', NS, '--port', String(port), '--worker-port', String(workerPort), '--kubeconfig', kubeconfig, ...extra], {
+    PATH: process.env.PATH,
+    PADDOCK_POD_NAME: id,
+  });
+  const url = `http://127.0.0.1:${port}`;
+  await until('the controller API', async () => (await fetch(url + '/healthz').catch(() => undefined))?.ok, 30_000, proc.text);
+  return { ...proc, url, workerUrl: `http://127.0.0.1:${workerPort}`, id };
+}
+
+/**
+ * The kubelet stand-in's part of a Job pod: the test writes what the runner writes to
+ * /dev/termination-log onto the pod (annotations), and kwok's stage completes the pod with
+ * it as the container's termination message (test/cluster/kwok-stages.yaml).
+ */
+export async function completePod(pod: string, terminationMessage: string, exitCode = 0): Promise<void> {
+  const r = await api(
+    'PATCH',
+    `/api/v1/namespaces/${NS}/pods/${pod}`,
+    { metadata: { annotations: { 'paddock.test/termination-message': terminationMessage, 'paddock.test/exit-code': String(exitCode) } } },
+    { contentType: 'application/merge-patch+json' },
+  );
+  if (r.status !== 200) throw new Error(`annotating pod ${pod}: ${r.status} ${JSON.stringify(r.body)}`);
+}
+
+/**
+ * The runner's report in a Job's termination message, as the runner writes it
+ * (runner/termination-message.ts: tag paddock/v1, the compact status, results.jsonl lines).
+ * Written out here on purpose: it is the wire format between two programs.
+ */
+export function runnerReport(status: Record<string, unknown>, resultsJsonl: string): string {
+  return JSON.stringify({ t: 'paddock/v1', status, results: resultsJsonl.trim() });
+}
+
+export async function jobPods(job: string): Promise<any[]> {
+  return list(`/api/v1/namespaces/${NS}/pods`, `batch.kubernetes.io/job-name=${job}`);
+}
+
+export function logTail(name: string, lines = 40): string {
+  try {
+    return fs.readFileSync(path.join(cluster().logs, `${name}.log`), 'utf8').split('\n').slice(-lines).join('\n');
+  } catch {
+    return '';
+  }
+}
