@@ -137,7 +137,11 @@ export function loadPlatform(objects: KubeObject[], only?: string[], credentialD
     const { egress, ...rest } = spec;
     if (egress?.proxy) notes.push(`pool ${spec.name}: its egress proxy (${egress.proxy}) exists only in the cluster; local workers connect directly`);
     if (spec.mode !== 'warm') notes.push(`pool ${spec.name}: mode "${spec.mode ?? 'job'}" in the cluster; locally its tasks run on warm workers`);
-    const local: PoolSpec = { ...withCredentialDir(rest, credentialDir), mode: 'warm' };
+    // No model gateway locally: the keys it would hold come from this machine's environment.
+    const { gateway, ...noGateway } = withCredentialDir(rest, credentialDir);
+    if (gateway) notes.push(`pool ${spec.name}: its model gateway exists only in the cluster; local workers pass ${gateway.credentials.map((c) => c.env).join(', ')} from your environment to the agent`);
+    const viaEnv = gateway ? { credentials: { ...noGateway.credentials, env: [...(noGateway.credentials?.env ?? []), ...gateway.credentials.map((c) => ({ name: c.env }))] } } : {};
+    const local: PoolSpec = { ...noGateway, ...viaEnv, mode: 'warm' };
     store.createSync({ ...cm, metadata: { ...cm.metadata, namespace }, data: { ...(cm.data as object), 'pool.json': stableJson(local) } });
     poolNames.push(spec.name);
   }
