@@ -24,6 +24,8 @@ export interface GitServerOptions {
   readonly tls?: boolean;
   /** Hold every request under `slow/` this long before answering (a stalled server). */
   readonly slowMs?: number;
+  /** Answer a request with a 302 to the URL this returns (path and query appended), e.g. a redirect to another host. */
+  readonly redirectTo?: (pathname: string) => string | undefined;
 }
 
 export interface GitRequest {
@@ -56,6 +58,13 @@ export async function startGitServer(opts: GitServerOptions): Promise<GitServer>
     const record = (status: number): void => {
       requests.push({ method: req.method ?? '', url: req.url ?? '', ...(basicAuth !== undefined ? { basicAuth } : {}), status });
     };
+    const target = opts.redirectTo?.(url.pathname);
+    if (target !== undefined) {
+      record(302);
+      res.writeHead(302, { Location: `${target}${url.pathname}${url.search}` });
+      res.end();
+      return;
+    }
     if (url.pathname.startsWith('/private/') && opts.auth) {
       if (basicAuth !== `${opts.auth.username}:${opts.auth.password}`) {
         record(401);

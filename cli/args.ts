@@ -4,6 +4,7 @@
  * a UsageError whose message names the flag and what to write instead, exit 2.
  * `-h`/`--help` is an option of every command.
  */
+import * as fs from 'fs';
 import { parseArgs } from 'util';
 
 /** A bad command line: the CLI prints `paddock <command>: <message>` and exits 2. */
@@ -109,4 +110,12 @@ export function positiveInt(value: string | undefined, flag: string, fallback: n
 export function oneOf(names: readonly string[]): string {
   const quoted = names.map((n) => `"${n}"`);
   return quoted.length <= 1 ? quoted.join('') : `${quoted.slice(0, -1).join(', ')} or ${quoted[quoted.length - 1]}`;
+}
+
+/** A flag naming a folder that must exist. */
+export function existingDir(dir: string, flag: string): string {
+  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) {
+    throw new UsageError(`${flag} "${dir}" is not a folder; give a folder holding <secret>/<key> files, e.g. ${flag} ./secrets with ./secrets/git-token/token`);
+  }
+  return dir;
 }

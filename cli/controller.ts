@@ -13,8 +13,8 @@ import { jsonLogger } from '../core/log';
 import { WORKER_TOKEN_AUDIENCE, WORKER_TOKEN_PATH } from '../core/protocol';
 import { Controller } from '../controller/controller';
 import { LocalError, runLocal } from '../controller/local';
-import { runWorker } from '../runner/worker';
-import { OptionValues, positiveInt, UsageError } from './args';
+import { runWorker, TaintedWorkerError } from '../runner/worker';
+import { existingDir, OptionValues, positiveInt, UsageError } from './args';
 import type { Command } from './main';
 
 function onSignals(stop: () => void): () => void {
@@ -117,6 +117,8 @@ const WORKER_OPTIONS = {
   'max-runs': { type: 'string', example: '1' },
   wait: { type: 'string', example: '20000' },
   keep: { type: 'boolean' },
+  isolation: { type: 'string', example: 'container' },
+  wipe: { type: 'string', multiple: true, example: '/tmp' },
   'parent-lifeline': { type: 'boolean' },
 } as const;
 
@@ -136,10 +138,14 @@ Options:
   --max-runs N         exit after N runs               [default: never]
   --wait MS            how long one lease request waits [default 20000]
   --keep               keep each run's directories (debugging)
+  --isolation MODE     which processes are a run's, killed after it: container (all
+                       of this uid but the worker: a pod) or session (marked) [default session]
+  --wipe DIR           also empty DIR after every run (repeatable; e.g. /tmp, HOME)
   --parent-lifeline    stop when stdin closes (the parent that holds it died; paddock local)
   -h, --help           this text
 
-Exit codes: 0 stopped by SIGTERM/SIGINT or after --max-runs; 2 bad arguments.
+Exit codes: 0 stopped by SIGTERM/SIGINT or after --max-runs; 2 bad arguments;
+3 something of a finished run survived (its container must be replaced).
 `,
   options: WORKER_OPTIONS,
   run: async ({ values }, _io, env) => {
@@ -147,6 +153,8 @@ Exit codes: 0 stopped by SIGTERM/SIGINT or after --max-runs; 2 bad arguments.
     const controllerUrl = values.controller ?? env.PADDOCK_CONTROLLER_URL;
     if (!pool) throw new UsageError('give --pool NAME (or set PADDOCK_POOL)');
     if (!controllerUrl) throw new UsageError('give --controller URL, e.g. --controller http://paddock-controller.paddock.svc:8081 (the worker lease API)');
+    const isolation = values.isolation ?? 'session';
+    if (isolation !== 'container' && isolation !== 'session') throw new UsageError(`--isolation "${isolation}" is unknown; write --isolation container (in a pod) or --isolation session`);
     const tokenFile = values['token-file'] ?? env.PADDOCK_TOKEN_FILE ?? WORKER_TOKEN_PATH;
     if (!fs.existsSync(tokenFile)) {
       throw new UsageError(`--token-file ${tokenFile} does not exist; give the file with the lease API's token, e.g. --token-file ${WORKER_TOKEN_PATH} (the pod's projected ServiceAccount token) or paddock local's token file`);
@@ -160,6 +168,8 @@ Exit codes: 0 stopped by SIGTERM/SIGINT or after --max-runs; 2 bad arguments.
     }
     try {
       await runWorker({
+        isolation,
+        wipe: values.wipe ?? [],
         pool,
         controller: controllerUrl,
         tokenFile,
@@ -171,6 +181,9 @@ Exit codes: 0 stopped by SIGTERM/SIGINT or after --max-runs; 2 bad arguments.
         env,
         signal: abort.signal,
       });
+    } catch (err) {
+      if (!(err instanceof TaintedWorkerError)) throw err;
+      return 3;
     } finally {
       off();
       if (lifeline) process.stdin.destroy(); // or it keeps the process alive
@@ -185,6 +198,7 @@ const LOCAL_OPTIONS = {
   task: { type: 'string', multiple: true, example: 'fix-readme' },
   out: { type: 'string', example: '.paddock' },
   timeout: { type: 'string', example: '600' },
+  'credential-dir': { type: 'string', example: './secrets' },
   serve: { type: 'boolean' },
 } as const;
 
@@ -201,6 +215,8 @@ Options:
   --task NAME          run only this task (repeatable) [default: all]
   --out DIR            where each run's artifacts go   [default .paddock/local]
   --timeout SECONDS    give up after this long
+  --credential-dir DIR the pools' Secrets as files DIR/<secret>/<key> (file and git
+                       grants; git credentials stay with this controller)
   --serve              keep serving the task API for paddock tasks until SIGTERM/SIGINT
                        (prints PADDOCK_SERVER and PADDOCK_TOKEN_FILE to export)
   -h, --help           this text
@@ -225,6 +241,7 @@ Exit codes: 0 every task succeeded (with --serve: stopped by SIGTERM/SIGINT);
         tasks: values.task,
         out: values.out,
         timeoutMs: values.timeout !== undefined ? positiveInt(values.timeout, '--timeout', 1) * 1000 : undefined,
+        ...(values['credential-dir'] !== undefined ? { credentialDir: existingDir(values['credential-dir'], '--credential-dir') } : {}),
         env,
       });
     } catch (err) {

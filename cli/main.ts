@@ -69,6 +69,11 @@ const COMMANDS: Readonly<Record<string, Entry>> = {
     summary: 'Run the declared tasks of the synthesized platform on this machine.',
     load: async () => (await import('./controller')).localCommand,
   },
+  gateway: {
+    synopsis: 'paddock gateway --config FILE [--port 8080] [--host 0.0.0.0]',
+    summary: 'The model gateway: holds the model keys and puts them on agent pods\' calls to their providers.',
+    load: async () => (await import('./gateway')).gatewayCommand,
+  },
   'tasks submit': {
     synopsis: 'paddock tasks submit -f task.yaml | --name N --pool P --prompt TEXT [--source URL]... [-w] [--server URL] [--token T] [-o json|yaml]',
     summary: 'Submit a task to the controller (through the kubeconfig, or --server).',

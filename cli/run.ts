@@ -15,7 +15,7 @@ import { POD_PATHS, run, RunOptions } from '../runner/run';
 import { SpecSource } from '../runner/load-specs';
 import { EXIT_CODES } from '../runner/status';
 import { TERMINATION_LOG, writeTerminationMessage } from '../runner/termination-message';
-import { OptionValues, parseCommandLine, UsageError } from './args';
+import { existingDir, OptionValues, parseCommandLine, UsageError } from './args';
 import type { Command } from './main';
 
 export const RUN_USAGE = `Usage: paddock run [options]
@@ -40,6 +40,10 @@ Options:
   --tmp DIR            scratch space                          [env PADDOCK_TMP]
   --sandbox bwrap      run the agent under bubblewrap: only the workspace, HOME and /tmp writable
   --kill-grace SECONDS time between SIGTERM and SIGKILL       [default 10]
+  --credential-dir DIR the pool's Secrets as files DIR/<secret>/<key>, in place of
+                       the pod's mounts (/var/run/paddock/secrets)
+  --phase fetch|agent  only fetch the sources (the Job's init container, which alone
+                       mounts the git Secrets), or everything but the fetch  [default: both]
   -h, --help           this text
 
 With the default task location the directories default to the pod's
@@ -70,6 +74,8 @@ const RUN_OPTIONS = {
   tmp: { type: 'string', example: 'PATH' },
   sandbox: { type: 'string', example: 'bwrap' },
   'kill-grace': { type: 'string', example: '10' },
+  phase: { type: 'string', example: 'fetch' },
+  'credential-dir': { type: 'string', example: './secrets' },
 } as const;
 
 export function parseRunArgs(argv: readonly string[]): ParsedRunArgs {
@@ -85,6 +91,10 @@ function runArgsOf(v: OptionValues<typeof RUN_OPTIONS>): ParsedRunArgs {
   const sandbox = v.sandbox;
   if (sandbox !== undefined && sandbox !== 'bwrap' && sandbox !== 'none') {
     throw new UsageError(`--sandbox "${sandbox}" is not supported; write --sandbox bwrap`);
+  }
+  const phase = v.phase;
+  if (phase !== undefined && phase !== 'fetch' && phase !== 'agent' && phase !== 'all') {
+    throw new UsageError(`--phase "${phase}" is unknown; write --phase fetch (sources only) or --phase agent (all but the sources)`);
   }
   const grace = v['kill-grace'];
   let killGraceMs: number | undefined;
@@ -104,6 +114,8 @@ function runArgsOf(v: OptionValues<typeof RUN_OPTIONS>): ParsedRunArgs {
     ...(v.tmp !== undefined ? { tmp: v.tmp } : {}),
     ...(sandbox === 'bwrap' ? { sandbox: 'bwrap' as const } : {}),
     ...(killGraceMs !== undefined ? { killGraceMs } : {}),
+    ...(phase !== undefined ? { phase } : {}),
+    ...(v['credential-dir'] !== undefined ? { credentialDir: existingDir(v['credential-dir'], '--credential-dir') } : {}),
   };
   return { options, local: task !== undefined, help: false };
 }
@@ -137,7 +149,7 @@ async function runWith(parsed: ParsedRunArgs, env: NodeJS.ProcessEnv): Promise<n
   try {
     const code = await run({ ...options, env, signal: controller.signal });
     // In a Job's pod: the report goes to the controller through the termination message.
-    if (!parsed.local && fs.existsSync(TERMINATION_LOG)) {
+    if (!parsed.local && options.phase !== 'fetch' && fs.existsSync(TERMINATION_LOG)) {
       writeTerminationMessage(options.artifacts ?? env.PADDOCK_ARTIFACTS ?? POD_PATHS.artifacts);
     }
     return code;

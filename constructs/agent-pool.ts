@@ -12,9 +12,10 @@ import type { Harness } from '../core/harness';
 import type { ICredentialGrantee, ResolvedGrant } from './credential-secret';
 import { JOB_TEMPLATE_SLOTS } from '../core/job-template';
 import { kubeObject } from './kube-object';
-import { capabilityLabel, instanceLabels, LABEL_AGENT, LABEL_HARNESS, LABEL_POOL, LABEL_SPEC_HASH, LABEL_TASK, selectorLabels, standardLabels } from '../core/labels';
+import { ANNOTATION_AGENT_SECRETS, capabilityLabel, instanceLabels, SECRETS_MOUNT, LABEL_AGENT, LABEL_HARNESS, LABEL_POOL, LABEL_SPEC_HASH, LABEL_TASK, selectorLabels, standardLabels } from '../core/labels';
 import { Platform } from './platform';
-import { hardenedContainerSecurityContext, hardenedPodSecurityContext, scratchVolumes } from './pod-hardening';
+import { GATEWAY_AUDIENCE, GATEWAY_TOKEN_DIR, MODEL_PROVIDERS } from '../core/model-providers';
+import { addSecretKeys, hardenedContainerSecurityContext, hardenedPodSecurityContext, scratchVolumes, secretVolumes } from './pod-hardening';
 import { checkPodResources, PodResources, SandboxProfile } from './sandbox-profile';
 import { checkDnsLabel, checkEnvMap, checkImageRef, checkInteger, checkLabels, fail } from '../core/validation';
 import { stableJson } from '../core/stable-json';
@@ -74,7 +75,7 @@ export const AGENT_PATHS = {
   harness: '/etc/paddock/harness',
   harnesses: '/etc/paddock/harnesses',
   pool: '/etc/paddock/pool',
-  secrets: '/var/run/paddock/secrets',
+  secrets: SECRETS_MOUNT,
 } as const;
 
 /**
@@ -160,7 +161,7 @@ export class AgentPool extends Construct implements ICredentialGrantee, kplus.IP
       data: Lazy.any({
         produce: () => ({
           'pool.json': stableJson(this.spec),
-          'job-template.yaml': toYaml(this.jobTemplate(), { sortMapEntries: true }),
+          'job-template.yaml': toYaml(this.jobTemplate(), { sortMapEntries: true, aliasDuplicateObjects: false }),
         }),
       }),
     });
@@ -255,6 +256,11 @@ export class AgentPool extends Construct implements ICredentialGrantee, kplus.IP
     return this.harnesses.find((h) => h.name === name);
   }
 
+  /** The model keys the gateway holds for this pool. */
+  private get gatewayEnv(): Array<{ name: string; key: string }> {
+    return this.grants.filter((g) => !g.exposeToAgent).flatMap((g) => g.env);
+  }
+
   /** @internal called by CredentialSecret.grantTo */
   public _addCredential(grant: ResolvedGrant): void {
     const clash = (a: string, what: string) => fail(`AgentPool "${this.name}": ${what} "${a}" is granted twice; grant each once`);
@@ -267,6 +273,9 @@ export class AgentPool extends Construct implements ICredentialGrantee, kplus.IP
       fail(`AgentPool "${this.name}": Secrets "${twin.secretName}" and "${grant.secretName}" would share the pod volume "${volume}" (volume names cannot hold '.'); rename one of the Secrets, e.g. "${grant.secretName.replace(/\./g, '-')}-files"`);
     }
     this.grants.push(grant);
+    if (!grant.exposeToAgent && grant.env.length > 0) {
+      this.platform.modelGateway._addGrant({ pool: this.name, serviceAccount: `system:serviceaccount:${this.platform.namespace}:${this.objectName}`, secretName: grant.secretName, env: grant.env });
+    }
   }
 
   /**
@@ -293,7 +302,8 @@ export class AgentPool extends Construct implements ICredentialGrantee, kplus.IP
   /** The pool spec (key pool.json of the pool's ConfigMap). */
   public get spec(): PoolSpec {
     const mounted = (g: ResolvedGrant, key: string) => `${AGENT_PATHS.secrets}/${g.secretName}/${key}`;
-    const env = this.grants.flatMap((g) => g.env.map((e) => ({ name: e.name, secret: g.secretName, key: e.key })));
+    const env = this.grants.filter((g) => g.exposeToAgent).flatMap((g) => g.env.map((e) => ({ name: e.name, secret: g.secretName, key: e.key })));
+    const viaGateway = this.gatewayEnv;
     const files = this.grants.flatMap((g) => g.files.map((f) => ({ path: f.path, source: mounted(g, f.key), secret: g.secretName, key: f.key })));
     const git = this.grants
       .filter((g) => g.git)
@@ -313,6 +323,15 @@ export class AgentPool extends Construct implements ICredentialGrantee, kplus.IP
         ? { credentials: { ...(env.length ? { env } : {}), ...(files.length ? { files } : {}), ...(git.length ? { git } : {}) } }
         : {}),
       ...(proxy ? { egress: { proxy: proxy.proxyUrl, noProxy: proxy.noProxy } } : {}),
+      ...(viaGateway.length
+        ? {
+            gateway: {
+              url: `${this.platform.modelGateway.url}/${this.name}`,
+              tokenFile: `${GATEWAY_TOKEN_DIR}/token`,
+              credentials: viaGateway.map((e) => ({ env: e.name, provider: MODEL_PROVIDERS[e.name].name })),
+            },
+          }
+        : {}),
     };
     assertValidSpec('Pool', spec, `AgentPool "${this.name}"`);
     return spec;
@@ -334,6 +353,7 @@ export class AgentPool extends Construct implements ICredentialGrantee, kplus.IP
     const pod = this.podSpec({
       image: JOB_TEMPLATE_SLOTS.image,
       args: ['run'],
+      fetchStep: true,
       extraVolumes: [
         { volume: { name: 'task', configMap: { name: JOB_TEMPLATE_SLOTS.taskConfigMap } }, mount: { name: 'task', mountPath: AGENT_PATHS.task, readOnly: true } },
         { volume: { name: 'harness', configMap: { name: JOB_TEMPLATE_SLOTS.harnessConfigMap } }, mount: { name: 'harness', mountPath: AGENT_PATHS.harness, readOnly: true } },
@@ -346,7 +366,7 @@ export class AgentPool extends Construct implements ICredentialGrantee, kplus.IP
       spec: {
         // The runner reports agent failures itself; the controller retries infrastructure failures.
         backoffLimit: 0,
-        template: { metadata: { labels: podLabels }, spec: { ...pod, restartPolicy: 'Never' } },
+        template: { metadata: { labels: podLabels, ...this.agentPodAnnotations() }, spec: { ...pod, restartPolicy: 'Never' } },
       },
     };
   }
@@ -368,13 +388,20 @@ export class AgentPool extends Construct implements ICredentialGrantee, kplus.IP
       mount: { name: 'paddock-worker-token', mountPath: path.posix.dirname(WORKER_TOKEN_PATH), readOnly: true },
     };
     return {
-      metadata: { labels: { ...standardLabels(ns, 'worker', { [LABEL_POOL]: this.name }), ...this.agentPodLabels() } },
+      metadata: { labels: { ...standardLabels(ns, 'worker', { [LABEL_POOL]: this.name }), ...this.agentPodLabels() }, ...this.agentPodAnnotations() },
       spec: this.podSpec({
         image: this.props.image ?? this.harnesses[0].image,
-        args: ['worker', '--pool', this.name, '--controller', this.platform.controllerWorkerUrl],
+        // The container holds only the worker and its runs: after each run every other process goes, and /tmp and HOME are emptied.
+        args: ['worker', '--pool', this.name, '--controller', this.platform.controllerWorkerUrl, '--isolation', 'container', '--wipe', AGENT_PATHS.tmp, '--wipe', AGENT_PATHS.home],
         extraVolumes: this.mode === 'warm' ? [...harnessVolumes, token] : harnessVolumes,
       }),
     };
+  }
+
+  /** The Secrets granted with exposeToAgent, which the policy lets the agent's container reference. */
+  private agentPodAnnotations(): { annotations?: Record<string, string> } {
+    const exposed = [...new Set(this.grants.filter((g) => g.exposeToAgent).map((g) => g.secretName))].sort();
+    return exposed.length ? { annotations: { [ANNOTATION_AGENT_SECRETS]: exposed.join(',') } } : {};
   }
 
   private agentPodLabels(): Record<string, string> {
@@ -385,7 +412,7 @@ export class AgentPool extends Construct implements ICredentialGrantee, kplus.IP
     };
   }
 
-  private podSpec(opts: { image: string; args: string[]; extraVolumes: Array<{ volume: Volume; mount: VolumeMount }> }): PodSpec {
+  private podSpec(opts: { image: string; args: string[]; extraVolumes: Array<{ volume: Volume; mount: VolumeMount }>; fetchStep?: boolean }): PodSpec {
     const sandbox = this.sandbox;
     const scratch = scratchVolumes([
       { name: 'tmp', mountPath: AGENT_PATHS.tmp, sizeLimit: sandbox.tmpSizeLimit },
@@ -393,13 +420,29 @@ export class AgentPool extends Construct implements ICredentialGrantee, kplus.IP
       { name: 'workspace', mountPath: AGENT_PATHS.workspace, sizeLimit: sandbox.workspaceSizeLimit },
       { name: 'artifacts', mountPath: AGENT_PATHS.artifacts, sizeLimit: '64Mi' },
     ]);
-    const secretVolumes = this.secretVolumes();
-    const env: EnvVar[] = [
+    const agentSecrets = this.agentSecretVolumes();
+    // The pool's identity at the model gateway: a token for its audience only (the API server refuses it).
+    const gatewayToken: Array<{ volume: Volume; mount: VolumeMount }> = this.gatewayEnv.length
+      ? [
+          {
+            volume: { name: 'gateway-token', projected: { sources: [{ serviceAccountToken: { audience: GATEWAY_AUDIENCE, expirationSeconds: 3600, path: 'token' } }] } },
+            mount: { name: 'gateway-token', mountPath: GATEWAY_TOKEN_DIR, readOnly: true },
+          },
+        ]
+      : [];
+    const gitSecrets = opts.fetchStep ? this.gitSecretVolumes : [];
+    const baseEnv: EnvVar[] = [
       { name: 'HOME', value: AGENT_PATHS.home },
       { name: 'PADDOCK_POOL', value: this.name },
-      ...this.grants.flatMap((g) => g.env.map((e) => ({ name: e.name, valueFrom: { secretKeyRef: { name: g.secretName, key: e.key } } }))),
       ...proxyEnv(this.proxyAllowlist),
     ];
+    const env: EnvVar[] = [
+      ...baseEnv.slice(0, 2),
+      ...this.grants.filter((g) => g.exposeToAgent).flatMap((g) => g.env.map((e) => ({ name: e.name, valueFrom: { secretKeyRef: { name: g.secretName, key: e.key } } }))),
+      ...baseEnv.slice(2),
+    ];
+    const common = { image: opts.image, resources: { ...this.resources } as any, securityContext: hardenedContainerSecurityContext(sandbox.uid) };
+    const specMounts = [{ name: 'pool', mountPath: AGENT_PATHS.pool, readOnly: true }, ...opts.extraVolumes.map((v) => v.mount)];
     return {
       serviceAccountName: this.objectName,
       // Agents never talk to the Kubernetes API.
@@ -411,56 +454,59 @@ export class AgentPool extends Construct implements ICredentialGrantee, kplus.IP
       ...(this.props.nodeSelector ? { nodeSelector: this.props.nodeSelector } : {}),
       ...(this.props.tolerations ? { tolerations: this.props.tolerations } : {}),
       ...(this.props.affinity ? { affinity: this.props.affinity } : {}),
+      ...(opts.fetchStep
+        ? {
+            // The sources are fetched before the agent's container starts, by the only container that mounts the git Secrets.
+            initContainers: [
+              {
+                name: 'fetch',
+                ...common,
+                args: ['run', '--phase', 'fetch'],
+                env: baseEnv,
+                volumeMounts: [...scratch.mounts, ...specMounts, ...gitSecrets.map((v) => v.mount)],
+              },
+            ],
+          }
+        : {}),
       containers: [
         {
           name: 'runner',
-          image: opts.image,
-          args: opts.args,
+          ...common,
+          args: opts.fetchStep ? [...opts.args, '--phase', 'agent'] : opts.args,
           env,
-          resources: { ...this.resources } as any,
-          securityContext: hardenedContainerSecurityContext(sandbox.uid),
-          volumeMounts: [
-            ...scratch.mounts,
-            { name: 'pool', mountPath: AGENT_PATHS.pool, readOnly: true },
-            ...opts.extraVolumes.map((v) => v.mount),
-            ...secretVolumes.map((v) => v.mount),
-          ],
+          volumeMounts: [...scratch.mounts, ...specMounts, ...agentSecrets.map((v) => v.mount), ...gatewayToken.map((v) => v.mount)],
         },
       ],
       volumes: [
         ...scratch.volumes,
         { name: 'pool', configMap: { name: this.objectName } },
         ...opts.extraVolumes.map((v) => v.volume),
-        ...secretVolumes.map((v) => v.volume),
+        ...agentSecrets.map((v) => v.volume),
+        ...gitSecrets.map((v) => v.volume),
+        ...gatewayToken.map((v) => v.volume),
       ],
     };
   }
 
-  /** One read-only Secret volume per Secret that grants files or git credentials, holding just those keys. */
-  private secretVolumes(): Array<{ volume: Volume; mount: VolumeMount }> {
-    const keysBySecret = new Map<string, Set<string>>();
-    for (const g of this.grants) {
-      const keys = [...g.files.map((f) => f.key), ...(g.git ? [g.git.key] : [])];
-      if (keys.length === 0) continue;
-      const set = keysBySecret.get(g.secretName) ?? new Set<string>();
-      keys.forEach((k) => set.add(k));
-      keysBySecret.set(g.secretName, set);
-    }
-    return [...keysBySecret.entries()].map(([secretName, keys]) => {
-      const name = secretVolumeName(secretName);
-      return {
-        volume: {
-          name,
-          secret: {
-            secretName,
-            items: [...keys].sort().map((key) => ({ key, path: key })),
-            // Owner and group (fsGroup) read; the runner copies files to HOME with mode 0400.
-            defaultMode: 0o440,
-          },
-        },
-        mount: { name, mountPath: `${AGENT_PATHS.secrets}/${secretName}`, readOnly: true },
-      };
-    });
+  /** Secret volumes of the granted files the agent may read (exposeToAgent); never git credentials. */
+  private agentSecretVolumes(): Array<{ volume: Volume; mount: VolumeMount }> {
+    const keys = new Map<string, Set<string>>();
+    for (const g of this.grants) if (g.exposeToAgent) addSecretKeys(keys, g.secretName, g.files.map((f) => f.key));
+    return secretVolumes(keys, AGENT_PATHS.secrets);
+  }
+
+  /** Secret volumes of the git credentials: the Job's fetch step (or, for a warm pool, the controller) mounts them, never the agent's container. */
+  public get gitSecretVolumes(): Array<{ volume: Volume; mount: VolumeMount }> {
+    const keys = new Map<string, Set<string>>();
+    for (const g of this.grants) if (g.git) addSecretKeys(keys, g.secretName, [g.git.key]);
+    return secretVolumes(keys, AGENT_PATHS.secrets);
+  }
+
+  /** @internal what the controller needs to fetch this warm pool's sources: its git Secrets and its egress. */
+  public get _controllerFetch(): { secrets: Array<{ volume: Volume; mount: VolumeMount }>; podLabels: Record<string, string> } | undefined {
+    if (this.mode !== 'warm') return undefined;
+    const secrets = this.gitSecretVolumes;
+    return { secrets, podLabels: Object.fromEntries(this.allowlists.map((a) => [a.podLabel, 'allow'])) };
   }
 }
 

@@ -5,6 +5,7 @@ import { kubeObject } from './kube-object';
 import { standardLabels } from '../core/labels';
 import { Platform } from './platform';
 import { checkEnvName, fail } from '../core/validation';
+import { MODEL_PROVIDERS } from '../core/model-providers';
 
 /** What a pool receives from a credential. */
 export interface CredentialGrant {
@@ -14,6 +15,13 @@ export interface CredentialGrant {
   readonly files?: Record<string, string>;
   /** An HTTPS git credential: the key holding the token, for sources on `host`. Never reaches the agent. @default - none */
   readonly git?: { readonly host: string; readonly key: string; readonly username?: string };
+  /**
+   * Put the env and file grants in the agent's container, where the agent can read them.
+   * The explicit opt-out for a CLI that cannot use the model gateway, or a file the agent
+   * needs (e.g. `.codex/auth.json`); required for file grants.
+   * @default false - model keys stay in the model gateway; the agent gets a placeholder
+   */
+  readonly exposeToAgent?: boolean;
 }
 
 /** @internal what a grant turns into on a pool */
@@ -22,6 +30,8 @@ export interface ResolvedGrant {
   readonly env: Array<{ name: string; key: string }>;
   readonly files: Array<{ path: string; key: string }>;
   readonly git?: { host: string; key: string; username: string };
+  /** The env and files are the agent's to read; otherwise env keys go to the model gateway. */
+  readonly exposeToAgent: boolean;
 }
 
 /** Anything credentials can be granted to (an AgentPool). */
@@ -135,6 +145,20 @@ export class CredentialSecret extends Construct {
       }
       return { name: checkEnvName(name, `${where}: env.${name}`), key: checkKey(key, `env.${name}`) };
     });
+    const exposeToAgent = grant.exposeToAgent === true;
+    if (grant.files && !exposeToAgent) {
+      fail(`${where}: files land in the agent's HOME, where the agent reads them; set exposeToAgent: true to accept that, e.g. grantTo(pool, { files: {...}, exposeToAgent: true })`);
+    }
+    if (!exposeToAgent) {
+      for (const e of env) {
+        if (!MODEL_PROVIDERS[e.name]) {
+          fail(
+            `${where}: env.${e.name} is no model key the gateway holds (it knows ${Object.keys(MODEL_PROVIDERS).join(', ')}); ` +
+              `to give it to the agent as an environment variable, set exposeToAgent: true`,
+          );
+        }
+      }
+    }
     const files = Object.entries(grant.files ?? {}).map(([path, key]) => {
       if (!path || path.startsWith('/') || path.split('/').includes('..')) {
         fail(`${where}: files path "${path}" must be relative to the agent's HOME and stay inside it, e.g. ".codex/auth.json"`);
@@ -148,6 +172,6 @@ export class CredentialSecret extends Construct {
       }
       git = { host: grant.git.host, key: checkKey(grant.git.key, 'git.key'), username: grant.git.username ?? 'x-access-token' };
     }
-    pool._addCredential({ secretName: this.secretName, env, files, git });
+    pool._addCredential({ secretName: this.secretName, env, files, git, exposeToAgent });
   }
 }

@@ -2,10 +2,12 @@ import { ApiObject, Chart, Lazy } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-30';
 import { Construct, IConstruct } from 'constructs';
 import type { NetworkPolicyEgressRule, NetworkPolicyIngressRule } from 'kubernetes-types/networking/v1';
+import type { Volume, VolumeMount } from 'kubernetes-types/core/v1';
 import { checkPlatformObjects, KubeObject, POD_SECURITY_VERSION } from '../policy/rules';
 import type { Harness } from '../core/harness';
 import { imageRef, ImageOptions } from '../core/images';
 import { kubeObject } from './kube-object';
+import { ModelGateway } from './model-gateway';
 import { LABEL_AGENT, LABEL_POOL, selectorLabels, standardLabels } from '../core/labels';
 import { hardenedContainerSecurityContext, hardenedPodSecurityContext, scratchVolumes } from './pod-hardening';
 import { checkPodResources, PodResources, SandboxProfile } from './sandbox-profile';
@@ -127,6 +129,8 @@ export class Platform extends Construct {
   private readonly harnesses = new Map<string, Harness>();
   private readonly poolsByName = new Map<string, IPoolRef>();
   private readonly secretValues: string[] = [];
+  private gateway?: ModelGateway;
+  private readonly apiServerEgress: NetworkPolicyEgressRule;
   private readonly literalSecrets = new Set<ApiObject>();
   private readonly claimedNames = new Map<string, string>();
 
@@ -171,6 +175,7 @@ export class Platform extends Construct {
     const apiCidrs = props.apiServer?.cidrs ?? ['0.0.0.0/0'];
     const apiPorts = (props.apiServer?.ports ?? [443, 6443]).map((p, i) => checkInteger(p, `Platform: apiServer.ports[${i}]`, 1, 65535));
     if (apiCidrs.length === 0) fail('Platform: apiServer.cidrs must list at least one CIDR, e.g. ["10.0.0.1/32"]');
+    this.apiServerEgress = { to: apiCidrs.map((cidr) => ({ ipBlock: { cidr } })), ports: apiPorts.map((port) => ({ protocol: 'TCP', port })) };
 
     const ns = this.namespace;
     this.controllerPods = kplus.Pods.select(this, 'controller-pods', {
@@ -266,7 +271,8 @@ export class Platform extends Construct {
         replicas,
         selector: { matchLabels: selector },
         template: {
-          metadata: { labels },
+          // A warm pool's egress labels: the controller fetches that pool's sources through its egress.
+          metadata: { labels: Lazy.any({ produce: () => ({ ...labels, ...this.controllerFetch().podLabels }) }) },
           spec: {
             serviceAccountName: CONTROLLER,
             // The controller talks to the API server; the token is projected only into its pod.
@@ -305,10 +311,11 @@ export class Platform extends Construct {
                 livenessProbe: { httpGet: { path: '/healthz', port: 'http' }, periodSeconds: 20, failureThreshold: 3 },
                 resources,
                 securityContext: hardenedContainerSecurityContext(CONTROLLER_UID),
-                volumeMounts: scratch.mounts,
+                // Warm pools' git Secrets: the controller fetches their sources, so no worker pod holds a git token.
+                volumeMounts: Lazy.any({ produce: () => [...scratch.mounts, ...this.controllerFetch().secrets.map((v) => v.mount)] }),
               },
             ],
-            volumes: scratch.volumes,
+            volumes: Lazy.any({ produce: () => [...scratch.volumes, ...this.controllerFetch().secrets.map((v) => v.volume)] }),
           },
         },
       },
@@ -358,7 +365,7 @@ export class Platform extends Construct {
         ingress: Lazy.any({ produce: () => [...this.controllerIngress(replicas), metricsIngress] }),
         egress: [
           this.dnsEgressRule(),
-          { to: apiCidrs.map((cidr) => ({ ipBlock: { cidr } })), ports: apiPorts.map((port) => ({ protocol: 'TCP', port })) },
+          this.apiServerEgress,
           // Followers forward API requests to the leader.
           ...(replicas > 1 ? [{ to: [{ podSelector: { matchLabels: selector } }], ports: [this.controllerPort, this.controllerWorkerPort].map((port) => ({ protocol: 'TCP', port })) }] : []),
         ],
@@ -384,6 +391,23 @@ export class Platform extends Construct {
     return [taskApi, { from: workerPeers, ports: [{ protocol: 'TCP', port: this.controllerWorkerPort }] }];
   }
 
+  /** What fetching the warm pools' sources needs: their git Secret volumes (deduplicated) and egress labels. */
+  private controllerFetch(): { secrets: Array<{ volume: Volume; mount: VolumeMount }>; podLabels: Record<string, string> } {
+    const byName = new Map<string, { volume: Volume; mount: VolumeMount }>();
+    const podLabels: Record<string, string> = {};
+    for (const pool of this.poolsByName.values()) {
+      const need = pool._controllerFetch;
+      if (!need) continue;
+      for (const v of need.secrets) {
+        const known = byName.get(v.volume.name);
+        const items = [...(known?.volume.secret?.items ?? []), ...(v.volume.secret?.items ?? [])].filter((it, i, all) => all.findIndex((o) => o.key === it.key) === i);
+        byName.set(v.volume.name, { mount: v.mount, volume: { ...v.volume, secret: { ...v.volume.secret, items: items.sort((a, b) => a.key.localeCompare(b.key)) } } });
+      }
+      if (need.secrets.length > 0) Object.assign(podLabels, need.podLabels);
+    }
+    return { secrets: [...byName.values()].sort((a, b) => a.volume.name.localeCompare(b.volume.name)), podLabels };
+  }
+
   /** Egress to the cluster DNS pods only (UDP and TCP 53). */
   public dnsEgressRule(): NetworkPolicyEgressRule {
     return {
@@ -398,6 +422,12 @@ export class Platform extends Construct {
         { protocol: 'TCP', port: 53 },
       ],
     };
+  }
+
+  /** The model gateway, created with the first model key granted to a pool. */
+  public get modelGateway(): ModelGateway {
+    this.gateway ??= new ModelGateway(this, 'model-gateway', { apiServer: this.apiServerEgress });
+    return this.gateway;
   }
 
   /**
@@ -565,4 +595,6 @@ export interface IPoolRef extends IConstruct {
   readonly name: string;
   /** Warm pools' workers may reach the controller's worker lease API. */
   readonly mode: 'job' | 'warm';
+  /** @internal a warm pool's git Secret volumes and egress labels, which the controller's pod gets */
+  readonly _controllerFetch?: { secrets: Array<{ volume: Volume; mount: VolumeMount }>; podLabels: Record<string, string> };
 }

@@ -33,7 +33,9 @@ import { ClusterStore, Kind, KubeObject, StoreError, WatchEvent } from './store'
 import { TaskIndex } from './task-index';
 import { LifecycleEvent, lifecycleOf } from './lifecycle';
 import { EventRecorder } from './events';
-import { AttemptResult, decodeTerminationMessage, type LeaseGrant } from '../core/protocol';
+import { AttemptResult, decodeTerminationMessage, type GrantSources, type LeaseGrant } from '../core/protocol';
+import type { HarnessSpec, PoolSpec } from '../policy/specs';
+import { fetchSourcesArchive } from './sources-archive';
 
 export interface ControllerOptions {
   readonly store: ClusterStore;
@@ -45,6 +47,11 @@ export interface ControllerOptions {
   readonly now?: () => number;
   /** Progress lines (one per decision). @default - none */
   readonly log?: (line: string) => void;
+  /**
+   * Fetches a warm task's sources for its lease (the controller holds the git
+   * credentials; workers hold none). @default - fetchSourcesArchive with the process's environment
+   */
+  readonly fetchSources?: (task: TaskSpec, pool: PoolSpec, harness: HarnessSpec) => Promise<GrantSources>;
   /** Record each run's lifecycle as Kubernetes Events (events.k8s.io/v1) on its task's ConfigMap. @default true */
   readonly recordEvents?: boolean;
   /** This replica's name in the Events' reportingInstance. @default "paddock-controller" */
@@ -83,6 +90,7 @@ export class Controller {
   public readonly leaseTtlMs: number;
   private readonly now: () => number;
   private readonly log: (line: string) => void;
+  private readonly fetchSources: NonNullable<ControllerOptions['fetchSources']>;
   private readonly cache: Record<'task' | 'pool' | 'harness' | 'run' | 'job' | 'pod', Map<string, KubeObject>> = {
     task: new Map(),
     pool: new Map(),
@@ -116,6 +124,7 @@ export class Controller {
     this.leaseTtlMs = opts.leaseTtlMs ?? 30_000;
     this.now = opts.now ?? Date.now;
     this.log = opts.log ?? (() => undefined);
+    this.fetchSources = opts.fetchSources ?? ((task, pool, harness) => fetchSourcesArchive(task, pool, harness, { env: process.env, log: this.log }));
     if (opts.recordEvents ?? true) {
       const recorder = new EventRecorder(this.store, this.namespace, opts.instance ?? 'paddock-controller', (task) => this.cache.task.get(`task-${task}`)?.metadata.uid, this.log);
       this.onLifecycle((e) => recorder.record(e));
@@ -520,7 +529,17 @@ export class Controller {
       });
       this.log(`run ${run.name}: Running - attempt ${run.attempt} leased by worker ${worker}`);
       this.schedule(run.task);
-      return { id: lease.id, run: run.name, attempt: run.attempt, task, harness, pool: poolSpec, ttlMs: this.leaseTtlMs, renewEveryMs: Math.max(100, Math.floor(this.leaseTtlMs / 3)) };
+      // The fetch happens on the worker's behalf: keep its lease alive meanwhile.
+      const keep = setInterval(() => this.renew(lease.id, worker), Math.max(100, Math.floor(this.leaseTtlMs / 3)));
+      let sources: GrantSources;
+      try {
+        sources = await this.fetchSources(task, poolSpec, harness);
+      } finally {
+        clearInterval(keep);
+      }
+      if (!this.renew(lease.id, worker)) return undefined; // taken back meanwhile (task changed or deleted)
+      if (sources.failure) this.log(`run ${run.name}: the sources could not be fetched: ${sources.failure.message}`);
+      return { id: lease.id, run: run.name, attempt: run.attempt, task, harness, pool: poolSpec, ttlMs: this.leaseTtlMs, renewEveryMs: Math.max(100, Math.floor(this.leaseTtlMs / 3)), sources };
     })();
   }
 

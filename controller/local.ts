@@ -31,6 +31,8 @@ import { Controller } from './controller';
 import { resultOfRunConfigMap, taskFromConfigMap } from './observe';
 import { TERMINAL_PHASES, RunPhase } from './reconcile';
 import { KubeObject, MemoryStore } from './store';
+import { fetchSourcesArchive } from './sources-archive';
+import { withCredentialDir } from '../runner/credentials';
 import { stableJson } from '../core/stable-json';
 
 export interface LocalOptions {
@@ -51,6 +53,12 @@ export interface LocalOptions {
   readonly log?: (line: string) => void;
   /** Where the workers' output goes. @default 'inherit' */
   readonly workerStdio?: 'inherit' | 'pipe';
+  /**
+   * A folder holding the pools' Secrets as files, `<secret>/<key>` (like the pods' mounts
+   * under /var/run/paddock/secrets): git credentials (used by this controller, never by a
+   * worker) and file grants. @default - none: grants of files and git credentials fail
+   */
+  readonly credentialDir?: string;
   /** Called with each worker process (tests). */
   readonly onWorker?: (child: ChildProcess, pool: string, index: number) => void;
   /** Aborting (the CLI does on SIGTERM/SIGINT) stops the workers and their runs; exit 5 (0 with `serve`). */
@@ -110,7 +118,7 @@ export function readManifests(dir: string): KubeObject[] {
 }
 
 /** Load the platform's ConfigMaps into a store: pools turned warm, without the cluster's egress proxy. */
-export function loadPlatform(objects: KubeObject[], only?: string[]): { store: MemoryStore; namespace: string; tasks: string[]; pools: string[]; allPools: string[]; notes: string[] } {
+export function loadPlatform(objects: KubeObject[], only?: string[], credentialDir?: string): { store: MemoryStore; namespace: string; tasks: string[]; pools: string[]; allPools: string[]; notes: string[] } {
   const cms = objects.filter((o) => o.kind === 'ConfigMap');
   const component = (o: KubeObject) => o.metadata.labels?.['app.kubernetes.io/component'];
   const pools = cms.filter((o) => component(o) === 'pool');
@@ -129,7 +137,11 @@ export function loadPlatform(objects: KubeObject[], only?: string[]): { store: M
     const { egress, ...rest } = spec;
     if (egress?.proxy) notes.push(`pool ${spec.name}: its egress proxy (${egress.proxy}) exists only in the cluster; local workers connect directly`);
     if (spec.mode !== 'warm') notes.push(`pool ${spec.name}: mode "${spec.mode ?? 'job'}" in the cluster; locally its tasks run on warm workers`);
-    const local: PoolSpec = { ...rest, mode: 'warm' };
+    // No model gateway locally: the keys it would hold come from this machine's environment.
+    const { gateway, ...noGateway } = withCredentialDir(rest, credentialDir);
+    if (gateway) notes.push(`pool ${spec.name}: its model gateway exists only in the cluster; local workers pass ${gateway.credentials.map((c) => c.env).join(', ')} from your environment to the agent`);
+    const viaEnv = gateway ? { credentials: { ...noGateway.credentials, env: [...(noGateway.credentials?.env ?? []), ...gateway.credentials.map((c) => ({ name: c.env }))] } } : {};
+    const local: PoolSpec = { ...noGateway, ...viaEnv, mode: 'warm' };
     store.createSync({ ...cm, metadata: { ...cm.metadata, namespace }, data: { ...(cm.data as object), 'pool.json': stableJson(local) } });
     poolNames.push(spec.name);
   }
@@ -147,7 +159,7 @@ export async function runLocal(opts: LocalOptions = {}): Promise<number> {
   const dir = path.resolve(opts.dir ?? 'dist');
   const out = path.resolve(opts.out ?? path.join('.paddock', 'local'));
   const workers = opts.workers ?? 1;
-  const loaded = loadPlatform(readManifests(dir), opts.tasks);
+  const loaded = loadPlatform(readManifests(dir), opts.tasks, opts.credentialDir && path.resolve(opts.credentialDir));
   const { store, namespace, tasks, notes } = loaded;
   // Serving: every pool gets workers, for the tasks `paddock tasks submit` brings.
   const pools = opts.serve ? loaded.allPools : loaded.pools;
@@ -170,7 +182,16 @@ async function runLocked(
   ctx: { log: (line: string) => void; dir: string; out: string; workers: number; store: MemoryStore; namespace: string; tasks: string[]; pools: string[] },
 ): Promise<number> {
   const { log, out, workers, store, namespace, tasks, pools } = ctx;
-  const controller = new Controller({ store, namespace, leaseTtlMs: opts.leaseTtlMs ?? 15_000, settings: { backoffBaseMs: 1000, backoffMaxMs: 10_000 }, log });
+  const env = opts.env ?? process.env;
+  const controller = new Controller({
+    store,
+    namespace,
+    leaseTtlMs: opts.leaseTtlMs ?? 15_000,
+    settings: { backoffBaseMs: 1000, backoffMaxMs: 10_000 },
+    log,
+    // As in the cluster, this controller fetches the sources with the git credentials; the workers get none.
+    fetchSources: (task, pool, harness) => fetchSourcesArchive(task, pool, harness, { env, log }),
+  });
   await controller.start();
   // One random token for the workers and the client, in a file only you can read.
   const tokenFile = path.join(out, 'token');

@@ -20,7 +20,32 @@ export interface LeaseGrant {
   readonly pool: PoolSpec;
   readonly ttlMs: number;
   readonly renewEveryMs: number;
+  /**
+   * The task's sources, fetched by the controller (which alone holds the pool's git
+   * credentials): the worker unpacks them instead of fetching, so no git token is ever in
+   * a worker pod. Absent from a controller that predates it: the worker fetches itself.
+   */
+  readonly sources?: GrantSources;
 }
+
+/** A task's fetched sources on their way to a warm worker. */
+export interface GrantSources {
+  /**
+   * base64 of a gzipped tar of the fetched workspace: each source's checkout with its
+   * .git (a git bundle cannot carry the shallow clones the runner makes). Absent when the
+   * task has no sources or the fetch failed.
+   */
+  readonly archive?: string;
+  /** What the runner records per source (status.json `sources`). */
+  readonly records: ReadonlyArray<{ readonly name: string; readonly dir: string; readonly commit: string }>;
+  /** The fetch failed: the worker reports this outcome without running the agent. */
+  readonly failure?: { readonly outcome: string; readonly message: string };
+  /** How long the fetch took. */
+  readonly ms: number;
+}
+
+/** Largest sources archive a lease carries (the lease is one JSON response). */
+export const MAX_SOURCES_ARCHIVE_BYTES = 64 * 1024 * 1024;
 
 /** The result of one attempt, as the runner reported it (status.json + results.jsonl). */
 export interface AttemptResult {

@@ -43,6 +43,7 @@ export function checkPlatformObjects(objects: readonly KubeObject[], ctx: Policy
     ...expanded.flatMap((o) => checkRbacNoWildcards(o)),
     ...objects.flatMap((o) => checkNoSecretsInConfigMap(o, ctx.secretValues)),
     ...checkAgentPodsDenyByDefault(expanded, ctx.agentLabel),
+    ...expanded.flatMap((o) => checkNoSecretsForAgents(o, ctx.agentLabel)),
     ...objects.flatMap((o) => validateCiliumNetworkPolicy(o)),
   ];
 }
@@ -259,6 +260,38 @@ export function checkNoSecretsInConfigMap(o: KubeObject, secretValues: readonly 
     const match = SECRET_PATTERNS.find(([, pattern]) => pattern.test(value));
     if (match) {
       problems.push(`${describe(o)}: key "${key}" contains what looks like ${match[0]}; keep credentials in a Secret and grant them with CredentialSecret.grantTo(pool)`);
+    }
+  }
+  return problems;
+}
+
+/**
+ * The agent reads everything its container has: agent containers (containers of pods
+ * labelled as running agent code; the fetch init container runs none) reference no
+ * Secret, in env, envFrom or a volume, unless the pool granted it with exposeToAgent
+ * (listed in the pod's paddock.dev/agent-secrets annotation).
+ */
+export function checkNoSecretsForAgents(o: KubeObject, agentLabel: string, exposedAnnotation = 'paddock.dev/agent-secrets'): string[] {
+  const template = podTemplateOf(o);
+  if (!template?.spec || template.metadata?.labels?.[agentLabel] !== 'true') return [];
+  const exposed = new Set((template.metadata?.annotations?.[exposedAnnotation] ?? '').split(',').filter(Boolean));
+  const volumes = new Map((template.spec.volumes ?? []).map((v) => [v.name, v]));
+  const problems: string[] = [];
+  for (const c of template.spec.containers) {
+    const refs: Array<[string, string]> = [];
+    for (const e of c.env ?? []) if (e.valueFrom?.secretKeyRef?.name) refs.push([e.valueFrom.secretKeyRef.name, `env ${e.name}`]);
+    for (const e of c.envFrom ?? []) if (e.secretRef?.name) refs.push([e.secretRef.name, 'envFrom']);
+    for (const m of c.volumeMounts ?? []) {
+      const v = volumes.get(m.name);
+      if (v?.secret?.secretName) refs.push([v.secret.secretName, `volume "${m.name}"`]);
+      for (const src of v?.projected?.sources ?? []) if (src.secret?.name) refs.push([src.secret.name, `volume "${m.name}"`]);
+    }
+    for (const [secret, how] of refs) {
+      if (exposed.has(secret)) continue;
+      problems.push(
+        `${describe(o)}: container "${c.name}" references Secret "${secret}" (${how}), which the agent could read; ` +
+          'grant model keys without exposeToAgent (the model gateway holds them) and git credentials with { git } (the fetch step holds them), or grant it with exposeToAgent: true',
+      );
     }
   }
   return problems;

@@ -118,6 +118,12 @@ export interface PoolSpec {
     readonly proxy?: string;
     readonly noProxy?: string[];
   };
+  /** The model gateway holding this pool's model keys; the agent gets the pool's gateway token in their place. */
+  readonly gateway?: {
+    readonly url: string;
+    readonly tokenFile: string;
+    readonly credentials: Array<{ readonly env: string; readonly provider: string }>;
+  };
 }
 
 export const SPEC_API_VERSION = 'paddock.dev/v1alpha1';

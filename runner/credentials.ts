@@ -5,6 +5,8 @@
  * redactor; each missing one is an error that names it.
  */
 import * as fs from 'fs';
+import * as path from 'path';
+import { SECRETS_MOUNT } from '../core/labels';
 import type { HarnessSpec, PoolSpec } from '../policy/specs';
 import { safeJoin, writeFileReplacingLinks } from './config-layers';
 import { Redactor } from './redaction';
@@ -124,4 +126,19 @@ function fromSecret(c: { secret?: string; key?: string }): string {
 
 function errCode(err: unknown): string {
   return (err as NodeJS.ErrnoException).code ?? String(err);
+}
+
+/** The pods' Secret mounts (SECRETS_MOUNT/<secret>/<key>) resolved in a local folder. */
+export function withCredentialDir(spec: PoolSpec, credentialDir: string | undefined): PoolSpec {
+  if (!credentialDir || !spec.credentials) return spec;
+  const local = (p: string) => (p.startsWith(`${SECRETS_MOUNT}/`) ? path.join(credentialDir, p.slice(SECRETS_MOUNT.length + 1)) : p);
+  const { files, git, ...rest } = spec.credentials;
+  return {
+    ...spec,
+    credentials: {
+      ...rest,
+      ...(files ? { files: files.map((f) => ({ ...f, source: local(f.source) })) } : {}),
+      ...(git ? { git: git.map((g) => ({ ...g, passwordFile: local(g.passwordFile) })) } : {}),
+    },
+  };
 }

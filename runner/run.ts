@@ -17,12 +17,14 @@ import { presetOfProgram } from '../templates';
 import { baseEnv, buildAgentEnv } from './agent-env';
 import { AgentRunResult, runAgent } from './agent-exec';
 import { planConfigFiles, PlannedConfigFile, resolveInside, writeConfigFiles } from './config-layers';
-import { Credentials, resolveCredentials, writeCredentialFiles } from './credentials';
+import { Credentials, resolveCredentials, withCredentialDir, writeCredentialFiles } from './credentials';
 import { crossCheck, readSpec, specFilePath, SpecSource } from './load-specs';
 import { Redactor } from './redaction';
 import { extractResultBlocks, finalOutput, writeResultsJsonl } from './results';
 import { locateBwrap, SandboxKind, wrapWithBwrap } from './sandbox-bwrap';
 import { fetchSources, gitCaEnv } from './sources';
+import { gatewayWiring } from './gateway-wiring';
+import { poolForPhase, readFetchRecord, RunPhaseKind, writeFetchRecord } from './fetch-record';
 import { exitCodeOf, Outcome, ParseErrorRecord, Phase, RunFailure, RunStatus, SourceRecord, writeStatus } from './status';
 
 /** Where a pod mounts things (ConfigMaps) and its writable emptyDirs. */
@@ -86,6 +88,19 @@ export interface RunOptions {
    * @default 16 MiB
    */
   readonly maxLogBytes?: number;
+  /**
+   * `fetch`: load the specs and fetch the sources only, recording the outcome in
+   * artifacts/fetch.json (the Job's init container, the only one that mounts git Secrets);
+   * `agent`: everything but the fetch, whose record it reads; `all`: both.
+   * @default 'all'
+   */
+  readonly phase?: RunPhaseKind;
+  /**
+   * A folder holding the pool's Secrets as files, `<secret>/<key>`, in place of the pod's
+   * mounts under /var/run/paddock/secrets (local runs of a pool with file or git grants).
+   * @default - the pod's mounts
+   */
+  readonly credentialDir?: string;
 }
 
 const ARG_LOG_LIMIT = 500;
@@ -121,6 +136,7 @@ export async function run(opts: RunOptions = {}): Promise<number> {
     tmp: path.resolve(opts.tmp ?? env.PADDOCK_TMP ?? POD_PATHS.tmp),
   };
   const killGraceMs = opts.killGraceMs ?? 10_000;
+  const runPhase = opts.phase ?? 'all';
   const startedAt = new Date();
   const t0 = performance.now();
   const timings: Partial<Record<Phase | 'total', number>> = {};
@@ -155,7 +171,7 @@ export async function run(opts: RunOptions = {}): Promise<number> {
       const task = (state.task = readSpec<TaskSpec>('Task', opts.task ?? env.PADDOCK_TASK_SPEC ?? POD_PATHS.task));
       const harness = (state.harness = readSpec<HarnessSpec>('Harness', opts.harness ?? env.PADDOCK_HARNESS_SPEC ?? POD_PATHS.harness));
       const poolSource = resolvePoolSource(opts.pool, env);
-      const pool = (state.pool = poolSource === undefined ? undefined : readSpec<PoolSpec>('Pool', poolSource));
+      const pool = (state.pool = poolSource === undefined ? undefined : withCredentialDir(readSpec<PoolSpec>('Pool', poolSource), opts.credentialDir && path.resolve(opts.credentialDir)));
       const issues = [...crossCheck({ task, harness, pool }), ...lintCommandTemplate(harness.command, `harness "${harness.name}" command`)];
       const model = task.model ?? harness.defaultModel;
       if (usesPlaceholder(harness.command, 'model') && model === undefined) {
@@ -169,18 +185,21 @@ export async function run(opts: RunOptions = {}): Promise<number> {
       if (issues.length > 0) {
         throw new RunFailure('invalid_spec', `the specs do not fit together:\n  - ${issues.join('\n  - ')}`, issues);
       }
-      const credentials = resolveCredentials(pool, harness, env, redactor);
+      const credentials = resolveCredentials(poolForPhase(pool, runPhase), harness, env, redactor);
       if (credentials.missingOptional.length > 0) {
         log(`local mode (no pool): ${credentials.missingOptional.join(', ')} not set; the agent runs without ${credentials.missingOptional.length > 1 ? 'them' : 'it'}`);
       }
+      // The gateway's layer (base URLs, the placeholder key) sits above the pool's and below the task's.
+      const gateway = runPhase === 'fetch' ? { env: {}, config: [] } : gatewayWiring(pool, harness, model ?? '', redactor);
       const configFiles = planConfigFiles([
         { label: `harness "${harness.name}"`, layer: harness.config },
         { label: `pool "${pool?.name ?? '-'}"`, layer: pool?.config },
+        { label: 'model gateway', layer: { files: gateway.config } },
         { label: `task "${task.name}"`, layer: task.config },
       ]);
       const bwrap = opts.sandbox === 'bwrap' ? locateBwrap(env.PATH, opts.bwrap) : undefined;
       log(`task "${task.name}": harness "${harness.name}", ${pool ? `pool "${pool.name}"` : 'no pool (local mode)'}, workspace ${dirs.workspace}`);
-      return { task, harness, pool, model: model ?? '', credentials, configFiles, bwrap };
+      return { task, harness, pool, model: model ?? '', credentials: { ...credentials, env: { ...gateway.env, ...credentials.env } }, configFiles, bwrap };
     });
     const { task, harness, pool, credentials } = loaded;
 
@@ -190,6 +209,11 @@ export async function run(opts: RunOptions = {}): Promise<number> {
       fs.mkdirSync(dirs.home, { recursive: true });
       fs.mkdirSync(dirs.tmp, { recursive: true });
       scratch = fs.mkdtempSync(path.join(dirs.tmp, 'paddock-'));
+      if (runPhase === 'agent') {
+        const fetched = readFetchRecord(dirs.artifacts);
+        state.sources = fetched.sources;
+        return;
+      }
       state.sources = await fetchSources(task.sources ?? [], {
         workspace: dirs.workspace,
         scratchDir: scratch,
@@ -205,6 +229,12 @@ export async function run(opts: RunOptions = {}): Promise<number> {
       });
       removeHelpers(scratch);
     });
+
+    if (runPhase === 'fetch') {
+      writeFetchRecord(dirs.artifacts, { ok: true, sources: state.sources, ms: timings.sources ?? 0 });
+      log(`fetched ${state.sources.length} source(s) for the agent's runner`);
+      return 0;
+    }
 
     // ---- config ----
     const prepared = await phase('config', () => prepareConfig(task, harness, loaded.configFiles, credentials, dirs, scratch!, state.sources));
@@ -285,6 +315,12 @@ export async function run(opts: RunOptions = {}): Promise<number> {
     }
   } finally {
     if (scratch) fs.rmSync(scratch, { recursive: true, force: true });
+  }
+  if (runPhase === 'fetch') {
+    // The init container succeeds either way: the agent's runner reports the failure.
+    writeFetchRecord(dirs.artifacts, { ok: false, outcome, message: redactor.redact(message ?? outcome), ...(problems ? { problems: problems.map((p) => redactor.redact(p)) } : {}) });
+    log(`the fetch step failed (${outcome}); the agent's runner reports it`);
+    return 0;
   }
 
   timings.total = Math.round(performance.now() - t0);

@@ -161,7 +161,13 @@ function gitEnv(src: GitSourceSpec, ctx: FetchContext): Record<string, string> {
   ];
   const cred = gitCredentialFor(src.url, ctx.credentials);
   if (cred) {
-    config.push(['credential.helper', `!${shellQuote(writeCredentialHelper(src.name, cred, ctx.scratchDir))}`]);
+    const url = new URL(src.url);
+    if (url.protocol !== 'https:') {
+      // Defense in depth (the task schema refuses http:// too): a token never travels in clear.
+      throw new RunFailure('source_failed', `source "${src.name}": url "${src.url}" is http://, and pool credential for host "${cred.host}" is never sent in clear; write https://${url.host}${url.pathname}`);
+    }
+    // Scoped to this source's origin: git asks no helper for any other URL (a redirect elsewhere).
+    config.push([`credential.https://${url.host}.helper`, `!${shellQuote(writeCredentialHelper(src.name, url.host, cred, ctx.scratchDir))}`]);
   }
   const env: Record<string, string> = {
     ...ctx.baseEnv,
@@ -180,18 +186,23 @@ function gitEnv(src: GitSourceSpec, ctx: FetchContext): Record<string, string> {
 
 /**
  * A git credential helper that answers `get` with the username and the content of the
- * mounted password file. `printf` is a shell builtin, so the password never appears
- * in any process's argv.
+ * mounted password file, and only for https://<host> of its own source: a redirect to
+ * another host, or a plain-http URL, gets nothing. `printf` is a shell builtin, so the
+ * password never appears in any process's argv.
  */
-function writeCredentialHelper(sourceName: string, cred: GitCredential, scratchDir: string): string {
+function writeCredentialHelper(sourceName: string, host: string, cred: GitCredential, scratchDir: string): string {
   const file = path.join(scratchDir, `git-credential-${sourceName}.sh`);
   const script = [
     '#!/bin/sh',
     '# paddock: git credential helper for one source; reads a mounted secret file',
     'test "$1" = get || exit 0',
-    'while read -r line && test -n "$line"; do :; done',
-    `printf 'username=%s\\n' ${shellQuote(cred.username)}`,
-    `printf 'password=%s\\n' "$(cat ${shellQuote(cred.passwordFile)})"`,
+    'protocol= host=',
+    'while read -r line && test -n "$line"; do',
+    '  case "$line" in protocol=*) protocol=${line#protocol=} ;; host=*) host=${line#host=} ;; esac',
+    'done',
+    `test "$protocol" = https && test "$host" = ${shellQuote(host)} || exit 0`,
+    `printf 'username=%s\n' ${shellQuote(cred.username)}`,
+    `printf 'password=%s\n' "$(cat ${shellQuote(cred.passwordFile)})"`,
     '',
   ].join('\n');
   fs.writeFileSync(file, script, { mode: 0o700 });

@@ -13,8 +13,12 @@ import * as os from 'os';
 import * as path from 'path';
 import { POD_PATHS, run } from './run';
 import type { SandboxKind } from './sandbox-bwrap';
-import { type LeaseGrant, MAX_RESULT_BYTES, shortenStatus } from '../core/protocol';
+import { type GrantSources, type LeaseGrant, MAX_RESULT_BYTES, shortenStatus } from '../core/protocol';
 import { jsonLogger } from '../core/log';
+import { spawnSync } from 'child_process';
+import { writeFetchRecord } from './fetch-record';
+import { Isolation, LEASE_MARKER, reapRun, wipeContents } from './isolation';
+import type { Outcome } from './status';
 
 export interface WorkerOptions {
   readonly controller: string;
@@ -38,6 +42,14 @@ export interface WorkerOptions {
   readonly signal?: AbortSignal;
   readonly sandbox?: SandboxKind;
   readonly killGraceMs?: number;
+  /**
+   * Which processes are a run's, to kill after it (see isolation.ts): `container` (the
+   * synthesized worker: everything of this uid but the worker) or `session` (the run's marker).
+   * @default 'session'
+   */
+  readonly isolation?: Isolation;
+  /** Directories whose contents are wiped after every run, besides the run's own (the pod's /tmp and HOME). @default - none */
+  readonly wipe?: readonly string[];
   /** Progress lines. @default - stderr */
   readonly log?: (line: string) => void;
   /** Agent output. @default - process stdout/stderr */
@@ -73,7 +85,10 @@ export async function answer(res: Response): Promise<{ status: number; body: any
   return { status: res.status, body: parsed };
 }
 
-/** Returns the number of runs completed (reported and accepted). */
+/** Something of a finished run survived: the worker must not run another task in this container. */
+export class TaintedWorkerError extends Error {}
+
+/** Returns the number of runs completed (reported and accepted); throws TaintedWorkerError when a run could not be cleaned up. */
 export async function runWorker(opts: WorkerOptions): Promise<number> {
   const id = opts.id ?? process.env.HOSTNAME ?? `worker-${process.pid}`;
   const json = jsonLogger('worker', (l) => process.stderr.write(l), { worker: id, pool: opts.pool });
@@ -125,9 +140,13 @@ async function execute(grant: LeaseGrant, opts: WorkerOptions, id: string, workD
       .catch(() => undefined); // the next renewal tries again; the TTL covers a few misses
   }, grant.renewEveryMs);
   log(`run ${grant.run} (attempt ${grant.attempt}): task ${grant.task.name}, harness ${grant.harness.name}; directory ${dir}`);
+  if (grant.sources) unpackSources(grant.sources, dirs);
   try {
     await run({
-      task: { inline: grant.task, label: `task "${grant.task.name}" (lease ${grant.id.slice(0, 8)})` },
+      // The controller fetched the sources (it holds the git credentials); this pod holds none.
+      ...(grant.sources ? { phase: 'agent' as const } : {}),
+      // The run's processes carry its lease id, so the worker finds them after it.
+      task: { inline: { ...grant.task, env: { ...grant.task.env, [LEASE_MARKER]: grant.id } }, label: `task "${grant.task.name}" (lease ${grant.id.slice(0, 8)})` },
       harness: { inline: grant.harness, label: `harness "${grant.harness.name}"` },
       pool: { inline: grant.pool, label: `pool "${grant.pool.name}"` },
       ...dirs,
@@ -166,8 +185,35 @@ async function execute(grant: LeaseGrant, opts: WorkerOptions, id: string, workD
     }
     if (accepted) log(`run ${grant.run}: reported ${String(report.status.outcome)}`);
   }
+  // Nothing of this run may meet the next one: its processes, its files.
+  const survivors = await reapRun(opts.isolation ?? 'session', grant.id);
   if (!opts.keep) fs.rmSync(dir, { recursive: true, force: true });
+  const unwiped = wipeContents(opts.wipe ?? []);
+  if (survivors.length > 0 || unwiped.length > 0) {
+    const what = [...(survivors.length ? [`process(es) ${survivors.join(', ')} survived SIGKILL`] : []), ...unwiped.map((u) => `cannot remove ${u}`)].join('; ');
+    log(`run ${grant.run}: ${what}; exiting so this container is replaced`);
+    throw new TaintedWorkerError(`run ${grant.run}: ${what}`);
+  }
   return accepted;
+}
+
+/** The controller's fetch, laid out as the fetch step would have left it. */
+function unpackSources(sources: GrantSources, dirs: { workspace: string; artifacts: string }): void {
+  fs.mkdirSync(dirs.workspace, { recursive: true });
+  fs.mkdirSync(dirs.artifacts, { recursive: true });
+  if (sources.failure) {
+    writeFetchRecord(dirs.artifacts, { ok: false, outcome: sources.failure.outcome as Outcome, message: sources.failure.message });
+    return;
+  }
+  if (sources.archive) {
+    const r = spawnSync('tar', ['-xzf', '-', '-C', dirs.workspace, '--no-same-owner'], { input: Buffer.from(sources.archive, 'base64'), stdio: ['pipe', 'ignore', 'pipe'] });
+    if (r.error || r.status !== 0) {
+      const why = r.error?.message ?? r.stderr.toString().trim();
+      writeFetchRecord(dirs.artifacts, { ok: false, outcome: 'internal_error', message: `the worker could not unpack the sources the controller fetched: ${why}` });
+      return;
+    }
+  }
+  writeFetchRecord(dirs.artifacts, { ok: true, sources: sources.records.map((r) => ({ ...r })), ms: sources.ms });
 }
 
 /** status.json and results.jsonl, shortened to the controller's limits (what was cut is said in them). */

@@ -96,9 +96,22 @@ describe('the example platform', () => {
     }
   });
 
-  test('credentials reach pods by secretKeyRef only, never as values', () => {
-    const env = find(objects, 'Deployment', 'pool-codex').spec.template.spec.containers[0].env;
-    expect(env).toContainEqual({ name: 'OPENAI_API_KEY', valueFrom: { secretKeyRef: { name: 'openai-api', key: 'OPENAI_API_KEY' } } });
+  test('model keys stay in the model gateway, by secretKeyRef-free reference; agent pods get only a projected gateway token', () => {
+    const pod = find(objects, 'Deployment', 'pool-codex').spec.template.spec;
+    expect(JSON.stringify(pod)).not.toContain('openai-api');
+    expect(pod.volumes).toContainEqual({ name: 'gateway-token', projected: { sources: [{ serviceAccountToken: { audience: 'paddock-model-gateway', expirationSeconds: 3600, path: 'token' } }] } });
+    const gateway = find(objects, 'Deployment', 'paddock-model-gateway').spec.template.spec;
+    expect(gateway.volumes).toContainEqual({ name: 'secret-openai-api', secret: { secretName: 'openai-api', items: [{ key: 'OPENAI_API_KEY', path: 'OPENAI_API_KEY' }], defaultMode: 0o440 } });
+    const routes = JSON.parse(find(objects, 'ConfigMap', 'paddock-model-gateway').data['gateway.json']);
+    expect(routes.pools.codex).toEqual({
+      serviceAccount: 'system:serviceaccount:paddock:pool-codex',
+      providers: { openai: { upstream: 'https://api.openai.com', header: 'authorization', value: 'Bearer {key}', keyFile: '/var/run/paddock/secrets/openai-api/OPENAI_API_KEY' } },
+    });
+    expect(JSON.parse(find(objects, 'ConfigMap', 'pool-codex').data['pool.json']).gateway).toEqual({
+      url: 'http://paddock-model-gateway.paddock.svc:8080/codex',
+      tokenFile: '/var/run/secrets/paddock/gateway/token',
+      credentials: [{ env: 'OPENAI_API_KEY', provider: 'openai' }],
+    });
     expect(objects.some((o) => o.kind === 'Secret')).toBe(false);
   });
 

@@ -93,7 +93,7 @@ describe('rules a library user meets', () => {
     new AgentPool(gateway.platform, 'codex', { harnesses: [Harness.codex()], env: { OPENAI_API_KEY: 'injected-by-gateway' } });
     expect(synthProblems(gateway.chart)).toEqual([]);
     const file = newPlatform();
-    CredentialSecret.fromSecretName(file.platform, 'auth', 'codex-auth', ['auth.json']).grantTo(new AgentPool(file.platform, 'codex', { harnesses: [Harness.codex()] }), { files: { '.codex/auth.json': 'auth.json' } });
+    CredentialSecret.fromSecretName(file.platform, 'auth', 'codex-auth', ['auth.json']).grantTo(new AgentPool(file.platform, 'codex', { harnesses: [Harness.codex()] }), { files: { '.codex/auth.json': 'auth.json' }, exposeToAgent: true });
     expect(synthProblems(file.chart)).toEqual([]);
   });
 

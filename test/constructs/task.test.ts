@@ -1,3 +1,4 @@
+import { parse as parseYaml } from 'yaml';
 import { Duration } from 'cdk8s';
 import { AgentPool, AgentTask, CredentialSecret, EgressAllowlist, Harness, SandboxProfile } from '../../constructs';
 import { validateSpec } from '../../policy/specs';
@@ -78,16 +79,16 @@ describe('AgentTask', () => {
     CredentialSecret.fromSecretName(platform, 'openai', 'openai-api', ['OPENAI_API_KEY']).grantTo(pool);
     pool.allowEgressTo(new EgressAllowlist(platform, 'web', { rules: [{ cidr: '0.0.0.0/0' }] }));
     const job = synth(chart).find((o) => o.kind === 'Job') as any;
-    expect(job.spec.template.spec.containers[0].env).toContainEqual({ name: 'OPENAI_API_KEY', valueFrom: { secretKeyRef: { name: 'openai-api', key: 'OPENAI_API_KEY' } } });
+    expect(job.spec.template.spec.volumes.map((v: any) => v.name)).toContain('gateway-token');
     expect(job.spec.template.metadata.labels['egress.paddock.dev/web']).toBe('allow');
   });
 });
 
 describe('AgentPool', () => {
-  test('credential files and git credentials are mounted read-only and described in pool.json', () => {
+  test('credential files are mounted read-only in the agent container; git credentials only in the Job\'s fetch step and the controller', () => {
     const { chart, platform } = newPlatform();
     const pool = new AgentPool(platform, 'codex', { harnesses: [Harness.codex()], sandbox: SandboxProfile.none() });
-    CredentialSecret.fromSecretName(platform, 'auth', 'codex-auth', ['auth.json']).grantTo(pool, { files: { '.codex/auth.json': 'auth.json' } });
+    CredentialSecret.fromSecretName(platform, 'auth', 'codex-auth', ['auth.json']).grantTo(pool, { files: { '.codex/auth.json': 'auth.json' }, exposeToAgent: true });
     CredentialSecret.fromSecretName(platform, 'git', 'git-token', ['token']).grantTo(pool, { git: { host: 'github.com', key: 'token' } });
     const objects = synth(chart);
     expectValidK8s(objects);
@@ -99,9 +100,28 @@ describe('AgentPool', () => {
     const pod = find(objects, 'Deployment', 'pool-codex').spec.template.spec;
     expect(pod.runtimeClassName).toBeUndefined();
     expect(pod.volumes).toContainEqual({ name: 'secret-codex-auth', secret: { secretName: 'codex-auth', items: [{ key: 'auth.json', path: 'auth.json' }], defaultMode: 0o440 } });
-    expect(pod.containers[0].volumeMounts).toContainEqual({ name: 'secret-git-token', mountPath: '/var/run/paddock/secrets/git-token', readOnly: true });
-    // Git tokens never become environment variables of the agent.
-    expect(JSON.stringify(pod.containers[0].env)).not.toContain('git-token');
+    // The worker pod has no git Secret at all.
+    expect(JSON.stringify(pod)).not.toContain('git-token');
+    const job = parseYaml(find(objects, 'ConfigMap', 'pool-codex').data['job-template.yaml']).spec.template.spec;
+    const gitMount = { name: 'secret-git-token', mountPath: '/var/run/paddock/secrets/git-token', readOnly: true };
+    expect(job.initContainers.map((c: any) => [c.name, c.args])).toEqual([['fetch', ['run', '--phase', 'fetch']]]);
+    expect(job.initContainers[0].volumeMounts).toContainEqual(gitMount);
+    expect(job.containers[0].args).toEqual(['run', '--phase', 'agent']);
+    expect(JSON.stringify(job.containers[0])).not.toContain('git-token');
+  });
+
+  test('a warm pool\'s git credential is mounted by the controller (which fetches its sources), never by its workers', () => {
+    const { chart, platform } = newPlatform();
+    const pool = new AgentPool(platform, 'warm', { harnesses: [Harness.codex()], mode: 'warm', sandbox: SandboxProfile.none() });
+    pool.allowEgressTo(new EgressAllowlist(platform, 'git-hosts', { rules: [{ host: 'git.example.com' }] }));
+    CredentialSecret.fromSecretName(platform, 'git', 'git-token', ['token']).grantTo(pool, { git: { host: 'git.example.com', key: 'token' } });
+    const objects = synth(chart);
+    expect(JSON.stringify(find(objects, 'Deployment', 'pool-warm').spec.template)).not.toContain('git-token');
+    const controller = find(objects, 'Deployment', 'paddock-controller').spec.template;
+    expect(controller.spec.volumes).toContainEqual({ name: 'secret-git-token', secret: { secretName: 'git-token', items: [{ key: 'token', path: 'token' }], defaultMode: 0o440 } });
+    expect(controller.spec.containers[0].volumeMounts).toContainEqual({ name: 'secret-git-token', mountPath: '/var/run/paddock/secrets/git-token', readOnly: true });
+    // It fetches through the pool's egress (the allowlist's proxy admits pods with this label).
+    expect(controller.metadata.labels['egress.paddock.dev/git-hosts']).toBe('allow');
   });
 
   test('pod labels say the pool and its capabilities', () => {

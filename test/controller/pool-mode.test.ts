@@ -24,7 +24,7 @@ describe('AgentPool mode', () => {
     expect(JSON.parse(find(objects, 'ConfigMap', 'pool-codex').data['pool.json'])).toMatchObject({ mode: 'warm', concurrency: 2 });
     const deployment = find(objects, 'Deployment', 'pool-codex');
     expect(deployment.spec.replicas).toBe(3);
-    expect(deployment.spec.template.spec.containers[0].args).toEqual(['worker', '--pool', 'codex', '--controller', 'http://paddock-controller.paddock.svc:8081']);
+    expect(deployment.spec.template.spec.containers[0].args).toEqual(['worker', '--pool', 'codex', '--controller', 'http://paddock-controller.paddock.svc:8081', '--isolation', 'container', '--wipe', '/tmp', '--wipe', '/home/agent']);
     expect(objects.filter((o) => o.kind === 'Job')).toHaveLength(0);
     const np = find(objects, 'NetworkPolicy', 'pool-codex-controller');
     expect(np.spec.podSelector.matchLabels['app.kubernetes.io/component']).toBe('worker');

@@ -15,6 +15,45 @@ describe('security policy runs at synth time', () => {
     expect(synthProblems(chart)).toEqual([]);
   });
 
+  test('agent containers reference no Secret unless it was granted with exposeToAgent: worker Deployments, Jobs and Job templates', () => {
+    const { chart, platform } = newPlatform();
+    const pool = new AgentPool(platform, 'codex', { harnesses: [Harness.codex()] });
+    CredentialSecret.fromSecretName(platform, 'openai', 'openai-api', ['OPENAI_API_KEY']).grantTo(pool);
+    CredentialSecret.fromSecretName(platform, 'git', 'git-token', ['token']).grantTo(pool, { git: { host: 'github.com', key: 'token' } });
+    CredentialSecret.fromSecretName(platform, 'auth', 'codex-auth', ['auth.json']).grantTo(pool, { files: { '.codex/auth.json': 'auth.json' }, exposeToAgent: true });
+    new AgentTask(platform, 'hello', { pool, prompt: 'say hello' });
+    // As synthesized: the model key is the gateway's, the git token the fetch step's, the file the agent's by choice.
+    expect(synthProblems(chart)).toEqual([]);
+    const objects = synth(chart);
+    const job = objects.find((o) => o.kind === 'Job') as any;
+    expect(job.spec.template.metadata.annotations).toEqual({ 'paddock.dev/agent-secrets': 'codex-auth' });
+    // A hand-added reference to a Secret the pool did not expose fails, wherever the agent runs.
+    pool.workers.addJsonPatch(JsonPatch.add('/spec/template/spec/containers/0/env/-', { name: 'LEAK', valueFrom: { secretKeyRef: { name: 'openai-api', key: 'OPENAI_API_KEY' } } }));
+    pool.workers.addJsonPatch(JsonPatch.add('/spec/template/spec/containers/0/envFrom', [{ secretRef: { name: 'git-token' } }]));
+    ApiObject.of(platform.node.findAll().find((c) => c instanceof ApiObject && (c as ApiObject).kind === 'Job')!).addJsonPatch(
+      JsonPatch.add('/spec/template/spec/volumes/-', { name: 'sneaky', secret: { secretName: 'git-token' } }),
+      JsonPatch.add('/spec/template/spec/containers/0/volumeMounts/-', { name: 'sneaky', mountPath: '/sneaky' }),
+    );
+    const problems = synthProblems(chart);
+    const fix = 'grant model keys without exposeToAgent (the model gateway holds them) and git credentials with { git } (the fetch step holds them), or grant it with exposeToAgent: true';
+    expect(problems).toContain(`Deployment "pool-codex": container "runner" references Secret "openai-api" (env LEAK), which the agent could read; ${fix}`);
+    expect(problems).toContain(`Deployment "pool-codex": container "runner" references Secret "git-token" (envFrom), which the agent could read; ${fix}`);
+    expect(problems).toContain(`Job "${job.metadata.name}": container "runner" references Secret "git-token" (volume "sneaky"), which the agent could read; ${fix}`);
+  });
+
+  test('the Job template in the pool ConfigMap is checked too', () => {
+    const { chart, platform } = newPlatform();
+    const pool = new AgentPool(platform, 'codex', { harnesses: [Harness.codex()] });
+    CredentialSecret.fromSecretName(platform, 'openai', 'openai-api', ['OPENAI_API_KEY']).grantTo(pool);
+    const template = pool.jobTemplate.bind(pool);
+    (pool as any).jobTemplate = () => {
+      const job = template();
+      job.spec!.template.spec!.containers[0].env!.push({ name: 'OPENAI_API_KEY', valueFrom: { secretKeyRef: { name: 'openai-api', key: 'OPENAI_API_KEY' } } });
+      return job;
+    };
+    expect(synthProblems(chart).join('\n')).toMatch(/Job "\$\{JOB_NAME\} \(job-template.yaml in ConfigMap "pool-codex"\)": container "runner" references Secret "openai-api" \(env OPENAI_API_KEY\)/);
+  });
+
   test('a privileged container breaks Pod Security "restricted"', () => {
     const { chart, platform } = newPlatform();
     platform.controller.addJsonPatch(JsonPatch.add('/spec/template/spec/containers/0/securityContext/privileged', true));
@@ -168,7 +207,7 @@ describe('the controller\'s two ports under the synthesized NetworkPolicies', ()
       { name: 'workers', port: 8081, targetPort: 'workers', protocol: 'TCP' },
       { name: 'metrics', port: 9090, targetPort: 'metrics', protocol: 'TCP' },
     ]);
-    expect(find(objects, 'Deployment', 'pool-codex').spec.template.spec.containers[0].args).toEqual(['worker', '--pool', 'codex', '--controller', 'http://paddock-controller.paddock.svc:8081']);
+    expect(find(objects, 'Deployment', 'pool-codex').spec.template.spec.containers[0].args).toEqual(['worker', '--pool', 'codex', '--controller', 'http://paddock-controller.paddock.svc:8081', '--isolation', 'container', '--wipe', '/tmp', '--wipe', '/home/agent']);
   });
 
   test('agent pods (warm workers, task Jobs) are not admitted to the task API port; pods without agent code are', () => {

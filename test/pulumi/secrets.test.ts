@@ -98,8 +98,11 @@ describe('credential Secrets under Pulumi mocks', () => {
   test('pods reference the Secrets by name, as with cdk8s synth, and start only after them', () => {
     const codex = deployed.children.find((c) => c.inputs.kind === 'Deployment' && c.inputs.metadata.name === 'pool-codex')!;
     const podSpec = codex.inputs.spec.template.spec;
-    expect(podSpec.containers[0].env).toContainEqual({ name: 'OPENAI_API_KEY', valueFrom: { secretKeyRef: { name: 'openai-api', key: 'OPENAI_API_KEY' } } });
-    expect(podSpec.volumes.map((v: any) => v.secret?.secretName).filter(Boolean).sort()).toEqual(['codex-auth', 'git-token']);
+    // The agent's pod: only the file granted with exposeToAgent; the model key is the gateway's.
+    expect(JSON.stringify(podSpec.containers[0].env)).not.toContain('secretKeyRef');
+    expect(podSpec.volumes.map((v: any) => v.secret?.secretName).filter(Boolean).sort()).toEqual(['codex-auth']);
+    const gateway = deployed.children.find((c) => c.inputs.kind === 'Deployment' && c.inputs.metadata.name === 'paddock-model-gateway')!;
+    expect(gateway.inputs.spec.template.spec.volumes.map((v: any) => v.secret?.secretName).filter(Boolean)).toContain('openai-api');
     for (const s of secrets()) expect(codex.dependsOn).toContain(s.resource);
     const ns = deployed.children.find((c) => c.inputs.kind === 'Namespace')!;
     for (const s of secrets()) expect(s.dependsOn).toEqual([ns.resource]);

@@ -9,19 +9,23 @@ import * as path from 'path';
 import { AgentPool, AgentTask, CredentialSecret, Harness, SandboxProfile } from '../../constructs';
 import { parseRunArgs } from '../../cli/run';
 import { POD_PATHS } from '../../runner/run';
+import { SECRETS_MOUNT } from '../../core/labels';
 import { GitServer, startGitServer } from '../support/git-server';
-import { Capture, DemoRepo, FAKE_AGENT, makeDemoRepos, makeTmpDir, readJson, readJsonl } from '../support/runner-fixtures';
-import { find, newPlatform, synth } from '../support/synth';
+import { Capture, DemoRepo, FAKE_AGENT, listFiles, makeDemoRepos, makeTmpDir, readJson, readJsonl } from '../support/runner-fixtures';
+import { mountContainer } from '../support/kubelet';
+import { newPlatform, synth } from '../support/synth';
 import { run } from '../../runner/run';
 
 let root: string;
 let server: GitServer;
 let repo: DemoRepo;
+const GIT_USER = 'robot';
+const GIT_PASSWORD = 'git-token-c2r-93f1';
 
 beforeAll(async () => {
   root = makeTmpDir('paddock-c2r-');
-  repo = makeDemoRepos(path.join(root, 'repos'));
-  server = await startGitServer({ root: path.join(root, 'repos'), tls: true });
+  repo = makeDemoRepos(path.join(root, 'repos', 'private'));
+  server = await startGitServer({ root: path.join(root, 'repos'), tls: true, auth: { username: GIT_USER, password: GIT_PASSWORD } });
 });
 
 afterAll(async () => {
@@ -41,62 +45,58 @@ test('a synthesized AgentTask runs from its mounted ConfigMaps', async () => {
     config: [{ path: '.fake/config.toml', format: 'toml', content: 'sandbox_mode = "danger-full-access"\n[tui]\ntheme = "dark"\n' }],
   });
   const pool = new AgentPool(platform, 'local', { harnesses: [harness], sandbox: SandboxProfile.none(), env: { FAKE_POOL: 'yes' } });
-  CredentialSecret.fromSecretName(platform, 'model', 'model-api', ['MODEL_API_KEY']).grantTo(pool);
+  CredentialSecret.fromSecretName(platform, 'model', 'model-api', ['MODEL_API_KEY']).grantTo(pool, { exposeToAgent: true });
   new AgentTask(platform, 'fix', {
     pool,
     prompt: 'Fix "it"\nand $(nothing) else',
-    sources: [{ url: server.repoUrl('demo'), name: 'demo', branch: 'feature', subPath: 'packages/app' }],
+    sources: [{ url: `${server.url}/private/demo.git`, name: 'demo', branch: 'feature', subPath: 'packages/app' }],
     env: { FAKE_LAYER: 'task' },
     config: [{ path: '.fake/config.toml', format: 'toml', content: '[tui]\ntheme = "light"\n' }],
   });
+  CredentialSecret.fromSecretName(platform, 'git', 'git-token', ['token']).grantTo(pool, { git: { host: '127.0.0.1', key: 'token', username: GIT_USER } });
   const objects = synth(chart);
   const job = objects.find((o) => o.kind === 'Job') as any;
-  const container = job.spec.template.spec.containers[0];
+  const podSpec = job.spec.template.spec;
+  const [fetchStep] = podSpec.initContainers;
+  const container = podSpec.containers[0];
+  // The Job runs `paddock run --phase fetch` in its init container, then `paddock run --phase agent`: the pod's default paths.
+  expect(fetchStep.args).toEqual(['run', '--phase', 'fetch']);
+  expect(container.args).toEqual(['run', '--phase', 'agent']);
 
-  // The kubelet's view: each ConfigMap volume mounted at its mountPath, one file per key.
+  const secrets = { 'model-api': { MODEL_API_KEY: 'sk-model-from-secret-42' }, 'git-token': { token: GIT_PASSWORD } };
   const pod = path.join(root, 'pod');
-  const mounted: Record<string, string> = {};
-  for (const volume of job.spec.template.spec.volumes) {
-    if (!volume.configMap) continue;
-    const mount = container.volumeMounts.find((m: any) => m.name === volume.name);
-    const dir = path.join(pod, mount.mountPath);
-    fs.mkdirSync(dir, { recursive: true });
-    for (const [key, value] of Object.entries(find(objects, 'ConfigMap', volume.configMap.name).data as Record<string, string>)) {
-      fs.writeFileSync(path.join(dir, key), value);
-    }
-    mounted[mount.mountPath] = dir;
-  }
-  // The Job runs `paddock run` with no flags: the pod's default paths.
-  expect(container.args).toEqual(['run']);
-  const parsed = parseRunArgs(container.args.slice(1));
-  expect(parsed).toEqual({ options: {}, local: false, help: false });
-  expect(Object.keys(mounted).sort()).toEqual([POD_PATHS.harness, POD_PATHS.pool, POD_PATHS.task].sort());
-  for (const dir of ['home', 'workspace', 'artifacts', 'tmp'] as const) {
-    expect(container.volumeMounts.map((m: any) => m.mountPath)).toContain(POD_PATHS[dir]);
-  }
-
-  // The container's env, secretKeyRefs resolved like the kubelet does; plus what the image sets.
-  const secrets: Record<string, Record<string, string>> = { 'model-api': { MODEL_API_KEY: 'sk-model-from-secret-42' } };
-  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, GIT_SSL_CAINFO: server.caFile, RUNNER_ONLY: 'not for the agent' };
-  for (const e of container.env) {
-    env[e.name] = e.value ?? secrets[e.valueFrom.secretKeyRef.name][e.valueFrom.secretKeyRef.key];
-  }
-  const at = (p: string) => path.join(pod, p);
+  const imageEnv = { PATH: process.env.PATH, GIT_SSL_CAINFO: server.caFile, RUNNER_ONLY: 'not for the agent' };
   const stdout = new Capture();
   const stderr = new Capture();
-  const code = await run({
-    ...parsed.options,
-    task: mounted[POD_PATHS.task],
-    harness: mounted[POD_PATHS.harness],
-    pool: mounted[POD_PATHS.pool],
-    workspace: at(POD_PATHS.workspace),
-    home: at(env.HOME ?? POD_PATHS.home),
-    artifacts: at(POD_PATHS.artifacts),
-    tmp: at(POD_PATHS.tmp),
-    env,
-    stdout,
-    stderr,
-  });
+  const runContainer = async (c: any) => {
+    const m = mountContainer(pod, podSpec, c, objects, secrets, imageEnv);
+    const parsed = parseRunArgs(c.args.slice(1));
+    expect(parsed.local).toBe(false);
+    expect(Object.keys(m.mounts)).toEqual(expect.arrayContaining([POD_PATHS.harness, POD_PATHS.pool, POD_PATHS.task, POD_PATHS.home, POD_PATHS.workspace, POD_PATHS.artifacts, POD_PATHS.tmp]));
+    try {
+      return await run({
+        ...parsed.options,
+        task: m.mounts[POD_PATHS.task],
+        harness: m.mounts[POD_PATHS.harness],
+        pool: m.mounts[POD_PATHS.pool],
+        workspace: m.at(POD_PATHS.workspace),
+        home: m.at(m.env.HOME ?? POD_PATHS.home),
+        artifacts: m.at(POD_PATHS.artifacts),
+        tmp: m.at(POD_PATHS.tmp),
+        env: m.env,
+        credentialDir: m.at(SECRETS_MOUNT),
+        stdout,
+        stderr,
+      });
+    } finally {
+      m.unmount();
+    }
+  };
+  expect(await runContainer(fetchStep)).toBe(0);
+  // The agent's container mounts no git Secret: the token file is gone from its view.
+  expect(JSON.stringify(container)).not.toContain('git-token');
+  const code = await runContainer(container);
+  const at = (p: string) => path.join(pod, p);
 
   expect(stderr.text).toMatch(/outcome succeeded/);
   expect(code).toBe(0);
@@ -111,4 +111,8 @@ test('a synthesized AgentTask runs from its mounted ConfigMaps', async () => {
   expect(report.env.GIT_SSL_CAINFO).toBeUndefined();
   expect(fs.readFileSync(path.join(at(POD_PATHS.home), '.fake/config.toml'), 'utf8')).toBe('sandbox_mode = "danger-full-access"\n\n[tui]\ntheme = "light"\n');
   expect(fs.existsSync(path.join(report.cwd, 'agent-wrote.txt'))).toBe(true);
+  // The git token went to the git server, and nowhere the agent can look.
+  expect(server.requests.some((q) => q.basicAuth === `${GIT_USER}:${GIT_PASSWORD}`)).toBe(true);
+  const seen = [JSON.stringify(report), ...listFiles(pod).map((f) => fs.readFileSync(path.join(pod, f), 'utf8'))].join('\n');
+  expect(seen).not.toContain(GIT_PASSWORD);
 });

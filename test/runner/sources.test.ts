@@ -13,18 +13,27 @@ const GIT_PASSWORD = 'gitpass-7c1e9b3f5a';
 
 let root: string;
 let server: GitServer;
+/** Another origin (host:port) the credentialed server redirects `/private/moved...` to. */
+let elsewhere: GitServer;
+/** A plain-http server. */
+let plain: GitServer;
+let caFile: string;
 let repo: DemoRepo;
 
 beforeAll(async () => {
   root = makeTmpDir('paddock-sources-');
   repo = makeDemoRepos(path.join(root, 'repos'), { private: true });
   fs.symlinkSync('.', path.join(root, 'repos', 'slow')); // slow/demo.git: the same repo, answered late
-  // https: task specs accept only https:// sources; git trusts the server's certificate through GIT_SSL_CAINFO.
-  server = await startGitServer({ root: path.join(root, 'repos'), auth: { username: GIT_USER, password: GIT_PASSWORD }, slowMs: 10_000, tls: true });
+  const auth = { username: GIT_USER, password: GIT_PASSWORD };
+  elsewhere = await startGitServer({ root: path.join(root, 'repos'), auth, tls: true });
+  server = await startGitServer({ root: path.join(root, 'repos'), auth, slowMs: 10_000, tls: true, redirectTo: (p) => (p.startsWith('/private/moved') ? elsewhere.url : undefined) });
+  plain = await startGitServer({ root: path.join(root, 'repos'), auth });
+  caFile = path.join(root, 'ca.pem');
+  fs.writeFileSync(caFile, fs.readFileSync(server.caFile!, 'utf8') + fs.readFileSync(elsewhere.caFile!, 'utf8'));
 });
 
 afterAll(async () => {
-  await server.close();
+  await Promise.all([server.close(), elsewhere.close(), plain.close()]);
   fs.rmSync(root, { recursive: true, force: true });
 });
 
@@ -217,5 +226,27 @@ describe('a private repository (basic auth)', () => {
     const r = await fetchTask({ url: `${server.url}/private/secret.git` }, { pool: p });
     expect(r.status.outcome).toBe('source_failed');
     expect(r.stderr + JSON.stringify(r.status)).not.toContain('wrong-password-123');
+  });
+
+  test('a redirect to another host gets no credential: the helper answers only for its own https origin', async () => {
+    const s = setup();
+    const before = elsewhere.requests.length;
+    const p = pool({ credentials: { git: [{ host: server.host, username: GIT_USER, passwordFile: s.passwordFile }] } });
+    // /private/moved/... on the credentialed host answers 302 to the other host, which asks for auth.
+    const r = await fetchTask({ url: `${server.url}/private/moved/secret.git` }, { pool: p });
+    expect(server.requests.some((q) => q.status === 302 && q.url.startsWith('/private/moved/'))).toBe(true);
+    const there = elsewhere.requests.slice(before);
+    expect(there.some((q) => q.status === 401)).toBe(true);
+    expect(there.filter((q) => q.basicAuth !== undefined)).toEqual([]);
+    expect(r.status.outcome).toBe('source_failed');
+  });
+
+  test('an http:// source on a credentialed host: source_failed before git runs, the credential never sent', async () => {
+    const s = setup();
+    const p = pool({ credentials: { git: [{ host: plain.host, username: GIT_USER, passwordFile: s.passwordFile }] } });
+    const r = await fetchTask({ url: `${plain.url}/private/secret.git` }, { pool: p });
+    expect(r.status.outcome).toBe('source_failed');
+    expect(r.status.message).toMatch(/is http:\/\/, and pool credential for host "127\.0\.0\.1:\d+" is never sent in clear; write https:\/\//);
+    expect(plain.requests).toEqual([]);
   });
 });

@@ -12,7 +12,7 @@ export const wider: PlatformDefinition = {
   ],
   credentials: [
     { secretName: 'openai-api', keys: ['OPENAI_API_KEY'], grants: { codex: {} } },
-    { secretName: 'codex-auth', keys: ['auth.json'], grants: { codex: { files: { '.codex/auth.json': 'auth.json' } } } },
+    { secretName: 'codex-auth', keys: ['auth.json'], grants: { codex: { files: { '.codex/auth.json': 'auth.json' }, exposeToAgent: true } } },
     { secretName: 'git-token', keys: ['token'], grants: { codex: { git: { host: 'github.com', key: 'token' } }, mixed: { git: { host: 'github.com', key: 'token' } } } },
     { secretName: 'model-keys', keys: ['GEMINI_API_KEY', 'OPENAI_API_KEY', 'ANTHROPIC_API_KEY'], grants: { mixed: { env: { GEMINI_API_KEY: 'GEMINI_API_KEY', OPENAI_API_KEY: 'OPENAI_API_KEY' } }, debug: { env: { ANTHROPIC_API_KEY: 'ANTHROPIC_API_KEY' } } } },
   ],

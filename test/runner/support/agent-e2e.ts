@@ -5,7 +5,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import type { ConfigFileSpec, HarnessSpec } from '../../../policy/specs';
+import type { ConfigFileSpec, HarnessSpec, PoolSpec } from '../../../policy/specs';
 import { Capture, makeRunDirs, readJson, readJsonl, RunDirs } from '../../support/runner-fixtures';
 import { run } from '../../../runner/run';
 import { MockModelServer, MockModelServerOptions, startMockModelServer } from '../../support/mock-model-server';
@@ -55,6 +55,8 @@ export interface AgentE2eInput {
   readonly gitCaFile?: string;
   /** Git source URL the agent works in (optional). */
   readonly sourceUrl?: string;
+  /** A pool for the run, made once the mock server is up (e.g. a model gateway in front of it). @default - no pool (local mode) */
+  readonly pool?: (mockUrl: string) => Promise<{ readonly spec: PoolSpec; close(): Promise<void> }>;
   /** @default - create PROOF_FILE, then report with a result block */
   readonly prompt?: string;
   /** The command the model's tool call runs (given the run's dirs). @default - writes PROOF_FILE and ENV_FILE */
@@ -96,13 +98,14 @@ export async function runAgentE2e(input: AgentE2eInput): Promise<AgentE2eResult>
       onRequest: input.onRequest,
     }));
   const mockUrl = input.mock?.url ?? mock.url;
+  const pool = await input.pool?.(mockUrl);
   try {
     const fill = (s: string) => s.split('{mock}').join(mockUrl);
     const task = {
       apiVersion: 'paddock.dev/v1alpha1',
       kind: 'Task',
       name: 'e2e',
-      pool: 'local',
+      pool: pool?.spec.name ?? 'local',
       harness: input.harness.name,
       model: input.model,
       prompt: input.prompt ?? `Create ${PROOF_FILE}, then report with a result block.`,
@@ -115,13 +118,17 @@ export async function runAgentE2e(input: AgentE2eInput): Promise<AgentE2eResult>
     fs.writeFileSync(path.join(dirs.specs, 'task', 'task.json'), JSON.stringify(task, null, 2));
     fs.mkdirSync(path.join(dirs.specs, 'harness'), { recursive: true });
     fs.writeFileSync(path.join(dirs.specs, 'harness', 'harness.json'), JSON.stringify(input.harness, null, 2));
+    if (pool) {
+      fs.mkdirSync(path.join(dirs.specs, 'pool'), { recursive: true });
+      fs.writeFileSync(path.join(dirs.specs, 'pool', 'pool.json'), JSON.stringify(pool.spec, null, 2));
+    }
     const stdout = new Capture();
     const stderr = new Capture();
     const started = Date.now();
     const code = await run({
       task: path.join(dirs.specs, 'task'),
       harness: path.join(dirs.specs, 'harness'),
-      pool: null,
+      pool: pool ? path.join(dirs.specs, 'pool') : null,
       workspace: dirs.workspace,
       home: dirs.home,
       artifacts: dirs.artifacts,
@@ -157,6 +164,7 @@ export async function runAgentE2e(input: AgentE2eInput): Promise<AgentE2eResult>
       ...(fs.existsSync(path.join(workdir, ENV_FILE)) ? { toolEnv: fs.readFileSync(path.join(workdir, ENV_FILE), 'utf8') } : {}),
     };
   } finally {
+    await pool?.close();
     if (!input.mock) await mock.close();
   }
 }

@@ -1,0 +1,33 @@
+/**
+ * The model providers the gateway fronts, keyed by the credential variable a harness
+ * reads (its `credentialEnv`): where the gateway forwards, and how it puts the real key
+ * on the way out. One table for synthesis (the gateway's routes) and the runner (how each
+ * CLI is pointed at the gateway).
+ */
+
+export interface ModelProvider {
+  /** Route segment: <gateway>/<pool>/<provider>/... */
+  readonly name: string;
+  /** Where requests go, without a trailing slash. */
+  readonly upstream: string;
+  /** The header the gateway sets to the real key (lower case), and its value with {key}. */
+  readonly header: string;
+  readonly value: string;
+}
+
+export const MODEL_PROVIDERS: Readonly<Record<string, ModelProvider>> = {
+  OPENAI_API_KEY: { name: 'openai', upstream: 'https://api.openai.com', header: 'authorization', value: 'Bearer {key}' },
+  ANTHROPIC_API_KEY: { name: 'anthropic', upstream: 'https://api.anthropic.com', header: 'x-api-key', value: '{key}' },
+  GEMINI_API_KEY: { name: 'gemini', upstream: 'https://generativelanguage.googleapis.com', header: 'x-goog-api-key', value: '{key}' },
+  // Copilot CLI's bring-your-own-key mode (an OpenAI-compatible provider).
+  COPILOT_PROVIDER_API_KEY: { name: 'copilot-byok', upstream: 'https://api.openai.com', header: 'authorization', value: 'Bearer {key}' },
+};
+
+/** The headers (and query parameter) a CLI may carry its key in: the gateway reads the caller's token from them and strips them all. */
+export const CALLER_KEY_HEADERS = ['authorization', 'x-api-key', 'x-goog-api-key', 'api-key'] as const;
+export const CALLER_KEY_QUERY = 'key';
+
+/** Audience of the ServiceAccount token agent pods present to the gateway (never the API server's). */
+export const GATEWAY_AUDIENCE = 'paddock-model-gateway';
+/** Where agent pods get that projected token. */
+export const GATEWAY_TOKEN_DIR = '/var/run/secrets/paddock/gateway';
