@@ -40,7 +40,7 @@ afterAll(async () => {
 const echo = fakeHarness('echo');
 /** runTask with the git server's CA for git (the runner's env; never the agent's). */
 const fetchRun = (dirs: Parameters<typeof runTask>[0], specs: Parameters<typeof runTask>[1], opts: Parameters<typeof runTask>[2] = {}) =>
-  runTask(dirs, specs, { env: { PATH: process.env.PATH, GIT_SSL_CAINFO: server.caFile }, ...opts });
+  runTask(dirs, specs, { env: { PATH: process.env.PATH, GIT_SSL_CAINFO: caFile }, ...opts });
 
 async function fetchTask(source: Record<string, unknown>, extra: { pool?: unknown; git?: string } = {}) {
   const dirs = makeRunDirs(makeTmpDir());
@@ -241,12 +241,12 @@ describe('a private repository (basic auth)', () => {
     expect(r.status.outcome).toBe('source_failed');
   });
 
-  test('an http:// source on a credentialed host: source_failed before git runs, the credential never sent', async () => {
+  test('an http:// source on a credentialed host: refused as invalid before git runs, the credential never sent', async () => {
     const s = setup();
     const p = pool({ credentials: { git: [{ host: plain.host, username: GIT_USER, passwordFile: s.passwordFile }] } });
     const r = await fetchTask({ url: `${plain.url}/private/secret.git` }, { pool: p });
-    expect(r.status.outcome).toBe('source_failed');
-    expect(r.status.message).toMatch(/is http:\/\/, and pool credential for host "127\.0\.0\.1:\d+" is never sent in clear; write https:\/\//);
+    expect(r.status.outcome).toBe('invalid_spec');
+    expect(r.status.message).toMatch(/sources\[0\]\.url: must be an https:\/\/ URL.*http:\/\/ is refused/);
     expect(plain.requests).toEqual([]);
   });
 });
