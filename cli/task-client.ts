@@ -14,6 +14,7 @@ import * as fs from 'fs';
 import * as net from 'net';
 import { selectorLabels } from '../core/labels';
 import { UsageError } from './args';
+import { importEsm } from '../core/import-esm';
 
 /** Exit codes of `paddock tasks ...` (README). */
 export const EXIT = { ok: 0, taskFailed: 1, usage: 2, notFound: 3, timedOut: 4, refused: 5, unreachable: 7 } as const;
@@ -42,8 +43,6 @@ export interface TaskApi {
   close(): Promise<void>;
 }
 
-// A real import() that the CommonJS output keeps (client-node is ESM-only; see controller/k8s-store.ts).
-const importEsm = new Function('specifier', 'return import(specifier)') as (specifier: string) => Promise<any>;
 
 function readToken(file: string, flag: string): string {
   try {
