@@ -12,18 +12,11 @@ import * as http from 'http';
 import { AddressInfo } from 'net';
 import * as os from 'os';
 import * as path from 'path';
-import { parseAllDocuments } from 'yaml';
-import { api, applyDist, deleteNamespace, DIST, freePort, NS, paddock, Proc, serviceAccountKubeconfig, until } from './support/cluster';
+import { applyDist, deleteNamespace, NS, poolToken, Proc, startHostGateway } from './support/cluster';
 
 jest.setTimeout(180_000);
 
 const REAL_KEY = 'sk-ant-real-key-cluster-gw-5e6f';
-
-async function poolToken(pool: string, audiences?: string[]): Promise<string> {
-  const r = await api('POST', `/api/v1/namespaces/${NS}/serviceaccounts/pool-${pool}/token`, { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { ...(audiences ? { audiences } : {}), expirationSeconds: 600 } });
-  if (r.status !== 201) throw new Error(`TokenRequest for pool-${pool}: ${r.status} ${JSON.stringify(r.body)}`);
-  return r.body.status.token as string;
-}
 
 describe('the model gateway on a real API server: TokenReview of pool tokens (a loopback stand-in for the provider)', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'paddock-gw-cluster-'));
@@ -49,24 +42,9 @@ describe('the model gateway on a real API server: TokenReview of pool tokens (a 
     await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
     const upstreamUrl = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
 
-    // dist/'s gateway.json, with the keys where this test keeps them and the providers at the stand-in.
-    const docs = parseAllDocuments(fs.readFileSync(DIST, 'utf8')).map((d) => d.toJSON()) as any[];
-    const config = JSON.parse(docs.find((d) => d?.kind === 'ConfigMap' && d.metadata.name === 'paddock-model-gateway').data['gateway.json']);
-    expect(Object.keys(config.pools).sort()).toEqual(['claude', 'codex']);
-    for (const routes of Object.values<any>(config.pools)) {
-      for (const [name, p] of Object.entries<any>(routes.providers)) {
-        const keyFile = path.join(dir, `${name}.key`);
-        fs.writeFileSync(keyFile, name === 'anthropic' ? REAL_KEY : 'sk-openai-not-used');
-        Object.assign(p, { upstream: upstreamUrl, keyFile });
-      }
-    }
-    const configFile = path.join(dir, 'gateway.json');
-    fs.writeFileSync(configFile, JSON.stringify(config));
-    const { kubeconfig } = await serviceAccountKubeconfig(NS, 'paddock-model-gateway', path.join(dir, 'gateway.kubeconfig'));
-    const port = await freePort();
-    gateway = paddock(['gateway', '--config', configFile, '--port', String(port), '--host', '127.0.0.1', '--kubeconfig', kubeconfig], { PATH: process.env.PATH });
-    const url = `http://127.0.0.1:${port}`;
-    await until('the gateway', async () => (await fetch(`${url}/healthz`).catch(() => undefined))?.ok, 30_000, gateway.text);
+    const gw = await startHostGateway(dir, upstreamUrl, { anthropic: REAL_KEY, openai: 'sk-openai-not-used' });
+    gateway = gw;
+    const url = gw.url;
 
     const call = (token: string, route = '/claude/anthropic/v1/messages') =>
       fetch(url + route, { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': token, 'anthropic-version': '2023-06-01' }, body: '{"model":"m","messages":[]}' });
