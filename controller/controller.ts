@@ -22,6 +22,8 @@ import {
   podFromObject,
   poolFromConfigMap,
   poolSpecOf,
+  changesOfRunConfigMap,
+  patchOfRunConfigMap,
   resultOfRunConfigMap,
   runFromConfigMap,
   selectors,
@@ -33,7 +35,9 @@ import { ClusterStore, Kind, KubeObject, StoreError, WatchEvent } from './store'
 import { TaskIndex } from './task-index';
 import { LifecycleEvent, lifecycleOf } from './lifecycle';
 import { EventRecorder } from './events';
-import { AttemptResult, decodeTerminationMessage, type LeaseGrant } from '../core/protocol';
+import { AttemptResult, decodeTerminationMessage, type LeaseGrant, type SourceChange } from '../core/protocol';
+import { deliveryProblems, resolveDelivery, type ResolvedDelivery } from '../core/delivery';
+import type { DeliveryStatus } from './publisher';
 
 export interface ControllerOptions {
   readonly store: ClusterStore;
@@ -49,7 +53,27 @@ export interface ControllerOptions {
   readonly recordEvents?: boolean;
   /** This replica's name in the Events' reportingInstance. @default "paddock-controller" */
   readonly instance?: string;
+  /**
+   * Runs the publish step of a finished run whose task asks for delivery
+   * (`paddock local`: in this process; the cluster: a publish Job).
+   * @default - none: deliveries end `failed` with "no publish step"
+   */
+  readonly deliver?: Deliverer;
 }
+
+/** What the publish step gets: the delivery, the base commit and the patch. */
+export interface DeliveryRequest {
+  readonly run: string;
+  readonly task: TaskSpec;
+  readonly delivery: ResolvedDelivery;
+  readonly base: string;
+  readonly patch: Buffer;
+}
+
+export type Deliverer = (req: DeliveryRequest) => Promise<DeliveryStatus>;
+
+/** Agent outcomes a task may deliver with `delivery.onAgentFailure`. */
+const DELIVERABLE_FAILURES = new Set(['failed', 'timed_out']);
 
 interface Lease extends ObservedLease {
   readonly pool: string;
@@ -73,7 +97,17 @@ export interface TaskView {
   readonly specHash?: string;
   readonly pool?: string;
   readonly message?: string;
-  readonly run?: { readonly name: string; readonly phase: string; readonly attempt: number; readonly outcome?: string; readonly message?: string; readonly configMap: string };
+  readonly run?: {
+    readonly name: string;
+    readonly phase: string;
+    readonly attempt: number;
+    readonly outcome?: string;
+    readonly message?: string;
+    readonly configMap: string;
+    /** What the agent changed per source (the patch: GET /v1/tasks/NAME/patch). */
+    readonly changes?: SourceChange[];
+    readonly delivery?: DeliveryStatus | { readonly state: 'pending' };
+  };
 }
 
 export class Controller {
@@ -116,6 +150,7 @@ export class Controller {
     this.leaseTtlMs = opts.leaseTtlMs ?? 30_000;
     this.now = opts.now ?? Date.now;
     this.log = opts.log ?? (() => undefined);
+    this.deliver = opts.deliver;
     if (opts.recordEvents ?? true) {
       const recorder = new EventRecorder(this.store, this.namespace, opts.instance ?? 'paddock-controller', (task) => this.cache.task.get(`task-${task}`)?.metadata.uid, this.log);
       this.onLifecycle((e) => recorder.record(e));
@@ -138,6 +173,58 @@ export class Controller {
         this.log(`lifecycle listener failed: ${(err as Error).message}`);
       }
     }
+  }
+
+  private readonly deliver?: Deliverer;
+  /** Runs whose publish step runs in this process now. */
+  private readonly delivering = new Set<string>();
+
+  /** Start the publish step of every finished run that asks for one and has no delivery status yet. */
+  private deliverFinished(): void {
+    for (const cm of this.cache.run.values()) {
+      const run = runFromConfigMap(cm);
+      if (!run || (run.phase !== 'Succeeded' && run.phase !== 'Failed') || this.delivering.has(run.name)) continue;
+      const state = cm.metadata.annotations?.[ANNOTATION.delivery];
+      if (state && state !== 'pending') continue;
+      const taskCm = this.cache.task.get(`task-${run.task}`);
+      const task = taskCm ? this.memo(taskCm, taskFromConfigMap) : undefined;
+      if (!task?.spec?.delivery || task.specHash !== run.specHash) continue;
+      this.delivering.add(run.name);
+      void this.deliverRun(run.name, task.spec, cm)
+        .catch((err) => this.log(`run ${run.name}: delivery failed: ${(err as Error).stack ?? err}`))
+        .finally(() => this.delivering.delete(run.name));
+    }
+  }
+
+  private async deliverRun(runName: string, task: TaskSpec, cm: KubeObject): Promise<void> {
+    const write = (delivery: DeliveryStatus | { state: 'pending' }) => this.updateRun(runName, (c) => applyRunPatch(c, { delivery }));
+    const d = task.delivery!;
+    const outcome = cm.metadata.annotations?.[ANNOTATION.outcome] ?? '';
+    const target = { repository: d.repository ?? task.sources?.find((s) => s.name === (d.source ?? task.sources?.[0]?.name))?.url ?? '', branch: d.branch };
+    const end = async (state: DeliveryStatus['state'], reason: string) => {
+      await write({ ...target, state, reason, finishedAt: new Date(this.now()).toISOString() });
+      this.log(`run ${runName}: delivery ${state}: ${reason}`);
+    };
+    if (outcome !== 'succeeded' && !(d.onAgentFailure && DELIVERABLE_FAILURES.has(outcome))) {
+      return end('skipped', `the run ended ${outcome || 'without an outcome'}; the task delivers only a succeeded run${DELIVERABLE_FAILURES.has(outcome) ? ' (set delivery.onAgentFailure to deliver anyway)' : ''}`);
+    }
+    const poolCm = [...this.cache.pool.values()].find((p) => poolFromConfigMap(p)?.name === task.pool);
+    let resolved: ResolvedDelivery;
+    try {
+      resolved = resolveDelivery(task, poolCm ? poolSpecOf(poolCm)?.push : undefined)!;
+    } catch (err) {
+      return end('failed', (err as Error).message);
+    }
+    const change = changesOfRunConfigMap(cm).changes?.find((c) => c.source === resolved.source);
+    if (!change) return end('failed', `the run recorded no change of source "${resolved.source}" (see status.json changesError)`);
+    if (change.patchTooLarge) return end('failed', `the patch of source "${resolved.source}" is over the stored size cap (patchTooLarge); nothing was pushed`);
+    const patch = change.bytes > 0 ? patchOfRunConfigMap(cm, resolved.source) : Buffer.alloc(0);
+    if (!patch) return end('failed', `the patch of source "${resolved.source}" is not stored with the run`);
+    if (!this.deliver) return end('failed', 'this controller has no publish step configured');
+    await write({ state: 'pending' });
+    const status = await this.deliver({ run: runName, task, delivery: resolved, base: change.base, patch });
+    await write(status);
+    this.log(`run ${runName}: delivery ${status.state}${status.commit ? ` ${status.commit}` : ''}${status.pullRequest ? ` ${status.pullRequest.url}` : ''}${status.reason ? `: ${status.reason}` : ''}`);
   }
 
   /** Start the informers; resolves once every initial list is in and the first pass ran. */
@@ -345,6 +432,7 @@ export class Controller {
     }
     if (all.length) this.onActions?.(all);
     this.serveWaiters();
+    this.deliverFinished();
   }
 
   /** Reconcile `key` (undefined: everything) at `t`; one timer for the earliest. */
@@ -620,6 +708,7 @@ export class Controller {
               ...(ra[ANNOTATION.outcome] ? { outcome: ra[ANNOTATION.outcome] } : {}),
               ...(ra[ANNOTATION.message] ? { message: ra[ANNOTATION.message] } : {}),
               configMap: runCm.metadata.name,
+              ...changesOfRunConfigMap(runCm),
             },
           }
         : {}),
@@ -631,7 +720,24 @@ export class Controller {
     if (!view?.run) return undefined;
     const cm = this.cache.run.get(view.run.configMap);
     if (!cm) return undefined;
-    return { run: view.run.name, phase: view.run.phase, ...resultOfRunConfigMap(cm) };
+    return { run: view.run.name, phase: view.run.phase, ...resultOfRunConfigMap(cm), ...changesOfRunConfigMap(cm) };
+  }
+
+  /** The current run's patch of a source (the only one by default). */
+  public patch(name: string, source?: string): { run: string; source: string; patch?: Buffer; change?: SourceChange } | undefined {
+    const view = this.task(name);
+    const cm = view?.run ? this.cache.run.get(view.run.configMap) : undefined;
+    if (!view?.run || !cm) return undefined;
+    const changes = view.run.changes ?? [];
+    const change = source === undefined ? (changes.length === 1 ? changes[0] : undefined) : changes.find((c) => c.source === source);
+    const which = change?.source ?? source ?? '';
+    return { run: view.run.name, source: which, ...(change ? { change } : {}), ...(change ? { patch: change.bytes === 0 ? Buffer.alloc(0) : patchOfRunConfigMap(cm, which) } : {}) };
+  }
+
+  /** Problems of a task's delivery against its pool's push credentials (for the task API). */
+  public deliveryProblems(spec: TaskSpec): string[] {
+    const poolCm = [...this.cache.pool.values()].find((p) => poolFromConfigMap(p)?.name === spec.pool);
+    return deliveryProblems(spec, poolCm ? poolSpecOf(poolCm)?.push : undefined);
   }
 
   public taskNames(): string[] {

@@ -23,6 +23,7 @@ import { fillJobTemplate } from '../core/job-template';
 import type { TaskSpec } from '../policy/specs';
 import { EXIT_CODES, Outcome } from '../runner/status';
 import type { AttemptResult } from '../core/protocol';
+import type { DeliveryStatus } from './publisher';
 
 export type RunPhase = 'Queued' | 'Running' | 'Succeeded' | 'Failed' | 'Superseded';
 export type PoolMode = 'job' | 'warm';
@@ -163,6 +164,8 @@ export interface RunPatch {
   readonly outcome?: string;
   /** The last attempt's report, stored in the run ConfigMap. */
   readonly result?: AttemptResult;
+  /** The delivery of the run's change (delivery.json). */
+  readonly delivery?: DeliveryStatus | { readonly state: 'pending' };
   readonly startedAt?: number;
   readonly finishedAt?: number;
 }

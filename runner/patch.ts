@@ -47,6 +47,16 @@ export function patchFile(artifactsDir: string, source: string): string {
   return path.join(artifactsDir, 'patches', `${source}.patch`);
 }
 
+/** The stored patches of a run's artifacts, gzip+base64 by source (what a report carries). */
+export function readPatches(artifactsDir: string, changes: readonly SourceChange[] | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const c of changes ?? []) {
+    const file = patchFile(artifactsDir, c.source);
+    if (!c.patchTooLarge && c.bytes > 0 && fs.existsSync(file)) out[c.source] = gzipSync(fs.readFileSync(file)).toString('base64');
+  }
+  return out;
+}
+
 /** Compute and write the change of every source; returns the summaries for status.json. */
 export async function recordChanges(sources: readonly SourceCheckout[], artifactsDir: string, ctx: DiffContext): Promise<SourceChange[]> {
   const out: SourceChange[] = [];
