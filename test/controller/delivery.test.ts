@@ -98,9 +98,9 @@ describe('delivery through the controller (warm worker, real HTTPS git server)',
       expect(cm.metadata.annotations!['paddock.dev/delivery']).toBe('pushed');
       expect(JSON.parse((cm.data as any)['delivery.json']).state).toBe('pushed');
       // The API: run view, results and the patch itself.
-      const got = await (await fetch(`${r.api.tasks.url}/v1/tasks/hunt`)).json();
+      const got: any = await (await fetch(`${r.api.tasks.url}/v1/tasks/hunt`)).json();
       expect(got.run.delivery).toEqual(view.run!.delivery);
-      const results = await (await fetch(`${r.api.tasks.url}/v1/tasks/hunt/results`)).json();
+      const results: any = await (await fetch(`${r.api.tasks.url}/v1/tasks/hunt/results`)).json();
       expect(results.changes[0]).toMatchObject({ source: 'work', files: 2 });
       const patchRes = await fetch(`${r.api.tasks.url}/v1/tasks/hunt/patch`);
       expect(patchRes.headers.get('x-paddock-base')).toBe(base);
@@ -144,7 +144,7 @@ describe('bad deliveries are refused at submit (task API), naming the field', ()
   const submit = async (delivery: unknown, url = 'https://github.com/acme/work.git') => {
     const { task } = spec('bad');
     const res = await fetch(`${api.tasks.url}/v1/tasks`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ ...task, sources: [{ ...task.sources![0], url }], delivery }) });
-    return { status: res.status, body: await res.json() };
+    return { status: res.status, body: (await res.json()) as any };
   };
 
   test.each([
