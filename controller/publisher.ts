@@ -82,6 +82,7 @@ export async function publish(opts: PublishOptions): Promise<DeliveryStatus> {
   redactor.add(token);
   const own = opts.workDir === undefined;
   const root = opts.workDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'paddock-publish-'));
+  fs.mkdirSync(root, { recursive: true });
   const scratch = fs.mkdtempSync(path.join(root, 'scratch-'));
   fs.chmodSync(scratch, 0o700);
   const repo = path.join(root, 'repo');

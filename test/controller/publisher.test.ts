@@ -9,6 +9,8 @@ import * as path from 'path';
 import { resolveDelivery } from '../../core/delivery';
 import type { DeliverySpec, PushCredentialSpec, TaskSpec } from '../../policy/specs';
 import { publish } from '../../controller/publisher';
+import { main } from '../../cli/main';
+import { gzipSync } from 'zlib';
 import { GitServer, startGitServer } from '../support/git-server';
 import { FakeForge, startFakeForge } from '../support/fake-forge';
 import { EDIT_SCRIPT, fakeHarness, git, makeChangeRepo, makeRunDirs, makeTmpDir, runTask, task } from '../support/runner-fixtures';
@@ -143,5 +145,45 @@ describe('pull and merge requests (fake GitHub and GitLab REST APIs)', () => {
     expect(status.state).toBe('pushed');
     expect(github.requests.map((r) => `${r.method} ${r.url}`)).toEqual(['GET /repos/acme/work', 'POST /repos/acme/work/pulls']);
     expect(github.requests[1].body).toMatchObject({ draft: false, base: 'main' });
+  });
+});
+
+describe('paddock publish (the publish Job\'s command) over mounted ConfigMaps and a Secret', () => {
+  function mounts(delivery: DeliverySpec, changes: unknown[], patchBytes: Buffer | null = patch) {
+    const dir = makeTmpDir('paddock-publish-mounts-');
+    const task: TaskSpec = { apiVersion: 'paddock.dev/v1alpha1', kind: 'Task', name: 'fix-it', pool: 'p', harness: 'h', prompt: 'x', sources: [{ name: 'work', type: 'git_https', url: server.repoUrl('acme/work'), branch: 'main' }], delivery };
+    const pool = { apiVersion: 'paddock.dev/v1alpha1', kind: 'Pool', name: 'p', capabilities: ['harness.h'], harnesses: ['h'], push: [{ host: server.host, secret: 'gh-push', key: 'token', username: PUSHER.username }] };
+    for (const [d, f, v] of [['task', 'task.json', task], ['pool', 'pool.json', pool], ['run', 'status.json', { outcome: 'succeeded', changes }]] as const) {
+      fs.mkdirSync(path.join(dir, d), { recursive: true });
+      fs.writeFileSync(path.join(dir, d, f), JSON.stringify(v));
+    }
+    if (patchBytes) fs.writeFileSync(path.join(dir, 'run', 'patch-work.gz'), gzipSync(patchBytes));
+    fs.mkdirSync(path.join(dir, 'secrets', 'gh-push'), { recursive: true });
+    fs.writeFileSync(path.join(dir, 'secrets', 'gh-push', 'token'), PUSHER.password);
+    const out: string[] = [];
+    const err: string[] = [];
+    const run = () => main(['publish', '--task', path.join(dir, 'task'), '--pool', path.join(dir, 'pool'), '--run', path.join(dir, 'run'), '--secrets', path.join(dir, 'secrets'), '--work-dir', path.join(dir, 'work')], { stdout: (t) => out.push(t), stderr: (t) => err.push(t) }, { PATH: process.env.PATH, GIT_SSL_CAINFO: server.caFile });
+    return { run, out, err };
+  }
+  const change = () => ({ source: 'work', base, files: 7, insertions: 3, deletions: 2, bytes: patch.length });
+
+  test('pushes and prints the status as JSON, exit 0', async () => {
+    const m = mounts({ branch: 'paddock/cli', commitMessage: 'From the Job' }, [change()]);
+    expect(await m.run()).toBe(0);
+    expect(JSON.parse(m.out.join(''))).toMatchObject({ state: 'pushed', branch: 'paddock/cli' });
+    expect(git(bare, 'log', '-1', '--format=%s', 'paddock/cli')).toBe('From the Job');
+  });
+
+  test('a moved branch exits 1 (conflict)', async () => {
+    git(bare, 'update-ref', 'refs/heads/moved-cli', git(bare, 'commit-tree', '-m', 'elsewhere', `${base}^{tree}`, '-p', base));
+    const m = mounts({ branch: 'moved-cli' }, [change()]);
+    expect(await m.run()).toBe(1);
+    expect(JSON.parse(m.out.join('')).state).toBe('conflict');
+  });
+
+  test('a run whose patch was too large: exit 2, naming it', async () => {
+    const m = mounts({ branch: 'paddock/big' }, [{ ...change(), patchTooLarge: true }], null);
+    expect(await m.run()).toBe(2);
+    expect(m.err.join('')).toMatch(/no patch-work.gz \(the patch was over the size cap: patchTooLarge\)/);
   });
 });
