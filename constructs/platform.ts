@@ -494,6 +494,16 @@ export class Platform extends Construct {
   }
 
   /** @internal literal credential values, which the policy keeps out of every ConfigMap */
+  private publisher?: Construct;
+
+  /** @internal The publish step (SA, Job template, NetworkPolicy), made on the first push grant. */
+  public _usePublisher(): void {
+    if (this.publisher) return;
+    // Loaded here: publisher.ts imports this module's type only.
+    const { Publisher } = require('./publisher') as typeof import('./publisher');
+    this.publisher = new Publisher(this, 'publisher');
+  }
+
   public _registerSecretValues(values: string[]): void {
     this.secretValues.push(...values);
   }
