@@ -220,6 +220,8 @@ export class Platform extends Construct {
       { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch'] },
       // Lifecycle Events (events.k8s.io/v1) on task ConfigMaps.
       { apiGroups: ['events.k8s.io'], resources: ['events'], verbs: ['create'] },
+      // A Job runner's patches travel in the tail of its log (no credentials in agent pods).
+      { apiGroups: [''], resources: ['pods/log'], verbs: ['get'] },
       ...(replicas > 1 ? [{ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] }] : []),
     ];
     kubeObject(this, 'controller-role', {

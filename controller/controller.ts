@@ -11,7 +11,7 @@
 import { randomUUID } from 'crypto';
 import { LABEL_PHASE, LABEL_RUN } from '../core/labels';
 import type { TaskSpec } from '../policy/specs';
-import { afterAttempt, DEFAULT_SETTINGS, ObservedLease, ObservedPool, ObservedState, pickWarmRun, reconcile, ReconcileSettings, runConfigMapName, runName, verdictOfResult, Action } from './reconcile';
+import { afterAttempt, DEFAULT_SETTINGS, ObservedLease, ObservedPool, ObservedState, pickWarmRun, reconcile, ReconcileSettings, runConfigMapName, runName, verdictOfResult, Action, type RunPatch } from './reconcile';
 import {
   ANNOTATION,
   applyRunPatch,
@@ -35,7 +35,7 @@ import { ClusterStore, Kind, KubeObject, StoreError, WatchEvent } from './store'
 import { TaskIndex } from './task-index';
 import { LifecycleEvent, lifecycleOf } from './lifecycle';
 import { EventRecorder } from './events';
-import { AttemptResult, decodeTerminationMessage, type LeaseGrant, type SourceChange } from '../core/protocol';
+import { AttemptResult, decodeTerminationMessage, type LeaseGrant, MAX_PATCH_GZIP_BYTES, patchesFromLog, type SourceChange } from '../core/protocol';
 import { deliveryProblems, resolveDelivery, type ResolvedDelivery } from '../core/delivery';
 import type { DeliveryStatus } from './publisher';
 
@@ -475,7 +475,8 @@ export class Controller {
         return;
       }
       case 'updateRun': {
-        const updated = await this.updateRun(action.run, (cm) => applyRunPatch(cm, action.patch));
+        const patch = await this.withLoggedPatches(action.patch);
+        const updated = await this.updateRun(action.run, (cm) => applyRunPatch(cm, patch));
         if (updated && action.patch.phase) this.log(`run ${action.run}: ${action.patch.phase}${action.patch.message ? ` - ${action.patch.message}` : ''}`);
         return;
       }
@@ -518,6 +519,22 @@ export class Controller {
         }
         return;
       }
+    }
+  }
+
+  /** Job mode: the patches a runner printed after its termination message, from the tail of the pod's log. */
+  private async withLoggedPatches(patch: RunPatch): Promise<RunPatch> {
+    const result = patch.result;
+    const lines = Number(result?.status.patchLogLines ?? 0);
+    if (!result?.pod || result.patches || !(lines > 0) || !this.store.readLog) return patch;
+    try {
+      const patches = patchesFromLog(await this.store.readLog(result.pod, 'runner', lines));
+      const size = Object.values(patches).reduce((n, b64) => n + Math.floor((b64.length * 3) / 4), 0);
+      if (size > MAX_PATCH_GZIP_BYTES) throw new Error(`${size} bytes gzipped, over the ${MAX_PATCH_GZIP_BYTES}-byte cap`);
+      return { ...patch, result: { ...result, patches } };
+    } catch (err) {
+      this.log(`pod ${result.pod}: cannot read the patches from its log: ${(err as Error).message}`);
+      return patch;
     }
   }
 

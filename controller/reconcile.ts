@@ -224,7 +224,9 @@ const OUTCOME_BY_EXIT = new Map<number, Outcome>(Object.entries(EXIT_CODES).map(
 export function verdictOfJob(job: ObservedJob, pods: readonly ObservedPod[], decodeMessage: (m: string) => AttemptResult | undefined): Verdict {
   const pod = [...pods].sort((a, b) => b.createdAt - a.createdAt)[0];
   const term = pod?.terminated;
-  const result = term?.message ? decodeMessage(term.message) : undefined;
+  const decoded = term?.message ? decodeMessage(term.message) : undefined;
+  // Which pod: its log's tail carries the run's patches.
+  const result = decoded && pod ? { ...decoded, pod: pod.name } : decoded;
   const complete = job.succeeded > 0 || job.conditions.some((c) => c.type === 'Complete' && c.status === 'True');
   if (complete) return { kind: 'succeeded', result };
   if (pod && (pod.reason === 'Evicted' || pod.disrupted)) {

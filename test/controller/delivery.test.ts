@@ -16,6 +16,11 @@ import type { TaskSpec } from '../../policy/specs';
 import { GitServer, startGitServer } from '../support/git-server';
 import { fakeHarness, git, makeChangeRepo, makeTmpDir } from '../support/runner-fixtures';
 import { memoryPlatform, NS } from './support/platform';
+import { writeTerminationMessage } from '../../runner/termination-message';
+import { runTask, makeRunDirs } from '../support/runner-fixtures';
+import { runName } from '../../controller/reconcile';
+import { specHashOf } from '../../core/stable-json';
+import { gunzipSync } from 'zlib';
 
 jest.setTimeout(90_000);
 
@@ -124,6 +129,40 @@ describe('delivery through the controller (warm worker, real HTTPS git server)',
       expect(r.controller.task('anyway')!.run!.delivery).toMatchObject({ state: 'pushed', branch: 'paddock/anyway' });
     } finally {
       await r.close();
+    }
+  });
+});
+
+describe('Job mode: the patch travels in the tail of the runner\'s log (a thin fake kubelet in this test)', () => {
+  test('the termination message says how many log lines; the controller reads exactly those and stores the patch', async () => {
+    const { task, harness } = spec('jobrun', { delivery: undefined }, 'printf "new\\n" > new.txt && echo more >> edit.txt');
+    const dirs = makeRunDirs(makeTmpDir());
+    const r = await runTask(dirs, { task, harness }, { env: { PATH: process.env.PATH, GIT_SSL_CAINFO: server.caFile } });
+    expect(r.status.changes[0]).toMatchObject({ files: 2 });
+    const termFile = path.join(makeTmpDir(), 'termination-log');
+    const lines = writeTerminationMessage(dirs.artifacts, termFile)!;
+    expect(lines.length).toBeGreaterThan(0);
+    const message = fs.readFileSync(termFile, 'utf8');
+    expect(Buffer.byteLength(message)).toBeLessThanOrEqual(4096);
+    expect(JSON.parse(message).status.patchLogLines).toBe(lines.length);
+
+    const store = memoryPlatform(harness, { mode: 'job', tasks: [task] });
+    const job = runName(task.name, specHashOf(task));
+    // The declared Job exists (adopted), has finished, and its pod left a message and a log.
+    store.createSync({ apiVersion: 'batch/v1', kind: 'Job', metadata: { name: job, labels: { 'app.kubernetes.io/name': 'paddock', 'app.kubernetes.io/instance': NS, 'app.kubernetes.io/component': 'task' } }, status: { succeeded: 1, conditions: [{ type: 'Complete', status: 'True' }] } });
+    store.createSync({ apiVersion: 'v1', kind: 'Pod', metadata: { name: `${job}-abcde`, labels: { 'app.kubernetes.io/name': 'paddock', 'app.kubernetes.io/instance': NS, 'app.kubernetes.io/component': 'task', 'batch.kubernetes.io/job-name': job } }, status: { phase: 'Succeeded', containerStatuses: [{ name: 'runner', state: { terminated: { exitCode: 0, message } } }] } });
+    store.logs.set(`${job}-abcde/runner`, `[agent] lots of output\n${'x'.repeat(100)}\n${lines.join('\n')}\n`);
+    const controller = new Controller({ store, namespace: NS });
+    await controller.start();
+    try {
+      const end = Date.now() + 10_000;
+      while (controller.task('jobrun')?.run?.phase !== 'Succeeded' && Date.now() < end) await new Promise((res) => setTimeout(res, 50));
+      const cm = store.list('ConfigMap').find((c) => c.metadata.name === `run-${job}`)!;
+      const stored = gunzipSync(Buffer.from((cm.binaryData as any)['patch-work.gz'], 'base64'));
+      expect(stored).toEqual(fs.readFileSync(path.join(dirs.artifacts, 'patches', 'work.patch')));
+      expect(controller.task('jobrun')!.run!.changes![0]).toMatchObject({ source: 'work', files: 2 });
+    } finally {
+      await controller.stop();
     }
   });
 });
