@@ -4,6 +4,7 @@
  * with the same slot mechanism as the pools' Job templates.
  */
 import type { Job } from 'kubernetes-types/batch/v1';
+import { fillSlots } from './job-template';
 
 export const PUBLISH_TEMPLATE_SLOTS = {
   jobName: '${JOB_NAME}',
@@ -27,11 +28,5 @@ export function publishJobName(run: string): string {
 }
 
 export function fillPublishTemplate(template: Job, values: PublishTemplateValues): Job {
-  const fill = (v: unknown): unknown => {
-    if (typeof v === 'string') return Object.entries(PUBLISH_TEMPLATE_SLOTS).reduce((s, [k, token]) => s.split(token).join(values[k as keyof PublishTemplateValues]), v);
-    if (Array.isArray(v)) return v.map(fill);
-    if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [fill(k), fill(x)]));
-    return v;
-  };
-  return fill(template) as Job;
+  return fillSlots(template, PUBLISH_TEMPLATE_SLOTS, values) as Job;
 }
