@@ -88,7 +88,7 @@ export const MAX_RESULT_BYTES = 512 * 1024;
 /** Largest status.json in a report or a run ConfigMap; a larger one is shortened (see shortenStatus). */
 export const MAX_STATUS_BYTES = 64 * 1024;
 /** The status fields a shortened report always keeps. */
-const ESSENTIAL_STATUS_FIELDS = ['task', 'harness', 'pool', 'outcome', 'runnerExitCode', 'exitCode', 'signal', 'message', 'counts', 'timings', 'startedAt', 'finishedAt'];
+const ESSENTIAL_STATUS_FIELDS = ['task', 'harness', 'pool', 'outcome', 'runnerExitCode', 'exitCode', 'signal', 'message', 'counts', 'timings', 'changes', 'changesError', 'patchLogLines', 'startedAt', 'finishedAt'];
 
 /**
  * Fit a runner's status.json into `max` bytes without losing its outcome: drop listed

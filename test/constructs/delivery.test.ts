@@ -4,7 +4,7 @@ import { find, newPlatform, synth, synthProblems } from '../support/synth';
 
 function setup(grant = true) {
   const ctx = newPlatform();
-  const pool = new AgentPool(ctx.platform, 'codex', { harnesses: [Harness.codex()] });
+  const pool = new AgentPool(ctx.platform, 'codex', { harnesses: [Harness.codex()], env: { OPENAI_API_KEY: 'from-the-gateway' } });
   const push = CredentialSecret.fromSecretName(ctx.platform, 'push', 'github-push', ['token']);
   if (grant) push.grantPushTo(pool, { host: 'github.com', key: 'token' });
   return { ...ctx, pool, push };
@@ -53,7 +53,7 @@ describe('AgentTask delivery', () => {
     new AgentTask(platform, 'fix', { pool, prompt: 'p', sources: [source], delivery: { branch: 'x', pullRequest: { title: 'y'.repeat(257) } } });
     expect(synthProblems(chart).join('\n')).toMatch(/delivery.pullRequest.title: is 257 characters; GitHub accepts at most 256/);
     const gl = newPlatform();
-    const glPool = new AgentPool(gl.platform, 'codex', { harnesses: [Harness.codex()] });
+    const glPool = new AgentPool(gl.platform, 'codex', { harnesses: [Harness.codex()], env: { OPENAI_API_KEY: 'from-the-gateway' } });
     CredentialSecret.fromSecretName(gl.platform, 'push', 'gl', ['token']).grantPushTo(glPool, { host: 'gitlab.com', key: 'token', forge: 'gitlab' });
     new AgentTask(gl.platform, 'fix', { pool: glPool, prompt: 'p', sources: [{ url: 'https://gitlab.com/a/b.git' }], delivery: { branch: 'x', pullRequest: { title: 'y'.repeat(256) } } });
     expect(synthProblems(gl.chart).join('\n')).toMatch(/GitLab accepts at most 255/);

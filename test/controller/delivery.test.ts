@@ -15,7 +15,7 @@ import { runWorker } from '../../runner/worker';
 import type { TaskSpec } from '../../policy/specs';
 import { GitServer, startGitServer } from '../support/git-server';
 import { fakeHarness, git, makeChangeRepo, makeTmpDir } from '../support/runner-fixtures';
-import { memoryPlatform, NS } from './support/platform';
+import { localToken, memoryPlatform, NS } from './support/platform';
 import { writeTerminationMessage } from '../../runner/termination-message';
 import { runTask, makeRunDirs } from '../support/runner-fixtures';
 import { runName } from '../../controller/reconcile';
@@ -77,12 +77,13 @@ async function runThrough(tasks: TaskSpec[], harness: ReturnType<typeof fakeHarn
   const out = makeTmpDir();
   const controller = new Controller({ store, namespace: NS, log: (l) => logs.push(l), deliver: localDeliverer({ PADDOCK_PUSH_TOKEN: PUSHER.password, GIT_SSL_CAINFO: server.caFile }, out, (l) => logs.push(l)) });
   await controller.start();
-  const api = await startApis(controller, { port: 0, workerPort: 0, host: '127.0.0.1' });
+  const { auth, tokenFile, headers } = localToken(makeTmpDir());
+  const api = await startApis(controller, { port: 0, workerPort: 0, host: '127.0.0.1', auth });
   // The worker's environment has no push token: only the CA to fetch the source.
-  await runWorker({ controller: api.workers.url, pool: 'warm', id: 'w1', workDir: makeTmpDir(), maxRuns: tasks.length, waitMs: 200, env: { PATH: process.env.PATH, GIT_SSL_CAINFO: server.caFile }, log: (l) => logs.push(l), stdout: devNull(), stderr: devNull() });
+  await runWorker({ controller: api.workers.url, pool: 'warm', id: 'w1', tokenFile, workDir: makeTmpDir(), maxRuns: tasks.length, waitMs: 200, env: { PATH: process.env.PATH, GIT_SSL_CAINFO: server.caFile }, log: (l) => logs.push(l), stdout: devNull(), stderr: devNull() });
   const end = Date.now() + 30_000;
   while (tasks.some((t) => ['pending', undefined].includes(controller.task(t.name)?.run?.delivery?.state)) && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
-  return { store, controller, api, logs, close: async () => (await api.close(), await controller.stop()) };
+  return { store, controller, api, logs, headers, close: async () => (await api.close(), await controller.stop()) };
 }
 
 function devNull(): NodeJS.WritableStream {
@@ -103,11 +104,11 @@ describe('delivery through the controller (warm worker, real HTTPS git server)',
       expect(cm.metadata.annotations!['paddock.dev/delivery']).toBe('pushed');
       expect(JSON.parse((cm.data as any)['delivery.json']).state).toBe('pushed');
       // The API: run view, results and the patch itself.
-      const got: any = await (await fetch(`${r.api.tasks.url}/v1/tasks/hunt`)).json();
+      const got: any = await (await fetch(`${r.api.tasks.url}/v1/tasks/hunt`, { headers: r.headers })).json();
       expect(got.run.delivery).toEqual(view.run!.delivery);
-      const results: any = await (await fetch(`${r.api.tasks.url}/v1/tasks/hunt/results`)).json();
+      const results: any = await (await fetch(`${r.api.tasks.url}/v1/tasks/hunt/results`, { headers: r.headers })).json();
       expect(results.changes[0]).toMatchObject({ source: 'work', files: 2 });
-      const patchRes = await fetch(`${r.api.tasks.url}/v1/tasks/hunt/patch`);
+      const patchRes = await fetch(`${r.api.tasks.url}/v1/tasks/hunt/patch`, { headers: r.headers });
       expect(patchRes.headers.get('x-paddock-base')).toBe(base);
       expect(await patchRes.text()).toContain('+++ b/hunt.txt');
       // What the hostile agent found, as delivered to the branch.
@@ -170,11 +171,14 @@ describe('Job mode: the patch travels in the tail of the runner\'s log (a thin f
 describe('bad deliveries are refused at submit (task API), naming the field', () => {
   let controller: Controller;
   let api: ApiServers;
+  let headers: Record<string, string>;
   beforeAll(async () => {
     const { harness } = spec('x');
     controller = new Controller({ store: memoryPlatform(harness, { push: [{ host: 'github.com', secret: 'push', key: 'token' }] }), namespace: NS });
     await controller.start();
-    api = await startApis(controller, { port: 0, workerPort: 0, host: '127.0.0.1' });
+    const t = localToken(makeTmpDir());
+    headers = t.headers;
+    api = await startApis(controller, { port: 0, workerPort: 0, host: '127.0.0.1', auth: t.auth });
   });
   afterAll(async () => {
     await api.close();
@@ -182,7 +186,7 @@ describe('bad deliveries are refused at submit (task API), naming the field', ()
   });
   const submit = async (delivery: unknown, url = 'https://github.com/acme/work.git') => {
     const { task } = spec('bad');
-    const res = await fetch(`${api.tasks.url}/v1/tasks`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ ...task, sources: [{ ...task.sources![0], url }], delivery }) });
+    const res = await fetch(`${api.tasks.url}/v1/tasks`, { method: 'POST', headers, body: JSON.stringify({ ...task, sources: [{ ...task.sources![0], url }], delivery }) });
     return { status: res.status, body: (await res.json()) as any };
   };
 

@@ -37,7 +37,7 @@ afterAll(async () => {
 /** The Publisher's objects as synthesized. */
 function publisherObjects() {
   const { chart, platform } = newPlatform();
-  const pool = new AgentPool(platform, 'codex', { harnesses: [Harness.codex()] });
+  const pool = new AgentPool(platform, 'codex', { harnesses: [Harness.codex()], env: { OPENAI_API_KEY: 'from-the-gateway' } });
   CredentialSecret.fromSecretName(platform, 'push', 'gh-push', ['token']).grantPushTo(pool, { host: 'github.com', key: 'token' });
   return synth(chart);
 }

@@ -16,7 +16,7 @@ let base: string;
 beforeAll(async () => {
   root = makeTmpDir('paddock-patch-');
   base = makeChangeRepo(path.join(root, 'repos'));
-  server = await startGitServer({ root: path.join(root, 'repos') });
+  server = await startGitServer({ root: path.join(root, 'repos'), tls: true });
 });
 
 afterAll(async () => {
@@ -26,7 +26,7 @@ afterAll(async () => {
 async function runScript(script: string, extra: Partial<Parameters<typeof task>[0]> = {}) {
   const dirs = makeRunDirs(makeTmpDir());
   const t = task({ sources: [{ name: 'repo', type: 'git_https', url: server.repoUrl('work') }], ...extra });
-  const r = await runTask(dirs, { task: t, harness: fakeHarness('script', [script]) });
+  const r = await runTask(dirs, { task: t, harness: fakeHarness('script', [script]) }, { env: { PATH: process.env.PATH, GIT_SSL_CAINFO: server.caFile } });
   return { ...r, dirs };
 }
 
