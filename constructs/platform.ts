@@ -227,6 +227,8 @@ export class Platform extends Construct {
       { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch'] },
       // Lifecycle Events (events.k8s.io/v1) on task ConfigMaps.
       { apiGroups: ['events.k8s.io'], resources: ['events'], verbs: ['create'] },
+      // A Job runner's patches travel in the tail of its log (no credentials in agent pods).
+      { apiGroups: [''], resources: ['pods/log'], verbs: ['get'] },
       ...(replicas > 1 ? [{ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] }] : []),
     ];
     kubeObject(this, 'controller-role', {
@@ -526,6 +528,16 @@ export class Platform extends Construct {
   }
 
   /** @internal literal credential values, which the policy keeps out of every ConfigMap */
+  private publisher?: Construct;
+
+  /** @internal The publish step (SA, Job template, NetworkPolicy), made on the first push grant. */
+  public _usePublisher(): void {
+    if (this.publisher) return;
+    // Loaded here: publisher.ts imports this module's type only.
+    const { Publisher } = require('./publisher') as typeof import('./publisher');
+    this.publisher = new Publisher(this, 'publisher');
+  }
+
   public _registerSecretValues(values: string[]): void {
     this.secretValues.push(...values);
   }

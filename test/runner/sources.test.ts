@@ -6,7 +6,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { GitServer, startGitServer } from '../support/git-server';
-import { DemoRepo, fakeHarness, git, makeDemoRepos, makeRunDirs, makeTmpDir, pool, runTask, task } from '../support/runner-fixtures';
+import { DemoRepo, fakeHarness, git, listFiles, makeDemoRepos, makeRunDirs, makeTmpDir, pool, runTask, task } from '../support/runner-fixtures';
 
 const GIT_USER = 'robot';
 const GIT_PASSWORD = 'gitpass-7c1e9b3f5a';
@@ -201,7 +201,7 @@ describe('a private repository (basic auth)', () => {
       fs.readFileSync(s.envLog, 'utf8'),
       r.stdout,
       r.stderr,
-      ...fs.readdirSync(r.dirs.artifacts).map((f) => fs.readFileSync(path.join(r.dirs.artifacts, f), 'utf8')),
+      ...listFiles(r.dirs.artifacts).map((f) => fs.readFileSync(path.join(r.dirs.artifacts, f), 'utf8')),
       JSON.stringify(r.report()),
       fs.readFileSync(path.join(r.checkout, '.git', 'config'), 'utf8'),
     ].join('\n');
