@@ -10,6 +10,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { startApis, ApiServers } from '../../controller/api';
 import { Controller } from '../../controller/controller';
+import { fetchSourcesArchive } from '../../controller/sources-archive';
 import { localDeliverer } from '../../controller/local';
 import { runWorker } from '../../runner/worker';
 import type { TaskSpec } from '../../policy/specs';
@@ -75,12 +76,19 @@ async function runThrough(tasks: TaskSpec[], harness: ReturnType<typeof fakeHarn
   const store = memoryPlatform(harness, { tasks, push });
   const logs: string[] = [];
   const out = makeTmpDir();
-  const controller = new Controller({ store, namespace: NS, log: (l) => logs.push(l), deliver: localDeliverer({ PADDOCK_PUSH_TOKEN: PUSHER.password, GIT_SSL_CAINFO: server.caFile }, out, (l) => logs.push(l)) });
+  const controller = new Controller({
+    store,
+    namespace: NS,
+    log: (l) => logs.push(l),
+    // The controller fetches the warm sources (it alone holds git credentials; this source needs none, only the CA).
+    fetchSources: (t, p, h) => fetchSourcesArchive(t, p, h, { env: { PATH: process.env.PATH, GIT_SSL_CAINFO: server.caFile } }),
+    deliver: localDeliverer({ PADDOCK_PUSH_TOKEN: PUSHER.password, GIT_SSL_CAINFO: server.caFile }, out, (l) => logs.push(l)),
+  });
   await controller.start();
   const { auth, tokenFile, headers } = localToken(makeTmpDir());
   const api = await startApis(controller, { port: 0, workerPort: 0, host: '127.0.0.1', auth });
-  // The worker's environment has no push token: only the CA to fetch the source.
-  await runWorker({ controller: api.workers.url, pool: 'warm', id: 'w1', tokenFile, workDir: makeTmpDir(), maxRuns: tasks.length, waitMs: 200, env: { PATH: process.env.PATH, GIT_SSL_CAINFO: server.caFile }, log: (l) => logs.push(l), stdout: devNull(), stderr: devNull() });
+  // The worker's environment has no push token and no git settings: its sources come in the lease.
+  await runWorker({ controller: api.workers.url, pool: 'warm', id: 'w1', tokenFile, workDir: makeTmpDir(), maxRuns: tasks.length, waitMs: 200, env: { PATH: process.env.PATH }, log: (l) => logs.push(l), stdout: devNull(), stderr: devNull() });
   const end = Date.now() + 30_000;
   while (tasks.some((t) => ['pending', undefined].includes(controller.task(t.name)?.run?.delivery?.state)) && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
   return { store, controller, api, logs, headers, close: async () => (await api.close(), await controller.stop()) };
