@@ -59,6 +59,21 @@ describe('the patch of a run (real git server, script agent)', () => {
     expect(fs.readFileSync(path.join(clone, 'added.bin'))).toEqual(fs.readFileSync(path.join(agentTree, 'added.bin')));
   });
 
+  test("a Job pod's split run: the fetch step checks out, the agent's runner (no git credential, no fetch) records the patch against that commit", async () => {
+    const dirs = makeRunDirs(makeTmpDir());
+    const t = task({ sources: [{ name: 'repo', type: 'git_https', url: server.repoUrl('work') }] });
+    const specs = { task: t, harness: fakeHarness('script', [EDIT_SCRIPT]) };
+    const fetched = await runTask(dirs, specs, { phase: 'fetch', env: { PATH: process.env.PATH, GIT_SSL_CAINFO: server.caFile } });
+    expect(fetched.code).toBe(0);
+    const requests = server.requests.length;
+    // The agent container's runner: no CA, no network use; the checkout is the fetch step's.
+    const r = await runTask(dirs, specs, { phase: 'agent' });
+    expect(server.requests.length).toBe(requests);
+    expect(r.status.outcome).toBe('succeeded');
+    expect(r.status.changes).toEqual([{ source: 'repo', base, files: 7, insertions: 3, deletions: 2, bytes: expect.any(Number) }]);
+    expect(fs.readFileSync(path.join(dirs.artifacts, 'patches', 'repo.patch'), 'utf8')).toContain('rename to moved/renamed.txt');
+  });
+
   test('no change: an empty summary and no patch file', async () => {
     const r = await runScript("true");
     expect(r.status.changes).toEqual([{ source: 'repo', base, files: 0, insertions: 0, deletions: 0, bytes: 0 }]);
