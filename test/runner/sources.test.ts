@@ -6,6 +6,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { GitServer, startGitServer } from '../support/git-server';
+import { gitEnv } from '../../runner/sources';
 import { DemoRepo, fakeHarness, git, listFiles, makeDemoRepos, makeRunDirs, makeTmpDir, pool, runTask, task } from '../support/runner-fixtures';
 
 const GIT_USER = 'robot';
@@ -38,9 +39,9 @@ afterAll(async () => {
 });
 
 const echo = fakeHarness('echo');
-/** runTask with the git server's CA for git (the runner's env; never the agent's). */
+/** runTask with both HTTPS servers' CAs for git (the runner's env; never the agent's): a redirect reaches the other host. */
 const fetchRun = (dirs: Parameters<typeof runTask>[0], specs: Parameters<typeof runTask>[1], opts: Parameters<typeof runTask>[2] = {}) =>
-  runTask(dirs, specs, { env: { PATH: process.env.PATH, GIT_SSL_CAINFO: server.caFile }, ...opts });
+  runTask(dirs, specs, { env: { PATH: process.env.PATH, GIT_SSL_CAINFO: caFile }, ...opts });
 
 async function fetchTask(source: Record<string, unknown>, extra: { pool?: unknown; git?: string } = {}) {
   const dirs = makeRunDirs(makeTmpDir());
@@ -241,12 +242,15 @@ describe('a private repository (basic auth)', () => {
     expect(r.status.outcome).toBe('source_failed');
   });
 
-  test('an http:// source on a credentialed host: source_failed before git runs, the credential never sent', async () => {
+  test('an http:// source on a credentialed host: refused before git runs (the task schema, then the runner), the credential never sent', async () => {
     const s = setup();
     const p = pool({ credentials: { git: [{ host: plain.host, username: GIT_USER, passwordFile: s.passwordFile }] } });
     const r = await fetchTask({ url: `${plain.url}/private/secret.git` }, { pool: p });
-    expect(r.status.outcome).toBe('source_failed');
-    expect(r.status.message).toMatch(/is http:\/\/, and pool credential for host "127\.0\.0\.1:\d+" is never sent in clear; write https:\/\//);
+    expect(r.status.outcome).toBe('invalid_spec');
+    expect(r.status.message).toMatch(/url/);
     expect(plain.requests).toEqual([]);
+    // Defense in depth: a spec that skipped the schema still gets no credential over http://.
+    const ctx = { baseEnv: { PATH: process.env.PATH ?? '' }, credentials: [{ host: plain.host, username: GIT_USER, passwordFile: s.passwordFile }], scratchDir: makeTmpDir() };
+    expect(() => gitEnv({ name: 'repo', url: `${plain.url}/private/secret.git` }, ctx)).toThrow(/is http:\/\/, and pool credential for host "127\.0\.0\.1:\d+" is never sent in clear; write https:\/\//);
   });
 });
