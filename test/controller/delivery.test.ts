@@ -123,6 +123,11 @@ describe('delivery through the controller (warm worker, real HTTPS git server)',
       expect(git(bare, 'show', 'paddock/hunt:hunt.txt')).toBe('found: nothing');
       expect(git(bare, 'log', '-1', '--format=%an <%ae> %s', 'paddock/hunt')).toBe('Ada Agent <ada@example.org> Deliver hunt');
       expect(r.logs.join('\n')).not.toContain(PUSHER.password);
+      // kubectl describe: the run's story ends with its delivery.
+      await new Promise((res) => setImmediate(res));
+      const story = r.store.list('Event').filter((e) => (e.regarding as any).name === 'task-hunt');
+      expect(story.map((e) => e.reason)).toEqual(['Queued', 'Started', 'Succeeded', 'Delivered']);
+      expect(story[3]).toMatchObject({ type: 'Normal', action: 'Deliver', note: expect.stringMatching(new RegExp(`pushed ${view.run!.delivery!.commit!.slice(0, 12)} to .*acme/work.git branch paddock/hunt \\[delivery pushed\\]$`)) });
     } finally {
       await r.close();
     }
@@ -136,6 +141,10 @@ describe('delivery through the controller (warm worker, real HTTPS git server)',
       expect(r.controller.task('fails')!.run!.delivery).toMatchObject({ state: 'skipped', reason: expect.stringMatching(/the run ended failed; the task delivers only a succeeded run \(set delivery.onAgentFailure/) });
       expect(() => git(bare, 'rev-parse', '--verify', '-q', 'refs/heads/paddock/fails')).toThrow();
       expect(r.controller.task('anyway')!.run!.delivery).toMatchObject({ state: 'pushed', branch: 'paddock/anyway' });
+      await new Promise((res) => setImmediate(res));
+      const last = (task: string) => r.store.list('Event').filter((e) => (e.regarding as any).name === `task-${task}`).pop();
+      expect(last('fails')).toMatchObject({ reason: 'DeliverySkipped', type: 'Normal', note: expect.stringMatching(/delivery skipped .*: the run ended failed/) });
+      expect(last('anyway')).toMatchObject({ reason: 'Delivered', type: 'Normal' });
     } finally {
       await r.close();
     }
