@@ -16,9 +16,11 @@ import { resolveDelivery } from '../core/delivery';
 import type { SourceChange } from '../core/protocol';
 import { patchKey } from '../controller/observe';
 import { DeliveryStatus, publish } from '../controller/publisher';
+import { proxiedFetch } from '../controller/proxy-fetch';
 import type { PoolSpec, TaskSpec } from '../policy/specs';
 import { readSpec } from '../runner/load-specs';
 import { gitCaEnv } from '../runner/sources';
+import { PROXY_VARS } from '../runner/agent-env';
 import { TERMINATION_LOG } from '../runner/termination-message';
 import { UsageError } from './args';
 import type { Command } from './main';
@@ -91,6 +93,9 @@ Exit codes: 0 pushed (or nothing to deliver); 1 conflict (the branch moved);
       patch,
       tokenFile: path.join(values.secrets ?? PUBLISH_PATHS.secrets, delivery.credential.secret, delivery.credential.key),
       caEnv: gitCaEnv(env),
+      // Behind the publish allowlist's egress proxy: git reads HTTPS_PROXY itself, the forge's API calls need this.
+      proxyEnv: Object.fromEntries(PROXY_VARS.filter((k) => env[k]).map((k) => [k, env[k]!])),
+      ...(forgeProxy(env) ? { fetch: forgeProxy(env) } : {}),
       ...(workDir ? { workDir } : {}),
       log: (line) => io.stderr(`[paddock publish] ${line}\n`),
     });
@@ -100,6 +105,11 @@ Exit codes: 0 pushed (or nothing to deliver); 1 conflict (the branch moved);
     return PUBLISH_EXIT[status.state];
   },
 };
+
+function forgeProxy(env: NodeJS.ProcessEnv): typeof fetch | undefined {
+  const proxy = env.HTTPS_PROXY ?? env.https_proxy;
+  return proxy ? proxiedFetch(proxy, (env.NO_PROXY ?? env.no_proxy ?? '').split(',')) : undefined;
+}
 
 function isWritable(dir: string): boolean {
   try {

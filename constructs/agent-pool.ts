@@ -283,7 +283,7 @@ export class AgentPool extends Construct implements ICredentialGrantee, IPushGra
   public _addPushCredential(grant: PushCredentialSpec): void {
     if (this.pushGrants.some((g) => g.host === grant.host)) fail(`AgentPool "${this.name}": a push credential for host "${grant.host}" is granted twice; grant each host once`);
     this.pushGrants.push(grant);
-    this.platform._usePublisher();
+    this.platform._usePublisher()._allowPush(grant);
   }
 
   /** The push credentials of the pool (references; only the publish step mounts them). */

@@ -48,6 +48,8 @@ export interface PublishOptions {
   readonly git?: string;
   /** CA settings for git (GIT_SSL_CAINFO, ...). */
   readonly caEnv?: Readonly<Record<string, string>>;
+  /** The egress proxy for git (HTTPS_PROXY, NO_PROXY, ...: the publish Job's allowlist). @default - none, direct */
+  readonly proxyEnv?: Readonly<Record<string, string>>;
   /** Scratch space. @default - a new temporary directory */
   readonly workDir?: string;
   /** For the forge's REST API. @default globalThis.fetch */
@@ -91,7 +93,7 @@ export async function publish(opts: PublishOptions): Promise<DeliveryStatus> {
       workspace: root,
       scratchDir: scratch,
       git: opts.git ?? 'git',
-      baseEnv: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: scratch },
+      baseEnv: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: scratch, ...opts.proxyEnv },
       caEnv: opts.caEnv ?? {},
       credentials: [{ host: d.credential.host, username: d.credential.username ?? 'x-access-token', passwordFile: opts.tokenFile }],
       timeoutMs: opts.timeoutMs ?? 300_000,

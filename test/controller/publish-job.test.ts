@@ -42,7 +42,7 @@ function publisherObjects() {
   return synth(chart);
 }
 
-test('synthesized: a tokenless ServiceAccount, a hardened publish Job template mounting just the one push key, egress to public HTTPS and DNS only', () => {
+test('synthesized: a tokenless ServiceAccount, a hardened publish Job template mounting just the one push key, no ingress, egress only through the publish allowlist', () => {
   const objects = publisherObjects();
   expect(find(objects, 'ServiceAccount', 'paddock-publisher').automountServiceAccountToken).toBe(false);
   const job = parseYaml(find(objects, 'ConfigMap', 'paddock-publisher').data['job-template.yaml']);
@@ -52,9 +52,9 @@ test('synthesized: a tokenless ServiceAccount, a hardened publish Job template m
   expect(pod.containers[0].securityContext).toMatchObject({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
   expect(pod.volumes.find((v: any) => v.name === 'push').secret).toEqual({ secretName: '${PUSH_SECRET}', items: [{ key: '${PUSH_KEY}', path: '${PUSH_KEY}' }], defaultMode: 0o440 });
   const np = find(objects, 'NetworkPolicy', 'paddock-publisher');
-  expect(np.spec.policyTypes).toEqual(['Ingress', 'Egress']);
-  expect(np.spec.egress[1].to[0].ipBlock.except).toEqual(expect.arrayContaining(['10.0.0.0/8', '169.254.0.0/16', '192.168.0.0/16']));
-  expect(np.spec.egress[1].ports).toEqual([{ protocol: 'TCP', port: 443 }]);
+  expect(np.spec).toMatchObject({ policyTypes: ['Ingress', 'Egress'], ingress: [], egress: [] });
+  // The hosts themselves: test/constructs/delivery.test.ts (the publish allowlist).
+  expect(job.spec.template.metadata.labels['egress.paddock.dev/publish']).toBe('allow');
 });
 
 test('the job deliverer creates the publish Job and reads its status (thin fake kubelet running the real paddock publish)', async () => {
