@@ -70,7 +70,7 @@ const COMMANDS: Readonly<Record<string, Entry>> = {
     load: async () => (await import('./controller')).localCommand,
   },
   gateway: {
-    synopsis: 'paddock gateway --config FILE [--port 8080] [--host 0.0.0.0]',
+    synopsis: 'paddock gateway --config FILE [--port 8080] [--host 0.0.0.0] [--kubeconfig FILE]',
     summary: 'The model gateway: holds the model keys and puts them on agent pods\' calls to their providers.',
     load: async () => (await import('./gateway')).gatewayCommand,
   },

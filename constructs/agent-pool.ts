@@ -257,6 +257,11 @@ export class AgentPool extends Construct implements ICredentialGrantee, IPushGra
     return this.harnesses.find((h) => h.name === name);
   }
 
+  /** The providers' hosts this pool's model calls reach through the gateway (not through its egress). */
+  public get gatewayHosts(): string[] {
+    return [...new Set(this.gatewayEnv.map((e) => new URL(MODEL_PROVIDERS[e.name].upstream).hostname))];
+  }
+
   /** The model keys the gateway holds for this pool. */
   private get gatewayEnv(): Array<{ name: string; key: string }> {
     return this.grants.filter((g) => !g.exposeToAgent).flatMap((g) => g.env);

@@ -18,9 +18,8 @@
 import type { ReviewApi } from './auth';
 import type { ClusterStore, Kind, KubeObject, WatchHandler } from './store';
 import { StoreError } from './store';
+import { importEsm } from '../core/import-esm';
 
-// A real import() that the CommonJS output keeps (see above).
-const importEsm = new Function('specifier', 'return import(specifier)') as (specifier: string) => Promise<any>;
 
 const API_VERSION: Record<Kind, string> = { ConfigMap: 'v1', Job: 'batch/v1', Pod: 'v1', Lease: 'coordination.k8s.io/v1', Event: 'events.k8s.io/v1' };
 const PLURAL: Record<Kind, string> = { ConfigMap: 'configmaps', Job: 'jobs', Pod: 'pods', Lease: 'leases', Event: 'events' };

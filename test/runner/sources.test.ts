@@ -242,12 +242,12 @@ describe('a private repository (basic auth)', () => {
     expect(r.status.outcome).toBe('source_failed');
   });
 
-  test('an http:// source on a credentialed host: refused before git runs (the task schema, then the runner), the credential never sent', async () => {
+  test('an http:// source on a credentialed host: refused as invalid before git runs, the credential never sent', async () => {
     const s = setup();
     const p = pool({ credentials: { git: [{ host: plain.host, username: GIT_USER, passwordFile: s.passwordFile }] } });
     const r = await fetchTask({ url: `${plain.url}/private/secret.git` }, { pool: p });
     expect(r.status.outcome).toBe('invalid_spec');
-    expect(r.status.message).toMatch(/url/);
+    expect(r.status.message).toMatch(/sources\[0\]\.url: must be an https:\/\/ URL.*http:\/\/ is refused/);
     expect(plain.requests).toEqual([]);
     // Defense in depth: a spec that skipped the schema still gets no credential over http://.
     const ctx = { baseEnv: { PATH: process.env.PATH ?? '' }, credentials: [{ host: plain.host, username: GIT_USER, passwordFile: s.passwordFile }], scratchDir: makeTmpDir() };

@@ -174,6 +174,11 @@ export async function startController(kubeconfig: string, id: string, extra: str
   });
   const url = `http://127.0.0.1:${port}`;
   await until('the controller API', async () => (await fetch(url + '/healthz').catch(() => undefined))?.ok, 30_000, proc.text);
+  // /healthz answers while the controller still lists the cluster; the task API answers 503 until it has started.
+  if (!extra.includes('--leader-elect')) {
+    const headers = await taskApiHeaders();
+    await until('the controller to start', async () => (await fetch(url + '/v1/tasks', { headers }).catch(() => undefined))?.status === 200, 60_000, proc.text);
+  }
   return { ...proc, url, workerUrl: `http://127.0.0.1:${workerPort}`, id };
 }
 
