@@ -85,7 +85,7 @@ Exit codes: 0 pushed (or nothing to deliver); 1 conflict (the branch moved);
     if (!change) throw new UsageError(`--run ${runDir}: status.json records no change of source "${delivery.source}"`);
     const patchFile = path.join(runDir, patchKey(delivery.source));
     const patch = change.bytes === 0 ? Buffer.alloc(0) : fs.existsSync(patchFile) ? gunzipSync(fs.readFileSync(patchFile)) : undefined;
-    if (!patch) throw new UsageError(`--run ${runDir}: no ${patchKey(delivery.source)}${change.patchTooLarge ? ' (the patch was over the size cap: patchTooLarge)' : ''}`);
+    if (!patch) throw new UsageError(`--run ${runDir}: no ${patchKey(delivery.source)}${change.patchTooLarge ? ' (the patch was over the size cap: patchTooLarge)' : change.patchWithheld ? ' (the change holds a credential the agent was given: patchWithheld)' : ''}`);
     const workDir = values['work-dir'] ?? (isWritable(PUBLISH_PATHS.work) ? PUBLISH_PATHS.work : undefined);
     const status = await publish({
       delivery,

@@ -14,7 +14,7 @@
  *   GET    /v1/tasks                     { tasks: [TaskView] } of the pools the caller may list
  *   GET    /v1/tasks/:name               TaskView (phase, current run, attempt, outcome), 404
  *   GET    /v1/tasks/:name/results       { run, phase, status, results, truncated, changes, delivery }, 404 (no run yet: 409)
- *   GET    /v1/tasks/:name/patch[?source=S]  the run's patch of a source (git apply it to X-Paddock-Base), 404, 409, 410 patchTooLarge
+ *   GET    /v1/tasks/:name/patch[?source=S]  the run's patch of a source (git apply it to X-Paddock-Base), 404, 409, 410 patchTooLarge or patchWithheld
  *   DELETE /v1/tasks/:name               cancel: the task and its runs are removed (a running agent is stopped)
  *
  * The worker lease API (`--worker-port`, default 8081; Service port 8081 -> workers): for
@@ -314,6 +314,7 @@ async function handleTasks(controller: Controller, opts: ApiOptions, req: http.I
     const p = controller.patch(parts[2], new URL(req.url ?? '/', 'http://controller').searchParams.get('source') ?? undefined);
     if (!p) throw new HttpError(409, `task "${parts[2]}" has no finished run yet`);
     if (!p.change) throw new HttpError(404, `run ${p.run} has no change of source "${p.source || '?'}"; name one with ?source=NAME`);
+    if (p.change.patchWithheld) throw new HttpError(410, `the change of source "${p.source}" holds a credential the agent was given; its patch is withheld (patchWithheld)`);
     if (p.change.patchTooLarge || !p.patch) throw new HttpError(410, `the patch of source "${p.source}" was over the size cap and is not stored (patchTooLarge)`);
     res.writeHead(200, { 'Content-Type': 'text/x-diff', 'X-Paddock-Base': p.change.base });
     res.end(p.patch);

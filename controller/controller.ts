@@ -227,6 +227,7 @@ export class Controller {
     const change = changesOfRunConfigMap(cm).changes?.find((c) => c.source === resolved.source);
     if (!change) return end('failed', `the run recorded no change of source "${resolved.source}" (see status.json changesError)`);
     if (change.patchTooLarge) return end('failed', `the patch of source "${resolved.source}" is over the stored size cap (patchTooLarge); nothing was pushed`);
+    if (change.patchWithheld) return end('failed', `the change of source "${resolved.source}" holds a credential the agent was given (patchWithheld); nothing was pushed`);
     const patch = change.bytes > 0 ? patchOfRunConfigMap(cm, resolved.source) : Buffer.alloc(0);
     if (!patch) return end('failed', `the patch of source "${resolved.source}" is not stored with the run`);
     if (!this.deliver) return end('failed', 'this controller has no publish step configured');

@@ -71,6 +71,11 @@ export interface SourceChange {
   readonly bytes: number;
   /** The patch was over MAX_PATCH_GZIP_BYTES and is not stored; the outcome is unaffected. */
   readonly patchTooLarge?: boolean;
+  /**
+   * The patch holds a secret the runner knows (a credential the agent was given, e.g. a
+   * model key exposed to it): it is not stored, shown or delivered; the outcome is unaffected.
+   */
+  readonly patchWithheld?: boolean;
 }
 
 /**

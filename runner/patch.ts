@@ -13,7 +13,9 @@
  * opencode.json) are left out; so is what the checkout's `.gitignore` ignores.
  *
  * The patch is written to artifacts/patches/<source>.patch; a patch whose
- * gzip is over MAX_PATCH_GZIP_BYTES is not stored (`patchTooLarge`).
+ * gzip is over MAX_PATCH_GZIP_BYTES is not stored (`patchTooLarge`), nor is one
+ * that holds a secret the runner knows (`patchWithheld`): redacting it would
+ * make it a different change, and delivering it would publish the secret.
  */
 import * as fs from 'fs';
 import * as path from 'path';
@@ -29,6 +31,8 @@ export interface DiffContext {
   readonly scratchDir: string;
   readonly timeoutMs: number;
   readonly log: (line: string) => void;
+  /** Whether a text holds a secret the runner knows (its redactor): such a patch is withheld. */
+  readonly holdsSecret?: (text: string) => boolean;
 }
 
 export interface SourceCheckout {
@@ -52,7 +56,7 @@ export function readPatches(artifactsDir: string, changes: readonly SourceChange
   const out: Record<string, string> = {};
   for (const c of changes ?? []) {
     const file = patchFile(artifactsDir, c.source);
-    if (!c.patchTooLarge && c.bytes > 0 && fs.existsSync(file)) out[c.source] = gzipSync(fs.readFileSync(file)).toString('base64');
+    if (!c.patchTooLarge && !c.patchWithheld && c.bytes > 0 && fs.existsSync(file)) out[c.source] = gzipSync(fs.readFileSync(file)).toString('base64');
   }
   return out;
 }
@@ -65,13 +69,15 @@ export async function recordChanges(sources: readonly SourceCheckout[], artifact
     const change = await diffSource(src, ctx);
     const file = patchFile(artifactsDir, src.name);
     const gz = gzipSync(change.patch).length;
-    const tooLarge = gz > budget;
-    if (!tooLarge && change.patch.length > 0) {
+    const withheld = change.patch.length > 0 && (ctx.holdsSecret?.(change.patch.toString('latin1')) ?? false);
+    const tooLarge = !withheld && gz > budget;
+    if (!tooLarge && !withheld && change.patch.length > 0) {
       fs.mkdirSync(path.dirname(file), { recursive: true });
       fs.writeFileSync(file, change.patch);
       budget -= gz;
     }
     if (tooLarge) ctx.log(`source "${src.name}": the patch is ${gz} bytes gzipped, over the ${MAX_PATCH_GZIP_BYTES}-byte cap; it is not stored (patchTooLarge)`);
+    if (withheld) ctx.log(`source "${src.name}": the agent's change holds a credential it was given; the patch is withheld (patchWithheld): not stored, shown or delivered`);
     out.push({
       source: src.name,
       base: src.commit,
@@ -80,6 +86,7 @@ export async function recordChanges(sources: readonly SourceCheckout[], artifact
       deletions: change.deletions,
       bytes: change.patch.length,
       ...(tooLarge ? { patchTooLarge: true } : {}),
+      ...(withheld ? { patchWithheld: true } : {}),
     });
   }
   return out;

@@ -328,6 +328,7 @@ export async function run(opts: RunOptions = {}): Promise<number> {
           scratchDir: scratch!,
           timeoutMs: opts.gitTimeoutMs ?? 600_000,
           log,
+          holdsSecret: (text) => redactor.matches(text).length > 0,
         });
         for (const c of state.changes) log(`source "${c.source}": ${c.files} file(s) changed, +${c.insertions} -${c.deletions} against ${c.base.slice(0, 12)}`);
       } catch (err) {

@@ -186,4 +186,10 @@ describe('paddock publish (the publish Job\'s command) over mounted ConfigMaps a
     expect(await m.run()).toBe(2);
     expect(m.err.join('')).toMatch(/no patch-work.gz \(the patch was over the size cap: patchTooLarge\)/);
   });
+
+  test('a run whose change held a credential the agent was given: exit 2, naming it, nothing pushed', async () => {
+    const m = mounts({ branch: 'paddock/leak' }, [{ ...change(), patchWithheld: true }], null);
+    expect(await m.run()).toBe(2);
+    expect(m.err.join('')).toMatch(/no patch-work.gz \(the change holds a credential the agent was given: patchWithheld\)/);
+  });
 });

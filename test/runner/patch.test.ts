@@ -23,10 +23,12 @@ afterAll(async () => {
   await server.close();
 });
 
-async function runScript(script: string, extra: Partial<Parameters<typeof task>[0]> = {}) {
+async function runScript(script: string, extra: Partial<Parameters<typeof task>[0]> = {}, credential?: { env: string; value: string }) {
   const dirs = makeRunDirs(makeTmpDir());
   const t = task({ sources: [{ name: 'repo', type: 'git_https', url: server.repoUrl('work') }], ...extra });
-  const r = await runTask(dirs, { task: t, harness: fakeHarness('script', [script]) }, { env: { PATH: process.env.PATH, GIT_SSL_CAINFO: server.caFile } });
+  const harness = fakeHarness('script', [script], credential ? { credentialEnv: [credential.env] } : {});
+  const env = { PATH: process.env.PATH, GIT_SSL_CAINFO: server.caFile, ...(credential ? { [credential.env]: credential.value } : {}) };
+  const r = await runTask(dirs, { task: t, harness }, { env });
   return { ...r, dirs };
 }
 
@@ -91,6 +93,16 @@ describe('the patch of a run (real git server, script agent)', () => {
     const r = await runScript('echo more >> edit.txt; exit 3');
     expect(r.status.outcome).toBe('failed');
     expect(r.status.changes[0]).toMatchObject({ files: 1, insertions: 1 });
+  });
+
+  test('a hostile agent that writes its credential into the checkout: the patch is withheld, never stored or shown', async () => {
+    const key = 'sk-exposed-model-key-7d1c0e';
+    const r = await runScript('echo "leak=$MODEL_KEY" >> edit.txt; env > env-dump.txt', {}, { env: 'MODEL_KEY', value: key });
+    expect(r.status.outcome).toBe('succeeded');
+    expect(r.status.changes).toEqual([expect.objectContaining({ source: 'repo', base, files: 2, patchWithheld: true })]);
+    expect(fs.existsSync(path.join(r.dirs.artifacts, 'patches', 'repo.patch'))).toBe(false);
+    expect(r.stderr).toMatch(/source "repo": the agent's change holds a credential it was given; the patch is withheld \(patchWithheld\)/);
+    expect(r.stderr + JSON.stringify(r.status)).not.toContain(key);
   });
 
   test('a change that cannot be read is reported, the outcome stays the agent\'s', async () => {
