@@ -104,6 +104,11 @@ const COMMANDS: Readonly<Record<string, Entry>> = {
     summary: 'Remove a task and its runs; a running agent is stopped.',
     load: async () => (await import('./tasks')).cancelCommand,
   },
+  publish: {
+    synopsis: 'paddock publish [--task DIR] [--pool DIR] [--run DIR] [--secrets DIR] [--work-dir DIR]',
+    summary: "Deliver one run's change: push it to the task's branch and open its pull/merge request (the publish Job).",
+    load: async () => (await import('./publish')).publishCommand,
+  },
   version: {
     synopsis: 'paddock version (or paddock --version)',
     summary: "Print the package's version.",

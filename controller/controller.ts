@@ -11,7 +11,7 @@
 import { randomUUID } from 'crypto';
 import { LABEL_PHASE, LABEL_RUN } from '../core/labels';
 import type { TaskSpec } from '../policy/specs';
-import { afterAttempt, DEFAULT_SETTINGS, ObservedLease, ObservedPool, ObservedState, pickWarmRun, reconcile, ReconcileSettings, runConfigMapName, runName, verdictOfResult, Action } from './reconcile';
+import { afterAttempt, DEFAULT_SETTINGS, ObservedLease, ObservedPool, ObservedState, pickWarmRun, reconcile, ReconcileSettings, runConfigMapName, runName, verdictOfResult, Action, type RunPatch } from './reconcile';
 import {
   ANNOTATION,
   applyRunPatch,
@@ -22,6 +22,8 @@ import {
   podFromObject,
   poolFromConfigMap,
   poolSpecOf,
+  changesOfRunConfigMap,
+  patchOfRunConfigMap,
   resultOfRunConfigMap,
   runFromConfigMap,
   selectors,
@@ -33,9 +35,11 @@ import { ClusterStore, Kind, KubeObject, StoreError, WatchEvent } from './store'
 import { TaskIndex } from './task-index';
 import { LifecycleEvent, lifecycleOf } from './lifecycle';
 import { EventRecorder } from './events';
-import { AttemptResult, decodeTerminationMessage, type GrantSources, type LeaseGrant } from '../core/protocol';
+import { AttemptResult, decodeTerminationMessage, type GrantSources, type LeaseGrant, MAX_PATCH_GZIP_BYTES, patchesFromLog, type SourceChange } from '../core/protocol';
 import type { HarnessSpec, PoolSpec } from '../policy/specs';
 import { fetchSourcesArchive } from './sources-archive';
+import { deliveryProblems, resolveDelivery, type ResolvedDelivery } from '../core/delivery';
+import type { DeliveryStatus } from './publisher';
 
 export interface ControllerOptions {
   readonly store: ClusterStore;
@@ -56,7 +60,27 @@ export interface ControllerOptions {
   readonly recordEvents?: boolean;
   /** This replica's name in the Events' reportingInstance. @default "paddock-controller" */
   readonly instance?: string;
+  /**
+   * Runs the publish step of a finished run whose task asks for delivery
+   * (`paddock local`: in this process; the cluster: a publish Job).
+   * @default - none: deliveries end `failed` with "no publish step"
+   */
+  readonly deliver?: Deliverer;
 }
+
+/** What the publish step gets: the delivery, the base commit and the patch. */
+export interface DeliveryRequest {
+  readonly run: string;
+  readonly task: TaskSpec;
+  readonly delivery: ResolvedDelivery;
+  readonly base: string;
+  readonly patch: Buffer;
+}
+
+export type Deliverer = (req: DeliveryRequest) => Promise<DeliveryStatus>;
+
+/** Agent outcomes a task may deliver with `delivery.onAgentFailure`. */
+const DELIVERABLE_FAILURES = new Set(['failed', 'timed_out']);
 
 interface Lease extends ObservedLease {
   readonly pool: string;
@@ -80,7 +104,17 @@ export interface TaskView {
   readonly specHash?: string;
   readonly pool?: string;
   readonly message?: string;
-  readonly run?: { readonly name: string; readonly phase: string; readonly attempt: number; readonly outcome?: string; readonly message?: string; readonly configMap: string };
+  readonly run?: {
+    readonly name: string;
+    readonly phase: string;
+    readonly attempt: number;
+    readonly outcome?: string;
+    readonly message?: string;
+    readonly configMap: string;
+    /** What the agent changed per source (the patch: GET /v1/tasks/NAME/patch). */
+    readonly changes?: SourceChange[];
+    readonly delivery?: DeliveryStatus | { readonly state: 'pending' };
+  };
 }
 
 export class Controller {
@@ -125,6 +159,7 @@ export class Controller {
     this.now = opts.now ?? Date.now;
     this.log = opts.log ?? (() => undefined);
     this.fetchSources = opts.fetchSources ?? ((task, pool, harness) => fetchSourcesArchive(task, pool, harness, { env: process.env, log: this.log }));
+    this.deliver = opts.deliver;
     if (opts.recordEvents ?? true) {
       const recorder = new EventRecorder(this.store, this.namespace, opts.instance ?? 'paddock-controller', (task) => this.cache.task.get(`task-${task}`)?.metadata.uid, this.log);
       this.onLifecycle((e) => recorder.record(e));
@@ -147,6 +182,59 @@ export class Controller {
         this.log(`lifecycle listener failed: ${(err as Error).message}`);
       }
     }
+  }
+
+  private readonly deliver?: Deliverer;
+  /** Runs whose publish step runs in this process now. */
+  private readonly delivering = new Set<string>();
+
+  /** Start the publish step of every finished run that asks for one and has no delivery status yet. */
+  private deliverFinished(): void {
+    for (const cm of this.cache.run.values()) {
+      const run = runFromConfigMap(cm);
+      if (!run || (run.phase !== 'Succeeded' && run.phase !== 'Failed') || this.delivering.has(run.name)) continue;
+      const state = cm.metadata.annotations?.[ANNOTATION.delivery];
+      if (state && state !== 'pending') continue;
+      const taskCm = this.cache.task.get(`task-${run.task}`);
+      const task = taskCm ? this.memo(taskCm, taskFromConfigMap) : undefined;
+      if (!task?.spec?.delivery || task.specHash !== run.specHash) continue;
+      this.delivering.add(run.name);
+      void this.deliverRun(run.name, task.spec, cm)
+        .catch((err) => this.log(`run ${run.name}: delivery failed: ${(err as Error).stack ?? err}`))
+        .finally(() => this.delivering.delete(run.name));
+    }
+  }
+
+  private async deliverRun(runName: string, task: TaskSpec, cm: KubeObject): Promise<void> {
+    const write = (delivery: DeliveryStatus | { state: 'pending' }) => this.updateRun(runName, (c) => applyRunPatch(c, { delivery }));
+    const d = task.delivery!;
+    const outcome = cm.metadata.annotations?.[ANNOTATION.outcome] ?? '';
+    const target = { repository: d.repository ?? task.sources?.find((s) => s.name === (d.source ?? task.sources?.[0]?.name))?.url ?? '', branch: d.branch };
+    const end = async (state: DeliveryStatus['state'], reason: string) => {
+      await write({ ...target, state, reason, finishedAt: new Date(this.now()).toISOString() });
+      this.log(`run ${runName}: delivery ${state}: ${reason}`);
+    };
+    if (outcome !== 'succeeded' && !(d.onAgentFailure && DELIVERABLE_FAILURES.has(outcome))) {
+      return end('skipped', `the run ended ${outcome || 'without an outcome'}; the task delivers only a succeeded run${DELIVERABLE_FAILURES.has(outcome) ? ' (set delivery.onAgentFailure to deliver anyway)' : ''}`);
+    }
+    const poolCm = [...this.cache.pool.values()].find((p) => poolFromConfigMap(p)?.name === task.pool);
+    let resolved: ResolvedDelivery;
+    try {
+      resolved = resolveDelivery(task, poolCm ? poolSpecOf(poolCm)?.push : undefined)!;
+    } catch (err) {
+      return end('failed', (err as Error).message);
+    }
+    const change = changesOfRunConfigMap(cm).changes?.find((c) => c.source === resolved.source);
+    if (!change) return end('failed', `the run recorded no change of source "${resolved.source}" (see status.json changesError)`);
+    if (change.patchTooLarge) return end('failed', `the patch of source "${resolved.source}" is over the stored size cap (patchTooLarge); nothing was pushed`);
+    if (change.patchWithheld) return end('failed', `the change of source "${resolved.source}" holds a credential the agent was given (patchWithheld); nothing was pushed`);
+    const patch = change.bytes > 0 ? patchOfRunConfigMap(cm, resolved.source) : Buffer.alloc(0);
+    if (!patch) return end('failed', `the patch of source "${resolved.source}" is not stored with the run`);
+    if (!this.deliver) return end('failed', 'this controller has no publish step configured');
+    await write({ state: 'pending' });
+    const status = await this.deliver({ run: runName, task, delivery: resolved, base: change.base, patch });
+    await write(status);
+    this.log(`run ${runName}: delivery ${status.state}${status.commit ? ` ${status.commit}` : ''}${status.pullRequest ? ` ${status.pullRequest.url}` : ''}${status.reason ? `: ${status.reason}` : ''}`);
   }
 
   /** Start the informers; resolves once every initial list is in and the first pass ran. */
@@ -355,6 +443,7 @@ export class Controller {
     }
     if (all.length) this.onActions?.(all);
     this.serveWaiters();
+    this.deliverFinished();
   }
 
   /** Reconcile `key` (undefined: everything) at `t`; one timer for the earliest. */
@@ -397,7 +486,8 @@ export class Controller {
         return;
       }
       case 'updateRun': {
-        const updated = await this.updateRun(action.run, (cm) => applyRunPatch(cm, action.patch));
+        const patch = await this.withLoggedPatches(action.patch);
+        const updated = await this.updateRun(action.run, (cm) => applyRunPatch(cm, patch));
         if (updated && action.patch.phase) this.log(`run ${action.run}: ${action.patch.phase}${action.patch.message ? ` - ${action.patch.message}` : ''}`);
         return;
       }
@@ -440,6 +530,22 @@ export class Controller {
         }
         return;
       }
+    }
+  }
+
+  /** Job mode: the patches a runner printed after its termination message, from the tail of the pod's log. */
+  private async withLoggedPatches(patch: RunPatch): Promise<RunPatch> {
+    const result = patch.result;
+    const lines = Number(result?.status.patchLogLines ?? 0);
+    if (!result?.pod || result.patches || !(lines > 0) || !this.store.readLog) return patch;
+    try {
+      const patches = patchesFromLog(await this.store.readLog(result.pod, 'runner', lines));
+      const size = Object.values(patches).reduce((n, b64) => n + Math.floor((b64.length * 3) / 4), 0);
+      if (size > MAX_PATCH_GZIP_BYTES) throw new Error(`${size} bytes gzipped, over the ${MAX_PATCH_GZIP_BYTES}-byte cap`);
+      return { ...patch, result: { ...result, patches } };
+    } catch (err) {
+      this.log(`pod ${result.pod}: cannot read the patches from its log: ${(err as Error).message}`);
+      return patch;
     }
   }
 
@@ -640,6 +746,7 @@ export class Controller {
               ...(ra[ANNOTATION.outcome] ? { outcome: ra[ANNOTATION.outcome] } : {}),
               ...(ra[ANNOTATION.message] ? { message: ra[ANNOTATION.message] } : {}),
               configMap: runCm.metadata.name,
+              ...changesOfRunConfigMap(runCm),
             },
           }
         : {}),
@@ -651,7 +758,24 @@ export class Controller {
     if (!view?.run) return undefined;
     const cm = this.cache.run.get(view.run.configMap);
     if (!cm) return undefined;
-    return { run: view.run.name, phase: view.run.phase, ...resultOfRunConfigMap(cm) };
+    return { run: view.run.name, phase: view.run.phase, ...resultOfRunConfigMap(cm), ...changesOfRunConfigMap(cm) };
+  }
+
+  /** The current run's patch of a source (the only one by default). */
+  public patch(name: string, source?: string): { run: string; source: string; patch?: Buffer; change?: SourceChange } | undefined {
+    const view = this.task(name);
+    const cm = view?.run ? this.cache.run.get(view.run.configMap) : undefined;
+    if (!view?.run || !cm) return undefined;
+    const changes = view.run.changes ?? [];
+    const change = source === undefined ? (changes.length === 1 ? changes[0] : undefined) : changes.find((c) => c.source === source);
+    const which = change?.source ?? source ?? '';
+    return { run: view.run.name, source: which, ...(change ? { change } : {}), ...(change ? { patch: change.bytes === 0 ? Buffer.alloc(0) : patchOfRunConfigMap(cm, which) } : {}) };
+  }
+
+  /** Problems of a task's delivery against its pool's push credentials (for the task API). */
+  public deliveryProblems(spec: TaskSpec): string[] {
+    const poolCm = [...this.cache.pool.values()].find((p) => poolFromConfigMap(p)?.name === spec.pool);
+    return deliveryProblems(spec, poolCm ? poolSpecOf(poolCm)?.push : undefined);
   }
 
   public taskNames(): string[] {

@@ -185,6 +185,15 @@ export class KubeStore implements ClusterStore {
     }
   }
 
+  public async readLog(pod: string, container: string, tailLines: number): Promise<string> {
+    try {
+      const core = this.kc.makeApiClient(this.k8s.CoreV1Api);
+      return String(await core.readNamespacedPodLog({ name: pod, namespace: this.opts.namespace, container, tailLines }));
+    } catch (err) {
+      throw toStoreError(err);
+    }
+  }
+
   public async delete(kind: Kind, name: string): Promise<void> {
     try {
       await this.api.delete(this.header(kind, name), undefined, undefined, undefined, undefined, 'Background');

@@ -14,7 +14,7 @@ export const CAPABILITY_LABEL_PREFIX = 'capability.paddock.dev/';
 export const EGRESS_LABEL_PREFIX = 'egress.paddock.dev/';
 
 /** `run`: a run's result ConfigMap, written by the controller. */
-export type Component = 'platform' | 'controller' | 'worker' | 'task' | 'run' | 'harness' | 'pool' | 'egress' | 'sandbox' | 'credentials' | 'model-gateway';
+export type Component = 'platform' | 'controller' | 'worker' | 'task' | 'run' | 'harness' | 'pool' | 'egress' | 'sandbox' | 'credentials' | 'model-gateway' | 'publish';
 
 /** On run and task ConfigMaps: the run's phase (Queued, Running, Succeeded, Failed, Superseded), set by the controller. */
 export const LABEL_PHASE = 'paddock.dev/phase';

@@ -50,6 +50,29 @@ export interface TaskSpec {
   readonly config?: ConfigLayerSpec;
   /** Extra attempts after an agent failure or timeout (infrastructure failures are retried regardless). @default 0 */
   readonly retries?: number;
+  /** Push the change to a branch (and open a pull/merge request). @default - the change is only recorded */
+  readonly delivery?: DeliverySpec;
+}
+
+export interface DeliverySpec {
+  readonly source?: string;
+  readonly branch: string;
+  readonly repository?: string;
+  readonly commitMessage?: string;
+  readonly author?: { readonly name: string; readonly email: string };
+  readonly pullRequest?: { readonly title: string; readonly body?: string; readonly base?: string; readonly draft?: boolean };
+  readonly onAgentFailure?: boolean;
+}
+
+export type Forge = 'github' | 'gitlab';
+
+export interface PushCredentialSpec {
+  readonly host: string;
+  readonly secret: string;
+  readonly key: string;
+  readonly username?: string;
+  readonly forge?: Forge;
+  readonly api?: string;
 }
 
 export type PromptVia = 'argv' | 'file' | 'stdin';
@@ -114,6 +137,8 @@ export interface PoolSpec {
     readonly files?: CredentialFileSpec[];
     readonly git?: GitCredentialSpec[];
   };
+  /** Push credentials for delivery; only the publish step mounts them. */
+  readonly push?: PushCredentialSpec[];
   readonly egress?: {
     readonly proxy?: string;
     readonly noProxy?: string[];

@@ -6,6 +6,7 @@
  *   config   copy credential files into HOME, write the merged config layers, the prompt file
  *   agent    exec the agent CLI (argv, no shell) with an explicit env, timeout, redacted logs
  *   results  extract ```result blocks into results.jsonl
+ *   changes  the agent's change of every source as a git patch (patch.ts)
  * and always write artifacts/status.json. Returns the exit code (table in status.ts).
  */
 import * as fs from 'fs';
@@ -22,9 +23,11 @@ import { crossCheck, readSpec, specFilePath, SpecSource } from './load-specs';
 import { Redactor } from './redaction';
 import { extractResultBlocks, finalOutput, writeResultsJsonl } from './results';
 import { locateBwrap, SandboxKind, wrapWithBwrap } from './sandbox-bwrap';
+import { recordChanges } from './patch';
 import { fetchSources, gitCaEnv } from './sources';
 import { gatewayWiring } from './gateway-wiring';
 import { poolForPhase, readFetchRecord, RunPhaseKind, writeFetchRecord } from './fetch-record';
+import type { SourceChange } from '../core/protocol';
 import { exitCodeOf, Outcome, ParseErrorRecord, Phase, RunFailure, RunStatus, SourceRecord, writeStatus } from './status';
 
 /** Where a pod mounts things (ConfigMaps) and its writable emptyDirs. */
@@ -119,6 +122,8 @@ interface State {
   outputTruncated?: boolean;
   outputDroppedBytes?: number;
   logDroppedBytes?: { stdout: number; stderr: number };
+  changes?: SourceChange[];
+  changesError?: string;
 }
 
 export async function run(opts: RunOptions = {}): Promise<number> {
@@ -147,7 +152,7 @@ export async function run(opts: RunOptions = {}): Promise<number> {
   let scratch: string | undefined;
 
   const phase = async <T>(name: Phase, body: () => T | Promise<T>): Promise<T> => {
-    if (opts.signal?.aborted && name !== 'results') {
+    if (opts.signal?.aborted && name !== 'results' && name !== 'changes') {
       throw new RunFailure('terminated', `the runner was asked to stop before the ${name} phase`);
     }
     const start = performance.now();
@@ -303,6 +308,36 @@ export async function run(opts: RunOptions = {}): Promise<number> {
       if (omitted > 0) log(`${omitted} more parse error(s) counted, not listed`);
     });
 
+    // ---- changes (also after a failure: whether to deliver them is the task's call) ----
+    await phase('changes', async () => {
+      const ownFiles = loaded.configFiles.filter((f) => f.base === 'workdir').map((f) => path.join(prepared.workdir, f.path));
+      const checkouts = state.sources.map((s) => {
+        const root = path.join(dirs.workspace, s.name);
+        return {
+          name: s.name,
+          root,
+          commit: s.commit,
+          subPath: path.relative(root, path.join(dirs.workspace, s.dir)),
+          ownFiles: ownFiles.map((f) => path.relative(root, f)).filter((f) => f && !f.startsWith('..')),
+        };
+      });
+      try {
+        state.changes = await recordChanges(checkouts, dirs.artifacts, {
+          git: opts.git ?? 'git',
+          baseEnv: baseEnv(env, dirs.home, pool),
+          scratchDir: scratch!,
+          timeoutMs: opts.gitTimeoutMs ?? 600_000,
+          log,
+          holdsSecret: (text) => redactor.matches(text).length > 0,
+        });
+        for (const c of state.changes) log(`source "${c.source}": ${c.files} file(s) changed, +${c.insertions} -${c.deletions} against ${c.base.slice(0, 12)}`);
+      } catch (err) {
+        // The change could not be read (e.g. the agent broke the checkout): say so; the outcome stays the agent's.
+        log(`cannot record the change: ${(err as Error).message}`);
+        state.changesError = (err as Error).message;
+      }
+    });
+
     ({ outcome, message } = agentOutcome(agent, task.timeoutSeconds ?? 1800, state.command?.[0]));
   } catch (err) {
     if (err instanceof RunFailure) {
@@ -343,6 +378,8 @@ export async function run(opts: RunOptions = {}): Promise<number> {
     ...(state.command ? { command: state.command } : {}),
     ...(state.outputTruncated ? { outputTruncated: true, outputDroppedBytes: state.outputDroppedBytes } : {}),
     ...(state.logDroppedBytes ? { logDroppedBytes: state.logDroppedBytes } : {}),
+    ...(state.changes ? { changes: state.changes } : {}),
+    ...(state.changesError ? { changesError: redactor.redact(state.changesError) } : {}),
     startedAt: startedAt.toISOString(),
     finishedAt: new Date().toISOString(),
   };

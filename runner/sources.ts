@@ -152,7 +152,7 @@ async function fetchOne(src: GitSourceSpec, ctx: FetchContext): Promise<SourceRe
   return { name: src.name, dir: path.relative(ctx.workspace, workDir), commit };
 }
 
-function gitEnv(src: GitSourceSpec, ctx: FetchContext): Record<string, string> {
+export function gitEnv(src: Pick<GitSourceSpec, 'name' | 'url'>, ctx: Pick<FetchContext, 'baseEnv' | 'caEnv' | 'credentials' | 'scratchDir'>): Record<string, string> {
   const config: Array<[string, string]> = [
     ['advice.detachedHead', 'false'],
     ['init.defaultBranch', 'main'],
@@ -209,7 +209,7 @@ function writeCredentialHelper(sourceName: string, host: string, cred: GitCreden
   return file;
 }
 
-async function runGit(ctx: FetchContext, env: Record<string, string>, label: string, args: string[], cwd: string): Promise<string> {
+export async function runGit(ctx: FetchContext, env: Record<string, string>, label: string, args: string[], cwd: string): Promise<string> {
   const out: Buffer[] = [];
   const err: Buffer[] = [];
   const r = await runInProcessGroup({

@@ -6,7 +6,8 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { GitServer, startGitServer } from '../support/git-server';
-import { DemoRepo, fakeHarness, git, makeDemoRepos, makeRunDirs, makeTmpDir, pool, runTask, task } from '../support/runner-fixtures';
+import { gitEnv } from '../../runner/sources';
+import { DemoRepo, fakeHarness, git, listFiles, makeDemoRepos, makeRunDirs, makeTmpDir, pool, runTask, task } from '../support/runner-fixtures';
 
 const GIT_USER = 'robot';
 const GIT_PASSWORD = 'gitpass-7c1e9b3f5a';
@@ -38,7 +39,7 @@ afterAll(async () => {
 });
 
 const echo = fakeHarness('echo');
-/** runTask with the git server's CA for git (the runner's env; never the agent's). */
+/** runTask with both HTTPS servers' CAs for git (the runner's env; never the agent's): a redirect reaches the other host. */
 const fetchRun = (dirs: Parameters<typeof runTask>[0], specs: Parameters<typeof runTask>[1], opts: Parameters<typeof runTask>[2] = {}) =>
   runTask(dirs, specs, { env: { PATH: process.env.PATH, GIT_SSL_CAINFO: caFile }, ...opts });
 
@@ -201,7 +202,7 @@ describe('a private repository (basic auth)', () => {
       fs.readFileSync(s.envLog, 'utf8'),
       r.stdout,
       r.stderr,
-      ...fs.readdirSync(r.dirs.artifacts).map((f) => fs.readFileSync(path.join(r.dirs.artifacts, f), 'utf8')),
+      ...listFiles(r.dirs.artifacts).map((f) => fs.readFileSync(path.join(r.dirs.artifacts, f), 'utf8')),
       JSON.stringify(r.report()),
       fs.readFileSync(path.join(r.checkout, '.git', 'config'), 'utf8'),
     ].join('\n');
@@ -248,5 +249,8 @@ describe('a private repository (basic auth)', () => {
     expect(r.status.outcome).toBe('invalid_spec');
     expect(r.status.message).toMatch(/sources\[0\]\.url: must be an https:\/\/ URL.*http:\/\/ is refused/);
     expect(plain.requests).toEqual([]);
+    // Defense in depth: a spec that skipped the schema still gets no credential over http://.
+    const ctx = { baseEnv: { PATH: process.env.PATH ?? '' }, credentials: [{ host: plain.host, username: GIT_USER, passwordFile: s.passwordFile }], scratchDir: makeTmpDir() };
+    expect(() => gitEnv({ name: 'repo', url: `${plain.url}/private/secret.git` }, ctx)).toThrow(/is http:\/\/, and pool credential for host "127\.0\.0\.1:\d+" is never sent in clear; write https:\/\//);
   });
 });
