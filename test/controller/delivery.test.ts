@@ -127,7 +127,7 @@ describe('delivery through the controller (warm worker, real HTTPS git server)',
       await new Promise((res) => setImmediate(res));
       const story = r.store.list('Event').filter((e) => (e.regarding as any).name === 'task-hunt');
       expect(story.map((e) => e.reason)).toEqual(['Queued', 'Started', 'Succeeded', 'Delivered']);
-      expect(story[3]).toMatchObject({ type: 'Normal', action: 'Deliver', note: expect.stringMatching(new RegExp(`pushed ${view.run!.delivery!.commit!.slice(0, 12)} to .*acme/work.git branch paddock/hunt \\[delivery pushed\\]$`)) });
+      expect(story[3]).toMatchObject({ type: 'Normal', action: 'Deliver', note: expect.stringMatching(new RegExp(`pushed ${(view.run!.delivery as { commit: string }).commit.slice(0, 12)} to .*acme/work.git branch paddock/hunt \\[delivery pushed\\]$`)) });
     } finally {
       await r.close();
     }

@@ -8,6 +8,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { ApiServer, startApi } from '../../controller/api';
 import { Controller } from '../../controller/controller';
+import type { KubeObject } from '../../controller/store';
 import { startMetrics } from '../../controller/metrics';
 import { lifecycleOf } from '../../controller/lifecycle';
 import { lifecycleEventObject } from '../../controller/events';
@@ -125,7 +126,7 @@ describe('lifecycle: metrics and Events through every phase', () => {
   });
 
   test('lifecycleOf: a delivery that ends is a step (pushed, pull request opened, skipped, failed); pending and repeats are not', () => {
-    const cm = (delivery?: Record<string, unknown>) => ({
+    const cm = (delivery?: Record<string, unknown>): KubeObject => ({
       apiVersion: 'v1',
       kind: 'ConfigMap',
       metadata: {
