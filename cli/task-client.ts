@@ -8,11 +8,13 @@
  * Token: `--token`, `--token-file` (or $PADDOCK_TOKEN / $PADDOCK_TOKEN_FILE),
  * else the kubeconfig user's bearer token (a token, a token file or an exec
  * plugin). A kubeconfig that authenticates with a client certificate has none:
- * `--token "$(kubectl create token NAME)"` then.
+ * `--token "$(kubectl create token NAME)"` then. The port-forward is the kubeconfig
+ * user's: list pods, get and create pods/portforward (ClusterRole PORT_FORWARD_ROLE).
  */
 import * as fs from 'fs';
 import * as net from 'net';
-import { selectorLabels } from '../core/labels';
+import { Writable } from 'stream';
+import { PORT_FORWARD_ROLE, selectorLabels } from '../core/labels';
 import { UsageError } from './args';
 import { importEsm } from '../core/import-esm';
 
@@ -83,7 +85,8 @@ function retryAfterMs(res: Response): number | undefined {
   return Math.min(Number(header) * 1000, 5000);
 }
 
-function api(base: string, token: string, close: () => Promise<void>): TaskApi {
+/** `forwardFailure`: why the port-forward under `base` broke, when it did (a failed fetch says no more). */
+function api(base: string, token: string, close: () => Promise<void>, forwardFailure: () => ClientError | undefined = () => undefined): TaskApi {
   return {
     close,
     call: async (method, route, body) => {
@@ -97,7 +100,7 @@ function api(base: string, token: string, close: () => Promise<void>): TaskApi {
             ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
           });
         } catch (err) {
-          throw new ClientError(`cannot reach the controller at ${base}: ${(err as Error & { cause?: Error }).cause?.message ?? (err as Error).message}`, EXIT.unreachable);
+          throw forwardFailure() ?? new ClientError(`cannot reach the controller at ${base}: ${(err as Error & { cause?: Error }).cause?.message ?? (err as Error).message}`, EXIT.unreachable);
         }
         const wait = retryAfterMs(res);
         if (wait === undefined || attempt >= UNAVAILABLE_RETRIES) break;
@@ -116,22 +119,42 @@ function api(base: string, token: string, close: () => Promise<void>): TaskApi {
   };
 }
 
+/** What the API server said in a refusal from @kubernetes/client-node (its body is a Status), without the rest of the exception. */
+function statusMessage(err: any): string {
+  try {
+    const body = typeof err?.body === 'string' ? JSON.parse(err.body) : err?.body;
+    if (typeof body?.message === 'string') return body.message;
+  } catch {
+    // not a Status
+  }
+  return String(err?.message ?? err).split('\n')[0];
+}
+
+/** The RoleBinding that gives the kubeconfig's user what the port-forward needs. */
+function bindHint(namespace: string): string {
+  return `bind ClusterRole ${PORT_FORWARD_ROLE} in namespace ${namespace} (kubectl -n ${namespace} create rolebinding NAME --clusterrole ${PORT_FORWARD_ROLE} --user USER, or --serviceaccount NS:NAME)`;
+}
+
 /** The controller through the kubeconfig: a local port forwarded to a ready controller pod's task API port. */
 async function viaKubeconfig(opts: ConnectOptions, token: string | undefined): Promise<TaskApi> {
   const k8s = await importEsm('@kubernetes/client-node').catch(() => {
     throw new UsageError('give --server URL (or set PADDOCK_SERVER): reaching the controller through the kubeconfig needs @kubernetes/client-node, an optional dependency of paddock');
   });
   const kc = new k8s.KubeConfig();
-  if (opts.kubeconfig) kc.loadFromFile(opts.kubeconfig);
-  else kc.loadFromDefault();
-  if (opts.context) kc.setCurrentContext(opts.context);
+  const which = opts.kubeconfig ? `--kubeconfig ${opts.kubeconfig}` : 'the kubeconfig ($KUBECONFIG or ~/.kube/config)';
   const namespace = opts.namespace ?? 'paddock';
   let bearer = token;
-  if (!bearer) {
+  try {
+    if (opts.kubeconfig) kc.loadFromFile(opts.kubeconfig);
+    else kc.loadFromDefault();
+    if (opts.context) kc.setCurrentContext(opts.context);
     const fetchOpts: { headers?: Record<string, string> } = {};
+    // Also checks the cluster entry (server, CA, client certificate files).
     await kc.applyToFetchOptions(fetchOpts);
     const header = (fetchOpts.headers as Record<string, string> | undefined)?.Authorization ?? (fetchOpts.headers as Record<string, string> | undefined)?.authorization;
-    bearer = header?.startsWith('Bearer ') ? header.slice('Bearer '.length) : undefined;
+    bearer ??= header?.startsWith('Bearer ') ? header.slice('Bearer '.length) : undefined;
+  } catch (err) {
+    throw new UsageError(`${which} cannot be used: ${String((err as Error).message).split('\n')[0]}; fix it, pick another (--kubeconfig, --context), or give --server URL`);
   }
   if (!bearer) {
     throw new UsageError(`the kubeconfig's user (context "${kc.getCurrentContext()}") has no bearer token (a client certificate?); give --token "$(kubectl -n ${namespace} create token NAME)" for a ServiceAccount bound to paddock-task-submitter`);
@@ -142,22 +165,71 @@ async function viaKubeconfig(opts: ConnectOptions, token: string | undefined): P
   try {
     pods = await core.listNamespacedPod({ namespace, labelSelector: selector });
   } catch (err) {
-    throw new ClientError(`cannot list the controller's pods in namespace ${namespace} through the kubeconfig: ${(err as Error).message}; or give --server URL`, EXIT.unreachable);
+    const code = (err as { code?: number }).code;
+    if (code === 401 || code === 403) {
+      throw new ClientError(`the kubeconfig's user may not find the controller's pods (${statusMessage(err)}): ${bindHint(namespace)}; or give --server URL`, EXIT.refused);
+    }
+    throw new ClientError(`cannot list the controller's pods in namespace ${namespace} through the kubeconfig: ${statusMessage(err)}; or give --server URL`, EXIT.unreachable);
   }
   const ready = (pods.items ?? []).find((p: any) => p.status?.phase === 'Running' && (p.status?.conditions ?? []).some((c: any) => c.type === 'Ready' && c.status === 'True'));
   if (!ready) throw new ClientError(`no ready controller pod in namespace ${namespace} (selector ${selector}); is the platform deployed? (--namespace NS)`, EXIT.unreachable);
+  const podName: string = ready.metadata.name;
   const container = (ready.spec?.containers ?? []).find((c: any) => c.name === 'controller');
   const port = (container?.ports ?? []).find((p: any) => p.name === 'http')?.containerPort ?? 8080;
+  const what = `the port-forward to pod ${namespace}/${podName} port ${port}`;
+  // Why the last port-forward broke. Only a message of our own is kept: the library's error
+  // carries the upgrade request, bearer token included.
+  let broken: ClientError | undefined;
   const forward = new k8s.PortForward(kc);
+  const sockets = new Set<net.Socket>();
   const local = net.createServer((socket) => {
-    forward.portForward(namespace, ready.metadata.name, [port], socket, null, socket).catch((err: Error) => socket.destroy(err));
+    sockets.add(socket);
+    let ws: { on(event: 'close', f: () => void): void; close(): void } | undefined;
+    socket.on('close', () => {
+      sockets.delete(socket);
+      ws?.close();
+    });
+    // A broken forward fails the request on this socket; `broken` says why.
+    socket.on('error', () => undefined);
+    let podErrors = '';
+    const errors = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        // The stream's first frame is its port number alone (the library strips it): nothing to say.
+        if (chunk.length === 0) return done();
+        podErrors += chunk.toString('utf8');
+        broken = new ClientError(`${what} failed in the pod: ${podErrors.trim()}`, EXIT.unreachable);
+        socket.destroy();
+        done();
+      },
+    });
+    forward.portForward(namespace, podName, [port], socket, errors, socket).then(
+      (opened: NonNullable<typeof ws>) => {
+        ws = opened;
+        if (socket.destroyed) opened.close();
+        opened.on('close', () => socket.end());
+      },
+      (err: { message?: string }) => {
+        const status = /Unexpected server response: (\d+)/.exec(String(err?.message))?.[1];
+        broken =
+          status === '401' || status === '403'
+            ? new ClientError(`the API server refused ${what} (HTTP ${status}): the kubeconfig's user needs get and create on pods/portforward; ${bindHint(namespace)}; or give --server URL`, EXIT.refused)
+            : new ClientError(`${what} failed: ${status ? `HTTP ${status}` : String(err?.message ?? err).split('\n')[0]}; or give --server URL`, EXIT.unreachable);
+        socket.destroy();
+      },
+    );
   });
   await new Promise<void>((resolve, reject) => {
     local.once('error', reject);
     local.listen(0, '127.0.0.1', () => resolve());
   });
   const base = `http://127.0.0.1:${(local.address() as net.AddressInfo).port}`;
-  return api(base, bearer, () => new Promise<void>((r) => local.close(() => r())));
+  const close = () =>
+    new Promise<void>((r) => {
+      local.close(() => r());
+      // fetch keeps its connections open: end them, or close() waits for them.
+      for (const s of sockets) s.destroy();
+    });
+  return api(base, bearer, close, () => broken);
 }
 
 /** An answer that is not a success, as a ClientError with its exit code. */

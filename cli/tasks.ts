@@ -60,13 +60,22 @@ function print(io: CliIo, format: 'json' | 'yaml' | 'text', value: unknown, text
 /** Connect, run, close; a ClientError becomes its exit code with the message on stderr. */
 async function withApi(values: ConnectValues, io: CliIo, env: NodeJS.ProcessEnv, words: string, body: (api: TaskApi, format: 'json' | 'yaml' | 'text') => Promise<number>): Promise<number> {
   const format = outputFormat(values);
-  const api = await connect({ server: values.server, token: values.token, tokenFile: values['token-file'], kubeconfig: values.kubeconfig, context: values.context, namespace: values.namespace }, env);
-  try {
-    return await body(api, format);
-  } catch (err) {
+  const failed = (err: unknown): number => {
     if (!(err instanceof ClientError)) throw err;
     io.stderr(`paddock tasks ${words}: ${err.message}\n`);
     return err.exitCode;
+  };
+  let api: TaskApi;
+  try {
+    // Finding the controller fails with its own exit code too (no ready pod, not allowed to port-forward).
+    api = await connect({ server: values.server, token: values.token, tokenFile: values['token-file'], kubeconfig: values.kubeconfig, context: values.context, namespace: values.namespace }, env);
+  } catch (err) {
+    return failed(err);
+  }
+  try {
+    return await body(api, format);
+  } catch (err) {
+    return failed(err);
   } finally {
     await api.close();
   }

@@ -13,7 +13,7 @@ import { hardenedContainerSecurityContext, hardenedPodSecurityContext, scratchVo
 import { checkPodResources, PodResources, SandboxProfile } from './sandbox-profile';
 import { checkDnsLabel, checkImageRef, checkInteger, checkLabels, fail, RESERVED_NAMESPACES, suggestDnsLabel } from '../core/validation';
 import { stableJson } from '../core/stable-json';
-import { PADDOCK_API_GROUP } from '../core/labels';
+import { PADDOCK_API_GROUP, PORT_FORWARD_ROLE } from '../core/labels';
 import type { Publisher, PublishEgressBackend } from './publisher';
 
 export interface ControllerOptions {
@@ -95,6 +95,8 @@ export interface PlatformProps {
 /** ClusterRoles for people and tools, bound per namespace with a RoleBinding (resourceNames: pools). */
 export const TASK_SUBMITTER_ROLE = 'paddock-task-submitter';
 export const TASK_VIEWER_ROLE = 'paddock-task-viewer';
+/** What `paddock tasks` needs to reach the controller through a kubeconfig (list pods, port-forward). */
+export { PORT_FORWARD_ROLE };
 
 const CONTROLLER = 'paddock-controller';
 /** RuntimeClasses synthesized so far, per chart (cluster-scoped objects: one copy). */
@@ -276,6 +278,23 @@ export class Platform extends Construct {
       });
     taskRole('task-submitter-role', TASK_SUBMITTER_ROLE, ['create', 'get', 'list', 'delete'], "submit, read and cancel tasks through the controller's task API");
     taskRole('task-viewer-role', TASK_VIEWER_ROLE, ['get', 'list'], "read tasks and their results through the controller's task API");
+    // `paddock tasks` without --server finds a ready controller pod and port-forwards to it as the
+    // kubeconfig's user. RBAC cannot name a Deployment's pods, so port-forward covers every pod of
+    // the namespace: bind it for people on their own machines, not for workloads in the cluster.
+    kubeObject(this, 'port-forward-role', {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRole',
+      metadata: {
+        name: PORT_FORWARD_ROLE,
+        labels: standardLabels(ns, 'platform'),
+        annotations: { 'paddock.dev/description': 'reach the controller through the kubeconfig, as paddock tasks does: list pods, port-forward (to any pod of the namespace it is bound in)' },
+      },
+      rules: [
+        { apiGroups: [''], resources: ['pods'], verbs: ['list'] },
+        // The WebSocket upgrade is a GET; the API server also checks create.
+        { apiGroups: [''], resources: ['pods/portforward'], verbs: ['get', 'create'] },
+      ],
+    });
     const scratch = scratchVolumes([{ name: 'tmp', mountPath: '/tmp', sizeLimit: '64Mi' }]);
     this.controller = kubeObject(this, 'controller', {
       apiVersion: 'apps/v1',

@@ -55,3 +55,8 @@ export const ANNOTATION_AGENT_SECRETS = 'paddock.dev/agent-secrets';
 /** Paddock's API group and the resource RBAC rules name for the task API (`tasks`, `tasks/results`). */
 export const PADDOCK_API_GROUP = 'paddock.dev';
 export const TASKS_RESOURCE = 'tasks';
+/**
+ * The ClusterRole (bound per namespace) that reaching the controller through a kubeconfig
+ * needs, as `paddock tasks` does: list pods, port-forward (get and create pods/portforward).
+ */
+export const PORT_FORWARD_ROLE = 'paddock-controller-port-forward';

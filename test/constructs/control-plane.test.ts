@@ -36,6 +36,15 @@ describe('Platform: the control plane authenticates and authorizes with the API 
     for (const o of objects.filter((x) => x.kind === 'Role' || x.kind === 'ClusterRole')) expect(checkRbacNoWildcards(o)).toEqual([]);
   });
 
+  test('ClusterRole paddock-controller-port-forward: what paddock tasks needs through a kubeconfig, named verbs only', () => {
+    const role = find(platformWith(), 'ClusterRole', 'paddock-controller-port-forward');
+    expect(role.rules).toEqual([
+      { apiGroups: [''], resources: ['pods'], verbs: ['list'] },
+      { apiGroups: [''], resources: ['pods/portforward'], verbs: ['get', 'create'] },
+    ]);
+    expect(checkRbacNoWildcards(role)).toEqual([]);
+  });
+
   test("the controller's Role may create events.k8s.io Events (lifecycle Events on task ConfigMaps)", () => {
     const role = find(platformWith(), 'Role', 'paddock-controller');
     expect(role.rules).toContainEqual({ apiGroups: ['events.k8s.io'], resources: ['events'], verbs: ['create'] });

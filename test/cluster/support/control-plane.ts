@@ -14,7 +14,9 @@
  *   kube-scheduler           binds pods to the fake node
  *   kwok                     the kubelet stand-in: one fake node; pods Running, and Job pods
  *                            Succeeded/Failed with the runner's termination message once the
- *                            test puts it on the pod (test/cluster/kwok-stages.yaml)
+ *                            test puts it on the pod (test/cluster/kwok-stages.yaml); its
+ *                            kubelet API (TLS, the node's daemonEndpoints) serves pods/portforward
+ *                            through the API server, to where a kwok PortForward object says
  *
  * Every process runs in its own process group and is stopped by `stop()`; a watchdog
  * process stops them too if the test run itself dies (kill -9, SIGINT).
@@ -105,6 +107,10 @@ function makeCerts(dir: string): void {
   // kwok plays every kubelet of its fake nodes and writes their pods' status: a kubelet's
   // identity (system:node:<name>) covers one node only, so kwok runs as an admin.
   sign('kwok', '/O=system:masters/CN=kwok', client);
+  // kwok's kubelet API (pods/portforward) as the API server reaches it: a serving certificate
+  // for the node's InternalIP, and the API server's client certificate for it (as kubeadm's).
+  sign('kwok-serving', '/CN=kwok-node-0', 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\nkeyUsage=digitalSignature,keyEncipherment\n');
+  sign('apiserver-kubelet-client', '/O=system:masters/CN=kube-apiserver-kubelet-client', client);
   openssl(['genrsa', '-out', 'sa.key', '2048'], dir);
   openssl(['rsa', '-in', 'sa.key', '-pubout', '-out', 'sa.pub'], dir);
 }
@@ -193,6 +199,57 @@ export async function until<T>(what: string, get: () => T | undefined | false | 
     if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastErr ? ` (last error: ${(lastErr as Error).message})` : ''}\n${debug()}`);
     await new Promise((r) => setTimeout(r, 200));
   }
+}
+
+/**
+ * kwok's PortForward kind (kwok.x-k8s.io/v1alpha1, namespaced, one object per pod by name):
+ * spec.forwards[{ports, target: {address, port}}] sends a pod port's pods/portforward
+ * streams to that address. A schema of our own with only the fields the tests use.
+ */
+async function installPortForwardCrd(info: Pick<ClusterInfo, 'server' | 'caFile' | 'adminCert' | 'adminKey'>, debug: () => string): Promise<void> {
+  const forward = {
+    type: 'object',
+    properties: {
+      ports: { type: 'array', items: { type: 'integer' } },
+      target: { type: 'object', required: ['port', 'address'], properties: { port: { type: 'integer', minimum: 0, maximum: 65535 }, address: { type: 'string', minLength: 1 } } },
+    },
+  };
+  const crd = {
+    apiVersion: 'apiextensions.k8s.io/v1',
+    kind: 'CustomResourceDefinition',
+    metadata: { name: 'portforwards.kwok.x-k8s.io' },
+    spec: {
+      group: 'kwok.x-k8s.io',
+      scope: 'Namespaced',
+      names: { kind: 'PortForward', listKind: 'PortForwardList', plural: 'portforwards', singular: 'portforward' },
+      versions: [
+        {
+          name: 'v1alpha1',
+          served: true,
+          storage: true,
+          subresources: { status: {} },
+          schema: {
+            openAPIV3Schema: {
+              type: 'object',
+              required: ['spec'],
+              properties: {
+                spec: { type: 'object', required: ['forwards'], properties: { forwards: { type: 'array', items: forward } } },
+                status: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true },
+              },
+            },
+          },
+        },
+      ],
+    },
+  };
+  const r = await apiRequest(info, 'POST', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions', crd);
+  if (r.status !== 201) throw new Error(`could not create kwok's PortForward CRD: ${r.status} ${JSON.stringify(r.body)}`);
+  await until(
+    "kwok's PortForward CRD to be established",
+    async () => (await apiRequest(info, 'GET', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions/portforwards.kwok.x-k8s.io')).body?.status?.conditions?.some((c: any) => c.type === 'Established' && c.status === 'True'),
+    30_000,
+    debug,
+  );
 }
 
 export interface ControlPlane {
@@ -303,6 +360,12 @@ export async function startControlPlane(opts: { dir?: string; log?: (line: strin
       '--enable-admission-plugins=NodeRestriction',
       // As kubeadm and kind run it: privileged pods are possible, so it is PodSecurity that refuses them.
       '--allow-privileged=true',
+      // The kubelet API (kwok's): its certificate checked against the CA, the node's InternalIP
+      // (its Hostname does not resolve here), the API server's own client certificate.
+      `--kubelet-certificate-authority=${f('ca.crt')}`,
+      `--kubelet-client-certificate=${f('apiserver-kubelet-client.crt')}`,
+      `--kubelet-client-key=${f('apiserver-kubelet-client.key')}`,
+      '--kubelet-preferred-address-types=InternalIP',
       '--profiling=false',
       '--v=1',
     ]);
@@ -363,9 +426,16 @@ export async function startControlPlane(opts: { dir?: string; log?: (line: strin
     ]);
     const kwokConfig = path.join(dir, 'kwok.yaml');
     fs.writeFileSync(kwokConfig, fs.readFileSync(path.resolve(__dirname, '..', 'kwok-stages.yaml'), 'utf8'));
+    // kwok's PortForward objects (which pod port goes to which address) are read from the API.
+    await installPortForwardCrd(info, logTail('kube-apiserver'));
     start('kwok', [
       `--kubeconfig=${kubeconfig('kwok')}`,
       `--config=${kwokConfig}`,
+      '--enable-crds=PortForward',
+      `--tls-cert-file=${f('kwok-serving.crt')}`,
+      `--tls-private-key-file=${f('kwok-serving.key')}`,
+      // The node's status.daemonEndpoints.kubeletEndpoint.Port (test/cluster/kwok-stages.yaml).
+      `--node-port=${kwokPort}`,
       '--manage-all-nodes=false',
       '--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake',
       `--server-address=127.0.0.1:${kwokPort}`,
