@@ -265,7 +265,9 @@ describe.each(presets)('the %s image', (preset) => {
       // The construct side: a pool with this preset, a credential, a task pointing the CLI at the mock.
       const { chart, platform } = newPlatform();
       const pool = new AgentPool(platform, preset, { harnesses: [Harness.fromPreset(preset)], sandbox: SandboxProfile.none() });
-      CredentialSecret.fromSecretName(platform, 'model', 'model-api', [provider.secretEnv]).grantTo(pool);
+      // The key in the agent's env (exposeToAgent): this test is about the image running the pod;
+      // the model gateway's path with every real CLI is test/runner/model-gateway*.test.ts.
+      CredentialSecret.fromSecretName(platform, 'model', 'model-api', [provider.secretEnv]).grantTo(pool, { exposeToAgent: true });
       const task = new AgentTask(platform, 'image-e2e', {
         pool,
         model: provider.model,
@@ -279,12 +281,15 @@ describe.each(presets)('the %s image', (preset) => {
       const job = find(objects, 'Job', task.jobName);
       const pod = job.spec.template.spec;
       expect(pod.containers[0].image).toBe(image);
-      expect(pod.containers[0].args).toEqual(['run']);
+      // The Job's two steps: the fetch init container, then the agent's container.
+      expect(pod.initContainers.map((c: any) => [c.name, c.image, c.args])).toEqual([['fetch', image, ['run', '--phase', 'fetch']]]);
+      expect(pod.containers[0].args).toEqual(['run', '--phase', 'agent']);
       const configMaps = Object.fromEntries(objects.filter((o) => o.kind === 'ConfigMap').map((o) => [o.metadata!.name as string, (o as any).data]));
       const workspace = path.join(dir, 'pod', 'workspace');
       const artifacts = path.join(dir, 'pod', 'artifacts');
-      const args = podmanRunArgs(pod, {
-        name: container,
+      const runArgs = (step: string) => podmanRunArgs(pod, {
+        container: step,
+        name: `${container}-${step}`,
         network: `ns:/run/netns/${ns.name}`,
         volumesDir: path.join(dir, 'volumes'),
         configMaps,
@@ -294,10 +299,12 @@ describe.each(presets)('the %s image', (preset) => {
         extraEnv: { GIT_SSL_CAINFO: '/run/paddock-test/git-ca.pem' },
         extraMounts: [`${ca}:/run/paddock-test/git-ca.pem:ro`],
       });
-      cleanup.add('container', () => void podman(['rm', '--force', '--ignore', container]));
+      for (const step of ['fetch', pod.containers[0].name]) cleanup.add(`container ${step}`, () => void podman(['rm', '--force', '--ignore', `${container}-${step}`]));
 
       const started = Date.now();
-      const r = await podmanAsync(args, 300_000);
+      const fetched = await podmanAsync(runArgs('fetch'), 300_000);
+      if (fetched.code !== 0) throw new Error(`the fetch step (podman run ${image} run --phase fetch) exited ${fetched.code}\n--- stdout\n${fetched.stdout}\n--- stderr\n${fetched.stderr}`);
+      const r = await podmanAsync(runArgs(pod.containers[0].name), 300_000);
       const seconds = (Date.now() - started) / 1000;
       const statusFile = path.join(artifacts, 'status.json');
       if (r.code !== 0 || !fs.existsSync(statusFile)) {

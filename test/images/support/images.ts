@@ -184,13 +184,17 @@ export interface PodRunOptions {
   /** Test-only additions (e.g. the git server's CA), listed explicitly. */
   readonly extraEnv?: Record<string, string>;
   readonly extraMounts?: string[];
+  /** Which of the pod's containers or init containers to run (each is its own `podman run`). @default - its one container */
+  readonly container?: string;
 }
 
-const HANDLED_POD_KEYS = new Set(['serviceAccountName', 'automountServiceAccountToken', 'enableServiceLinks', 'runtimeClassName', 'securityContext', 'containers', 'volumes', 'restartPolicy']);
+const HANDLED_POD_KEYS = new Set(['serviceAccountName', 'automountServiceAccountToken', 'enableServiceLinks', 'runtimeClassName', 'securityContext', 'initContainers', 'containers', 'volumes', 'restartPolicy']);
 const HANDLED_CONTAINER_KEYS = new Set(['name', 'image', 'args', 'env', 'resources', 'securityContext', 'volumeMounts']);
 
 /**
- * The `podman run` arguments that reproduce a synthesized agent pod's single container:
+ * The `podman run` arguments that reproduce one container of a synthesized agent pod (its
+ * container, or `opts.container`: run the init containers first, in order; emptyDirs
+ * bound to host directories carry what one leaves for the next):
  * its uid/gid and fsGroup, read-only root, dropped capabilities, no privilege escalation,
  * resource limits, env (secretKeyRefs resolved), ConfigMap volumes, emptyDirs as tmpfs
  * (size-limited) or host directories, and `args` after the image's entrypoint. Anything in
@@ -200,7 +204,9 @@ const HANDLED_CONTAINER_KEYS = new Set(['name', 'image', 'args', 'env', 'resourc
 export function podmanRunArgs(pod: PodSpec, opts: PodRunOptions): string[] {
   for (const key of Object.keys(pod)) if (!HANDLED_POD_KEYS.has(key)) throw new Error(`podmanRunArgs: pod field "${key}" is not reproduced`);
   if (pod.containers.length !== 1) throw new Error('podmanRunArgs: expected one container');
-  const c: Container = pod.containers[0];
+  const all: Container[] = [...(pod.initContainers ?? []), ...pod.containers];
+  const c: Container | undefined = opts.container === undefined ? pod.containers[0] : all.find((x) => x.name === opts.container);
+  if (!c) throw new Error(`podmanRunArgs: the pod has no container "${opts.container}"; it has ${all.map((x) => x.name).join(', ')}`);
   for (const key of Object.keys(c)) if (!HANDLED_CONTAINER_KEYS.has(key)) throw new Error(`podmanRunArgs: container field "${key}" is not reproduced`);
   const psc = pod.securityContext ?? {};
   const csc = c.securityContext ?? {};
@@ -237,7 +243,8 @@ export function podmanRunArgs(pod: PodSpec, opts: PodRunOptions): string[] {
       const data = opts.configMaps[v.configMap.name ?? ''];
       if (!data) throw new Error(`podmanRunArgs: ConfigMap ${v.configMap.name} was not synthesized`);
       const dir = path.join(opts.volumesDir, v.name);
-      writeConfigMapVolume(dir, data);
+      // One volume per pod: a second container of the pod mounts what the first laid out.
+      if (!fs.existsSync(path.join(dir, '..data'))) writeConfigMapVolume(dir, data);
       args.push('--volume', `${dir}:${m.mountPath}:${m.readOnly ? 'ro' : 'rw'}`);
     } else if (v.emptyDir) {
       const host = opts.hostDirs[m.mountPath];
