@@ -119,3 +119,10 @@ export function existingDir(dir: string, flag: string): string {
   }
   return dir;
 }
+
+/** --sandbox: bwrap, or none (the agent runs as this user, unconfined). */
+export function sandboxOption(value: string | undefined): 'bwrap' | undefined {
+  if (value === undefined || value === 'none') return undefined;
+  if (value !== 'bwrap') throw new UsageError(`--sandbox "${value}" is not supported; write --sandbox bwrap`);
+  return 'bwrap';
+}

@@ -15,7 +15,7 @@ import { Controller } from '../controller/controller';
 import { jobDeliverer } from '../controller/publish-jobs';
 import { LocalError, runLocal } from '../controller/local';
 import { runWorker, TaintedWorkerError } from '../runner/worker';
-import { existingDir, OptionValues, positiveInt, UsageError } from './args';
+import { existingDir, OptionValues, positiveInt, sandboxOption, UsageError } from './args';
 import type { Command } from './main';
 
 function onSignals(stop: () => void): () => void {
@@ -120,6 +120,7 @@ const WORKER_OPTIONS = {
   wait: { type: 'string', example: '20000' },
   keep: { type: 'boolean' },
   isolation: { type: 'string', example: 'container' },
+  sandbox: { type: 'string', example: 'bwrap' },
   wipe: { type: 'string', multiple: true, example: '/tmp' },
   'parent-lifeline': { type: 'boolean' },
 } as const;
@@ -142,6 +143,8 @@ Options:
   --keep               keep each run's directories (debugging)
   --isolation MODE     which processes are a run's, killed after it: container (all
                        of this uid but the worker: a pod) or session (marked) [default session]
+  --sandbox bwrap      run each agent under bubblewrap (its own PID namespace: it cannot
+                       see the worker's /proc; read-only but its workspace, HOME and tmp)
   --wipe DIR           also empty DIR after every run (repeatable; e.g. /tmp, HOME)
   --parent-lifeline    stop when stdin closes (the parent that holds it died; paddock local)
   -h, --help           this text
@@ -157,6 +160,7 @@ Exit codes: 0 stopped by SIGTERM/SIGINT or after --max-runs; 2 bad arguments;
     if (!controllerUrl) throw new UsageError('give --controller URL, e.g. --controller http://paddock-controller.paddock.svc:8081 (the worker lease API)');
     const isolation = values.isolation ?? 'session';
     if (isolation !== 'container' && isolation !== 'session') throw new UsageError(`--isolation "${isolation}" is unknown; write --isolation container (in a pod) or --isolation session`);
+    const sandbox = sandboxOption(values.sandbox);
     const tokenFile = values['token-file'] ?? env.PADDOCK_TOKEN_FILE ?? WORKER_TOKEN_PATH;
     if (!fs.existsSync(tokenFile)) {
       throw new UsageError(`--token-file ${tokenFile} does not exist; give the file with the lease API's token, e.g. --token-file ${WORKER_TOKEN_PATH} (the pod's projected ServiceAccount token) or paddock local's token file`);
@@ -171,6 +175,7 @@ Exit codes: 0 stopped by SIGTERM/SIGINT or after --max-runs; 2 bad arguments;
     try {
       await runWorker({
         isolation,
+        ...(sandbox ? { sandbox } : {}),
         wipe: values.wipe ?? [],
         pool,
         controller: controllerUrl,
@@ -201,6 +206,7 @@ const LOCAL_OPTIONS = {
   out: { type: 'string', example: '.paddock' },
   timeout: { type: 'string', example: '600' },
   'credential-dir': { type: 'string', example: './secrets' },
+  sandbox: { type: 'string', example: 'bwrap' },
   serve: { type: 'boolean' },
 } as const;
 
@@ -219,6 +225,7 @@ Options:
   --timeout SECONDS    give up after this long
   --credential-dir DIR the pools' Secrets as files DIR/<secret>/<key> (file and git
                        grants; git credentials stay with this controller)
+  --sandbox bwrap      run every agent under bubblewrap (see paddock worker --help)
   --serve              keep serving the task API for paddock tasks until SIGTERM/SIGINT
                        (prints PADDOCK_SERVER and PADDOCK_TOKEN_FILE to export)
   -h, --help           this text
@@ -244,6 +251,7 @@ Exit codes: 0 every task succeeded (with --serve: stopped by SIGTERM/SIGINT);
         out: values.out,
         timeoutMs: values.timeout !== undefined ? positiveInt(values.timeout, '--timeout', 1) * 1000 : undefined,
         ...(values['credential-dir'] !== undefined ? { credentialDir: existingDir(values['credential-dir'], '--credential-dir') } : {}),
+        ...(values.sandbox !== undefined ? { sandbox: sandboxOption(values.sandbox) } : {}),
         env,
       });
     } catch (err) {

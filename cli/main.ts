@@ -65,7 +65,7 @@ const COMMANDS: Readonly<Record<string, Entry>> = {
     load: async () => (await import('./controller')).workerCommand,
   },
   local: {
-    synopsis: 'paddock local [--dir dist] [--workers N] [--task NAME]... [--out DIR] [--timeout SECONDS | --serve]',
+    synopsis: 'paddock local [--dir dist] [--workers N] [--task NAME]... [--out DIR] [--sandbox bwrap] [--timeout SECONDS | --serve]',
     summary: 'Run the declared tasks of the synthesized platform on this machine.',
     load: async () => (await import('./controller')).localCommand,
   },

@@ -15,7 +15,7 @@ import { POD_PATHS, run, RunOptions } from '../runner/run';
 import { SpecSource } from '../runner/load-specs';
 import { EXIT_CODES } from '../runner/status';
 import { TERMINATION_LOG, writeTerminationMessage } from '../runner/termination-message';
-import { existingDir, OptionValues, parseCommandLine, UsageError } from './args';
+import { existingDir, OptionValues, parseCommandLine, sandboxOption, UsageError } from './args';
 import type { Command } from './main';
 
 export const RUN_USAGE = `Usage: paddock run [options]
@@ -88,10 +88,7 @@ function runArgsOf(v: OptionValues<typeof RUN_OPTIONS>): ParsedRunArgs {
     throw new UsageError('give either --task FILE or --task-dir DIR, not both');
   }
   if (v['no-pool'] && v.pool !== undefined) throw new UsageError('give either --pool or --no-pool, not both');
-  const sandbox = v.sandbox;
-  if (sandbox !== undefined && sandbox !== 'bwrap' && sandbox !== 'none') {
-    throw new UsageError(`--sandbox "${sandbox}" is not supported; write --sandbox bwrap`);
-  }
+  const sandbox = sandboxOption(v.sandbox);
   const phase = v.phase;
   if (phase !== undefined && phase !== 'fetch' && phase !== 'agent' && phase !== 'all') {
     throw new UsageError(`--phase "${phase}" is unknown; write --phase fetch (sources only) or --phase agent (all but the sources)`);
@@ -112,7 +109,7 @@ function runArgsOf(v: OptionValues<typeof RUN_OPTIONS>): ParsedRunArgs {
     ...(v.home !== undefined ? { home: v.home } : {}),
     ...(v.artifacts !== undefined ? { artifacts: v.artifacts } : {}),
     ...(v.tmp !== undefined ? { tmp: v.tmp } : {}),
-    ...(sandbox === 'bwrap' ? { sandbox: 'bwrap' as const } : {}),
+    ...(sandbox ? { sandbox } : {}),
     ...(killGraceMs !== undefined ? { killGraceMs } : {}),
     ...(phase !== undefined ? { phase } : {}),
     ...(v['credential-dir'] !== undefined ? { credentialDir: existingDir(v['credential-dir'], '--credential-dir') } : {}),

@@ -61,6 +61,8 @@ export interface LocalOptions {
    * worker) and file grants. @default - none: grants of files and git credentials fail
    */
   readonly credentialDir?: string;
+  /** Run every agent under bubblewrap (`paddock worker --sandbox bwrap`). @default - unconfined */
+  readonly sandbox?: 'bwrap';
   /** Called with each worker process (tests). */
   readonly onWorker?: (child: ChildProcess, pool: string, index: number) => void;
   /** Aborting (the CLI does on SIGTERM/SIGINT) stops the workers and their runs; exit 5 (0 with `serve`). */
@@ -234,7 +236,7 @@ async function runLocked(
   for (const pool of pools) {
     for (let i = 0; i < workers; i++) {
       const id = `${pool}-${i + 1}`;
-      const child = spawn(process.execPath, [bin, 'worker', '--pool', pool, '--controller', api.workers.url, '--token-file', tokenFile, '--id', id, '--work-dir', path.join(out, 'work', id), '--keep', '--parent-lifeline'], {
+      const child = spawn(process.execPath, [bin, 'worker', '--pool', pool, '--controller', api.workers.url, '--token-file', tokenFile, '--id', id, '--work-dir', path.join(out, 'work', id), '--keep', '--parent-lifeline', ...(opts.sandbox ? ['--sandbox', opts.sandbox] : [])], {
         // The push token stays in this process: workers run agent code.
         env: Object.fromEntries(Object.entries(env).filter(([k]) => k !== LOCAL_PUSH_TOKEN_ENV)),
         // stdin: the lifeline (never written; it closes when this process dies).

@@ -67,6 +67,8 @@ export interface RunOptions {
   readonly tmp?: string;
   /** @default 'none' */
   readonly sandbox?: SandboxKind;
+  /** Under --sandbox bwrap: paths the agent must not see (a warm worker's token and its other runs). */
+  readonly sandboxHide?: readonly string[];
   /** The runner's environment. @default process.env */
   readonly env?: NodeJS.ProcessEnv;
   /** Where the agent's stdout lines go. @default process.stdout */
@@ -263,6 +265,7 @@ export async function run(opts: RunOptions = {}): Promise<number> {
           workdir: prepared.workdir,
           tmpdir,
           readOnly: prepared.promptFile ? [prepared.promptFile] : [],
+          hidden: opts.sandboxHide ?? [],
         });
       }
       state.command = argv.map((a) => shorten(redactor.redact(a)));

@@ -21,6 +21,11 @@ export interface BwrapMounts {
   readonly tmpdir: string;
   /** Read-only extras the agent must see (e.g. the prompt file when it lives in /tmp). */
   readonly readOnly?: readonly string[];
+  /**
+   * What the agent must not see though its uid could read it: a directory becomes an empty
+   * tmpfs (the run's own directories inside it are bound back), a file reads as empty.
+   */
+  readonly hidden?: readonly string[];
 }
 
 /** Find bwrap on PATH and check it can create a sandbox here; throws a clear message otherwise. */
@@ -49,6 +54,11 @@ export function locateBwrap(pathEnv: string | undefined, explicit?: string): str
 /** The argv that runs `argv` inside the sandbox. */
 export function wrapWithBwrap(bwrap: string, argv: readonly string[], m: BwrapMounts): string[] {
   const args = [bwrap, '--ro-bind', '/', '/', '--dev', '/dev', '--proc', '/proc'];
+  for (const p of m.hidden ?? []) {
+    if (!fs.existsSync(p)) continue;
+    if (fs.statSync(p).isDirectory()) args.push('--tmpfs', p);
+    else args.push('--ro-bind', '/dev/null', p);
+  }
   for (const dir of [m.workspace, m.home, m.tmpdir]) args.push('--bind', dir, dir);
   for (const p of m.readOnly ?? []) args.push('--ro-bind', p, p);
   args.push('--unshare-pid', '--die-with-parent', '--chdir', m.workdir, '--', ...argv);

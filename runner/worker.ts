@@ -153,7 +153,8 @@ async function execute(grant: LeaseGrant, opts: WorkerOptions, id: string, workD
       ...dirs,
       env: opts.env ?? process.env,
       signal: stop.signal,
-      ...(opts.sandbox ? { sandbox: opts.sandbox } : {}),
+      // Sandboxed, the agent sees neither the worker's token nor its other runs' directories.
+      ...(opts.sandbox ? { sandbox: opts.sandbox, sandboxHide: [opts.tokenFile, workDir] } : {}),
       ...(opts.killGraceMs !== undefined ? { killGraceMs: opts.killGraceMs } : {}),
       ...(opts.stdout ? { stdout: opts.stdout } : {}),
       ...(opts.stderr ? { stderr: opts.stderr } : {}),
