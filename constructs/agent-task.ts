@@ -52,6 +52,12 @@ export interface AgentTaskProps {
   /** Extra attempts after the agent failed or timed out; infrastructure failures are retried regardless. @default 0 */
   readonly retries?: number;
   /**
+   * Queue order within the pool, 0 to 1000: a higher priority starts first, equal ones
+   * oldest first. Retries keep it.
+   * @default 500
+   */
+  readonly priority?: number;
+  /**
    * Synthesize the Job that runs the task. Set false to leave dispatch to the controller.
    * @default - true for a pool in "job" mode; false for a "warm" pool (its workers run the task)
    */
@@ -122,6 +128,7 @@ export class AgentTask extends Construct {
       ...(Object.keys(env).length ? { env } : {}),
       ...(props.config?.length ? { config: { files: props.config.map((f) => ({ base: 'home' as const, format: 'text' as const, ...f })) } } : {}),
       ...(props.retries !== undefined ? { retries: checkInteger(props.retries, `${where}: retries`, 0, 10) } : {}),
+      ...(props.priority !== undefined ? { priority: checkInteger(props.priority, `${where}: priority`, 0, 1000) } : {}),
     };
     assertValidSpec('Task', this.spec, where);
     const specJson = stableJson(this.spec);

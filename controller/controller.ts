@@ -11,7 +11,7 @@
 import { randomUUID } from 'crypto';
 import { LABEL_PHASE, LABEL_RUN } from '../core/labels';
 import type { TaskSpec } from '../policy/specs';
-import { afterAttempt, DEFAULT_SETTINGS, ObservedLease, ObservedPool, ObservedState, pickWarmRun, reconcile, ReconcileSettings, runConfigMapName, runName, verdictOfResult, Action } from './reconcile';
+import { afterAttempt, DEFAULT_PRIORITY, DEFAULT_SETTINGS, poolQueue, ObservedLease, ObservedPool, ObservedState, pickWarmRun, reconcile, ReconcileSettings, runConfigMapName, runName, verdictOfResult, Action } from './reconcile';
 import {
   ANNOTATION,
   applyRunPatch,
@@ -65,6 +65,10 @@ export interface TaskView {
   readonly pool?: string;
   readonly message?: string;
   readonly run?: { readonly name: string; readonly phase: string; readonly attempt: number; readonly outcome?: string; readonly message?: string; readonly configMap: string };
+  /** The task's priority (500 unless the spec sets one). */
+  readonly priority?: number;
+  /** A waiting run's place in its pool's queue: 1 starts next. */
+  readonly queue?: { readonly position: number; readonly length: number };
 }
 
 export class Controller {
@@ -545,6 +549,8 @@ export class Controller {
     const runCm = current ? this.cache.run.get(runConfigMapName(current)) : undefined;
     const run = runCm ? runFromConfigMap(runCm) : undefined;
     const ra = runCm?.metadata.annotations ?? {};
+    const queue = run?.phase === 'Queued' ? poolQueue(this.observed(), run.pool) : [];
+    const position = queue.findIndex((r) => r.name === run?.name) + 1;
     return {
       name,
       phase: run?.phase ?? cm.metadata.labels?.[LABEL_PHASE] ?? 'Pending',
@@ -563,6 +569,8 @@ export class Controller {
             },
           }
         : {}),
+      ...(t?.spec ? { priority: t.spec.priority ?? DEFAULT_PRIORITY } : {}),
+      ...(position > 0 ? { queue: { position, length: queue.length } } : {}),
     };
   }
 

@@ -50,6 +50,8 @@ export interface TaskSpec {
   readonly config?: ConfigLayerSpec;
   /** Extra attempts after an agent failure or timeout (infrastructure failures are retried regardless). @default 0 */
   readonly retries?: number;
+  /** Queue order within the pool, 0-1000: higher first, then older first. @default 500 */
+  readonly priority?: number;
 }
 
 export type PromptVia = 'argv' | 'file' | 'stdin';

@@ -1,0 +1,92 @@
+/**
+ * Priority under load: one warm worker (runWorker, the real runner) leases from the
+ * controller while tasks of mixed priority arrive through the task API over HTTP. The
+ * stand-in agent logs each start; the order must be priority first, then age. The API
+ * shows each waiting task's place in the queue.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { ApiServers, startApis } from '../../controller/api';
+import { Controller } from '../../controller/controller';
+import { runWorker } from '../../runner/worker';
+import { makeTmpDir } from '../support/runner-fixtures';
+import { memoryPlatform, slowHarness, taskSpec } from './support/platform';
+
+jest.setTimeout(60_000);
+
+async function until(what: string, cond: () => boolean, timeoutMs: number): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+describe('priority: one worker, a queue of mixed priorities', () => {
+  let root: string;
+  let apis: ApiServers | undefined;
+  let controller: Controller | undefined;
+  const abort = new AbortController();
+
+  beforeEach(() => {
+    root = makeTmpDir('paddock-priority-');
+  });
+  afterEach(async () => {
+    abort.abort();
+    await apis?.close();
+    await controller?.stop();
+    fs.rmSync(root, { recursive: true, force: true });
+  });
+
+  test('higher priority runs first, equal priorities oldest first; the API shows queue positions', async () => {
+    const agentLog = path.join(root, 'agent.log');
+    fs.writeFileSync(agentLog, '');
+    const store = memoryPlatform(slowHarness(agentLog, 400), { concurrency: 1 });
+    controller = new Controller({ store, namespace: 'paddock' });
+    await controller.start();
+    apis = await startApis(controller, { port: 0, workerPort: 0, host: '127.0.0.1' });
+    const submit = async (name: string, priority?: number) => {
+      const res = await fetch(`${apis!.tasks.url}/v1/tasks`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify(taskSpec(name, priority === undefined ? {} : { priority })),
+      });
+      expect(res.status).toBe(201);
+    };
+    const view = async (name: string) => (await fetch(`${apis!.tasks.url}/v1/tasks/${name}`)).json();
+    const starts = () => fs.readFileSync(agentLog, 'utf8').split('\n').filter((l) => l.startsWith('start ')).map((l) => l.split(' ')[1]);
+
+    // The first task occupies the only worker; the rest queue up behind it.
+    await submit('first', 0);
+    const worker = runWorker({ controller: apis.workers.url, pool: 'warm', id: 'w1', workDir: path.join(root, 'w1'), waitMs: 200, maxRuns: 6, signal: abort.signal, log: () => undefined, stdout: devNull(), stderr: devNull() });
+    await until('the first task to start', () => starts().length === 1, 20_000);
+    await submit('low', 100);
+    await submit('default-a');
+    await submit('urgent', 1000);
+    await submit('default-b', 500);
+    await submit('high', 900);
+
+    expect(await view('urgent')).toMatchObject({ phase: 'Queued', priority: 1000, queue: { position: 1, length: 5 } });
+    expect(await view('default-b')).toMatchObject({ priority: 500, queue: { position: 4, length: 5 } });
+    expect(await view('low')).toMatchObject({ priority: 100, queue: { position: 5, length: 5 } });
+    expect((await view('first')).queue).toBeUndefined();
+
+    expect(await worker).toBe(6);
+    expect(starts()).toEqual(['prompt-first', 'prompt-urgent', 'prompt-high', 'prompt-default-a', 'prompt-default-b', 'prompt-low']);
+    expect(await view('low')).toMatchObject({ phase: 'Succeeded' });
+  });
+
+  test('a priority out of range is refused at submit, naming the field', async () => {
+    const store = memoryPlatform(slowHarness(path.join(root, 'log'), 10));
+    controller = new Controller({ store, namespace: 'paddock' });
+    await controller.start();
+    apis = await startApis(controller, { port: 0, workerPort: 0, host: '127.0.0.1' });
+    const res = await fetch(`${apis.tasks.url}/v1/tasks`, { method: 'POST', body: JSON.stringify(taskSpec('t', { priority: 1001 })) });
+    expect(res.status).toBe(400);
+    expect(JSON.stringify(await res.json())).toMatch(/priority.*1000/);
+  });
+});
+
+function devNull(): NodeJS.WritableStream {
+  return new (require('stream').Writable)({ write: (_c: unknown, _e: unknown, cb: () => void) => cb() });
+}
