@@ -53,7 +53,7 @@ describe('priority: one worker, a queue of mixed priorities', () => {
       });
       expect(res.status).toBe(201);
     };
-    const view = async (name: string) => (await fetch(`${apis!.tasks.url}/v1/tasks/${name}`)).json();
+    const view = async (name: string): Promise<any> => (await fetch(`${apis!.tasks.url}/v1/tasks/${name}`)).json();
     const starts = () => fs.readFileSync(agentLog, 'utf8').split('\n').filter((l) => l.startsWith('start ')).map((l) => l.split(' ')[1]);
 
     // The first task occupies the only worker; the rest queue up behind it.
