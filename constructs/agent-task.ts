@@ -2,8 +2,9 @@ import { Duration, Lazy } from 'cdk8s';
 import { Construct } from 'constructs';
 import type { ConfigFileSpec, GitSourceSpec, TaskSpec } from '../policy/specs';
 import { assertValidSpec, SPEC_API_VERSION } from '../policy/specs';
-import { AgentPool } from './agent-pool';
 import { argvPromptProblem } from '../core/command-template';
+import { AgentPolicy, AgentPool } from './agent-pool';
+import { checkPolicyShape, policyFor } from '../core/agent-policy';
 import type { Harness } from '../core/harness';
 import { fillJobTemplate } from '../core/job-template';
 import { ARGV_ELEMENT_LIMIT, promptArgvBytes } from '../core/command-template';
@@ -51,6 +52,13 @@ export interface AgentTaskProps {
   readonly config?: ConfigFileSpec[];
   /** Extra attempts after the agent failed or timed out; infrastructure failures are retried regardless. @default 0 */
   readonly retries?: number;
+  /**
+   * What the agent may do: tools allowed and denied, the shell, a turn limit, text appended
+   * to the system prompt. Over the pool's and the harness's policy; a deny always wins. An
+   * item the harness's CLI cannot enforce fails at once, naming the CLI and the item.
+   * @default - the pool's and the harness's policy
+   */
+  readonly policy?: AgentPolicy;
   /**
    * Queue order within the pool, 0 to 1000: a higher priority starts first, equal ones
    * oldest first. Retries keep it.
@@ -113,6 +121,9 @@ export class AgentTask extends Construct {
       fail(`${where}: workdir "${props.workdir}" must be relative to /workspace and stay inside it, e.g. "repo/docs"`);
     }
     const env = checkEnvMap(props.env, `${where}: env`);
+    const policyProblems = checkPolicyShape(props.policy, `${where}: policy`);
+    if (!policyProblems.length) policyProblems.push(...policyFor(this.harness.spec, this.pool, props).problems.map((p) => `${where}: policy: ${p}`));
+    if (policyProblems.length) fail(policyProblems.join('\n'));
 
     this.spec = {
       apiVersion: SPEC_API_VERSION,
@@ -127,6 +138,7 @@ export class AgentTask extends Construct {
       timeoutSeconds,
       ...(Object.keys(env).length ? { env } : {}),
       ...(props.config?.length ? { config: { files: props.config.map((f) => ({ base: 'home' as const, format: 'text' as const, ...f })) } } : {}),
+      ...(props.policy && Object.keys(props.policy).length ? { policy: props.policy } : {}),
       ...(props.retries !== undefined ? { retries: checkInteger(props.retries, `${where}: retries`, 0, 10) } : {}),
       ...(props.priority !== undefined ? { priority: checkInteger(props.priority, `${where}: priority`, 0, 1000) } : {}),
     };

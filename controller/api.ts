@@ -8,6 +8,7 @@
  *   GET  /healthz                        200 "ok" on every replica (liveness and readiness; followers too)
  *   POST /v1/tasks                       body: a task spec (task.schema.json). 201 created / 200 updated,
  *                                        400 { problems } when it does not validate, 422 when its pool is unknown
+ *                                        or its harness's CLI cannot enforce its agent policy { problems }
  *   GET  /v1/tasks                       { tasks: [TaskView] }
  *   GET  /v1/tasks/:name                 TaskView (phase, current run, attempt, outcome), 404
  *   GET  /v1/tasks/:name/results         { run, phase, status, results, truncated }, 404 (no run yet: 409)
@@ -185,6 +186,8 @@ async function handle(controller: Controller, opts: ApiOptions, req: http.Incomi
       const t = spec as TaskSpec;
       const pools = controller.observed().pools.map((p) => p.name);
       if (!pools.includes(t.pool)) throw new HttpError(422, { error: `pool "${t.pool}" does not exist`, pools });
+      const policyProblems = controller.policyProblems(t);
+      if (policyProblems.length) throw new HttpError(422, { error: 'the agent policy cannot be enforced', problems: policyProblems });
       const r = await controller.submitTask(t);
       return send(res, r.created ? 201 : 200, { name: t.name, specHash: r.specHash, run: r.run, configMap: `task-${t.name}` });
     }

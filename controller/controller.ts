@@ -9,6 +9,7 @@
  * a lease that is no longer current is refused, so no run completes twice.
  */
 import { randomUUID } from 'crypto';
+import { policyFor } from '../core/agent-policy';
 import { LABEL_PHASE, LABEL_RUN } from '../core/labels';
 import type { TaskSpec } from '../policy/specs';
 import { afterAttempt, DEFAULT_PRIORITY, DEFAULT_SETTINGS, poolQueue, ObservedLease, ObservedPool, ObservedState, pickWarmRun, reconcile, ReconcileSettings, runConfigMapName, runName, verdictOfResult, Action } from './reconcile';
@@ -522,6 +523,18 @@ export class Controller {
   }
 
   // ---- the API's view ----
+
+  /**
+   * Why the task's agent policy (over its pool's and harness's) cannot be enforced by the
+   * harness's CLI; empty when it can (or when the harness is not known yet: the runner checks again).
+   */
+  public policyProblems(spec: TaskSpec): string[] {
+    const harnessCm = [...this.cache.harness.values()].find((cm) => harnessSpecOf(cm)?.name === spec.harness);
+    const harness = harnessCm ? harnessSpecOf(harnessCm) : undefined;
+    if (!harness) return [];
+    const poolCm = [...this.cache.pool.values()].find((cm) => poolFromConfigMap(cm)?.name === spec.pool);
+    return policyFor(harness, poolCm ? poolSpecOf(poolCm) : undefined, spec).problems;
+  }
 
   /** Create or update a task ConfigMap (the spec was validated by the caller). */
   public async submitTask(spec: TaskSpec): Promise<{ created: boolean; specHash: string; run: string }> {

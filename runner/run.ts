@@ -10,6 +10,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
+import { insertPolicyArgs, policyFor } from '../core/agent-policy';
 import { lintCommandTemplate, promptViaOf, renderCommand, usesPlaceholder } from '../core/command-template';
 import { ImageName, imageName } from '../core/images';
 import type { HarnessSpec, PoolSpec, TaskSpec } from '../policy/specs';
@@ -166,6 +167,9 @@ export async function run(opts: RunOptions = {}): Promise<number> {
       if (harness.promptVia !== implied) {
         issues.push(`harness "${harness.name}" promptVia: is "${harness.promptVia}" but its command implies "${implied}" ({prompt} → argv, {prompt_file} → file, neither → stdin)`);
       }
+      // The merged policy, enforced by the harness's mapping; an item its CLI cannot enforce stops the run.
+      const policy = policyFor(harness, pool, task);
+      issues.push(...policy.problems);
       if (issues.length > 0) {
         throw new RunFailure('invalid_spec', `the specs do not fit together:\n  - ${issues.join('\n  - ')}`, issues);
       }
@@ -177,10 +181,13 @@ export async function run(opts: RunOptions = {}): Promise<number> {
         { label: `harness "${harness.name}"`, layer: harness.config },
         { label: `pool "${pool?.name ?? '-'}"`, layer: pool?.config },
         { label: `task "${task.name}"`, layer: task.config },
+        // Last, so no other layer can loosen it.
+        { label: 'agent policy', layer: { files: policy.files }, replaceKeys: policy.replaceKeys },
       ]);
+      if (Object.keys(policy.policy).length) log(`agent policy: ${JSON.stringify(policy.policy)}`);
       const bwrap = opts.sandbox === 'bwrap' ? locateBwrap(env.PATH, opts.bwrap) : undefined;
       log(`task "${task.name}": harness "${harness.name}", ${pool ? `pool "${pool.name}"` : 'no pool (local mode)'}, workspace ${dirs.workspace}`);
-      return { task, harness, pool, model: model ?? '', credentials, configFiles, bwrap };
+      return { task, harness, pool, model: model ?? '', credentials, configFiles, bwrap, policyArgs: policy.argv };
     });
     const { task, harness, pool, credentials } = loaded;
 
@@ -211,12 +218,14 @@ export async function run(opts: RunOptions = {}): Promise<number> {
 
     // ---- agent ----
     const agent = await phase('agent', async () => {
-      const argv = renderCommand(harness.command, {
+      const rendered = renderCommand(harness.command, {
         model: loaded.model,
         prompt: task.prompt,
         promptFile: prepared.promptFile,
         workdir: prepared.workdir,
       });
+      // After rendering: policy values (a system prompt) are never read as placeholders.
+      const argv = insertPolicyArgs(harness.command, rendered, loaded.policyArgs);
       const agentEnv = buildAgentEnv({ runnerEnv: env, home: dirs.home, harness, pool, task, credentialEnv: credentials.env });
       let finalArgv = argv;
       if (loaded.bwrap) {

@@ -5,7 +5,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import type { ConfigFileSpec, HarnessSpec } from '../../../policy/specs';
+import type { AgentPolicySpec, ConfigFileSpec, HarnessSpec } from '../../../policy/specs';
 import { Capture, makeRunDirs, readJson, readJsonl, RunDirs } from '../../support/runner-fixtures';
 import { run } from '../../../runner/run';
 import { MockModelServer, MockModelServerOptions, startMockModelServer } from '../../support/mock-model-server';
@@ -67,6 +67,8 @@ export interface AgentE2eInput {
   readonly runnerEnv?: Record<string, string>;
   /** Directories put first on PATH. */
   readonly pathPrefix?: string[];
+  /** The task's agent policy. */
+  readonly policy?: AgentPolicySpec;
 }
 
 export interface AgentE2eResult {
@@ -109,6 +111,7 @@ export async function runAgentE2e(input: AgentE2eInput): Promise<AgentE2eResult>
       timeoutSeconds: input.timeoutSeconds ?? 120,
       ...(input.sourceUrl ? { sources: [{ name: 'repo', type: 'git_https', url: input.sourceUrl, branch: 'main' }] } : {}),
       ...(input.taskEnv ? { env: Object.fromEntries(Object.entries(input.taskEnv).map(([k, v]) => [k, fill(v)])) } : {}),
+      ...(input.policy ? { policy: input.policy } : {}),
       ...(input.taskConfig ? { config: { files: input.taskConfig.map((f) => ({ ...f, content: fill(f.content) })) } } : {}),
     };
     fs.mkdirSync(path.join(dirs.specs, 'task'), { recursive: true });
