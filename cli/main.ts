@@ -69,6 +69,21 @@ const COMMANDS: Readonly<Record<string, Entry>> = {
     summary: 'Run the declared tasks of the synthesized platform on this machine.',
     load: async () => (await import('./controller')).localCommand,
   },
+  'sessions list': {
+    synopsis: 'paddock sessions list [--controller URL] [--json]',
+    summary: 'List the sessions the controller keeps.',
+    load: async () => (await import('./sessions')).listCommand,
+  },
+  'sessions get': {
+    synopsis: 'paddock sessions get NAME [--controller URL]',
+    summary: "Show a session's turns, carried-over change and tasks.",
+    load: async () => (await import('./sessions')).getCommand,
+  },
+  'sessions delete': {
+    synopsis: 'paddock sessions delete NAME [--controller URL]',
+    summary: "Remove a session's stored state.",
+    load: async () => (await import('./sessions')).deleteCommand,
+  },
   version: {
     synopsis: 'paddock version (or paddock --version)',
     summary: "Print the package's version.",

@@ -1,6 +1,6 @@
 import { Duration, Lazy } from 'cdk8s';
 import { Construct } from 'constructs';
-import type { ConfigFileSpec, GitSourceSpec, TaskSpec } from '../policy/specs';
+import type { ConfigFileSpec, GitSourceSpec, SessionRefSpec, TaskSpec } from '../policy/specs';
 import { assertValidSpec, SPEC_API_VERSION } from '../policy/specs';
 import { argvPromptProblem } from '../core/command-template';
 import { AgentPolicy, AgentPool } from './agent-pool';
@@ -59,6 +59,14 @@ export interface AgentTaskProps {
    * @default - the pool's and the harness's policy
    */
   readonly policy?: AgentPolicy;
+  /**
+   * The session this task continues: tasks of one session run one at a time in submission
+   * order, each with the earlier turns as a transcript and the previous run's change applied
+   * (unless `freshWorkspace`). `create` starts the session when it does not exist. Sessions
+   * run in warm pools.
+   * @default - no session
+   */
+  readonly session?: SessionRefSpec;
   /**
    * Queue order within the pool, 0 to 1000: a higher priority starts first, equal ones
    * oldest first. Retries keep it.
@@ -140,6 +148,7 @@ export class AgentTask extends Construct {
       ...(props.config?.length ? { config: { files: props.config.map((f) => ({ base: 'home' as const, format: 'text' as const, ...f })) } } : {}),
       ...(props.policy && Object.keys(props.policy).length ? { policy: props.policy } : {}),
       ...(props.retries !== undefined ? { retries: checkInteger(props.retries, `${where}: retries`, 0, 10) } : {}),
+      ...(props.session !== undefined ? { session: checkSession(props.session, this.pool, `${where}: session`) } : {}),
       ...(props.priority !== undefined ? { priority: checkInteger(props.priority, `${where}: priority`, 0, 1000) } : {}),
     };
     assertValidSpec('Task', this.spec, where);
@@ -264,4 +273,12 @@ function checkSource(source: GitSource, where: string): GitSourceSpec {
     depth,
     ...(source.subPath !== undefined ? { subPath: source.subPath } : {}),
   };
+}
+
+function checkSession(session: SessionRefSpec, pool: AgentPool, where: string): SessionRefSpec {
+  const name = checkDnsLabel(session?.name, `${where}.name`);
+  if (pool.mode !== 'warm') {
+    fail(`${where}: pool "${pool.name}" runs tasks as Jobs; sessions run in warm pools (mode: "warm"), whose workers hand the session state back to the controller`);
+  }
+  return { name, ...(session.create ? { create: true } : {}), ...(session.freshWorkspace ? { freshWorkspace: true } : {}) };
 }

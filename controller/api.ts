@@ -12,6 +12,9 @@
  *   GET  /v1/tasks                       { tasks: [TaskView] }
  *   GET  /v1/tasks/:name                 TaskView (phase, current run, attempt, outcome), 404
  *   GET  /v1/tasks/:name/results         { run, phase, status, results, truncated }, 404 (no run yet: 409)
+ *   GET  /v1/sessions                    { sessions: [SessionView] }
+ *   GET  /v1/sessions/:name              SessionView (turns, patch sizes, its tasks), 404
+ *   DELETE /v1/sessions/:name            removes the stored state (the next task must create the session), 404
  *
  * The worker lease API (`--worker-port`, default 8081; Service port 8081 -> workers): for
  * warm worker pods only. It hands out runs of the named pool only, and only of a warm pool,
@@ -171,8 +174,9 @@ async function handle(controller: Controller, opts: ApiOptions, req: http.Incomi
   const method = req.method ?? 'GET';
   if (url.pathname === '/healthz') return send(res, 200, 'ok\n');
   const own = opts.routes === 'tasks' ? 'tasks' : 'leases';
-  if (parts[0] !== 'v1' || parts[1] !== own) {
-    const other = parts[0] === 'v1' && (parts[1] === 'tasks' || parts[1] === 'leases');
+  const served = opts.routes === 'tasks' ? ['tasks', 'sessions'] : ['leases'];
+  if (parts[0] !== 'v1' || !served.includes(parts[1])) {
+    const other = parts[0] === 'v1' && ['tasks', 'sessions', 'leases'].includes(parts[1]);
     throw new HttpError(404, `no route ${method} ${url.pathname} on the ${opts.routes === 'tasks' ? 'task API' : 'worker lease API'}${other ? ' (it is served on the other port)' : ''}; see /v1/${own}`);
   }
   if (opts.isLeader && !opts.isLeader()) return send(res, 503, { error: 'this controller replica is not the leader; retry' }, { 'Retry-After': '1' });
@@ -184,8 +188,13 @@ async function handle(controller: Controller, opts: ApiOptions, req: http.Incomi
       const problems = validateSpec('Task', spec);
       if (problems.length) throw new HttpError(400, { error: 'invalid task spec', problems });
       const t = spec as TaskSpec;
-      const pools = controller.observed().pools.map((p) => p.name);
+      const observedPools = controller.observed().pools;
+      const pools = observedPools.map((p) => p.name);
       if (!pools.includes(t.pool)) throw new HttpError(422, { error: `pool "${t.pool}" does not exist`, pools });
+      const pool = observedPools.find((p) => p.name === t.pool)!;
+      if (t.session && pool.mode !== 'warm') {
+        throw new HttpError(422, { error: `session "${t.session.name}": pool "${t.pool}" runs tasks as Jobs; sessions run in warm pools (mode: "warm") only, whose workers hand the session state back to the controller` });
+      }
       const policyProblems = controller.policyProblems(t);
       if (policyProblems.length) throw new HttpError(422, { error: 'the agent policy cannot be enforced', problems: policyProblems });
       const r = await controller.submitTask(t);
@@ -204,6 +213,18 @@ async function handle(controller: Controller, opts: ApiOptions, req: http.Incomi
       const r = controller.results(parts[2]);
       if (!r) throw new HttpError(409, `task "${parts[2]}" has no run yet`);
       return send(res, 200, r);
+    }
+  }
+  if (parts[1] === 'sessions') {
+    if (parts.length === 2 && method === 'GET') return send(res, 200, { sessions: controller.sessionNames().map((n) => controller.sessionView(n)) });
+    if (parts.length === 3 && method === 'GET') {
+      const view = controller.sessionView(parts[2]);
+      if (!view) throw new HttpError(404, `session "${parts[2]}" not found`);
+      return send(res, 200, view);
+    }
+    if (parts.length === 3 && method === 'DELETE') {
+      if (!(await controller.deleteSession(parts[2]))) throw new HttpError(404, `session "${parts[2]}" not found`);
+      return send(res, 200, { deleted: parts[2] });
     }
   }
   if (parts[1] === 'leases' && method === 'POST') {
@@ -229,7 +250,12 @@ async function handle(controller: Controller, opts: ApiOptions, req: http.Incomi
     }
     if (parts.length === 4 && parts[3] === 'complete') {
       if (typeof body.status !== 'object' || body.status === null) throw new HttpError(400, 'give { "worker", "status": {...}, "results": "<jsonl>" }');
-      const r = await controller.complete(parts[2], String(body.worker), { status: body.status, resultsJsonl: String(body.results ?? ''), ...(body.truncated ? { truncated: true } : {}) });
+      const r = await controller.complete(parts[2], String(body.worker), {
+        status: body.status,
+        resultsJsonl: String(body.results ?? ''),
+        ...(body.truncated ? { truncated: true } : {}),
+        ...(body.session && typeof body.session === 'object' ? { session: body.session } : {}),
+      });
       return r === 'ok' ? send(res, 200, { ok: true }) : send(res, 409, { error: 'the lease is no longer current; the report was dropped' });
     }
   }

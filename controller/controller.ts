@@ -10,9 +10,11 @@
  */
 import { randomUUID } from 'crypto';
 import { policyFor } from '../core/agent-policy';
-import { LABEL_PHASE, LABEL_RUN } from '../core/labels';
+import { LABEL_PHASE, LABEL_RUN, LABEL_SESSION, standardLabels } from '../core/labels';
+import { SessionState, sessionConfigMapName, sessionSizeProblem } from '../core/session';
+import { checkNoSecretsInConfigMap } from '../policy/rules';
 import type { TaskSpec } from '../policy/specs';
-import { afterAttempt, DEFAULT_PRIORITY, DEFAULT_SETTINGS, poolQueue, ObservedLease, ObservedPool, ObservedState, pickWarmRun, reconcile, ReconcileSettings, runConfigMapName, runName, verdictOfResult, Action } from './reconcile';
+import { afterAttempt, DEFAULT_PRIORITY, DEFAULT_SETTINGS, poolQueue, sessionBlocker, ObservedLease, ObservedPool, ObservedState, pickWarmRun, reconcile, ReconcileSettings, runConfigMapName, runName, verdictOfResult, Action } from './reconcile';
 import {
   ANNOTATION,
   applyRunPatch,
@@ -70,6 +72,8 @@ export interface TaskView {
   readonly priority?: number;
   /** A waiting run's place in its pool's queue: 1 starts next. */
   readonly queue?: { readonly position: number; readonly length: number };
+  /** The task's session, and the task whose run it waits for (one task of a session at a time). */
+  readonly session?: { readonly name: string; readonly waitingFor?: string };
 }
 
 export class Controller {
@@ -79,7 +83,8 @@ export class Controller {
   public readonly leaseTtlMs: number;
   private readonly now: () => number;
   private readonly log: (line: string) => void;
-  private readonly cache: Record<'task' | 'pool' | 'harness' | 'run' | 'job' | 'pod', Map<string, KubeObject>> = {
+  private readonly cache: Record<'task' | 'pool' | 'harness' | 'run' | 'session' | 'job' | 'pod', Map<string, KubeObject>> = {
+    session: new Map(),
     task: new Map(),
     pool: new Map(),
     harness: new Map(),
@@ -95,7 +100,10 @@ export class Controller {
   /** The work queue: task keys to reconcile, or everything (start, pools or harnesses changed, an error). */
   private readonly dirty = new Set<string>();
   private allDirty = false;
-  private readonly index = new TaskIndex();
+  private readonly index = new TaskIndex((key) => {
+    const cm = this.cache.task.get(this.index.taskConfigMap.get(key) ?? '');
+    return (cm ? this.memo(cm, taskFromConfigMap)?.spec?.priority : undefined) ?? DEFAULT_PRIORITY;
+  });
   /** Per key: when to reconcile it again (a backoff or a lease ends). */
   private readonly wakes = new Map<string, number>();
   private wakeTimer?: NodeJS.Timeout;
@@ -128,6 +136,7 @@ export class Controller {
     await watch('ConfigMap', sel.pool, 'pool');
     await watch('ConfigMap', sel.harness, 'harness');
     await watch('ConfigMap', sel.run, 'run');
+    await watch('ConfigMap', sel.session, 'session');
     await watch('Job', sel.jobs, 'job');
     await watch('Pod', sel.jobs, 'pod');
     // Warm runs that were running before a restart keep their lease for one more TTL.
@@ -164,13 +173,13 @@ export class Controller {
   /** Into the cache and the index (informer events and our own write-through); returns the object's task key. */
   private put(bucket: keyof Controller['cache'], obj: KubeObject): string | undefined {
     this.cache[bucket].set(obj.metadata.name, obj);
-    if (bucket === 'pool' || bucket === 'harness') return undefined;
+    if (bucket === 'pool' || bucket === 'harness' || bucket === 'session') return undefined;
     return this.index.update(bucket, obj.metadata.name, obj, bucket === 'run' ? this.memo(obj, runFromConfigMap) : undefined);
   }
 
   private forget(bucket: keyof Controller['cache'], name: string): string | undefined {
     this.cache[bucket].delete(name);
-    if (bucket === 'pool' || bucket === 'harness') return undefined;
+    if (bucket === 'pool' || bucket === 'harness' || bucket === 'session') return undefined;
     return this.index.update(bucket, name, undefined);
   }
 
@@ -262,6 +271,15 @@ export class Controller {
       leases: defined(runs.map((r) => this.leases.get(r.name))),
       settings: this.settings,
       slotsTakenElsewhere,
+    };
+  }
+
+  /** Every task and run, parsed (memoized): the pools' queues and the sessions' order. */
+  private queueState(): Pick<ObservedState, 'tasks' | 'runs'> {
+    const defined = <T>(xs: Array<T | undefined>) => xs.filter((x): x is T => x !== undefined);
+    return {
+      tasks: defined([...this.cache.task.values()].map((o) => this.memo(o, taskFromConfigMap))),
+      runs: defined([...this.cache.run.values()].map((o) => this.memo(o, runFromConfigMap))),
     };
   }
 
@@ -471,6 +489,12 @@ export class Controller {
       void this.updateRun(run.name, (cm) => applyRunPatch(cm, { phase: 'Failed', outcome: 'invalid_spec', message: why, finishedAt: now })).then(() => this.schedule(run.task));
       return undefined;
     }
+    const session = task.session ? this.session(task.session.name) : undefined;
+    if (task.session && !session && !task.session.create) {
+      const why = `session "${task.session.name}" does not exist; set session.create: true on the task that starts it`;
+      void this.updateRun(run.name, (cm) => applyRunPatch(cm, { phase: 'Failed', outcome: 'invalid_spec', message: why, finishedAt: now })).then(() => this.schedule());
+      return undefined;
+    }
     const lease: Lease = { run: run.name, id: randomUUID(), worker, expiresAt: now + this.leaseTtlMs, pool, grantedAt: now };
     this.leases.set(run.name, lease);
     return (async () => {
@@ -481,7 +505,7 @@ export class Controller {
       });
       this.log(`run ${run.name}: Running - attempt ${run.attempt} leased by worker ${worker}`);
       this.schedule(run.task);
-      return { id: lease.id, run: run.name, attempt: run.attempt, task, harness, pool: poolSpec, ttlMs: this.leaseTtlMs, renewEveryMs: Math.max(100, Math.floor(this.leaseTtlMs / 3)) };
+      return { id: lease.id, run: run.name, attempt: run.attempt, task, harness, pool: poolSpec, ttlMs: this.leaseTtlMs, renewEveryMs: Math.max(100, Math.floor(this.leaseTtlMs / 3)), ...(session ? { session } : {}) };
     })();
   }
 
@@ -509,7 +533,10 @@ export class Controller {
     const taskCmName = this.index.taskConfigMap.get(run.task);
     const taskCm = taskCmName ? this.cache.task.get(taskCmName) : undefined;
     const task = taskCm ? this.memo(taskCm, taskFromConfigMap)?.spec : undefined;
-    const patch = afterAttempt(run, task, verdictOfResult(result), this.now(), this.settings);
+    let patch = afterAttempt(run, task, verdictOfResult(result), this.now(), this.settings);
+    // The session's next state goes first: the session's next task waits for this run to end.
+    const unsaved = task?.session && result.session ? await this.saveSession(task.session.name, result.session) : undefined;
+    if (unsaved) patch = { ...patch, message: `${patch.message ?? ''}; session state not saved: ${unsaved}` };
     await this.updateRun(lease.run, (cm) => {
       const next = applyRunPatch(cm, patch);
       const a = { ...next.metadata.annotations };
@@ -520,6 +547,65 @@ export class Controller {
     this.log(`run ${lease.run}: ${patch.phase} - ${patch.message ?? ''} (worker ${worker})`);
     this.schedule(run.task);
     return 'ok';
+  }
+
+  // ---- sessions ----
+
+  /** A session's stored state, or undefined when it does not exist (or is unreadable). */
+  public session(name: string): SessionState | undefined {
+    const cm = this.cache.session.get(sessionConfigMapName(name));
+    try {
+      return cm ? (JSON.parse(String((cm.data as Record<string, string>)?.['state.json'])) as SessionState) : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  public sessionNames(): string[] {
+    return [...this.cache.session.values()].map((cm) => cm.metadata.labels?.[LABEL_SESSION]).filter((x): x is string => Boolean(x)).sort();
+  }
+
+  /** What the API shows of a session: its turns (without the patches' text) and its waiting tasks. */
+  public sessionView(name: string): { name: string; harness: string; resume: string; turns: Array<{ task: string }>; patches: Record<string, { base: string; bytes: number }>; bytes: number; tasks: string[] } | undefined {
+    const state = this.session(name);
+    if (!state) return undefined;
+    const tasks = this.queueState().tasks.filter((t) => t.spec?.session?.name === name).sort((a, b) => a.createdAt - b.createdAt).map((t) => t.name);
+    return {
+      name,
+      harness: state.harness,
+      resume: state.resume,
+      turns: state.turns.map((t) => ({ task: t.task })),
+      patches: Object.fromEntries(Object.entries(state.patches).map(([k, p]) => [k, { base: p.base, bytes: Buffer.byteLength(p.patch) }])),
+      bytes: Buffer.byteLength(JSON.stringify(state)),
+      tasks,
+    };
+  }
+
+  public async deleteSession(name: string): Promise<boolean> {
+    if (!this.cache.session.has(sessionConfigMapName(name))) return false;
+    await this.store.delete('ConfigMap', sessionConfigMapName(name));
+    this.cache.session.delete(sessionConfigMapName(name));
+    return true;
+  }
+
+  /** Store a session's next state; returns why it was not stored (over the size cap, or it holds a secret). */
+  private async saveSession(name: string, reported: SessionState): Promise<string | undefined> {
+    const state: SessionState = { name, harness: String(reported.harness ?? ''), turns: Array.isArray(reported.turns) ? reported.turns : [], patches: reported.patches && typeof reported.patches === 'object' ? reported.patches : {}, resume: 'transcript' };
+    const tooBig = sessionSizeProblem(state);
+    if (tooBig) return tooBig;
+    const cm: KubeObject = {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: sessionConfigMapName(name), namespace: this.namespace, labels: standardLabels(this.namespace, 'session', { [LABEL_SESSION]: name }) },
+      data: { 'state.json': JSON.stringify(state) },
+    };
+    // Scanned as the synth-time ConfigMap rule scans: a credential in a transcript or a patch is never stored.
+    const secrets = checkNoSecretsInConfigMap(cm, []);
+    if (secrets.length) return secrets.join('; ');
+    const existing = await this.store.get('ConfigMap', cm.metadata.name);
+    const stored = existing ? await this.store.replace({ ...cm, metadata: { ...cm.metadata, resourceVersion: existing.metadata.resourceVersion } }) : await this.store.create(cm);
+    this.cache.session.set(stored.metadata.name, stored);
+    return undefined;
   }
 
   // ---- the API's view ----
@@ -562,7 +648,10 @@ export class Controller {
     const runCm = current ? this.cache.run.get(runConfigMapName(current)) : undefined;
     const run = runCm ? runFromConfigMap(runCm) : undefined;
     const ra = runCm?.metadata.annotations ?? {};
-    const queue = run?.phase === 'Queued' ? poolQueue(this.observed(), run.pool) : [];
+    // Tasks and runs only (no reconcile pass): what the queue position and the session lock read.
+    const observed = run?.phase === 'Queued' ? this.queueState() : undefined;
+    const queue = observed && run ? poolQueue(observed, run.pool) : [];
+    const blocker = observed && run && t?.spec?.session ? sessionBlocker(observed.tasks, observed.runs, (r) => (this.leases.has(r.name) ? 'Running' : r.phase), run) : undefined;
     const position = queue.findIndex((r) => r.name === run?.name) + 1;
     return {
       name,
@@ -584,6 +673,7 @@ export class Controller {
         : {}),
       ...(t?.spec ? { priority: t.spec.priority ?? DEFAULT_PRIORITY } : {}),
       ...(position > 0 ? { queue: { position, length: queue.length } } : {}),
+      ...(t?.spec?.session ? { session: { name: t.spec.session.name, ...(blocker ? { waitingFor: blocker.task } : {}) } } : {}),
     };
   }
 

@@ -323,6 +323,25 @@ export function queueOrder(tasks: readonly ObservedTask[]): (a: ObservedRun, b: 
   return (a, b) => of(b) - of(a) || byAge(a, b);
 }
 
+/**
+ * Sessions run one task at a time, in submission order: the run that keeps `run` waiting
+ * (a run of its session that is running, or queued from a task submitted earlier), if any.
+ */
+export function sessionBlocker(tasks: readonly ObservedTask[], runs: readonly ObservedRun[], phaseOf: (r: ObservedRun) => RunPhase, run: ObservedRun): ObservedRun | undefined {
+  const byName = new Map(tasks.map((t) => [t.name, t]));
+  const mine = byName.get(run.task);
+  const session = mine?.spec?.session?.name;
+  if (!mine || !session) return undefined;
+  const before = (t: ObservedTask) => t.createdAt < mine.createdAt || (t.createdAt === mine.createdAt && t.name < mine.name);
+  return runs.find((r) => {
+    if (r.name === run.name || r.task === run.task) return false;
+    const t = byName.get(r.task);
+    if (t?.spec?.session?.name !== session || t.specHash === undefined || r.specHash !== t.specHash) return false;
+    const phase = phaseOf(r);
+    return phase === 'Running' || (phase === 'Queued' && before(t));
+  });
+}
+
 /** The queued runs of a pool in the order they start (backoff included: a run in backoff keeps its place). */
 export function poolQueue(state: Pick<ObservedState, 'tasks' | 'runs'>, pool: string): ObservedRun[] {
   const taskNames = new Set(state.tasks.map((t) => t.name));
@@ -340,7 +359,8 @@ export function pickWarmRun(state: ObservedState, pool: string, leased: Readonly
   if (!p || p.mode !== 'warm') return undefined;
   const running = state.runs.filter((r) => r.pool === pool && (r.phase === 'Running' || leased.has(r.name))).length;
   if (running >= p.concurrency) return undefined;
-  return poolQueue(state, pool).find((r) => r.mode === 'warm' && !leased.has(r.name) && (r.notBefore ?? 0) <= state.now);
+  const phaseOf = (r: ObservedRun): RunPhase => (leased.has(r.name) ? 'Running' : r.phase);
+  return poolQueue(state, pool).find((r) => r.mode === 'warm' && !leased.has(r.name) && (r.notBefore ?? 0) <= state.now && !sessionBlocker(state.tasks, state.runs, phaseOf, r));
 }
 
 export function reconcile(state: ObservedState, decodeMessage: (m: string) => AttemptResult | undefined = () => undefined): ReconcileResult {
@@ -466,6 +486,7 @@ export function reconcile(state: ObservedState, decodeMessage: (m: string) => At
     }
     if (!slots.has(pool.name)) slots.set(pool.name, pool.concurrency - running(pool.name) - (state.slotsTakenElsewhere?.[pool.name] ?? 0));
     if (slots.get(pool.name)! <= 0) continue;
+    if (sessionBlocker(state.tasks, [...runs.values()], (r) => phases.get(r.name) ?? r.phase, run)) continue;
     const built = buildJob(task, pool, harnesses);
     if ('problem' in built) {
       setPhase(run, { phase: 'Failed', outcome: 'invalid_spec', message: built.problem, finishedAt: now });

@@ -69,6 +69,14 @@ export interface PolicyStepSpec {
 
 export type PolicyEnforcementSpec = PolicyStepSpec[] | { readonly unsupported: string };
 
+export interface SessionRefSpec {
+  readonly name: string;
+  /** Start the session if it does not exist. @default false */
+  readonly create?: boolean;
+  /** Fresh checkout instead of the previous run's change. @default false */
+  readonly freshWorkspace?: boolean;
+}
+
 export interface TaskSpec {
   readonly apiVersion: 'paddock.dev/v1alpha1';
   readonly kind: 'Task';
@@ -85,6 +93,8 @@ export interface TaskSpec {
   readonly policy?: AgentPolicySpec;
   /** Extra attempts after an agent failure or timeout (infrastructure failures are retried regardless). @default 0 */
   readonly retries?: number;
+  /** The session this task continues (one task of a session at a time, in submission order). */
+  readonly session?: SessionRefSpec;
   /** Queue order within the pool, 0-1000: higher first, then older first. @default 500 */
   readonly priority?: number;
 }

@@ -23,7 +23,9 @@ import { crossCheck, readSpec, specFilePath, SpecSource } from './load-specs';
 import { Redactor } from './redaction';
 import { extractResultBlocks, finalOutput, writeResultsJsonl } from './results';
 import { locateBwrap, SandboxKind, wrapWithBwrap } from './sandbox-bwrap';
-import { fetchSources, gitCaEnv } from './sources';
+import { promptWithTranscript, SessionState } from '../core/session';
+import { restoreWorkspace, workspaceChanges, writeSessionState } from './session';
+import { FetchContext, fetchSources, gitCaEnv } from './sources';
 import { exitCodeOf, Outcome, ParseErrorRecord, Phase, RunFailure, RunStatus, SourceRecord, writeStatus } from './status';
 
 /** Where a pod mounts things (ConfigMaps) and its writable emptyDirs. */
@@ -87,6 +89,12 @@ export interface RunOptions {
    * @default 16 MiB
    */
   readonly maxLogBytes?: number;
+  /**
+   * The state of the task's session (the warm worker gets it with its lease): the earlier
+   * turns reach the CLI as a transcript, the last run's change is applied to the sources.
+   * @default - none: a task with a session starts it
+   */
+  readonly session?: SessionState;
 }
 
 const ARG_LOG_LIMIT = 500;
@@ -192,12 +200,13 @@ export async function run(opts: RunOptions = {}): Promise<number> {
     const { task, harness, pool, credentials } = loaded;
 
     // ---- sources ----
+    let gitCtx: FetchContext | undefined;
     await phase('sources', async () => {
       fs.mkdirSync(dirs.workspace, { recursive: true });
       fs.mkdirSync(dirs.home, { recursive: true });
       fs.mkdirSync(dirs.tmp, { recursive: true });
       scratch = fs.mkdtempSync(path.join(dirs.tmp, 'paddock-'));
-      state.sources = await fetchSources(task.sources ?? [], {
+      gitCtx = {
         workspace: dirs.workspace,
         scratchDir: scratch,
         git: opts.git ?? 'git',
@@ -209,18 +218,22 @@ export async function run(opts: RunOptions = {}): Promise<number> {
         signal: opts.signal,
         redactor,
         log,
-      });
+      };
+      state.sources = await fetchSources(task.sources ?? [], gitCtx);
       removeHelpers(scratch);
+      if (task.session && opts.session && !task.session.freshWorkspace) await restoreWorkspace(opts.session, state.sources, gitCtx);
     });
 
     // ---- config ----
-    const prepared = await phase('config', () => prepareConfig(task, harness, loaded.configFiles, credentials, dirs, scratch!, state.sources));
+    // In a session the CLI gets the earlier turns as a transcript before the prompt.
+    const prompt = task.session ? promptWithTranscript(opts.session, task.prompt) : task.prompt;
+    const prepared = await phase('config', () => prepareConfig(prompt, task, harness, loaded.configFiles, credentials, dirs, scratch!, state.sources));
 
     // ---- agent ----
     const agent = await phase('agent', async () => {
       const rendered = renderCommand(harness.command, {
         model: loaded.model,
-        prompt: task.prompt,
+        prompt,
         promptFile: prepared.promptFile,
         workdir: prepared.workdir,
       });
@@ -246,7 +259,7 @@ export async function run(opts: RunOptions = {}): Promise<number> {
         argv: finalArgv,
         cwd: prepared.workdir,
         env: agentEnv,
-        stdinText: harness.promptVia === 'stdin' ? task.prompt : undefined,
+        stdinText: harness.promptVia === 'stdin' ? prompt : undefined,
         timeoutMs: timeoutSeconds * 1000,
         killGraceMs,
         signal: opts.signal,
@@ -270,7 +283,7 @@ export async function run(opts: RunOptions = {}): Promise<number> {
     });
 
     // ---- results (also after a failure, timeout or termination: keep what there is) ----
-    await phase('results', () => {
+    await phase('results', async () => {
       const out = finalOutput(harness.results, agent.stdout, dirs.home);
       const extracted = 'text' in out ? extractResultBlocks(out.text, redactor) : { results: [], parseErrors: [{ block: 0, message: out.error, excerpt: '' }], parseErrorCount: 1 };
       writeResultsJsonl(dirs.artifacts, extracted.results, redactor);
@@ -280,6 +293,11 @@ export async function run(opts: RunOptions = {}): Promise<number> {
       for (const e of extracted.parseErrors) log(`result block ${e.block}: ${e.message}`);
       const omitted = extracted.parseErrorCount - extracted.parseErrors.length;
       if (omitted > 0) log(`${omitted} more parse error(s) counted, not listed`);
+      if (task.session) {
+        const output = 'text' in out ? redactor.redact(out.text) : '';
+        const turns = [...(opts.session?.turns ?? []), { task: task.name, prompt: redactor.redact(task.prompt), output }];
+        writeSessionState(dirs.artifacts, { name: task.session.name, harness: harness.name, turns, patches: await workspaceChanges(state.sources, gitCtx!), resume: 'transcript' });
+      }
     });
 
     ({ outcome, message } = agentOutcome(agent, task.timeoutSeconds ?? 1800, state.command?.[0]));
@@ -368,6 +386,7 @@ interface PreparedConfig {
 }
 
 function prepareConfig(
+  prompt: string,
   task: TaskSpec,
   harness: HarnessSpec,
   configFiles: readonly PlannedConfigFile[],
@@ -389,7 +408,7 @@ function prepareConfig(
   let promptFile: string | undefined;
   if (usesPlaceholder(harness.command, 'prompt_file')) {
     promptFile = path.join(scratch, 'prompt.md');
-    fs.writeFileSync(promptFile, task.prompt, { mode: 0o644 });
+    fs.writeFileSync(promptFile, prompt, { mode: 0o644 });
   }
   return { workdir, promptFile };
 }

@@ -10,26 +10,24 @@ import { ApiServers, startApis } from '../../controller/api';
 import { Controller } from '../../controller/controller';
 import { runWorker } from '../../runner/worker';
 import { makeTmpDir } from '../support/runner-fixtures';
-import { memoryPlatform, slowHarness, taskSpec } from './support/platform';
+import { stringify } from 'yaml';
+import { taskConfigMap } from '../../controller/observe';
+import { standardLabels } from '../../core/labels';
+import { NS } from './support/platform';
+import { devNull, memoryPlatform, slowHarness, taskSpec, until } from './support/platform';
 
 jest.setTimeout(60_000);
 
-async function until(what: string, cond: () => boolean, timeoutMs: number): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 describe('priority: one worker, a queue of mixed priorities', () => {
   let root: string;
   let apis: ApiServers | undefined;
   let controller: Controller | undefined;
-  const abort = new AbortController();
+  let abort: AbortController;
 
   beforeEach(() => {
     root = makeTmpDir('paddock-priority-');
+    abort = new AbortController();
   });
   afterEach(async () => {
     abort.abort();
@@ -87,6 +85,33 @@ describe('priority: one worker, a queue of mixed priorities', () => {
   });
 });
 
-function devNull(): NodeJS.WritableStream {
-  return new (require('stream').Writable)({ write: (_c: unknown, _e: unknown, cb: () => void) => cb() });
-}
+
+describe('priority in a job pool, reconciled per task key (each freed slot goes to the highest priority waiting)', () => {
+  test('concurrency 1: Jobs are created in priority order, then age', async () => {
+    const store = memoryPlatform(slowHarness('/dev/null', 10), { mode: 'job', concurrency: 1 });
+    const poolCm = (await store.get('ConfigMap', 'pool-warm'))!;
+    const template = { apiVersion: 'batch/v1', kind: 'Job', metadata: { name: '${JOB_NAME}', labels: { ...standardLabels(NS, 'task'), 'paddock.dev/task': '${TASK_NAME}' } }, spec: { template: { spec: { restartPolicy: 'Never', containers: [{ name: 'runner', image: '${IMAGE}' }] } } } };
+    await store.replace({ ...poolCm, data: { ...(poolCm.data as object), 'job-template.yaml': stringify(template) } });
+    const c = new Controller({ store, namespace: NS });
+    await c.start();
+    const created: string[] = [];
+    c.onActions = (a) => a.forEach((x) => x.type === 'createJob' && created.push(x.task));
+    const tasks: Array<[string, number | undefined]> = [['first', 0], ['low', 100], ['mid-a', undefined], ['top', 1000], ['mid-b', 500]];
+    tasks.forEach(([n, priority], i) => {
+      const cm = taskConfigMap(NS, taskSpec(n, priority === undefined ? {} : { priority }));
+      cm.metadata.annotations = { 'paddock.dev/queued-at': new Date(1_700_000_000_000 + i * 1000).toISOString() };
+      store.createSync(cm);
+    });
+    const settle = () => new Promise((r) => setTimeout(r, 100));
+    await settle();
+    for (let i = 0; i < 10 && created.length < tasks.length; i++) {
+      const job = store.list('Job').find((j) => !(j.status as any)?.succeeded);
+      if (!job) break;
+      await store.replace({ ...job, status: { succeeded: 1, conditions: [{ type: 'Complete', status: 'True' }] } });
+      await settle();
+    }
+    // "first" found the pool empty; every freed slot then went to the highest priority waiting.
+    expect(created).toEqual(['first', 'top', 'mid-a', 'mid-b', 'low']);
+    await c.stop();
+  });
+});

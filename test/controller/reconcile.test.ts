@@ -18,6 +18,7 @@ import {
   queueOrder,
   reconcile,
   runName,
+  sessionBlocker,
 } from '../../controller/reconcile';
 import { specHashOf } from '../../core/stable-json';
 import { decodeTerminationMessage, encodeTerminationMessage } from '../../core/protocol';
@@ -374,6 +375,25 @@ describe('priority: each pool runs higher priority first, then older first', () 
     expect(pickWarmRun(s(NOW), 'codex')?.task).toBe('later');
     expect(poolQueue(s(NOW), 'codex').map((r) => r.task)).toEqual(['flaky', 'later']);
     expect(pickWarmRun(s(patch.notBefore!), 'codex')?.task).toBe('flaky');
+  });
+});
+
+describe('sessions: one task of a session at a time, in submission order', () => {
+  const s1 = task('s-first', { session: { name: 'fix', create: true } }, 1);
+  const s2 = task('s-second', { session: { name: 'fix' }, priority: 1000 }, 2);
+  const other = task('other', {}, 3);
+  test('a job pool starts the earlier task of the session only, whatever the priority; others go on', () => {
+    const { actions } = reconcile(state({ tasks: [s1, s2, other], runs: [run(s1), run(s2), run(other)] }));
+    expect(of(actions, 'createJob').map((x) => x.task)).toEqual(['s-first', 'other']);
+  });
+  test('a warm worker gets the session\'s next task only once the one before has ended', () => {
+    const warm = pool({ mode: 'warm' });
+    const runs = (p1: ObservedRun['phase']) => [run(s1, { mode: 'warm', phase: p1 }), run(s2, { mode: 'warm' })];
+    expect(pickWarmRun(state({ tasks: [s1, s2], pools: [warm], runs: runs('Queued') }), 'codex')?.task).toBe('s-first');
+    expect(pickWarmRun(state({ tasks: [s1, s2], pools: [warm], runs: runs('Running') }), 'codex')).toBeUndefined();
+    expect(pickWarmRun(state({ tasks: [s1, s2], pools: [warm], runs: runs('Queued') }), 'codex', new Set([rn(s1)]))).toBeUndefined();
+    expect(pickWarmRun(state({ tasks: [s1, s2], pools: [warm], runs: runs('Failed') }), 'codex')?.task).toBe('s-second');
+    expect(sessionBlocker([s1, s2], runs('Running'), (r) => r.phase, runs('Running')[1])?.task).toBe('s-first');
   });
 });
 

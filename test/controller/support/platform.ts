@@ -40,3 +40,17 @@ export function addPool(store: MemoryStore, harness: HarnessSpec, name: string, 
   const pool: PoolSpec = { apiVersion: 'paddock.dev/v1alpha1', kind: 'Pool', name, capabilities: [harness.capability], harnesses: [harness.name], mode, concurrency: 100 };
   store.createSync({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: `pool-${name}`, labels: standardLabels(NS, 'pool', { 'paddock.dev/pool': name }) }, data: { 'pool.json': stableJson(pool) } });
 }
+
+/** Poll until `cond` holds; fails naming what it waited for. */
+export async function until(what: string, cond: () => boolean | Promise<boolean>, timeoutMs: number, debug: () => string = () => ''): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}\n${debug()}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/** A stream that drops what it gets (a worker's agent output in tests that do not read it). */
+export function devNull(): NodeJS.WritableStream {
+  return new (require('stream').Writable)({ write: (_c: unknown, _e: unknown, cb: () => void) => cb() });
+}
