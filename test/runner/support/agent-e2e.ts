@@ -5,7 +5,8 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import type { AgentPolicySpec, ConfigFileSpec, HarnessSpec } from '../../../policy/specs';
+import type { AgentPolicySpec, ConfigFileSpec, HarnessSpec, SessionRefSpec } from '../../../policy/specs';
+import type { SessionState } from '../../../core/session';
 import { Capture, makeRunDirs, readJson, readJsonl, RunDirs } from '../../support/runner-fixtures';
 import { run } from '../../../runner/run';
 import { MockModelServer, MockModelServerOptions, startMockModelServer } from '../../support/mock-model-server';
@@ -69,6 +70,10 @@ export interface AgentE2eInput {
   readonly pathPrefix?: string[];
   /** The task's agent policy. */
   readonly policy?: AgentPolicySpec;
+  /** @default 'e2e' */
+  readonly taskName?: string;
+  /** The task's session, and the state the runner continues (as the worker passes it). */
+  readonly session?: { readonly ref: SessionRefSpec; readonly state?: SessionState };
 }
 
 export interface AgentE2eResult {
@@ -103,7 +108,7 @@ export async function runAgentE2e(input: AgentE2eInput): Promise<AgentE2eResult>
     const task = {
       apiVersion: 'paddock.dev/v1alpha1',
       kind: 'Task',
-      name: 'e2e',
+      name: input.taskName ?? 'e2e',
       pool: 'local',
       harness: input.harness.name,
       model: input.model,
@@ -112,6 +117,7 @@ export async function runAgentE2e(input: AgentE2eInput): Promise<AgentE2eResult>
       ...(input.sourceUrl ? { sources: [{ name: 'repo', type: 'git_https', url: input.sourceUrl, branch: 'main' }] } : {}),
       ...(input.taskEnv ? { env: Object.fromEntries(Object.entries(input.taskEnv).map(([k, v]) => [k, fill(v)])) } : {}),
       ...(input.policy ? { policy: input.policy } : {}),
+      ...(input.session ? { session: input.session.ref } : {}),
       ...(input.taskConfig ? { config: { files: input.taskConfig.map((f) => ({ ...f, content: fill(f.content) })) } } : {}),
     };
     fs.mkdirSync(path.join(dirs.specs, 'task'), { recursive: true });
@@ -140,6 +146,7 @@ export async function runAgentE2e(input: AgentE2eInput): Promise<AgentE2eResult>
       stdout,
       stderr,
       killGraceMs: 2000,
+      ...(input.session?.state ? { session: input.session.state } : {}),
     });
     const durationMs = Date.now() - started;
     const status = readJson(path.join(dirs.artifacts, 'status.json'));
