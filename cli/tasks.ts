@@ -15,7 +15,7 @@ import { OptionValues, positiveInt, UsageError } from './args';
 import type { CliIo, Command } from './main';
 import { ClientError, connect, EXIT, failure, TaskApi } from './task-client';
 
-const CONNECT_OPTIONS = {
+export const CONNECT_OPTIONS = {
   server: { type: 'string', example: 'http://127.0.0.1:8080' },
   token: { type: 'string', example: '"$(kubectl create token alice)"' },
   'token-file': { type: 'string', example: '.paddock/local/token' },
@@ -25,7 +25,7 @@ const CONNECT_OPTIONS = {
   output: { type: 'string', short: 'o', example: 'json' },
 } as const;
 
-const CONNECT_USAGE = `Connection:
+export const CONNECT_USAGE = `Connection:
   --server URL         the task API                    [env PADDOCK_SERVER; default: a port-forward
                        to the controller through the kubeconfig]
   --token TOKEN        bearer token                    [env PADDOCK_TOKEN]
@@ -42,7 +42,7 @@ spec the controller refused; 3 no such task or no run yet; 4 timed out (watch);
 5 not authenticated or not allowed (401/403); 7 the controller cannot be reached.
 `;
 
-type ConnectValues = OptionValues<typeof CONNECT_OPTIONS>;
+export type ConnectValues = OptionValues<typeof CONNECT_OPTIONS>;
 const TERMINAL = new Set(['Succeeded', 'Failed']);
 
 function outputFormat(values: ConnectValues): 'json' | 'yaml' | 'text' {
@@ -51,21 +51,21 @@ function outputFormat(values: ConnectValues): 'json' | 'yaml' | 'text' {
   return o;
 }
 
-function print(io: CliIo, format: 'json' | 'yaml' | 'text', value: unknown, text: () => string): void {
+export function print(io: CliIo, format: 'json' | 'yaml' | 'text', value: unknown, text: () => string): void {
   if (format === 'json') io.stdout(JSON.stringify(value, null, 2) + '\n');
   else if (format === 'yaml') io.stdout(toYaml(value, { sortMapEntries: false }));
   else io.stdout(text());
 }
 
-/** Connect, run, close; a ClientError becomes its exit code with the message on stderr. */
-async function withApi(values: ConnectValues, io: CliIo, env: NodeJS.ProcessEnv, words: string, body: (api: TaskApi, format: 'json' | 'yaml' | 'text') => Promise<number>): Promise<number> {
+/** Connect, run, close; a ClientError becomes its exit code with the message on stderr. `words`: "submit", or "sessions get" for another command group. */
+export async function withApi(values: ConnectValues, io: CliIo, env: NodeJS.ProcessEnv, words: string, body: (api: TaskApi, format: 'json' | 'yaml' | 'text') => Promise<number>): Promise<number> {
   const format = outputFormat(values);
   const api = await connect({ server: values.server, token: values.token, tokenFile: values['token-file'], kubeconfig: values.kubeconfig, context: values.context, namespace: values.namespace }, env);
   try {
     return await body(api, format);
   } catch (err) {
     if (!(err instanceof ClientError)) throw err;
-    io.stderr(`paddock tasks ${words}: ${err.message}\n`);
+    io.stderr(`paddock ${words.includes(' ') ? words : `tasks ${words}`}: ${err.message}\n`);
     return err.exitCode;
   } finally {
     await api.close();

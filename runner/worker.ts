@@ -12,6 +12,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { POD_PATHS, run } from './run';
+import { readSessionState } from './session';
 import type { SandboxKind } from './sandbox-bwrap';
 import { type GrantSources, type LeaseGrant, MAX_RESULT_BYTES, shortenStatus } from '../core/protocol';
 import { jsonLogger } from '../core/log';
@@ -156,6 +157,7 @@ async function execute(grant: LeaseGrant, opts: WorkerOptions, id: string, workD
       ...(opts.killGraceMs !== undefined ? { killGraceMs: opts.killGraceMs } : {}),
       ...(opts.stdout ? { stdout: opts.stdout } : {}),
       ...(opts.stderr ? { stderr: opts.stderr } : {}),
+      ...(grant.session ? { session: grant.session } : {}),
     });
   } finally {
     clearInterval(renew);
@@ -163,7 +165,8 @@ async function execute(grant: LeaseGrant, opts: WorkerOptions, id: string, workD
   }
   let accepted = false;
   if (!lost) {
-    let report = readReport(dirs.artifacts);
+    const session = grant.task.session ? readSessionState(dirs.artifacts) : undefined;
+    let report = { ...readReport(dirs.artifacts), ...(session ? { session } : {}) };
     // Stopping (SIGTERM, or paddock local gone): one try, then leave; the lease expires on its own.
     for (let i = 0; i < (opts.signal?.aborted ? 1 : 5) && !accepted; i++) {
       try {

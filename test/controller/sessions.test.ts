@@ -1,0 +1,134 @@
+/**
+ * Sessions in the controller: the lock (tasks of one session submitted at once never run
+ * together, and run in submission order, even with idle workers), the waiting task shown
+ * as such, the stored state (ConfigMap session-<name>, carried to the next task, nothing
+ * secret saved), and `paddock sessions list|get|delete` over the task API. Two in-process
+ * warm workers (runWorker, the real runner) run a stand-in agent that logs its start and end.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { ApiServers, startApis } from '../../controller/api';
+import { Controller } from '../../controller/controller';
+import { main } from '../../cli/main';
+import type { MemoryStore } from '../../controller/store';
+import { runWorker } from '../../runner/worker';
+import { makeTmpDir } from '../support/runner-fixtures';
+import { devNull, localToken, memoryPlatform, slowHarness, taskSpec, until } from './support/platform';
+
+jest.setTimeout(90_000);
+
+
+
+/** start/end events of the stand-in agent: the prompt's last line names the task. */
+function events(log: string): Array<{ event: string; task: string }> {
+  return [...log.matchAll(/(start|end) (?:[^\n]*\n)*?[^\n]*?prompt-([a-z0-9-]+) \d+\n/g)].map((m) => ({ event: m[1], task: m[2] }));
+}
+
+describe('sessions: one task at a time, the state carried over, the API and CLI', () => {
+  let root: string;
+  let apis: ApiServers | undefined;
+  let controller: Controller | undefined;
+  let token: ReturnType<typeof localToken>;
+  let store: MemoryStore;
+  let abort: AbortController;
+
+  beforeEach(() => {
+    root = makeTmpDir('paddock-sessions-');
+    abort = new AbortController();
+  });
+  afterEach(async () => {
+    abort.abort();
+    await apis?.close();
+    await controller?.stop();
+    fs.rmSync(root, { recursive: true, force: true });
+  });
+
+  async function start(sleepMs: number): Promise<string> {
+    const log = path.join(root, 'agent.log');
+    fs.writeFileSync(log, '');
+    store = memoryPlatform(slowHarness(log, sleepMs), { concurrency: 10 });
+    controller = new Controller({ store, namespace: 'paddock' });
+    await controller.start();
+    token = localToken(root);
+    apis = await startApis(controller, { port: 0, workerPort: 0, host: '127.0.0.1', auth: token.auth });
+    for (const id of ['w1', 'w2']) {
+      void runWorker({ controller: apis.workers.url, pool: 'warm', tokenFile: token.tokenFile, id, workDir: path.join(root, id), waitMs: 200, signal: abort.signal, log: () => undefined, stdout: devNull(), stderr: devNull() });
+    }
+    return log;
+  }
+  const submit = (spec: object) => fetch(`${apis!.tasks.url}/v1/tasks`, { method: 'POST', headers: token.headers, body: JSON.stringify(spec) });
+  const view = async (name: string): Promise<any> => (await fetch(`${apis!.tasks.url}/v1/tasks/${name}`, { headers: token.headers })).json();
+
+  test('three tasks of one session submitted at once run one after another in submission order; another task runs beside them', async () => {
+    const log = await start(600);
+    const names = ['s-a', 's-b', 's-c'];
+    // Submitted together; a lower priority does not let a later task of the session go first.
+    await Promise.all([
+      submit(taskSpec('s-a', { session: { name: 'fix', create: true }, priority: 100 })),
+      new Promise((r) => setTimeout(r, 5)).then(() => submit(taskSpec('s-b', { session: { name: 'fix' }, priority: 900 }))),
+      new Promise((r) => setTimeout(r, 10)).then(() => submit(taskSpec('s-c', { session: { name: 'fix' } }))),
+      submit(taskSpec('loner')),
+    ]);
+    await until('s-a to start', () => events(fs.readFileSync(log, 'utf8')).some((e) => e.task === 's-a'), 20_000);
+    expect(await view('s-b')).toMatchObject({ phase: 'Queued', session: { name: 'fix', waitingFor: 's-a' } });
+    await until('every task to succeed', async () => (await Promise.all([...names, 'loner'].map(view))).every((v) => v.phase === 'Succeeded'), 60_000);
+
+    const sessionEvents = events(fs.readFileSync(log, 'utf8')).filter((e) => e.task.startsWith('s-'));
+    expect(sessionEvents).toEqual(names.flatMap((task) => [{ event: 'start', task }, { event: 'end', task }]));
+    // The loner ran while the session's tasks did (two workers): the lock is per session only.
+    const all = events(fs.readFileSync(log, 'utf8'));
+    expect(all.findIndex((e) => e.task === 'loner' && e.event === 'start')).toBeLessThan(all.findIndex((e) => e.task === 's-c' && e.event === 'start'));
+
+    // The state survives in a ConfigMap: three turns, each with the task's prompt and answer.
+    const cm = store.list('ConfigMap', 'paddock.dev/session=fix')[0];
+    expect(cm.metadata.name).toBe('session-fix');
+    const state = JSON.parse((cm.data as Record<string, string>)['state.json']);
+    expect(state.turns.map((t: any) => t.task)).toEqual(names);
+    expect(state.turns[0]).toMatchObject({ prompt: 'prompt-s-a', output: expect.stringContaining('"prompt":"prompt-s-a"') });
+    // The third agent got the first two turns as a transcript before its own prompt.
+    expect(state.turns[2].output).toContain('This task continues session');
+    expect(state.turns[2].output).toContain('prompt-s-b');
+
+    // The CLI, through the task API.
+    const out: string[] = [];
+    const io = { stdout: (t: string) => out.push(t), stderr: (t: string) => out.push(t) };
+    expect(await main(['sessions', 'list', '--server', apis!.tasks.url, '--token', token.token], io)).toBe(0);
+    expect(out.join('')).toMatch(/^NAME\tPOOL\tTURNS\tBYTES\tTASKS\nfix\twarm\t3\t\d+\ts-a, s-b, s-c\n$/);
+    out.length = 0;
+    expect(await main(['sessions', 'get', 'fix', '-o', 'json', '--server', apis!.tasks.url, '--token', token.token], io)).toBe(0);
+    expect(JSON.parse(out.join(''))).toMatchObject({ name: 'fix', pool: 'warm', resume: 'transcript', turns: [{ task: 's-a' }, { task: 's-b' }, { task: 's-c' }] });
+    out.length = 0;
+    expect(await main(['sessions', 'delete', 'fix', '--server', apis!.tasks.url, '--token', token.token], io)).toBe(0);
+    expect(store.list('ConfigMap', 'paddock.dev/session=fix')).toEqual([]);
+    out.length = 0;
+    expect(await main(['sessions', 'get', 'fix', '--server', apis!.tasks.url, '--token', token.token], io)).toBe(3);
+    expect(out.join('')).toMatch(/session "fix" not found/);
+  });
+
+  test('a task that continues a session that does not exist fails, saying to create it', async () => {
+    await start(10);
+    await submit(taskSpec('orphan', { session: { name: 'nowhere' } }));
+    await until('orphan to fail', async () => (await view('orphan')).phase === 'Failed', 20_000);
+    expect((await view('orphan')).run.message).toMatch(/session "nowhere" does not exist; set session.create: true on the task that starts it/);
+  });
+
+  test('nothing secret is saved: a session state holding an API-key-shaped string is refused, the run says why', async () => {
+    await start(10);
+    await submit(taskSpec('leaky', { session: { name: 'leak', create: true }, prompt: 'use sk-proj-abcdefghijklmnopqrstuvwxyz0123 then prompt-leaky' }));
+    await until('leaky to end', async () => ['Succeeded', 'Failed'].includes((await view('leaky')).phase), 20_000);
+    expect((await view('leaky')).run.message).toMatch(/session state not saved: .*looks like an OpenAI API key/);
+    expect(store.list('ConfigMap', 'paddock.dev/session=leak')).toEqual([]);
+  });
+
+  test('a session task for a job pool is refused at submit', async () => {
+    const log = path.join(root, 'log');
+    store = memoryPlatform(slowHarness(log, 10), { mode: 'job' });
+    controller = new Controller({ store, namespace: 'paddock' });
+    await controller.start();
+    token = localToken(root);
+    apis = await startApis(controller, { port: 0, workerPort: 0, host: '127.0.0.1', auth: token.auth });
+    const res = await submit(taskSpec('t', { session: { name: 'x', create: true } }));
+    expect(res.status).toBe(422);
+    expect(JSON.stringify(await res.json())).toMatch(/sessions run in warm pools \(mode: \\"warm\\"\) only/);
+  });
+});
