@@ -13,7 +13,9 @@ import { main } from '../../cli/main';
 import type { MemoryStore } from '../../controller/store';
 import { runWorker } from '../../runner/worker';
 import { makeTmpDir } from '../support/runner-fixtures';
-import { devNull, localToken, memoryPlatform, slowHarness, taskSpec, until } from './support/platform';
+import { addPool, devNull, localToken, memoryPlatform, NS, slowHarness, taskSpec, until } from './support/platform';
+import type { ApiAuth, TaskAccess } from '../../controller/auth';
+import { LABEL_SESSION, standardLabels } from '../../core/labels';
 
 jest.setTimeout(90_000);
 
@@ -130,5 +132,45 @@ describe('sessions: one task at a time, the state carried over, the API and CLI'
     const res = await submit(taskSpec('t', { session: { name: 'x', create: true } }));
     expect(res.status).toBe(422);
     expect(JSON.stringify(await res.json())).toMatch(/sessions run in warm pools \(mode: \\"warm\\"\) only/);
+  });
+
+  test('a fake authorizer: sessions are RBAC\'d as tasks/sessions of their pool; a task of another pool cannot continue one', async () => {
+    store = memoryPlatform(slowHarness(path.join(root, 'log'), 10));
+    addPool(store, slowHarness(path.join(root, 'log'), 10), 'other', 'warm');
+    const state = { name: 'fix', pool: 'warm', harness: 'slow', turns: [{ task: 's-a', prompt: 'p', output: 'o' }], patches: {}, resume: 'transcript' };
+    store.createSync({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'session-fix', labels: standardLabels(NS, 'session', { [LABEL_SESSION]: 'fix' }) }, data: { 'state.json': JSON.stringify(state) } });
+    controller = new Controller({ store, namespace: NS });
+    await controller.start();
+    // alice may do everything in both pools; bob may submit to "other" but sees no sessions of "warm".
+    const checked: TaskAccess[] = [];
+    const auth: ApiAuth = {
+      user: async (t) => (t === 'alice-token' || t === 'bob-token' ? { username: t.replace('-token', '') } : undefined),
+      allowed: async (user, access) => {
+        checked.push(access);
+        return user.username === 'alice' || access.pool === 'other';
+      },
+      worker: async () => undefined,
+    };
+    apis = await startApis(controller, { port: 0, workerPort: 0, host: '127.0.0.1', auth });
+    const as = (who: string, method: string, route: string, body?: object) =>
+      fetch(`${apis!.tasks.url}${route}`, { method, headers: { Authorization: `Bearer ${who}-token`, 'Content-Type': 'application/json' }, ...(body ? { body: JSON.stringify(body) } : {}) }).then(async (r) => ({ status: r.status, body: await r.json() }));
+
+    expect(await as('alice', 'GET', '/v1/sessions')).toMatchObject({ status: 200, body: { sessions: [{ name: 'fix', pool: 'warm', turns: [{ task: 's-a' }] }] } });
+    expect(await as('bob', 'GET', '/v1/sessions')).toEqual({ status: 200, body: { sessions: [] } });
+    const denied = await as('bob', 'GET', '/v1/sessions/fix');
+    expect(denied.status).toBe(403);
+    expect(denied.body.error).toMatch(/bob may not get tasks\/sessions of pool "warm" \(RBAC: verb "get" on resource "tasks\/sessions"/);
+    expect((await as('bob', 'DELETE', '/v1/sessions/fix')).status).toBe(403);
+    expect(store.list('ConfigMap', `${LABEL_SESSION}=fix`)).toHaveLength(1);
+    expect(checked).toContainEqual({ verb: 'delete', pool: 'warm', subresource: 'sessions' });
+
+    // The session's transcript stays in its pool: bob's task in "other" may not continue it.
+    const moved = await as('bob', 'POST', '/v1/tasks', taskSpec('steal', { pool: 'other', session: { name: 'fix' } }));
+    expect(moved.status).toBe(422);
+    expect(moved.body.error).toMatch(/session "fix" belongs to pool "warm"; a task of pool "other" cannot continue it/);
+    expect(await as('bob', 'POST', '/v1/tasks', taskSpec('mine', { pool: 'other', session: { name: 'bobs', create: true } }))).toMatchObject({ status: 201 });
+
+    expect(await as('alice', 'DELETE', '/v1/sessions/fix')).toEqual({ status: 200, body: { deleted: 'fix' } });
+    expect(await as('alice', 'GET', '/v1/sessions/fix')).toMatchObject({ status: 404, body: { error: 'session "fix" not found' } });
   });
 });
