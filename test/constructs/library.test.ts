@@ -59,8 +59,9 @@ describe('cdk8s-plus-30 interop', () => {
     const literal = new kplus.Secret(platform, 'literal', { metadata: { name: 'git-token' }, stringData: { token: 'ghp-not-a-real-token' } });
     CredentialSecret.fromSecret(platform, 'git', literal, ['token'], { allowPlaintextInManifests: true }).grantTo(pool, { git: { host: 'github.com', key: 'token' } });
     const objects = synth(chart);
-    const env = find(objects, 'Deployment', 'pool-codex').spec.template.spec.containers[0].env;
-    expect(env).toContainEqual({ name: 'OPENAI_API_KEY', valueFrom: { secretKeyRef: { name: 'openai-api', key: 'OPENAI_API_KEY' } } });
+    // The model key stays in the model gateway (the clean room): the imported Secret is mounted there, not in the pool's pods.
+    expect(JSON.stringify(find(objects, 'Deployment', 'pool-codex').spec.template)).not.toContain('openai-api');
+    expect(find(objects, 'Deployment', 'paddock-model-gateway').spec.template.spec.volumes).toContainEqual({ name: 'secret-openai-api', secret: { secretName: 'openai-api', items: [{ key: 'OPENAI_API_KEY', path: 'OPENAI_API_KEY' }], defaultMode: 0o440 } });
     expect(JSON.parse(find(objects, 'ConfigMap', 'pool-codex').data['pool.json']).credentials.git[0].secret).toBe('git-token');
   });
 

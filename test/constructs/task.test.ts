@@ -118,7 +118,7 @@ describe('AgentPool', () => {
 
   test('a warm pool\'s git credential is mounted by the controller (which fetches its sources), never by its workers', () => {
     const { chart, platform } = newPlatform();
-    const pool = new AgentPool(platform, 'warm', { harnesses: [Harness.codex()], mode: 'warm', sandbox: SandboxProfile.none() });
+    const pool = keyedPool(platform, 'warm', { harnesses: [Harness.codex()], mode: 'warm', sandbox: SandboxProfile.none() });
     pool.allowEgressTo(new EgressAllowlist(platform, 'git-hosts', { rules: [{ host: 'git.example.com' }] }));
     CredentialSecret.fromSecretName(platform, 'git', 'git-token', ['token']).grantTo(pool, { git: { host: 'git.example.com', key: 'token' } });
     const objects = synth(chart);
