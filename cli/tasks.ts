@@ -79,7 +79,10 @@ function oneName(positionals: string[], words: string): string {
 
 function viewLine(v: any): string {
   const run = v.run;
-  return `${v.name}\t${v.phase}\t${v.pool ?? '-'}\t${run ? `${run.name} attempt ${run.attempt}${run.outcome ? ` ${run.outcome}` : ''}` : '-'}${(run?.message ?? v.message) ? `\t${run?.message ?? v.message}` : ''}\n`;
+  // A waiting task shows its place in its pool's queue, and the session task it waits for.
+  const place = v.queue ? ` (${v.queue.position} of ${v.queue.length}, priority ${v.priority ?? 500})` : '';
+  const waits = v.session?.waitingFor ? `\twaits for task ${v.session.waitingFor} of session ${v.session.name}` : '';
+  return `${v.name}\t${v.phase}${place}\t${v.pool ?? '-'}\t${run ? `${run.name} attempt ${run.attempt}${run.outcome ? ` ${run.outcome}` : ''}` : '-'}${waits}${(run?.message ?? v.message) ? `\t${run?.message ?? v.message}` : ''}\n`;
 }
 
 async function getTask(api: TaskApi, name: string): Promise<any> {
@@ -121,12 +124,22 @@ const SUBMIT_OPTIONS = {
   model: { type: 'string', example: 'gpt-5-codex' },
   source: { type: 'string', multiple: true, example: 'https://github.com/example/repo.git#main' },
   'timeout-seconds': { type: 'string', example: '1800' },
+  priority: { type: 'string', example: '800' },
+  session: { type: 'string', example: 'fix-flaky-tests' },
+  'new-session': { type: 'boolean' },
+  'fresh-workspace': { type: 'boolean' },
   watch: { type: 'boolean', short: 'w' },
 } as const;
 
+function priorityOf(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n > 1000) throw new UsageError(`--priority "${value}" must be a whole number from 0 to 1000 (default 500; higher runs first), e.g. --priority 800`);
+  return n;
+}
+
 /** A task from -f FILE (YAML or JSON), or from the flags. */
 export function taskFromArgs(values: OptionValues<typeof SUBMIT_OPTIONS>): TaskSpec {
-  const flagged = ['name', 'pool', 'harness', 'prompt', 'model', 'source', 'timeout-seconds'].filter((f) => values[f as keyof typeof values] !== undefined);
+  const flagged = ['name', 'pool', 'harness', 'prompt', 'model', 'source', 'timeout-seconds', 'priority', 'session', 'new-session', 'fresh-workspace'].filter((f) => values[f as keyof typeof values] !== undefined);
   let spec: Record<string, unknown>;
   if (values.file) {
     if (flagged.length) throw new UsageError(`-f ${values.file} holds the whole task; leave out --${flagged.join(', --')} (or write them into the file)`);
@@ -159,7 +172,10 @@ export function taskFromArgs(values: OptionValues<typeof SUBMIT_OPTIONS>): TaskS
       ...(values.model ? { model: values.model } : {}),
       ...(sources.length ? { sources } : {}),
       ...(values['timeout-seconds'] ? { timeoutSeconds: positiveInt(values['timeout-seconds'], '--timeout-seconds', 1800) } : {}),
+      ...(values.priority !== undefined ? { priority: priorityOf(values.priority) } : {}),
+      ...(values.session ? { session: { name: values.session, ...(values['new-session'] ? { create: true } : {}), ...(values['fresh-workspace'] ? { freshWorkspace: true } : {}) } } : {}),
     };
+    if (!values.session && (values['new-session'] || values['fresh-workspace'])) throw new UsageError(`--${values['new-session'] ? 'new-session' : 'fresh-workspace'} goes with --session NAME, e.g. --session fix-flaky-tests --new-session`);
   }
   const problems = validateSpec('Task', spec);
   if (problems.length) throw new UsageError(`the task does not validate (task.schema.json):\n  ${problems.join('\n  ')}`);
@@ -177,6 +193,11 @@ Task:
   -f, --file FILE      the task as YAML or JSON
   --name, --pool, --prompt, --harness [default: the pool's name], --model,
   --source URL[#BRANCH] (repeatable), --timeout-seconds N
+  --priority N         0 to 1000, higher runs first    [default 500]
+  --session NAME       continue session NAME (its tasks run one at a time, each from the
+                       previous run's change and conversation)
+  --new-session        start it (with --session); --fresh-workspace: its conversation
+                       only, on a fresh checkout
   -w, --watch          then watch it until it ends (exit code as watch)
 
 ${CONNECT_USAGE}`,

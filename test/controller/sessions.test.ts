@@ -72,7 +72,11 @@ describe('sessions: one task at a time, the state carried over, the API and CLI'
       submit(taskSpec('loner')),
     ]);
     await until('s-a to start', () => events(fs.readFileSync(log, 'utf8')).some((e) => e.task === 's-a'), 20_000);
-    expect(await view('s-b')).toMatchObject({ phase: 'Queued', session: { name: 'fix', waitingFor: 's-a' } });
+    expect(await view('s-b')).toMatchObject({ phase: 'Queued', priority: 900, queue: { position: expect.any(Number) }, session: { name: 'fix', waitingFor: 's-a' } });
+    // paddock tasks get shows it as such: its place in the queue and the session task it waits for.
+    const shown: string[] = [];
+    expect(await main(['tasks', 'get', 's-b', '--server', apis!.tasks.url, '--token', token.token], { stdout: (t) => shown.push(t), stderr: (t) => shown.push(t) })).toBe(0);
+    expect(shown.join('')).toMatch(/^s-b\tQueued \(\d of \d, priority 900\)\twarm\ts-b-[0-9a-f]{10} attempt 1\twaits for task s-a of session fix/);
     await until('every task to succeed', async () => (await Promise.all([...names, 'loner'].map(view))).every((v) => v.phase === 'Succeeded'), 60_000);
 
     const sessionEvents = events(fs.readFileSync(log, 'utf8')).filter((e) => e.task.startsWith('s-'));
