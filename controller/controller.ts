@@ -547,6 +547,11 @@ export class Controller {
       void this.updateRun(run.name, (cm) => applyRunPatch(cm, { phase: 'Failed', outcome: 'invalid_spec', message: why, finishedAt: now })).then(() => this.schedule(run.task));
       return undefined;
     }
+    if (session?.broken) {
+      const why = `session "${session.name}" cannot be continued: the state of task "${session.broken.task}" was not saved (${session.broken.reason}); delete it (paddock sessions delete ${session.name}) and start it again with session.create: true`;
+      void this.updateRun(run.name, (cm) => applyRunPatch(cm, { phase: 'Failed', outcome: 'invalid_spec', message: why, finishedAt: now })).then(() => this.schedule(run.task));
+      return undefined;
+    }
     const lease: Lease = { run: run.name, id: randomUUID(), worker, expiresAt: now + this.leaseTtlMs, pool, grantedAt: now, ...(holder ? { holder } : {}) };
     this.leases.set(run.name, lease);
     return (async () => {
@@ -604,7 +609,7 @@ export class Controller {
     const task = taskCm ? this.memo(taskCm, taskFromConfigMap)?.spec : undefined;
     let patch = afterAttempt(run, task, verdictOfResult(result), this.now(), this.settings);
     // The session's next state goes first: the session's next task waits for this run to end.
-    const unsaved = task?.session && result.session ? await this.saveSession(task.session.name, lease.pool, result.session) : undefined;
+    const unsaved = task?.session && result.session ? await this.saveSession(task.session.name, lease.pool, run.task, result.session) : undefined;
     if (unsaved) patch = { ...patch, message: `${patch.message ?? ''}; session state not saved: ${unsaved}` };
     await this.updateRun(lease.run, (cm) => {
       const next = applyRunPatch(cm, patch);
@@ -636,13 +641,14 @@ export class Controller {
   }
 
   /** What the API shows of a session: its turns (without the patches' text) and its waiting tasks. */
-  public sessionView(name: string): { name: string; pool?: string; harness: string; resume: string; turns: Array<{ task: string }>; patches: Record<string, { base: string; bytes: number }>; bytes: number; tasks: string[] } | undefined {
+  public sessionView(name: string): { name: string; pool?: string; broken?: { task: string; reason: string }; harness: string; resume: string; turns: Array<{ task: string }>; patches: Record<string, { base: string; bytes: number }>; bytes: number; tasks: string[] } | undefined {
     const state = this.session(name);
     if (!state) return undefined;
     const tasks = this.queueState().tasks.filter((t) => t.spec?.session?.name === name).sort((a, b) => a.createdAt - b.createdAt).map((t) => t.name);
     return {
       name,
       ...(state.pool ? { pool: state.pool } : {}),
+      ...(state.broken ? { broken: state.broken } : {}),
       harness: state.harness,
       resume: state.resume,
       turns: state.turns.map((t) => ({ task: t.task })),
@@ -660,24 +666,25 @@ export class Controller {
   }
 
   /** Store a session's next state; returns why it was not stored (over the size cap, or it holds a secret). */
-  private async saveSession(name: string, pool: string, reported: SessionState): Promise<string | undefined> {
+  private async saveSession(name: string, pool: string, task: string, reported: SessionState): Promise<string | undefined> {
     // Only what the runner may report is taken from it; the pool is the lease's (who may see the session).
     const state: SessionState = { name, pool, harness: String(reported.harness ?? ''), turns: Array.isArray(reported.turns) ? reported.turns : [], patches: reported.patches && typeof reported.patches === 'object' ? reported.patches : {}, resume: 'transcript' };
-    const tooBig = sessionSizeProblem(state);
-    if (tooBig) return tooBig;
-    const cm: KubeObject = {
+    const configMap = (s: SessionState): KubeObject => ({
       apiVersion: 'v1',
       kind: 'ConfigMap',
       metadata: { name: sessionConfigMapName(name), namespace: this.namespace, labels: standardLabels(this.namespace, 'session', { [LABEL_SESSION]: name }) },
-      data: { 'state.json': JSON.stringify(state) },
-    };
+      data: { 'state.json': JSON.stringify(s) },
+    });
     // Scanned as the synth-time ConfigMap rule scans: a credential in a transcript or a patch is never stored.
-    const secrets = checkNoSecretsInConfigMap(cm, []);
-    if (secrets.length) return secrets.join('; ');
+    const problem = sessionSizeProblem(state) ?? (checkNoSecretsInConfigMap(configMap(state), []).join('; ') || undefined);
+    // Not saved: the session is marked broken (its last good state kept), so that its next task
+    // fails saying so rather than silently continuing from a state that misses this turn.
+    const next: SessionState = problem ? { ...(this.session(name) ?? { ...state, turns: [], patches: {} }), pool, broken: { task, reason: problem } } : state;
+    const cm = configMap(next);
     const existing = await this.store.get('ConfigMap', cm.metadata.name);
     const stored = existing ? await this.store.replace({ ...cm, metadata: { ...cm.metadata, resourceVersion: existing.metadata.resourceVersion } }) : await this.store.create(cm);
     this.cache.session.set(stored.metadata.name, stored);
-    return undefined;
+    return problem;
   }
 
   // ---- the API's view ----

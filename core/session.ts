@@ -31,6 +31,11 @@ export interface SessionState {
   readonly turns: readonly SessionTurn[];
   /** Per source name: the workspace change of the last run. */
   readonly patches: Readonly<Record<string, SessionPatch>>;
+  /**
+   * Set by the controller when a run's state could not be saved (over the size cap, or it
+   * held something shaped like a credential): the session's next task fails saying so.
+   */
+  readonly broken?: { readonly task: string; readonly reason: string };
   /** How the CLI got the earlier turns: "transcript" (as context in the prompt). */
   readonly resume: 'transcript';
 }

@@ -118,12 +118,19 @@ describe('sessions: one task at a time, the state carried over, the API and CLI'
     expect((await view('orphan')).run.message).toMatch(/session "nowhere" does not exist; set session.create: true on the task that starts it/);
   });
 
-  test('nothing secret is saved: a session state holding an API-key-shaped string is refused, the run says why', async () => {
+  test('nothing secret is saved: a session state holding an API-key-shaped string is refused, the run says why, the next task fails', async () => {
     await start(10);
     await submit(taskSpec('leaky', { session: { name: 'leak', create: true }, prompt: 'use sk-proj-abcdefghijklmnopqrstuvwxyz0123 then prompt-leaky' }));
     await until('leaky to end', async () => ['Succeeded', 'Failed'].includes((await view('leaky')).phase), 20_000);
     expect((await view('leaky')).run.message).toMatch(/session state not saved: .*looks like an OpenAI API key/);
-    expect(store.list('ConfigMap', 'paddock.dev/session=leak')).toEqual([]);
+    // Only the mark that the session is broken is stored, nothing of the turn.
+    const [cm] = store.list('ConfigMap', 'paddock.dev/session=leak');
+    expect(JSON.stringify(cm.data)).not.toContain('sk-proj-');
+    expect(JSON.parse((cm.data as Record<string, string>)['state.json'])).toMatchObject({ turns: [], patches: {}, broken: { task: 'leaky', reason: expect.stringMatching(/looks like an OpenAI API key/) } });
+    // Its next task fails saying so, rather than continuing from a state without that turn.
+    await submit(taskSpec('after', { session: { name: 'leak' } }));
+    await until('after to fail', async () => (await view('after')).phase === 'Failed', 20_000);
+    expect((await view('after')).run.message).toMatch(/session "leak" cannot be continued: the state of task "leaky" was not saved \(.*OpenAI API key.*\); delete it \(paddock sessions delete leak\) and start it again with session.create: true/);
   });
 
   test('a session task for a job pool is refused at submit', async () => {
