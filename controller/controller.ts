@@ -609,7 +609,8 @@ export class Controller {
     const task = taskCm ? this.memo(taskCm, taskFromConfigMap)?.spec : undefined;
     let patch = afterAttempt(run, task, verdictOfResult(result), this.now(), this.settings);
     // The session's next state goes first: the session's next task waits for this run to end.
-    const unsaved = task?.session && result.session ? await this.saveSession(task.session.name, lease.pool, run.task, result.session) : undefined;
+    // Only a run's last attempt saves it: a retry starts from the state its first attempt had.
+    const unsaved = task?.session && result.session && patch.phase !== 'Queued' ? await this.saveSession(task.session.name, lease.pool, run.task, result.session) : undefined;
     if (unsaved) patch = { ...patch, message: `${patch.message ?? ''}; session state not saved: ${unsaved}` };
     await this.updateRun(lease.run, (cm) => {
       const next = applyRunPatch(cm, patch);

@@ -184,4 +184,20 @@ describe('sessions: one task at a time, the state carried over, the API and CLI'
     expect(await as('alice', 'DELETE', '/v1/sessions/fix')).toEqual({ status: 200, body: { deleted: 'fix' } });
     expect(await as('alice', 'GET', '/v1/sessions/fix')).toMatchObject({ status: 404, body: { error: 'session "fix" not found' } });
   });
+
+  test('a retried session task starts again from the state before its first attempt, which is not saved', async () => {
+    // Attempt 1 fails; attempt 2 prints the prompt it got (with no transcript of attempt 1).
+    const counter = path.join(root, 'attempts');
+    const agent = `const fs = require('fs'); let p = ''; process.stdin.on('data', (d) => (p += d)); process.stdin.on('end', () => { const n = (fs.existsSync(${JSON.stringify(counter)}) ? fs.readFileSync(${JSON.stringify(counter)}, 'utf8').length : 0) + 1; fs.appendFileSync(${JSON.stringify(counter)}, 'x'); process.stdout.write(n === 1 ? 'failed attempt' : 'got: ' + p); process.exitCode = n === 1 ? 1 : 0; });`;
+    store = memoryPlatform({ apiVersion: 'paddock.dev/v1alpha1', kind: 'Harness', name: 'slow', capability: 'harness.slow', command: [process.execPath, '-e', agent], promptVia: 'stdin', results: { from: 'stdout' } });
+    controller = new Controller({ store, namespace: NS, settings: { backoffBaseMs: 10 } });
+    await controller.start();
+    token = localToken(root);
+    apis = await startApis(controller, { port: 0, workerPort: 0, host: '127.0.0.1', auth: token.auth });
+    void runWorker({ controller: apis.workers.url, pool: 'warm', tokenFile: token.tokenFile, id: 'w1', workDir: path.join(root, 'w1'), waitMs: 200, signal: abort.signal, log: () => undefined, stdout: devNull(), stderr: devNull() });
+    await submit(taskSpec('retried', { session: { name: 'again', create: true }, retries: 1, prompt: 'go' }));
+    await until('retried to succeed', async () => (await view('retried')).phase === 'Succeeded', 30_000);
+    expect((await view('retried')).run).toMatchObject({ attempt: 2 });
+    expect(controller.session('again')!.turns).toEqual([{ task: 'retried', prompt: 'go', output: 'got: go' }]);
+  });
 });
