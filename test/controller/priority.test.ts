@@ -14,7 +14,8 @@ import { stringify } from 'yaml';
 import { taskConfigMap } from '../../controller/observe';
 import { standardLabels } from '../../core/labels';
 import { NS } from './support/platform';
-import { devNull, localToken, memoryPlatform, slowHarness, taskSpec, until } from './support/platform';
+import { devNull, localToken, memoryPlatform, slowHarness, taskSpec } from './support/platform';
+import { until } from './support/controller-process';
 
 jest.setTimeout(60_000);
 
@@ -59,7 +60,7 @@ describe('priority: one worker, a queue of mixed priorities', () => {
     // The first task occupies the only worker; the rest queue up behind it.
     await submit('first', 0);
     const worker = runWorker({ controller: apis.workers.url, pool: 'warm', tokenFile: token.tokenFile, id: 'w1', workDir: path.join(root, 'w1'), waitMs: 200, maxRuns: 6, signal: abort.signal, log: () => undefined, stdout: devNull(), stderr: devNull() });
-    await until('the first task to start', () => starts().length === 1, 20_000);
+    await until('the first task to start', () => starts().length === 1, () => '', 20_000);
     await submit('low', 100);
     await submit('default-a');
     await submit('urgent', 1000);

@@ -17,7 +17,8 @@ import type { HarnessSpec, TaskSpec } from '../../policy/specs';
 import { runWorker } from '../../runner/worker';
 import { GitServer, startGitServer } from '../support/git-server';
 import { makeDemoRepos, makeTmpDir } from '../support/runner-fixtures';
-import { devNull, localToken, memoryPlatform, NS, until } from './support/platform';
+import { devNull, localToken, memoryPlatform, NS } from './support/platform';
+import { until } from './support/controller-process';
 
 jest.setTimeout(90_000);
 
@@ -60,7 +61,7 @@ describe('a session over sources the controller fetched', () => {
     void runWorker({ controller: api.url, pool: 'warm', tokenFile: token.tokenFile, id: 'w1', workDir: path.join(root, 'work'), waitMs: 200, env: { PATH: process.env.PATH }, signal: abort.signal, log: (l) => workerLog.push(l), stdout: devNull(), stderr: devNull() });
     const debug = () => `--- controller\n${log.join('\n')}\n--- worker\n${workerLog.join('\n')}`;
     const task = (name: string, extra: Partial<TaskSpec>): TaskSpec => ({ apiVersion: 'paddock.dev/v1alpha1', kind: 'Task', name, pool: 'warm', harness: 'slow', prompt: `line from ${name}`, timeoutSeconds: 30, sources: [{ name: 'demo', type: 'git_https', url: `${git.url}/demo.git` }], ...extra });
-    const done = (name: string) => until(`${name} to succeed`, () => controller!.task(name)?.run?.phase === 'Succeeded', 30_000, debug);
+    const done = (name: string) => until(`${name} to succeed`, () => controller!.task(name)?.run?.phase === 'Succeeded', debug, 30_000);
 
     await store.create(taskConfigMap(NS, task('one', { session: { name: 'notes', create: true } })));
     await done('one');

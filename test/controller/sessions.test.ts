@@ -13,7 +13,8 @@ import { main } from '../../cli/main';
 import type { MemoryStore } from '../../controller/store';
 import { runWorker } from '../../runner/worker';
 import { makeTmpDir } from '../support/runner-fixtures';
-import { addPool, devNull, localToken, memoryPlatform, NS, slowHarness, taskSpec, until } from './support/platform';
+import { addPool, devNull, localToken, memoryPlatform, NS, slowHarness, taskSpec } from './support/platform';
+import { until } from './support/controller-process';
 import type { ApiAuth, TaskAccess } from '../../controller/auth';
 import { LABEL_SESSION, standardLabels } from '../../core/labels';
 
@@ -71,13 +72,13 @@ describe('sessions: one task at a time, the state carried over, the API and CLI'
       new Promise((r) => setTimeout(r, 10)).then(() => submit(taskSpec('s-c', { session: { name: 'fix' } }))),
       submit(taskSpec('loner')),
     ]);
-    await until('s-a to start', () => events(fs.readFileSync(log, 'utf8')).some((e) => e.task === 's-a'), 20_000);
+    await until('s-a to start', () => events(fs.readFileSync(log, 'utf8')).some((e) => e.task === 's-a'), () => '', 20_000);
     expect(await view('s-b')).toMatchObject({ phase: 'Queued', priority: 900, queue: { position: expect.any(Number) }, session: { name: 'fix', waitingFor: 's-a' } });
     // paddock tasks get shows it as such: its place in the queue and the session task it waits for.
     const shown: string[] = [];
     expect(await main(['tasks', 'get', 's-b', '--server', apis!.tasks.url, '--token', token.token], { stdout: (t) => shown.push(t), stderr: (t) => shown.push(t) })).toBe(0);
     expect(shown.join('')).toMatch(/^s-b\tQueued \(\d of \d, priority 900\)\twarm\ts-b-[0-9a-f]{10} attempt 1\twaits for task s-a of session fix/);
-    await until('every task to succeed', async () => (await Promise.all([...names, 'loner'].map(view))).every((v) => v.phase === 'Succeeded'), 60_000);
+    await until('every task to succeed', async () => (await Promise.all([...names, 'loner'].map(view))).every((v) => v.phase === 'Succeeded'), () => '', 60_000);
 
     const sessionEvents = events(fs.readFileSync(log, 'utf8')).filter((e) => e.task.startsWith('s-'));
     expect(sessionEvents).toEqual(names.flatMap((task) => [{ event: 'start', task }, { event: 'end', task }]));
@@ -114,14 +115,14 @@ describe('sessions: one task at a time, the state carried over, the API and CLI'
   test('a task that continues a session that does not exist fails, saying to create it', async () => {
     await start(10);
     await submit(taskSpec('orphan', { session: { name: 'nowhere' } }));
-    await until('orphan to fail', async () => (await view('orphan')).phase === 'Failed', 20_000);
+    await until('orphan to fail', async () => (await view('orphan')).phase === 'Failed', () => '', 20_000);
     expect((await view('orphan')).run.message).toMatch(/session "nowhere" does not exist; set session.create: true on the task that starts it/);
   });
 
   test('nothing secret is saved: a session state holding an API-key-shaped string is refused, the run says why, the next task fails', async () => {
     await start(10);
     await submit(taskSpec('leaky', { session: { name: 'leak', create: true }, prompt: 'use sk-proj-abcdefghijklmnopqrstuvwxyz0123 then prompt-leaky' }));
-    await until('leaky to end', async () => ['Succeeded', 'Failed'].includes((await view('leaky')).phase), 20_000);
+    await until('leaky to end', async () => ['Succeeded', 'Failed'].includes((await view('leaky')).phase), () => '', 20_000);
     expect((await view('leaky')).run.message).toMatch(/session state not saved: .*looks like an OpenAI API key/);
     // Only the mark that the session is broken is stored, nothing of the turn.
     const [cm] = store.list('ConfigMap', 'paddock.dev/session=leak');
@@ -129,7 +130,7 @@ describe('sessions: one task at a time, the state carried over, the API and CLI'
     expect(JSON.parse((cm.data as Record<string, string>)['state.json'])).toMatchObject({ turns: [], patches: {}, broken: { task: 'leaky', reason: expect.stringMatching(/looks like an OpenAI API key/) } });
     // Its next task fails saying so, rather than continuing from a state without that turn.
     await submit(taskSpec('after', { session: { name: 'leak' } }));
-    await until('after to fail', async () => (await view('after')).phase === 'Failed', 20_000);
+    await until('after to fail', async () => (await view('after')).phase === 'Failed', () => '', 20_000);
     expect((await view('after')).run.message).toMatch(/session "leak" cannot be continued: the state of task "leaky" was not saved \(.*OpenAI API key.*\); delete it \(paddock sessions delete leak\) and start it again with session.create: true/);
   });
 
@@ -196,7 +197,7 @@ describe('sessions: one task at a time, the state carried over, the API and CLI'
     apis = await startApis(controller, { port: 0, workerPort: 0, host: '127.0.0.1', auth: token.auth });
     void runWorker({ controller: apis.workers.url, pool: 'warm', tokenFile: token.tokenFile, id: 'w1', workDir: path.join(root, 'w1'), waitMs: 200, signal: abort.signal, log: () => undefined, stdout: devNull(), stderr: devNull() });
     await submit(taskSpec('retried', { session: { name: 'again', create: true }, retries: 1, prompt: 'go' }));
-    await until('retried to succeed', async () => (await view('retried')).phase === 'Succeeded', 30_000);
+    await until('retried to succeed', async () => (await view('retried')).phase === 'Succeeded', () => '', 30_000);
     expect((await view('retried')).run).toMatchObject({ attempt: 2 });
     expect(controller.session('again')!.turns).toEqual([{ task: 'retried', prompt: 'go', output: 'got: go' }]);
   });

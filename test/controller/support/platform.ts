@@ -50,15 +50,6 @@ export function localToken(dir: string): { auth: StaticTokenAuth; token: string;
   return { auth: new StaticTokenAuth(token), token, tokenFile, headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' } };
 }
 
-/** Poll until `cond` holds; fails naming what it waited for. */
-export async function until(what: string, cond: () => boolean | Promise<boolean>, timeoutMs: number, debug: () => string = () => ''): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}\n${debug()}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
 /** A stream that drops what it gets (a worker's agent output in tests that do not read it). */
 export function devNull(): NodeJS.WritableStream {
   return new (require('stream').Writable)({ write: (_c: unknown, _e: unknown, cb: () => void) => cb() });
