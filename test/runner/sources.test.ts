@@ -6,6 +6,8 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { GitServer, startGitServer } from '../support/git-server';
+import { Redactor } from '../../runner/redaction';
+import { fetchSources } from '../../runner/sources';
 import { DemoRepo, fakeHarness, git, makeDemoRepos, makeRunDirs, makeTmpDir, pool, runTask, task } from '../support/runner-fixtures';
 
 const GIT_USER = 'robot';
@@ -40,7 +42,8 @@ afterAll(async () => {
 const echo = fakeHarness('echo');
 /** runTask with the git server's CA for git (the runner's env; never the agent's). */
 const fetchRun = (dirs: Parameters<typeof runTask>[0], specs: Parameters<typeof runTask>[1], opts: Parameters<typeof runTask>[2] = {}) =>
-  runTask(dirs, specs, { env: { PATH: process.env.PATH, GIT_SSL_CAINFO: server.caFile }, ...opts });
+  // Both TLS servers' CAs: a redirect to the other origin must fail for want of a credential, not of trust.
+  runTask(dirs, specs, { env: { PATH: process.env.PATH, GIT_SSL_CAINFO: caFile }, ...opts });
 
 async function fetchTask(source: Record<string, unknown>, extra: { pool?: unknown; git?: string } = {}) {
   const dirs = makeRunDirs(makeTmpDir());
@@ -241,12 +244,26 @@ describe('a private repository (basic auth)', () => {
     expect(r.status.outcome).toBe('source_failed');
   });
 
-  test('an http:// source on a credentialed host: source_failed before git runs, the credential never sent', async () => {
+  test('an http:// source on a credentialed host: refused by the task schema, and by the fetcher too; the credential never sent', async () => {
     const s = setup();
-    const p = pool({ credentials: { git: [{ host: plain.host, username: GIT_USER, passwordFile: s.passwordFile }] } });
-    const r = await fetchTask({ url: `${plain.url}/private/secret.git` }, { pool: p });
-    expect(r.status.outcome).toBe('source_failed');
-    expect(r.status.message).toMatch(/is http:\/\/, and pool credential for host "127\.0\.0\.1:\d+" is never sent in clear; write https:\/\//);
+    const cred = { host: plain.host, username: GIT_USER, passwordFile: s.passwordFile };
+    const r = await fetchTask({ url: `${plain.url}/private/secret.git` }, { pool: pool({ credentials: { git: [cred] } }) });
+    expect(r.status.outcome).toBe('invalid_spec');
+    expect(r.status.message).toMatch(/sources\[0\]\.url: must be an https:\/\/ URL .*http:\/\/ is refused/);
+    // Defense in depth: the fetcher itself refuses before git runs (a spec that bypassed the schema).
+    const dir = makeTmpDir();
+    const fetching = fetchSources([{ name: 'repo', type: 'git_https', url: `${plain.url}/private/secret.git` }], {
+      workspace: path.join(dir, 'ws'),
+      scratchDir: dir,
+      git: 'git',
+      baseEnv: { PATH: process.env.PATH ?? '' },
+      credentials: [cred],
+      timeoutMs: 10_000,
+      killGraceMs: 500,
+      redactor: new Redactor(),
+      log: () => undefined,
+    });
+    await expect(fetching).rejects.toThrow(/is http:\/\/, and pool credential for host "127\.0\.0\.1:\d+" is never sent in clear; write https:\/\//);
     expect(plain.requests).toEqual([]);
   });
 });
