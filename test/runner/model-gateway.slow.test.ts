@@ -18,7 +18,7 @@ let git: GitServer;
 beforeAll(async () => {
   root = makeTmpDir('paddock-gw-agents-');
   makeDemoRepos(path.join(root, 'repos'));
-  git = await startGitServer({ root: path.join(root, 'repos') });
+  git = await startGitServer({ root: path.join(root, 'repos'), tls: true });
 });
 
 afterAll(async () => {
@@ -28,18 +28,18 @@ afterAll(async () => {
 
 describeIfInstalled('gemini')('Gemini CLI through the model gateway', () => {
   test('the mock sees the real key; the agent only the placeholder', async () => {
-    expectThroughGateway(await runPresetThroughGateway('gemini-cli', Harness.geminiCli().spec, git.repoUrl('demo')));
+    expectThroughGateway(await runPresetThroughGateway('gemini-cli', Harness.geminiCli().spec, git.repoUrl('demo'), git.caFile));
   });
 });
 
 describeIfInstalled('opencode')('opencode through the model gateway', () => {
   test('the mock sees the real key; the agent only the placeholder', async () => {
-    expectThroughGateway(await runPresetThroughGateway('opencode', Harness.opencode().spec, git.repoUrl('demo')));
+    expectThroughGateway(await runPresetThroughGateway('opencode', Harness.opencode().spec, git.repoUrl('demo'), git.caFile));
   });
 });
 
 describeIfInstalled('copilot')('Copilot CLI (bring your own key) through the model gateway', () => {
   test('the mock sees the real key; the agent only the placeholder', async () => {
-    expectThroughGateway(await runPresetThroughGateway('copilot', Harness.copilot().spec, git.repoUrl('demo')), { toolSeesPlaceholder: false });
+    expectThroughGateway(await runPresetThroughGateway('copilot', Harness.copilot().spec, git.repoUrl('demo'), git.caFile), { toolSeesPlaceholder: false });
   });
 });

@@ -21,7 +21,8 @@ export interface GatewayE2e extends AgentE2eResult {
   readonly token: string;
 }
 
-export async function runPresetThroughGateway(preset: MockPreset, harness: HarnessSpec, sourceUrl: string): Promise<GatewayE2e> {
+/** `gitCaFile`: the TLS git server's CA (sources are https:// only). */
+export async function runPresetThroughGateway(preset: MockPreset, harness: HarnessSpec, sourceUrl: string, gitCaFile?: string): Promise<GatewayE2e> {
   const recipe = MOCK_PROVIDER[preset];
   const provider = MODEL_PROVIDERS[recipe.secretEnv];
   const realKey = `sk-real-${preset}-0123456789abcdef0123`;
@@ -36,6 +37,7 @@ export async function runPresetThroughGateway(preset: MockPreset, harness: Harne
     harness: { ...harness, credentialEnv: [recipe.secretEnv] },
     model: recipe.model,
     sourceUrl,
+    ...(gitCaFile ? { gitCaFile } : {}),
     credentials: {},
     taskEnv: env,
     pool: async (mockUrl) => {
