@@ -83,6 +83,7 @@ export class ModelGateway extends Construct {
                 args: ['gateway', '--config', '/etc/paddock/gateway/gateway.json', '--port', String(PORT)],
                 ports: [{ name: 'http', containerPort: PORT, protocol: 'TCP' }],
                 readinessProbe: { httpGet: { path: '/healthz', port: 'http' }, periodSeconds: 10 },
+                livenessProbe: { httpGet: { path: '/healthz', port: 'http' }, periodSeconds: 20, failureThreshold: 3 },
                 resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { cpu: '1', memory: '256Mi' } },
                 securityContext: hardenedContainerSecurityContext(UID),
                 volumeMounts: Lazy.any({
