@@ -26,6 +26,8 @@ export interface GitServerOptions {
   readonly slowMs?: number;
   /** Answer a request with a 302 to the URL this returns (path and query appended), e.g. a redirect to another host. */
   readonly redirectTo?: (pathname: string) => string | undefined;
+  /** Accept pushes (git receive-pack, `http.receivepack`) from this user only; others get 403. @default - no pushes */
+  readonly push?: { readonly username: string; readonly password: string };
 }
 
 export interface GitRequest {
@@ -73,6 +75,22 @@ export async function startGitServer(opts: GitServerOptions): Promise<GitServer>
         return;
       }
     }
+    const receivePack = url.searchParams.get('service') === 'git-receive-pack' || url.pathname.endsWith('/git-receive-pack');
+    if (receivePack) {
+      const push = opts.push;
+      if (push && basicAuth === undefined) {
+        record(401);
+        res.writeHead(401, { 'WWW-Authenticate': 'Basic realm="paddock-test-push"', 'Content-Type': 'text/plain' });
+        res.end('authentication required to push\n');
+        return;
+      }
+      if (!push || basicAuth !== `${push.username}:${push.password}`) {
+        record(403);
+        res.writeHead(403, { 'Content-Type': 'text/plain' });
+        res.end('push denied\n');
+        return;
+      }
+    }
     if (url.pathname.startsWith('/slow/') && opts.slowMs && !(req as { delayed?: boolean }).delayed) {
       (req as { delayed?: boolean }).delayed = true;
       const timer = setTimeout(() => handler(req, res), opts.slowMs);
@@ -86,6 +104,10 @@ export async function startGitServer(opts: GitServerOptions): Promise<GitServer>
         GIT_HTTP_EXPORT_ALL: '1',
         GIT_CONFIG_NOSYSTEM: '1',
         GIT_CONFIG_GLOBAL: '/dev/null',
+        // Pushes only past the check above (http-backend would allow any REMOTE_USER).
+        GIT_CONFIG_COUNT: '1',
+        GIT_CONFIG_KEY_0: 'http.receivepack',
+        GIT_CONFIG_VALUE_0: receivePack ? 'true' : 'false',
         PATH_INFO: decodeURIComponent(url.pathname),
         QUERY_STRING: url.search.slice(1),
         REQUEST_METHOD: req.method ?? 'GET',

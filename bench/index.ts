@@ -4,6 +4,7 @@
  */
 import { benchDispatch, reportDispatch } from './dispatch';
 import { benchExtract, reportExtract } from './extract';
+import { benchGateway, reportGateway } from './gateway';
 import { benchReconcile, reportReconcile } from './reconcile';
 import { benchRunner, reportRunner } from './runner';
 import { benchSynth, reportSynth } from './synth';
@@ -14,6 +15,7 @@ async function main(): Promise<void> {
   console.log(reportDispatch(await benchDispatch()).join('\n'));
   console.log(reportExtract(benchExtract()).join('\n'));
   console.log(reportReconcile(await benchReconcile()).join('\n'));
+  console.log(reportGateway(await benchGateway()).join('\n'));
 }
 
 main().catch((err) => {

@@ -12,6 +12,7 @@ import { KubeAuth } from '../controller/auth';
 import { jsonLogger } from '../core/log';
 import { WORKER_TOKEN_AUDIENCE, WORKER_TOKEN_PATH } from '../core/protocol';
 import { Controller } from '../controller/controller';
+import { jobDeliverer } from '../controller/publish-jobs';
 import { LocalError, runLocal } from '../controller/local';
 import { runWorker, TaintedWorkerError } from '../runner/worker';
 import { existingDir, OptionValues, positiveInt, UsageError } from './args';
@@ -77,7 +78,8 @@ async function runController(values: OptionValues<typeof CONTROLLER_OPTIONS>, en
   const identity = env.PADDOCK_POD_NAME ?? env.HOSTNAME ?? `controller-${process.pid}`;
   const json = jsonLogger('controller', (l) => process.stdout.write(l), { replica: identity });
   const log = (line: string) => json(line);
-  const controller = new Controller({ store, namespace, log, instance: identity });
+  // Deliveries run as publish Jobs: the push Secret is mounted there, never here or in an agent pod.
+  const controller = new Controller({ store, namespace, log, instance: identity, deliver: jobDeliverer(store, { log }) });
   controller.onLifecycle((e) => json(`task ${e.task}: ${e.reason}`, { event: e.reason, task: e.task, run: e.run, pool: e.pool, attempt: e.attempt, ...(e.outcome ? { outcome: e.outcome } : {}), detail: e.message }));
   const elector = values['leader-elect'] ? new LeaderElector({ store, name: 'paddock-controller', identity, log, address: env.PADDOCK_POD_IP }) : undefined;
   const auth = new KubeAuth(store.reviews(), { namespace, workerAudience: WORKER_TOKEN_AUDIENCE });

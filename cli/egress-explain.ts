@@ -12,6 +12,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { parse as parseYaml, parseAllDocuments } from 'yaml';
+import { MODEL_PROVIDERS } from '../core/model-providers';
 import { UsageError } from './args';
 import type { Command } from './main';
 
@@ -79,6 +80,8 @@ export interface PoolEgress {
   readonly proxy?: { readonly url: string; readonly noProxy: string[] };
   /** Host names the pool's harnesses need (their harness.json `hosts`). */
   readonly harnessHosts: Array<{ readonly host: string; readonly harness: string }>;
+  /** Providers the pool's model calls reach through the model gateway (pool.json `gateway`), not its egress. */
+  readonly gateway?: { readonly url: string; readonly providers: Array<{ readonly host: string; readonly env: string }> };
 }
 
 /** The pool or the synthesized objects are not what explain needs: exit 2, like bad usage. */
@@ -153,12 +156,17 @@ export function explainEgress(opts: ExplainOptions): PoolEgress {
     const spec = cm?.data?.['harness.json'] ? parseJson(cm.data['harness.json'], `ConfigMap "harness-${harness}"`) : {};
     return ((spec.hosts ?? []) as string[]).map((host) => ({ host, harness }));
   });
+  const gatewayProviders = ((poolSpec.gateway?.credentials ?? []) as Array<{ env: string }>).flatMap(({ env }) => {
+    const provider = MODEL_PROVIDERS[env];
+    return provider ? [{ host: new URL(provider.upstream).hostname, env }] : [];
+  });
   return {
     pool: opts.pool,
     namespace,
     allowlists,
     ...(poolSpec.egress?.proxy ? { proxy: { url: poolSpec.egress.proxy, noProxy: poolSpec.egress.noProxy ?? [] } } : {}),
     harnessHosts,
+    ...(poolSpec.gateway?.url ? { gateway: { url: poolSpec.gateway.url, providers: gatewayProviders } } : {}),
   };
 }
 
@@ -203,6 +211,7 @@ export function formatEgress(e: PoolEgress): string {
       ]);
     }
   }
+  for (const p of e.gateway?.providers ?? []) rows.push([p.host, 'https 443', 'model gateway', `${e.gateway!.url} holds ${p.env}; the pool's pods cannot reach the host`]);
   const dns = e.allowlists[0].dns;
   rows.push([
     `DNS: pods ${Object.entries(dns.podLabels).map(([k, v]) => `${k}=${v}`).join(',')} in ${dns.namespace}`,

@@ -70,7 +70,7 @@ const COMMANDS: Readonly<Record<string, Entry>> = {
     load: async () => (await import('./controller')).localCommand,
   },
   gateway: {
-    synopsis: 'paddock gateway --config FILE [--port 8080] [--host 0.0.0.0]',
+    synopsis: 'paddock gateway --config FILE [--port 8080] [--host 0.0.0.0] [--kubeconfig FILE]',
     summary: 'The model gateway: holds the model keys and puts them on agent pods\' calls to their providers.',
     load: async () => (await import('./gateway')).gatewayCommand,
   },
@@ -118,6 +118,11 @@ const COMMANDS: Readonly<Record<string, Entry>> = {
     synopsis: 'paddock sessions delete NAME',
     summary: "Remove a session's stored state.",
     load: async () => (await import('./sessions')).deleteCommand,
+  },
+  publish: {
+    synopsis: 'paddock publish [--task DIR] [--pool DIR] [--run DIR] [--secrets DIR] [--work-dir DIR]',
+    summary: "Deliver one run's change: push it to the task's branch and open its pull/merge request (the publish Job).",
+    load: async () => (await import('./publish')).publishCommand,
   },
   version: {
     synopsis: 'paddock version (or paddock --version)',

@@ -150,7 +150,9 @@ async function runWith(parsed: ParsedRunArgs, env: NodeJS.ProcessEnv): Promise<n
     const code = await run({ ...options, env, signal: controller.signal });
     // In a Job's pod: the report goes to the controller through the termination message.
     if (!parsed.local && options.phase !== 'fetch' && fs.existsSync(TERMINATION_LOG)) {
-      writeTerminationMessage(options.artifacts ?? env.PADDOCK_ARTIFACTS ?? POD_PATHS.artifacts);
+      const lines = writeTerminationMessage(options.artifacts ?? env.PADDOCK_ARTIFACTS ?? POD_PATHS.artifacts);
+      // The patches, last in the log: the controller reads exactly this many lines of its tail.
+      if (lines?.length) process.stdout.write(lines.join('\n') + '\n');
     }
     return code;
   } finally {

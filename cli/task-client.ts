@@ -14,6 +14,7 @@ import * as fs from 'fs';
 import * as net from 'net';
 import { selectorLabels } from '../core/labels';
 import { UsageError } from './args';
+import { importEsm } from '../core/import-esm';
 
 /** Exit codes of `paddock tasks ...` (README). */
 export const EXIT = { ok: 0, taskFailed: 1, usage: 2, notFound: 3, timedOut: 4, refused: 5, unreachable: 7 } as const;
@@ -42,8 +43,6 @@ export interface TaskApi {
   close(): Promise<void>;
 }
 
-// A real import() that the CommonJS output keeps (client-node is ESM-only; see controller/k8s-store.ts).
-const importEsm = new Function('specifier', 'return import(specifier)') as (specifier: string) => Promise<any>;
 
 function readToken(file: string, flag: string): string {
   try {
@@ -75,19 +74,35 @@ export async function connect(opts: ConnectOptions, env: NodeJS.ProcessEnv): Pro
   return viaKubeconfig(opts, token);
 }
 
+/** How often a 503 with Retry-After is retried before its answer is shown (about 30 s at Retry-After: 1). */
+const UNAVAILABLE_RETRIES = 30;
+
+function retryAfterMs(res: Response): number | undefined {
+  const header = res.headers.get('retry-after');
+  if (res.status !== 503 || header === null || !/^\d{1,3}$/.test(header.trim())) return undefined;
+  return Math.min(Number(header) * 1000, 5000);
+}
+
 function api(base: string, token: string, close: () => Promise<void>): TaskApi {
   return {
     close,
     call: async (method, route, body) => {
       let res: Response;
-      try {
-        res = await fetch(new URL(route, base), {
-          method,
-          headers: { Authorization: `Bearer ${token}`, ...(body !== undefined ? { 'Content-Type': 'application/json' } : {}) },
-          ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-        });
-      } catch (err) {
-        throw new ClientError(`cannot reach the controller at ${base}: ${(err as Error & { cause?: Error }).cause?.message ?? (err as Error).message}`, EXIT.unreachable);
+      // A controller that is starting or electing a leader answers 503 with Retry-After: wait it out, briefly.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          res = await fetch(new URL(route, base), {
+            method,
+            headers: { Authorization: `Bearer ${token}`, ...(body !== undefined ? { 'Content-Type': 'application/json' } : {}) },
+            ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+          });
+        } catch (err) {
+          throw new ClientError(`cannot reach the controller at ${base}: ${(err as Error & { cause?: Error }).cause?.message ?? (err as Error).message}`, EXIT.unreachable);
+        }
+        const wait = retryAfterMs(res);
+        if (wait === undefined || attempt >= UNAVAILABLE_RETRIES) break;
+        await res.arrayBuffer();
+        await new Promise((r) => setTimeout(r, wait));
       }
       const text = await res.text();
       let parsed: unknown = text;

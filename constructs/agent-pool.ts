@@ -5,12 +5,12 @@ import { Construct } from 'constructs';
 import type { Job } from 'kubernetes-types/batch/v1';
 import type { Affinity, EnvVar, PodSpec, PodTemplateSpec, Toleration, Volume, VolumeMount } from 'kubernetes-types/core/v1';
 import { stringify as toYaml } from 'yaml';
-import type { AgentPolicySpec, ConfigFileSpec, PoolSpec } from '../policy/specs';
+import type { AgentPolicySpec, ConfigFileSpec, PoolSpec, PushCredentialSpec } from '../policy/specs';
 import { checkPolicyShape, mergePolicies, planPolicy } from '../core/agent-policy';
 import { assertValidSpec, SPEC_API_VERSION } from '../policy/specs';
 import type { EgressAllowlist } from './egress-allowlist';
 import type { Harness } from '../core/harness';
-import type { ICredentialGrantee, ResolvedGrant } from './credential-secret';
+import type { ICredentialGrantee, IPushGrantee, ResolvedGrant } from './credential-secret';
 import { JOB_TEMPLATE_SLOTS } from '../core/job-template';
 import { kubeObject } from './kube-object';
 import { ANNOTATION_AGENT_SECRETS, capabilityLabel, instanceLabels, SECRETS_MOUNT, LABEL_AGENT, LABEL_HARNESS, LABEL_POOL, LABEL_SPEC_HASH, LABEL_TASK, selectorLabels, standardLabels } from '../core/labels';
@@ -93,7 +93,7 @@ export const AGENT_PATHS = {
  * Deployment, the Job template that runs one task in the same sandbox, a
  * PodDisruptionBudget and a ServiceAccount (with no token mounted).
  */
-export class AgentPool extends Construct implements ICredentialGrantee, kplus.IPodSelector, kplus.INetworkPolicyPeer {
+export class AgentPool extends Construct implements ICredentialGrantee, IPushGrantee, kplus.IPodSelector, kplus.INetworkPolicyPeer {
   public readonly name: string;
   public readonly harnesses: readonly Harness[];
   public readonly capabilities: readonly string[];
@@ -105,6 +105,7 @@ export class AgentPool extends Construct implements ICredentialGrantee, kplus.IP
   private readonly resources: PodResources;
   private readonly env: Record<string, string>;
   private readonly grants: ResolvedGrant[] = [];
+  private readonly pushGrants: PushCredentialSpec[] = [];
   private readonly allowlists: EgressAllowlist[] = [];
   /** How the pool executes tasks. */
   public readonly mode: PoolMode;
@@ -271,6 +272,11 @@ export class AgentPool extends Construct implements ICredentialGrantee, kplus.IP
     return this.harnesses.find((h) => h.name === name);
   }
 
+  /** The providers' hosts this pool's model calls reach through the gateway (not through its egress). */
+  public get gatewayHosts(): string[] {
+    return [...new Set(this.gatewayEnv.map((e) => new URL(MODEL_PROVIDERS[e.name].upstream).hostname))];
+  }
+
   /** The model keys the gateway holds for this pool. */
   private get gatewayEnv(): Array<{ name: string; key: string }> {
     return this.grants.filter((g) => !g.exposeToAgent).flatMap((g) => g.env);
@@ -291,6 +297,18 @@ export class AgentPool extends Construct implements ICredentialGrantee, kplus.IP
     if (!grant.exposeToAgent && grant.env.length > 0) {
       this.platform.modelGateway._addGrant({ pool: this.name, serviceAccount: `system:serviceaccount:${this.platform.namespace}:${this.objectName}`, secretName: grant.secretName, env: grant.env });
     }
+  }
+
+  /** @internal called by CredentialSecret.grantPushTo */
+  public _addPushCredential(grant: PushCredentialSpec): void {
+    if (this.pushGrants.some((g) => g.host === grant.host)) fail(`AgentPool "${this.name}": a push credential for host "${grant.host}" is granted twice; grant each host once`);
+    this.pushGrants.push(grant);
+    this.platform._usePublisher()._allowPush(grant);
+  }
+
+  /** The push credentials of the pool (references; only the publish step mounts them). */
+  public get pushCredentials(): readonly PushCredentialSpec[] {
+    return this.pushGrants;
   }
 
   /**
@@ -343,6 +361,7 @@ export class AgentPool extends Construct implements ICredentialGrantee, kplus.IP
       ...(env.length || files.length || git.length
         ? { credentials: { ...(env.length ? { env } : {}), ...(files.length ? { files } : {}), ...(git.length ? { git } : {}) } }
         : {}),
+      ...(this.pushGrants.length ? { push: [...this.pushGrants] } : {}),
       ...(proxy ? { egress: { proxy: proxy.proxyUrl, noProxy: proxy.noProxy } } : {}),
       ...(viaGateway.length
         ? {

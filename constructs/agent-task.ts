@@ -1,6 +1,8 @@
 import { Duration, Lazy } from 'cdk8s';
 import { Construct } from 'constructs';
-import type { ConfigFileSpec, GitSourceSpec, SessionRefSpec, TaskSpec } from '../policy/specs';
+import type { ConfigFileSpec, DeliverySpec, GitSourceSpec, SessionRefSpec, TaskSpec } from '../policy/specs';
+import { deliveryProblems } from '../core/delivery';
+import { branchNameProblem, suggestBranchName } from '../core/git-ref';
 import { assertValidSpec, SPEC_API_VERSION } from '../policy/specs';
 import { argvPromptProblem } from '../core/command-template';
 import { AgentPolicy, AgentPool } from './agent-pool';
@@ -73,6 +75,13 @@ export interface AgentTaskProps {
    */
   readonly priority?: number;
   /**
+   * Deliver the agent's change: push it to a branch of the source repository (or
+   * a fork) and optionally open a draft pull/merge request, from a publish step
+   * that holds the pool's push credential (`credential.grantPushTo(pool, ...)`).
+   * @default - the change is recorded with the run (a patch), not pushed
+   */
+  readonly delivery?: DeliverySpec;
+  /**
    * Synthesize the Job that runs the task. Set false to leave dispatch to the controller.
    * @default - true for a pool in "job" mode; false for a "warm" pool (its workers run the task)
    */
@@ -142,8 +151,11 @@ export class AgentTask extends Construct {
       ...(props.retries !== undefined ? { retries: checkInteger(props.retries, `${where}: retries`, 0, 10) } : {}),
       ...(props.session !== undefined ? { session: checkSession(props.session, this.pool, `${where}: session`) } : {}),
       ...(props.priority !== undefined ? { priority: checkInteger(props.priority, `${where}: priority`, 0, 1000) } : {}),
+      ...(props.delivery ? { delivery: checkDelivery(props.delivery, `${where}: delivery`) } : {}),
     };
     assertValidSpec('Task', this.spec, where);
+    // Push credentials may be granted after the task: check against the finished pool.
+    this.node.addValidation({ validate: () => deliveryProblems(this.spec, this.pool.pushCredentials, `${where}: delivery`) });
     const specJson = stableJson(this.spec);
     this.specHash = specHashOf(this.spec);
 
@@ -199,6 +211,26 @@ export class AgentTask extends Construct {
   public get jobName(): string {
     return `${this.name}-${this.specHash}`;
   }
+}
+
+/** What can be said at once (the rest needs the pool's push credentials: a validation). */
+function checkDelivery(delivery: DeliverySpec, where: string): DeliverySpec {
+  for (const [field, name] of [['branch', delivery.branch], ['pullRequest.base', delivery.pullRequest?.base]] as const) {
+    if (name === undefined) continue;
+    const problem = branchNameProblem(String(name));
+    if (problem) fail(`${where}.${field}: "${name}" is not a branch name git accepts: it ${problem}; e.g. "${suggestBranchName(String(name))}"`);
+  }
+  if (delivery.repository !== undefined) {
+    const url = (() => {
+      try {
+        return new URL(delivery.repository!);
+      } catch {
+        return undefined;
+      }
+    })();
+    if (!url || url.protocol !== 'https:' || url.username || url.password) fail(`${where}.repository: "${delivery.repository}" must be an https:// URL without credentials, e.g. "https://github.com/me/fork.git"`);
+  }
+  return delivery;
 }
 
 function resolvePool(platform: Platform, pool: AgentPool | string, where: string): AgentPool {

@@ -6,6 +6,7 @@ import { standardLabels } from '../core/labels';
 import { Platform } from './platform';
 import { checkEnvName, fail } from '../core/validation';
 import { MODEL_PROVIDERS } from '../core/model-providers';
+import type { Forge, PushCredentialSpec } from '../policy/specs';
 
 /** What a pool receives from a credential. */
 export interface CredentialGrant {
@@ -22,6 +23,27 @@ export interface CredentialGrant {
    * @default false - model keys stay in the model gateway; the agent gets a placeholder
    */
   readonly exposeToAgent?: boolean;
+}
+
+/** A push credential for delivering changes (see `grantPushTo`). */
+export interface PushGrant {
+  /** The git host it pushes to, e.g. "github.com" (host[:port]). */
+  readonly host: string;
+  /** The Secret key holding the token. */
+  readonly key: string;
+  /** @default "x-access-token" */
+  readonly username?: string;
+  /** The forge's API flavour for pull/merge requests. @default "github" */
+  readonly forge?: Forge;
+  /** Base URL of the forge's REST API. @default - https://api.github.com for github.com, https://HOST/api/v3 for other GitHub hosts, https://HOST/api/v4 for GitLab */
+  readonly api?: string;
+}
+
+/** Anything push credentials can be granted to (an AgentPool). */
+export interface IPushGrantee {
+  readonly name: string;
+  /** @internal */
+  _addPushCredential(grant: PushCredentialSpec): void;
 }
 
 /** @internal what a grant turns into on a pool */
@@ -126,6 +148,27 @@ export class CredentialSecret extends Construct {
     });
     this.secretName = secretName;
     this.keys = [...keys];
+  }
+
+  /**
+   * Let the publish step deliver the changes of the pool's tasks to `host`: it
+   * pushes with this token and opens pull/merge requests. No agent pod of the pool
+   * ever mounts it; only the publish Job does (its own ServiceAccount and egress).
+   */
+  public grantPushTo(pool: IPushGrantee, grant: PushGrant): void {
+    const where = `CredentialSecret "${this.node.id}".grantPushTo(${pool.name})`;
+    if (!grant?.host || !/^[^/:@\s]+(:[0-9]+)?$/.test(grant.host)) fail(`${where}: host "${grant?.host ?? ''}" must be a bare hostname (optionally :port), e.g. "github.com"`);
+    if (!this.keys.includes(grant.key)) fail(`${where}: key "${grant.key}" is not one of the Secret "${this.secretName}"'s declared keys: ${this.keys.join(', ')}`);
+    if (grant.forge !== undefined && grant.forge !== 'github' && grant.forge !== 'gitlab') fail(`${where}: forge "${String(grant.forge)}" is unknown; write "github" or "gitlab"`);
+    if (grant.api !== undefined && !/^https?:\/\/[^/@\s]+(\/\S*)?$/.test(grant.api)) fail(`${where}: api "${grant.api}" must be the forge's REST API URL, e.g. "https://gitlab.example.com/api/v4"`);
+    pool._addPushCredential({
+      host: grant.host,
+      secret: this.secretName,
+      key: grant.key,
+      username: grant.username ?? 'x-access-token',
+      forge: grant.forge ?? 'github',
+      ...(grant.api ? { api: grant.api } : {}),
+    });
   }
 
   /** Give a pool these credentials: as environment variables (default), files under HOME, or a git credential. */

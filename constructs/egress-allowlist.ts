@@ -93,6 +93,8 @@ export interface EffectiveEgress {
 export interface IEgressPool extends IConstruct {
   readonly name: string;
   readonly harnesses: readonly Harness[];
+  /** Hosts the pool's model calls reach through the model gateway: its agents need no egress to them. */
+  readonly gatewayHosts?: readonly string[];
 }
 
 type UserRule =
@@ -348,7 +350,10 @@ export class EgressAllowlist extends Construct {
     const pools = [...this.pools].sort((a, b) => compare(a.name, b.name));
     for (const pool of pools) {
       for (const harness of pool.harnesses) {
-        for (const host of harness.hosts) needs.push({ rule: inferHostRule({ host }), from: `harness ${harness.name} (pool ${pool.name})` });
+        for (const host of harness.hosts) {
+          if (pool.gatewayHosts?.includes(host)) continue;
+          needs.push({ rule: inferHostRule({ host }), from: `harness ${harness.name} (pool ${pool.name})` });
+        }
       }
     }
     const attached = new Set<unknown>(this.pools);

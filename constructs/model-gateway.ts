@@ -76,6 +76,12 @@ export class ModelGateway extends Construct {
             automountServiceAccountToken: true,
             enableServiceLinks: false,
             securityContext: hardenedPodSecurityContext(UID),
+            // Two replicas on two nodes where there are two: every model call goes through here.
+            affinity: {
+              podAntiAffinity: {
+                preferredDuringSchedulingIgnoredDuringExecution: [{ weight: 100, podAffinityTerm: { topologyKey: 'kubernetes.io/hostname', labelSelector: { matchLabels: selector } } }],
+              },
+            },
             containers: [
               {
                 name: 'gateway',

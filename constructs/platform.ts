@@ -14,6 +14,7 @@ import { checkPodResources, PodResources, SandboxProfile } from './sandbox-profi
 import { checkDnsLabel, checkImageRef, checkInteger, checkLabels, fail, RESERVED_NAMESPACES, suggestDnsLabel } from '../core/validation';
 import { stableJson } from '../core/stable-json';
 import { PADDOCK_API_GROUP } from '../core/labels';
+import type { Publisher, PublishEgressBackend } from './publisher';
 
 export interface ControllerOptions {
   /** More than one replica elects a leader through a coordination.k8s.io Lease. @default 1 */
@@ -83,6 +84,12 @@ export interface PlatformProps {
   readonly apiServer?: ApiServerOptions;
   /** @default - /metrics on port 9090, no ServiceMonitor */
   readonly metrics?: MetricsOptions;
+  /**
+   * How the publish Jobs' allowlist (the push credentials' git hosts and forge APIs only) is enforced:
+   * "proxy", an egress proxy that checks names, or "cilium" (CiliumNetworkPolicy toFQDNs; needs Cilium as the CNI).
+   * @default "proxy"
+   */
+  readonly publishEgress?: PublishEgressBackend;
 }
 
 /** ClusterRoles for people and tools, bound per namespace with a RoleBinding (resourceNames: pools). */
@@ -121,6 +128,7 @@ export class Platform extends Construct {
   /** The controller Deployment (escape hatch: ApiObject.addJsonPatch). */
   public readonly controller: ApiObject;
   public readonly controllerServiceName = CONTROLLER;
+  private readonly publishEgress?: PublishEgressBackend;
   /** cdk8s-plus: the controller's pods, a pod selector and network-policy peer (e.g. `deployment.connections.allowTo(platform.controllerPods)`). */
   public readonly controllerPods: kplus.Pods;
   /** cdk8s-plus: the cluster DNS pods the platform's pods may query (see `dnsNetworkPolicyRule`). */
@@ -137,6 +145,10 @@ export class Platform extends Construct {
   constructor(scope: Construct, id: string, props: PlatformProps = {}) {
     super(scope, id);
     this.namespace = checkDnsLabel(props.namespace ?? 'paddock', 'Platform: namespace');
+    if (props.publishEgress !== undefined && props.publishEgress !== 'proxy' && props.publishEgress !== 'cilium') {
+      fail(`Platform: publishEgress "${String(props.publishEgress)}" is unknown; use "proxy" (an egress proxy that checks names) or "cilium" (CiliumNetworkPolicy toFQDNs)`);
+    }
+    this.publishEgress = props.publishEgress;
     if (RESERVED_NAMESPACES.includes(this.namespace)) {
       fail(
         `Platform: namespace "${this.namespace}" is shared with ${this.namespace === 'default' ? 'other workloads' : "the cluster's own components"}; ` +
@@ -227,6 +239,8 @@ export class Platform extends Construct {
       { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch'] },
       // Lifecycle Events (events.k8s.io/v1) on task ConfigMaps.
       { apiGroups: ['events.k8s.io'], resources: ['events'], verbs: ['create'] },
+      // A Job runner's patches travel in the tail of its log (no credentials in agent pods).
+      { apiGroups: [''], resources: ['pods/log'], verbs: ['get'] },
       ...(replicas > 1 ? [{ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] }] : []),
     ];
     kubeObject(this, 'controller-role', {
@@ -523,6 +537,16 @@ export class Platform extends Construct {
 
   public get poolNames(): string[] {
     return [...this.poolsByName.keys()];
+  }
+
+  private publisher?: Publisher;
+
+  /** @internal The publish step (SA, Job template, egress allowlist), made on the first push grant. */
+  public _usePublisher(): Publisher {
+    // Loaded here: publisher.ts imports this module's type only.
+    const { Publisher: make } = require('./publisher') as typeof import('./publisher');
+    this.publisher ??= new make(this, 'publisher', { backend: this.publishEgress });
+    return this.publisher;
   }
 
   /** @internal literal credential values, which the policy keeps out of every ConfigMap */

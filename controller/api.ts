@@ -14,7 +14,8 @@
  *                                        or its harness's CLI cannot enforce its agent policy { problems }
  *   GET    /v1/tasks                     { tasks: [TaskView] } of the pools the caller may list
  *   GET    /v1/tasks/:name               TaskView (phase, current run, attempt, outcome, priority, queue position), 404
- *   GET    /v1/tasks/:name/results       { run, phase, status, results, truncated }, 404 (no run yet: 409)
+ *   GET    /v1/tasks/:name/results       { run, phase, status, results, truncated, changes, delivery }, 404 (no run yet: 409)
+ *   GET    /v1/tasks/:name/patch[?source=S]  the run's patch of a source (git apply it to X-Paddock-Base), 404, 409, 410 patchTooLarge or patchWithheld
  *   DELETE /v1/tasks/:name               cancel: the task and its runs are removed (a running agent is stopped)
  *   GET    /v1/sessions                  { sessions: [SessionView] } of the pools the caller may list
  *   GET    /v1/sessions/:name            SessionView (turns, patch sizes, its tasks), 404
@@ -28,7 +29,8 @@
  *   POST /v1/leases                      { pool, worker, waitMs } -> 200 LeaseGrant | 204 nothing to do,
  *                                        403 another pool's, 404 when the pool is not a warm pool
  *   POST /v1/leases/:id/renew            { worker } -> 200 | 409 (the lease is no longer yours: stop the run) | 403 another's lease
- *   POST /v1/leases/:id/complete         { worker, status, results, truncated? } -> 200 | 409 (report dropped) | 403
+ *   POST /v1/leases/:id/complete         { worker, status, results, truncated?, patches? } -> 200 | 409 (report dropped) | 403;
+ *                                        patches: source -> gzip+base64 patch (core/protocol.ts caps their size)
  *
  * Each listener serves only its own routes (404 for the other's). With more than one
  * controller replica only the leader serves /v1/: followers forward requests to it
@@ -39,6 +41,7 @@ import { AddressInfo } from 'net';
 import { TaskSpec, validateSpec } from '../policy/specs';
 import { ApiAuth, bearerToken, PADDOCK_API_GROUP, TaskAccess, TASKS_RESOURCE, UserInfo } from './auth';
 import type { Controller } from './controller';
+import { MAX_PATCH_GZIP_BYTES } from '../core/protocol';
 
 /** Largest request body by default (a worker's report: results and status are capped at 512 + 64 KiB by the worker). */
 const MAX_BODY = 2 * 1024 * 1024;
@@ -167,6 +170,18 @@ export function listen(server: http.Server, port: number, host = '0.0.0.0', onCl
   });
 }
 
+/** A worker's patches: source name -> base64, within the cap (a worker is not trusted to have kept it). */
+function checkPatches(value: unknown): Record<string, string> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new HttpError(400, 'patches: give an object of source name -> base64 gzip');
+  let size = 0;
+  for (const [k, v] of Object.entries(value)) {
+    if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(k) || typeof v !== 'string' || !/^[A-Za-z0-9+/=]*$/.test(v)) throw new HttpError(400, `patches.${k}: must be a source name -> base64 gzip`);
+    size += Math.floor((v.length * 3) / 4);
+  }
+  if (size > MAX_PATCH_GZIP_BYTES) throw new HttpError(413, `patches: ${size} bytes gzipped, over the ${MAX_PATCH_GZIP_BYTES}-byte cap (mark them patchTooLarge instead)`);
+  return value as Record<string, string>;
+}
+
 function send(res: http.ServerResponse, status: number, body?: unknown, headers: Record<string, string> = {}): void {
   if (res.headersSent) return;
   if (body === undefined) {
@@ -293,6 +308,8 @@ async function handleTasks(controller: Controller, opts: ApiOptions, req: http.I
     }
     const policyProblems = controller.policyProblems(t);
     if (policyProblems.length) throw new HttpError(422, { error: 'the agent policy cannot be enforced', problems: policyProblems });
+    const deliveryProblems = controller.deliveryProblems(t);
+    if (deliveryProblems.length) throw new HttpError(422, { error: 'the delivery cannot be carried out', problems: deliveryProblems });
     const r = await controller.submitTask(t);
     return send(res, r.created ? 201 : 200, { name: t.name, specHash: r.specHash, run: r.run, configMap: `task-${t.name}` });
   }
@@ -308,6 +325,17 @@ async function handleTasks(controller: Controller, opts: ApiOptions, req: http.I
   if (parts.length === 3 && method === 'DELETE') {
     await existing(parts[2], { verb: 'delete' });
     return send(res, 200, await controller.cancelTask(parts[2]));
+  }
+  if (parts.length === 4 && parts[3] === 'patch' && method === 'GET') {
+    await existing(parts[2], { verb: 'get', subresource: 'results' });
+    const p = controller.patch(parts[2], new URL(req.url ?? '/', 'http://controller').searchParams.get('source') ?? undefined);
+    if (!p) throw new HttpError(409, `task "${parts[2]}" has no finished run yet`);
+    if (!p.change) throw new HttpError(404, `run ${p.run} has no change of source "${p.source || '?'}"; name one with ?source=NAME`);
+    if (p.change.patchWithheld) throw new HttpError(410, `the change of source "${p.source}" holds a credential the agent was given; its patch is withheld (patchWithheld)`);
+    if (p.change.patchTooLarge || !p.patch) throw new HttpError(410, `the patch of source "${p.source}" was over the size cap and is not stored (patchTooLarge)`);
+    res.writeHead(200, { 'Content-Type': 'text/x-diff', 'X-Paddock-Base': p.change.base });
+    res.end(p.patch);
+    return;
   }
   if (parts.length === 4 && parts[3] === 'results' && method === 'GET') {
     await existing(parts[2], { verb: 'get', subresource: 'results' });
@@ -380,10 +408,12 @@ async function handleLeases(controller: Controller, opts: ApiOptions, req: http.
       return controller.renew(parts[2], String(body.worker)) ? send(res, 200, { ttlMs: controller.leaseTtlMs }) : send(res, 409, { error: 'the lease is no longer yours; stop the run' });
     }
     if (typeof body.status !== 'object' || body.status === null) throw new HttpError(400, 'give { "worker", "status": {...}, "results": "<jsonl>" }');
+    const patches = body.patches === undefined ? undefined : checkPatches(body.patches);
     const r = await controller.complete(parts[2], String(body.worker), {
       status: body.status,
       resultsJsonl: String(body.results ?? ''),
       ...(body.truncated ? { truncated: true } : {}),
+      ...(patches ? { patches } : {}),
       ...(body.session && typeof body.session === 'object' ? { session: body.session } : {}),
     });
     return r === 'ok' ? send(res, 200, { ok: true }) : send(res, 409, { error: 'the lease is no longer current; the report was dropped' });

@@ -9,12 +9,13 @@
  * a lease that is no longer current is refused, so no run completes twice.
  */
 import { randomUUID } from 'crypto';
+import { gunzipSync } from 'zlib';
 import { policyFor } from '../core/agent-policy';
 import { LABEL_PHASE, LABEL_RUN, LABEL_SESSION, standardLabels } from '../core/labels';
-import { SessionState, sessionConfigMapName, sessionSizeProblem } from '../core/session';
+import { sessionPatchesOf, SessionState, sessionConfigMapName, sessionSizeProblem } from '../core/session';
 import { checkNoSecretsInConfigMap } from '../policy/rules';
 import type { TaskSpec } from '../policy/specs';
-import { afterAttempt, DEFAULT_PRIORITY, DEFAULT_SETTINGS, poolQueue, sessionBlocker, ObservedLease, ObservedPool, ObservedState, pickWarmRun, reconcile, ReconcileSettings, runConfigMapName, runName, verdictOfResult, Action } from './reconcile';
+import { afterAttempt, DEFAULT_PRIORITY, DEFAULT_SETTINGS, poolQueue, sessionBlocker, ObservedLease, ObservedPool, ObservedState, pickWarmRun, reconcile, ReconcileSettings, runConfigMapName, runName, verdictOfResult, Action, type RunPatch } from './reconcile';
 import {
   ANNOTATION,
   applyRunPatch,
@@ -25,6 +26,8 @@ import {
   podFromObject,
   poolFromConfigMap,
   poolSpecOf,
+  changesOfRunConfigMap,
+  patchOfRunConfigMap,
   resultOfRunConfigMap,
   runFromConfigMap,
   selectors,
@@ -36,9 +39,11 @@ import { ClusterStore, Kind, KubeObject, StoreError, WatchEvent } from './store'
 import { TaskIndex } from './task-index';
 import { LifecycleEvent, lifecycleOf } from './lifecycle';
 import { EventRecorder } from './events';
-import { AttemptResult, decodeTerminationMessage, type GrantSources, type LeaseGrant } from '../core/protocol';
+import { AttemptResult, decodeTerminationMessage, type GrantSources, type LeaseGrant, MAX_PATCH_GZIP_BYTES, patchesFromLog, type SourceChange } from '../core/protocol';
 import type { HarnessSpec, PoolSpec } from '../policy/specs';
 import { fetchSourcesArchive } from './sources-archive';
+import { deliveryProblems, resolveDelivery, type ResolvedDelivery } from '../core/delivery';
+import type { DeliveryStatus } from './publisher';
 
 export interface ControllerOptions {
   readonly store: ClusterStore;
@@ -59,7 +64,27 @@ export interface ControllerOptions {
   readonly recordEvents?: boolean;
   /** This replica's name in the Events' reportingInstance. @default "paddock-controller" */
   readonly instance?: string;
+  /**
+   * Runs the publish step of a finished run whose task asks for delivery
+   * (`paddock local`: in this process; the cluster: a publish Job).
+   * @default - none: deliveries end `failed` with "no publish step"
+   */
+  readonly deliver?: Deliverer;
 }
+
+/** What the publish step gets: the delivery, the base commit and the patch. */
+export interface DeliveryRequest {
+  readonly run: string;
+  readonly task: TaskSpec;
+  readonly delivery: ResolvedDelivery;
+  readonly base: string;
+  readonly patch: Buffer;
+}
+
+export type Deliverer = (req: DeliveryRequest) => Promise<DeliveryStatus>;
+
+/** Agent outcomes a task may deliver with `delivery.onAgentFailure`. */
+const DELIVERABLE_FAILURES = new Set(['failed', 'timed_out']);
 
 interface Lease extends ObservedLease {
   readonly pool: string;
@@ -83,7 +108,17 @@ export interface TaskView {
   readonly specHash?: string;
   readonly pool?: string;
   readonly message?: string;
-  readonly run?: { readonly name: string; readonly phase: string; readonly attempt: number; readonly outcome?: string; readonly message?: string; readonly configMap: string };
+  readonly run?: {
+    readonly name: string;
+    readonly phase: string;
+    readonly attempt: number;
+    readonly outcome?: string;
+    readonly message?: string;
+    readonly configMap: string;
+    /** What the agent changed per source (the patch: GET /v1/tasks/NAME/patch). */
+    readonly changes?: SourceChange[];
+    readonly delivery?: DeliveryStatus | { readonly state: 'pending' };
+  };
   /** The task's priority (500 unless the spec sets one). */
   readonly priority?: number;
   /** A waiting run's place in its pool's queue: 1 starts next. */
@@ -138,6 +173,7 @@ export class Controller {
     this.now = opts.now ?? Date.now;
     this.log = opts.log ?? (() => undefined);
     this.fetchSources = opts.fetchSources ?? ((task, pool, harness) => fetchSourcesArchive(task, pool, harness, { env: process.env, log: this.log }));
+    this.deliver = opts.deliver;
     if (opts.recordEvents ?? true) {
       const recorder = new EventRecorder(this.store, this.namespace, opts.instance ?? 'paddock-controller', (task) => this.cache.task.get(`task-${task}`)?.metadata.uid, this.log);
       this.onLifecycle((e) => recorder.record(e));
@@ -160,6 +196,59 @@ export class Controller {
         this.log(`lifecycle listener failed: ${(err as Error).message}`);
       }
     }
+  }
+
+  private readonly deliver?: Deliverer;
+  /** Runs whose publish step runs in this process now. */
+  private readonly delivering = new Set<string>();
+
+  /** Start the publish step of every finished run that asks for one and has no delivery status yet. */
+  private deliverFinished(): void {
+    for (const cm of this.cache.run.values()) {
+      const run = runFromConfigMap(cm);
+      if (!run || (run.phase !== 'Succeeded' && run.phase !== 'Failed') || this.delivering.has(run.name)) continue;
+      const state = cm.metadata.annotations?.[ANNOTATION.delivery];
+      if (state && state !== 'pending') continue;
+      const taskCm = this.cache.task.get(`task-${run.task}`);
+      const task = taskCm ? this.memo(taskCm, taskFromConfigMap) : undefined;
+      if (!task?.spec?.delivery || task.specHash !== run.specHash) continue;
+      this.delivering.add(run.name);
+      void this.deliverRun(run.name, task.spec, cm)
+        .catch((err) => this.log(`run ${run.name}: delivery failed: ${(err as Error).stack ?? err}`))
+        .finally(() => this.delivering.delete(run.name));
+    }
+  }
+
+  private async deliverRun(runName: string, task: TaskSpec, cm: KubeObject): Promise<void> {
+    const write = (delivery: DeliveryStatus | { state: 'pending' }) => this.updateRun(runName, (c) => applyRunPatch(c, { delivery }));
+    const d = task.delivery!;
+    const outcome = cm.metadata.annotations?.[ANNOTATION.outcome] ?? '';
+    const target = { repository: d.repository ?? task.sources?.find((s) => s.name === (d.source ?? task.sources?.[0]?.name))?.url ?? '', branch: d.branch };
+    const end = async (state: DeliveryStatus['state'], reason: string) => {
+      await write({ ...target, state, reason, finishedAt: new Date(this.now()).toISOString() });
+      this.log(`run ${runName}: delivery ${state}: ${reason}`);
+    };
+    if (outcome !== 'succeeded' && !(d.onAgentFailure && DELIVERABLE_FAILURES.has(outcome))) {
+      return end('skipped', `the run ended ${outcome || 'without an outcome'}; the task delivers only a succeeded run${DELIVERABLE_FAILURES.has(outcome) ? ' (set delivery.onAgentFailure to deliver anyway)' : ''}`);
+    }
+    const poolCm = [...this.cache.pool.values()].find((p) => poolFromConfigMap(p)?.name === task.pool);
+    let resolved: ResolvedDelivery;
+    try {
+      resolved = resolveDelivery(task, poolCm ? poolSpecOf(poolCm)?.push : undefined)!;
+    } catch (err) {
+      return end('failed', (err as Error).message);
+    }
+    const change = changesOfRunConfigMap(cm).changes?.find((c) => c.source === resolved.source);
+    if (!change) return end('failed', `the run recorded no change of source "${resolved.source}" (see status.json changesError)`);
+    if (change.patchTooLarge) return end('failed', `the patch of source "${resolved.source}" is over the stored size cap (patchTooLarge); nothing was pushed`);
+    if (change.patchWithheld) return end('failed', `the change of source "${resolved.source}" holds a credential the agent was given (patchWithheld); nothing was pushed`);
+    const patch = change.bytes > 0 ? patchOfRunConfigMap(cm, resolved.source) : Buffer.alloc(0);
+    if (!patch) return end('failed', `the patch of source "${resolved.source}" is not stored with the run`);
+    if (!this.deliver) return end('failed', 'this controller has no publish step configured');
+    await write({ state: 'pending' });
+    const status = await this.deliver({ run: runName, task, delivery: resolved, base: change.base, patch });
+    await write(status);
+    this.log(`run ${runName}: delivery ${status.state}${status.commit ? ` ${status.commit}` : ''}${status.pullRequest ? ` ${status.pullRequest.url}` : ''}${status.reason ? `: ${status.reason}` : ''}`);
   }
 
   /** Start the informers; resolves once every initial list is in and the first pass ran. */
@@ -378,6 +467,7 @@ export class Controller {
     }
     if (all.length) this.onActions?.(all);
     this.serveWaiters();
+    this.deliverFinished();
   }
 
   /** Reconcile `key` (undefined: everything) at `t`; one timer for the earliest. */
@@ -420,7 +510,8 @@ export class Controller {
         return;
       }
       case 'updateRun': {
-        const updated = await this.updateRun(action.run, (cm) => applyRunPatch(cm, action.patch));
+        const patch = await this.withLoggedPatches(action.patch);
+        const updated = await this.updateRun(action.run, (cm) => applyRunPatch(cm, patch));
         if (updated && action.patch.phase) this.log(`run ${action.run}: ${action.patch.phase}${action.patch.message ? ` - ${action.patch.message}` : ''}`);
         return;
       }
@@ -463,6 +554,22 @@ export class Controller {
         }
         return;
       }
+    }
+  }
+
+  /** Job mode: the patches a runner printed after its termination message, from the tail of the pod's log. */
+  private async withLoggedPatches(patch: RunPatch): Promise<RunPatch> {
+    const result = patch.result;
+    const lines = Number(result?.status.patchLogLines ?? 0);
+    if (!result?.pod || result.patches || !(lines > 0) || !this.store.readLog) return patch;
+    try {
+      const patches = patchesFromLog(await this.store.readLog(result.pod, 'runner', lines));
+      const size = Object.values(patches).reduce((n, b64) => n + Math.floor((b64.length * 3) / 4), 0);
+      if (size > MAX_PATCH_GZIP_BYTES) throw new Error(`${size} bytes gzipped, over the ${MAX_PATCH_GZIP_BYTES}-byte cap`);
+      return { ...patch, result: { ...result, patches } };
+    } catch (err) {
+      this.log(`pod ${result.pod}: cannot read the patches from its log: ${(err as Error).message}`);
+      return patch;
     }
   }
 
@@ -610,7 +717,7 @@ export class Controller {
     let patch = afterAttempt(run, task, verdictOfResult(result), this.now(), this.settings);
     // The session's next state goes first: the session's next task waits for this run to end.
     // Only a run's last attempt saves it: a retry starts from the state its first attempt had.
-    const unsaved = task?.session && result.session && patch.phase !== 'Queued' ? await this.saveSession(task.session.name, lease.pool, run.task, result.session) : undefined;
+    const unsaved = task?.session && result.session && patch.phase !== 'Queued' ? await this.saveSession(task.session.name, lease.pool, run.task, result) : undefined;
     if (unsaved) patch = { ...patch, message: `${patch.message ?? ''}; session state not saved: ${unsaved}` };
     await this.updateRun(lease.run, (cm) => {
       const next = applyRunPatch(cm, patch);
@@ -653,7 +760,7 @@ export class Controller {
       harness: state.harness,
       resume: state.resume,
       turns: state.turns.map((t) => ({ task: t.task })),
-      patches: Object.fromEntries(Object.entries(state.patches).map(([k, p]) => [k, { base: p.base, bytes: Buffer.byteLength(p.patch) }])),
+      patches: Object.fromEntries(Object.entries(state.patches).map(([k, p]) => [k, { base: p.base, bytes: p.bytes }])),
       bytes: Buffer.byteLength(JSON.stringify(state)),
       tasks,
     };
@@ -667,17 +774,30 @@ export class Controller {
   }
 
   /** Store a session's next state; returns why it was not stored (over the size cap, or it holds a secret). */
-  private async saveSession(name: string, pool: string, task: string, reported: SessionState): Promise<string | undefined> {
-    // Only what the runner may report is taken from it; the pool is the lease's (who may see the session).
-    const state: SessionState = { name, pool, harness: String(reported.harness ?? ''), turns: Array.isArray(reported.turns) ? reported.turns : [], patches: reported.patches && typeof reported.patches === 'object' ? reported.patches : {}, resume: 'transcript' };
+  private async saveSession(name: string, pool: string, task: string, result: AttemptResult): Promise<string | undefined> {
+    const reported = result.session!;
+    // The workspace carried over is the run's recorded change (the report's patches, never a withheld one).
+    const carried = sessionPatchesOf(result.status.changes as SourceChange[] | undefined, result.patches, typeof result.status.changesError === 'string' ? result.status.changesError : undefined);
+    // Only the turns are taken from the runner's state; the pool is the lease's (who may see the session).
+    const state: SessionState = { name, pool, harness: String(reported.harness ?? ''), turns: Array.isArray(reported.turns) ? reported.turns : [], patches: carried.patches, resume: 'transcript' };
     const configMap = (s: SessionState): KubeObject => ({
       apiVersion: 'v1',
       kind: 'ConfigMap',
       metadata: { name: sessionConfigMapName(name), namespace: this.namespace, labels: standardLabels(this.namespace, 'session', { [LABEL_SESSION]: name }) },
       data: { 'state.json': JSON.stringify(s) },
     });
-    // Scanned as the synth-time ConfigMap rule scans: a credential in a transcript or a patch is never stored.
-    const problem = sessionSizeProblem(state) ?? (checkNoSecretsInConfigMap(configMap(state), []).join('; ') || undefined);
+    // Scanned as the synth-time ConfigMap rule scans, the patches unpacked: a credential in a transcript or a patch is never stored.
+    const unpacked: Record<string, string> = {};
+    const unreadable: string[] = [];
+    for (const [source, p] of Object.entries(state.patches)) {
+      try {
+        unpacked[`patch-${source}`] = gunzipSync(Buffer.from(p.patch, 'base64')).toString('utf8');
+      } catch {
+        unreadable.push(`the change of source "${source}" is not a gzipped, base64-encoded patch`);
+      }
+    }
+    const scanned: KubeObject = { ...configMap({ ...state, patches: {} }), data: { 'state.json': JSON.stringify({ ...state, patches: {} }), ...unpacked } };
+    const problem = carried.problem ?? (unreadable.join('; ') || undefined) ?? sessionSizeProblem(state) ?? (checkNoSecretsInConfigMap(scanned, []).join('; ') || undefined);
     // Not saved: the session is marked broken (its last good state kept), so that its next task
     // fails saying so rather than silently continuing from a state that misses this turn.
     const next: SessionState = problem ? { ...(this.session(name) ?? { ...state, turns: [], patches: {} }), pool, broken: { task, reason: problem } } : state;
@@ -758,6 +878,7 @@ export class Controller {
               ...(ra[ANNOTATION.outcome] ? { outcome: ra[ANNOTATION.outcome] } : {}),
               ...(ra[ANNOTATION.message] ? { message: ra[ANNOTATION.message] } : {}),
               configMap: runCm.metadata.name,
+              ...changesOfRunConfigMap(runCm),
             },
           }
         : {}),
@@ -772,7 +893,24 @@ export class Controller {
     if (!view?.run) return undefined;
     const cm = this.cache.run.get(view.run.configMap);
     if (!cm) return undefined;
-    return { run: view.run.name, phase: view.run.phase, ...resultOfRunConfigMap(cm) };
+    return { run: view.run.name, phase: view.run.phase, ...resultOfRunConfigMap(cm), ...changesOfRunConfigMap(cm) };
+  }
+
+  /** The current run's patch of a source (the only one by default). */
+  public patch(name: string, source?: string): { run: string; source: string; patch?: Buffer; change?: SourceChange } | undefined {
+    const view = this.task(name);
+    const cm = view?.run ? this.cache.run.get(view.run.configMap) : undefined;
+    if (!view?.run || !cm) return undefined;
+    const changes = view.run.changes ?? [];
+    const change = source === undefined ? (changes.length === 1 ? changes[0] : undefined) : changes.find((c) => c.source === source);
+    const which = change?.source ?? source ?? '';
+    return { run: view.run.name, source: which, ...(change ? { change } : {}), ...(change ? { patch: change.bytes === 0 ? Buffer.alloc(0) : patchOfRunConfigMap(cm, which) } : {}) };
+  }
+
+  /** Problems of a task's delivery against its pool's push credentials (for the task API). */
+  public deliveryProblems(spec: TaskSpec): string[] {
+    const poolCm = [...this.cache.pool.values()].find((p) => poolFromConfigMap(p)?.name === spec.pool);
+    return deliveryProblems(spec, poolCm ? poolSpecOf(poolCm)?.push : undefined);
   }
 
   public taskNames(): string[] {

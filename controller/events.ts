@@ -1,5 +1,5 @@
 /**
- * Kubernetes Events (events.k8s.io/v1) for a run's lifecycle, on the task's
+ * Kubernetes Events (events.k8s.io/v1) for a run's lifecycle and its delivery, on the task's
  * ConfigMap, so `kubectl describe configmap task-NAME` and `kubectl get events`
  * tell the story. Writing an Event never holds up or fails a reconcile: a
  * refused write is logged and dropped.
@@ -10,7 +10,8 @@ import type { ClusterStore, KubeObject } from './store';
 
 export const REPORTING_CONTROLLER = 'paddock.dev/controller';
 
-const WARNING = new Set(['Failed', 'Retried', 'LeaseExpired']);
+const WARNING = new Set(['Failed', 'Retried', 'LeaseExpired', 'DeliveryFailed']);
+const DELIVERY = new Set(['Delivered', 'PullRequestOpened', 'DeliverySkipped', 'DeliveryFailed']);
 
 /** The Event object for one lifecycle step of a task (its ConfigMap `task-NAME`, uid when known). */
 export function lifecycleEventObject(namespace: string, e: LifecycleEvent, task: { readonly uid?: string }, instance: string, now: Date): KubeObject {
@@ -22,8 +23,8 @@ export function lifecycleEventObject(namespace: string, e: LifecycleEvent, task:
     eventTime: now.toISOString().replace('Z', '000Z'),
     type: WARNING.has(e.reason) ? 'Warning' : 'Normal',
     reason: e.reason,
-    action: e.reason === 'Queued' || e.reason === 'Retried' ? 'Queue' : e.reason === 'Started' ? 'Start' : e.reason === 'LeaseExpired' ? 'TakeBack' : 'Finish',
-    note: `run ${e.run} (attempt ${e.attempt}, pool ${e.pool}): ${e.message}${e.outcome ? ` [outcome ${e.outcome}]` : ''}`.slice(0, 1024),
+    action: e.reason === 'Queued' || e.reason === 'Retried' ? 'Queue' : e.reason === 'Started' ? 'Start' : e.reason === 'LeaseExpired' ? 'TakeBack' : DELIVERY.has(e.reason) ? 'Deliver' : 'Finish',
+    note: `run ${e.run} (attempt ${e.attempt}, pool ${e.pool}): ${e.message}${e.outcome ? ` [outcome ${e.outcome}]` : ''}${e.delivery ? ` [delivery ${e.delivery}]` : ''}`.slice(0, 1024),
     regarding: { apiVersion: 'v1', kind: 'ConfigMap', namespace, name: configMap, ...(task.uid ? { uid: task.uid } : {}) },
     reportingController: REPORTING_CONTROLLER,
     reportingInstance: instance,

@@ -18,9 +18,8 @@
 import type { ReviewApi } from './auth';
 import type { ClusterStore, Kind, KubeObject, WatchHandler } from './store';
 import { StoreError } from './store';
+import { importEsm } from '../core/import-esm';
 
-// A real import() that the CommonJS output keeps (see above).
-const importEsm = new Function('specifier', 'return import(specifier)') as (specifier: string) => Promise<any>;
 
 const API_VERSION: Record<Kind, string> = { ConfigMap: 'v1', Job: 'batch/v1', Pod: 'v1', Lease: 'coordination.k8s.io/v1', Event: 'events.k8s.io/v1' };
 const PLURAL: Record<Kind, string> = { ConfigMap: 'configmaps', Job: 'jobs', Pod: 'pods', Lease: 'leases', Event: 'events' };
@@ -181,6 +180,15 @@ export class KubeStore implements ClusterStore {
     const body = { ...this.header(kind, name), metadata: { name, namespace: this.opts.namespace, ...patch } } as unknown as KubeObject;
     try {
       return plain(kind, await this.api.patch(body, undefined, undefined, 'paddock-controller', undefined, this.k8s.PatchStrategy.MergePatch));
+    } catch (err) {
+      throw toStoreError(err);
+    }
+  }
+
+  public async readLog(pod: string, container: string, tailLines: number): Promise<string> {
+    try {
+      const core = this.kc.makeApiClient(this.k8s.CoreV1Api);
+      return String(await core.readNamespacedPodLog({ name: pod, namespace: this.opts.namespace, container, tailLines }));
     } catch (err) {
       throw toStoreError(err);
     }

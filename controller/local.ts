@@ -27,8 +27,10 @@ import { parseAllDocuments } from 'yaml';
 import type { PoolSpec } from '../policy/specs';
 import { startApis } from './api';
 import { StaticTokenAuth } from './auth';
-import { Controller } from './controller';
-import { resultOfRunConfigMap, taskFromConfigMap } from './observe';
+import { Controller, type Deliverer } from './controller';
+import { patchOfRunConfigMap, resultOfRunConfigMap, taskFromConfigMap } from './observe';
+import { publish } from './publisher';
+import { gitCaEnv } from '../runner/sources';
 import { TERMINAL_PHASES, RunPhase } from './reconcile';
 import { KubeObject, MemoryStore } from './store';
 import { fetchSourcesArchive } from './sources-archive';
@@ -154,6 +156,30 @@ export function loadPlatform(objects: KubeObject[], only?: string[], credentialD
   return { store, namespace, tasks: selected, pools: poolNames.filter((p) => taskPools.has(p)), allPools: poolNames, notes };
 }
 
+/** Environment variable holding the push token in `paddock local` (the cluster mounts the pool's push Secret). */
+export const LOCAL_PUSH_TOKEN_ENV = 'PADDOCK_PUSH_TOKEN';
+
+/**
+ * Locally the publish step runs in this process (no agent code runs here): the push
+ * token comes from $PADDOCK_PUSH_TOKEN, through a 0600 file, like the mounted Secret.
+ */
+export function localDeliverer(env: NodeJS.ProcessEnv, out: string, log: (line: string) => void): Deliverer {
+  return async (req) => {
+    const token = env[LOCAL_PUSH_TOKEN_ENV];
+    const base = { repository: req.delivery.repository, branch: req.delivery.branch, base: req.base };
+    if (!token) return { ...base, state: 'failed', reason: `set ${LOCAL_PUSH_TOKEN_ENV} to the push token for ${req.delivery.credential.host}; paddock local reads it from there` };
+    const dir = fs.mkdtempSync(path.join(out, 'publish-'));
+    fs.chmodSync(dir, 0o700);
+    const tokenFile = path.join(dir, 'token');
+    fs.writeFileSync(tokenFile, token, { mode: 0o600 });
+    try {
+      return await publish({ delivery: req.delivery, base: req.base, patch: req.patch, tokenFile, caEnv: gitCaEnv(env), workDir: dir, log: (l) => log(`publish ${req.run}: ${l}`) });
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  };
+}
+
 export async function runLocal(opts: LocalOptions = {}): Promise<number> {
   const log = opts.log ?? ((line: string) => process.stdout.write(`[paddock local] ${line}\n`));
   const dir = path.resolve(opts.dir ?? 'dist');
@@ -191,6 +217,8 @@ async function runLocked(
     log,
     // As in the cluster, this controller fetches the sources with the git credentials; the workers get none.
     fetchSources: (task, pool, harness) => fetchSourcesArchive(task, pool, harness, { env, log }),
+    // The publish step runs in this process, apart from the workers (they never see the push credential).
+    deliver: localDeliverer(env, out, log),
   });
   await controller.start();
   // One random token for the workers and the client, in a file only you can read.
@@ -207,7 +235,8 @@ async function runLocked(
     for (let i = 0; i < workers; i++) {
       const id = `${pool}-${i + 1}`;
       const child = spawn(process.execPath, [bin, 'worker', '--pool', pool, '--controller', api.workers.url, '--token-file', tokenFile, '--id', id, '--work-dir', path.join(out, 'work', id), '--keep', '--parent-lifeline'], {
-        env: opts.env ?? process.env,
+        // The push token stays in this process: workers run agent code.
+        env: Object.fromEntries(Object.entries(env).filter(([k]) => k !== LOCAL_PUSH_TOKEN_ENV)),
         // stdin: the lifeline (never written; it closes when this process dies).
         stdio: ['pipe', opts.workerStdio ?? 'inherit', opts.workerStdio ?? 'inherit'],
       });
@@ -220,7 +249,9 @@ async function runLocked(
   const finished = () =>
     tasks.every((t) => {
       const v = controller.task(t);
-      return v?.run && TERMINAL_PHASES.has(v.run.phase as RunPhase) && v.run.phase !== 'Superseded';
+      const wantsDelivery = Boolean(taskFromConfigMap(store.list('ConfigMap').find((cm) => cm.metadata.name === `task-${t}`)!)?.spec?.delivery);
+      const delivered = !wantsDelivery || (v?.run?.delivery !== undefined && v.run.delivery.state !== 'pending');
+      return v?.run && TERMINAL_PHASES.has(v.run.phase as RunPhase) && v.run.phase !== 'Superseded' && delivered;
     }) || tasks.some((t) => controller.task(t)?.phase === 'Invalid');
   let timedOut = false;
   await new Promise<void>((resolve) => {
@@ -255,7 +286,14 @@ async function runLocked(
       if (data['status.json']) fs.writeFileSync(path.join(runDir, 'status.json'), data['status.json']);
       fs.writeFileSync(path.join(runDir, 'results.jsonl'), data['results.jsonl'] ?? '');
       const { results, truncated } = resultOfRunConfigMap(cm);
-      log(`task ${t}: ${view.run.phase}${view.run.outcome ? ` (${view.run.outcome})` : ''} after ${view.run.attempt} attempt(s), ${results.length} result(s)${truncated ? ' (truncated)' : ''}; results: ${runDir}`);
+      for (const c of view.run.changes ?? []) {
+        const patch = patchOfRunConfigMap(cm, c.source);
+        if (patch) fs.writeFileSync(path.join(runDir, `${c.source}.patch`), patch);
+      }
+      if (data['delivery.json']) fs.writeFileSync(path.join(runDir, 'delivery.json'), data['delivery.json']);
+      const delivery = view.run.delivery;
+      const delivered = delivery && 'repository' in delivery ? `; delivery ${delivery.state}${delivery.commit ? ` ${delivery.commit.slice(0, 12)} to ${delivery.branch}` : ''}${delivery.pullRequest ? ` (${delivery.pullRequest.url})` : ''}${delivery.reason ? `: ${delivery.reason}` : ''}` : '';
+      log(`task ${t}: ${view.run.phase}${view.run.outcome ? ` (${view.run.outcome})` : ''} after ${view.run.attempt} attempt(s), ${results.length} result(s)${truncated ? ' (truncated)' : ''}${delivered}; results: ${runDir}`);
       if (view.run.phase !== 'Succeeded') failed++;
     } else {
       log(`task ${t}: ${view?.phase ?? 'unknown'}${view?.message ? ` - ${view.message}` : ''}`);

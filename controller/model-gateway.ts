@@ -19,6 +19,7 @@ import * as http from 'http';
 import * as https from 'https';
 import type { AddressInfo } from 'net';
 import { CALLER_KEY_HEADERS, CALLER_KEY_QUERY, GATEWAY_AUDIENCE } from '../core/model-providers';
+import { importEsm } from '../core/import-esm';
 
 export interface GatewayProviderRoute {
   /** e.g. https://api.openai.com */
@@ -209,6 +210,27 @@ export function tokenReviewer(api: { url: string; token: () => string; ca?: stri
       return typeof status.user?.username === 'string' ? status.user.username : undefined;
     },
   };
+}
+
+/**
+ * TokenReview as the kubeconfig's current user, for a gateway outside the cluster (or a
+ * test on the host). The credential is read once at start: give a kubeconfig with a
+ * token or client certificate, not a short-lived exec plugin.
+ */
+export async function kubeconfigReviewer(file: string): Promise<TokenReviewer> {
+  const k8s = await importEsm('@kubernetes/client-node').catch(() => {
+    throw new Error('--kubeconfig needs @kubernetes/client-node, an optional dependency of paddock');
+  });
+  const kc = new k8s.KubeConfig();
+  kc.loadFromFile(file);
+  const cluster = kc.getCurrentCluster();
+  if (!cluster?.server) throw new Error(`${file}: its current context names no cluster server`);
+  const fetchOpts: { headers?: Record<string, string> } = {};
+  await kc.applyToFetchOptions(fetchOpts);
+  const token = /^Bearer (.+)$/i.exec(fetchOpts.headers?.Authorization ?? fetchOpts.headers?.authorization ?? '')?.[1];
+  if (!token) throw new Error(`${file}: its current user has no bearer token; give the gateway ServiceAccount's, e.g. kubectl create token paddock-model-gateway`);
+  const ca = cluster.caData ? Buffer.from(cluster.caData, 'base64').toString() : cluster.caFile ? fs.readFileSync(cluster.caFile, 'utf8') : undefined;
+  return tokenReviewer({ url: cluster.server, token: () => token, ...(ca ? { ca } : {}) });
 }
 
 function inClusterReviewer(): TokenReviewer {

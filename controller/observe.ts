@@ -12,7 +12,9 @@ import type { ObservedHarness, ObservedJob, ObservedPod, ObservedPool, ObservedR
 import { runConfigMapName } from './reconcile';
 import type { KubeObject } from './store';
 import { specHashOf, stableJson } from '../core/stable-json';
-import { type AttemptResult, MAX_RESULT_BYTES, shortenStatus } from '../core/protocol';
+import { type AttemptResult, MAX_RESULT_BYTES, shortenStatus, type SourceChange } from '../core/protocol';
+import type { DeliveryStatus } from './publisher';
+import { gunzipSync } from 'zlib';
 
 export const ANNOTATION = {
   run: 'paddock.dev/run',
@@ -27,7 +29,14 @@ export const ANNOTATION = {
   startedAt: 'paddock.dev/started-at',
   finishedAt: 'paddock.dev/finished-at',
   truncated: 'paddock.dev/results-truncated',
+  /** The run's delivery: pending, pushed, conflict, denied, failed or skipped (delivery.json says more). */
+  delivery: 'paddock.dev/delivery',
 } as const;
+
+/** binaryData key of a source's patch (gzip) in the run ConfigMap. */
+export function patchKey(source: string): string {
+  return `patch-${source}.gz`;
+}
 
 /** Selectors of what the controller watches (label `app.kubernetes.io/component`). */
 export function selectors(namespace: string): Record<'task' | 'pool' | 'harness' | 'run' | 'session' | 'jobs', string> {
@@ -228,6 +237,14 @@ export function applyRunPatch(cm: KubeObject, patch: RunPatch): KubeObject {
     next.data = { 'status.json': capped.statusJson, 'results.jsonl': capped.resultsJsonl };
     if (capped.truncated) ann[ANNOTATION.truncated] = 'true';
     else delete ann[ANNOTATION.truncated];
+    // The patches, still gzipped (ConfigMap binaryData is base64 already).
+    const patches = patch.result.patches ?? {};
+    if (Object.keys(patches).length) next.binaryData = Object.fromEntries(Object.entries(patches).map(([source, b64]) => [patchKey(source), b64]));
+    else delete next.binaryData;
+  }
+  if (patch.delivery) {
+    next.data = { ...((next.data ?? {}) as Record<string, string>), 'delivery.json': stableJson(patch.delivery) };
+    ann[ANNOTATION.delivery] = patch.delivery.state;
   }
   return next;
 }
@@ -282,6 +299,27 @@ export function taskConfigMap(namespace: string, spec: TaskSpec): KubeObject {
     },
     data: { 'task.json': stableJson(spec) },
   };
+}
+
+/** What a run ConfigMap says about the change and its delivery (for the API's run view). */
+export function changesOfRunConfigMap(cm: KubeObject): { changes?: SourceChange[]; delivery?: DeliveryStatus } {
+  const data = (cm.data ?? {}) as Record<string, string>;
+  const parse = (text: string | undefined): any => {
+    try {
+      return text ? JSON.parse(text) : undefined;
+    } catch {
+      return undefined;
+    }
+  };
+  const changes = parse(data['status.json'])?.changes;
+  const delivery = parse(data['delivery.json']) ?? (cm.metadata.annotations?.[ANNOTATION.delivery] === 'pending' ? { state: 'pending' } : undefined);
+  return { ...(Array.isArray(changes) ? { changes } : {}), ...(delivery ? { delivery } : {}) };
+}
+
+/** A source's patch from the run ConfigMap (undefined when none is stored). */
+export function patchOfRunConfigMap(cm: KubeObject, source: string): Buffer | undefined {
+  const b64 = ((cm.binaryData ?? {}) as Record<string, string>)[patchKey(source)];
+  return b64 ? gunzipSync(Buffer.from(b64, 'base64')) : undefined;
 }
 
 /** The report stored in a run ConfigMap. */

@@ -23,6 +23,7 @@ import { fillJobTemplate } from '../core/job-template';
 import type { TaskSpec } from '../policy/specs';
 import { EXIT_CODES, Outcome } from '../runner/status';
 import type { AttemptResult } from '../core/protocol';
+import type { DeliveryStatus } from './publisher';
 
 export type RunPhase = 'Queued' | 'Running' | 'Succeeded' | 'Failed' | 'Superseded';
 export type PoolMode = 'job' | 'warm';
@@ -163,6 +164,8 @@ export interface RunPatch {
   readonly outcome?: string;
   /** The last attempt's report, stored in the run ConfigMap. */
   readonly result?: AttemptResult;
+  /** The delivery of the run's change (delivery.json). */
+  readonly delivery?: DeliveryStatus | { readonly state: 'pending' };
   readonly startedAt?: number;
   readonly finishedAt?: number;
 }
@@ -221,7 +224,9 @@ const OUTCOME_BY_EXIT = new Map<number, Outcome>(Object.entries(EXIT_CODES).map(
 export function verdictOfJob(job: ObservedJob, pods: readonly ObservedPod[], decodeMessage: (m: string) => AttemptResult | undefined): Verdict {
   const pod = [...pods].sort((a, b) => b.createdAt - a.createdAt)[0];
   const term = pod?.terminated;
-  const result = term?.message ? decodeMessage(term.message) : undefined;
+  const decoded = term?.message ? decodeMessage(term.message) : undefined;
+  // Which pod: its log's tail carries the run's patches.
+  const result = decoded && pod ? { ...decoded, pod: pod.name } : decoded;
   const complete = job.succeeded > 0 || job.conditions.some((c) => c.type === 'Complete' && c.status === 'True');
   if (complete) return { kind: 'succeeded', result };
   if (pod && (pod.reason === 'Evicted' || pod.disrupted)) {

@@ -55,6 +55,8 @@ export interface ClusterStore {
   patchMetadata(kind: Kind, name: string, patch: { labels?: Record<string, string | null>; annotations?: Record<string, string | null> }): Promise<KubeObject>;
   /** Background propagation: owned objects are removed by the garbage collector. 404 is not an error. */
   delete(kind: Kind, name: string): Promise<void>;
+  /** The last `tailLines` lines of a pod's container log (a Job runner's patches, see core/protocol.ts). */
+  readLog?(pod: string, container: string, tailLines: number): Promise<string>;
 }
 
 export class StoreError extends Error {
@@ -92,6 +94,15 @@ export class MemoryStore implements ClusterStore {
 
   private key(kind: string, name: string): string {
     return `${kind}/${name}`;
+  }
+
+  /** Container logs by `pod/container` (what a kubelet would keep; set by tests). */
+  public readonly logs = new Map<string, string>();
+
+  public async readLog(pod: string, container: string, tailLines: number): Promise<string> {
+    const text = this.logs.get(`${pod}/${container}`);
+    if (text === undefined) throw new StoreError(404, `no log of pod "${pod}" container "${container}"`);
+    return text.replace(/\n$/, '').split('\n').slice(-tailLines).join('\n') + '\n';
   }
 
   /** Every object of a kind (for tests and `paddock local`). */

@@ -23,21 +23,20 @@ export const JOB_DEADLINE_GRACE_SECONDS = 120;
 
 /** Fill every slot; `timeoutSeconds` bounds the Job as a whole. */
 export function fillJobTemplate(template: Job, values: JobTemplateValues, timeoutSeconds: number): Job {
-  const filled = replaceSlots(template, values) as Job;
+  const filled = fillSlots(template, JOB_TEMPLATE_SLOTS, values) as Job;
   return { ...filled, spec: { ...filled.spec!, activeDeadlineSeconds: timeoutSeconds + JOB_DEADLINE_GRACE_SECONDS } };
 }
 
-function replaceSlots(value: unknown, values: JobTemplateValues): unknown {
+/** Replace every slot token (e.g. `${JOB_NAME}`) in keys and values, deeply. */
+export function fillSlots<S extends Readonly<Record<string, string>>>(value: unknown, slots: S, values: { readonly [K in keyof S]: string }): unknown {
   if (typeof value === 'string') {
     let out = value;
-    for (const [slot, token] of Object.entries(JOB_TEMPLATE_SLOTS)) {
-      out = out.split(token).join(values[slot as keyof JobTemplateValues]);
-    }
+    for (const [slot, token] of Object.entries(slots)) out = out.split(token).join(values[slot as keyof S]);
     return out;
   }
-  if (Array.isArray(value)) return value.map((v) => replaceSlots(v, values));
+  if (Array.isArray(value)) return value.map((v) => fillSlots(v, slots, values));
   if (value && typeof value === 'object') {
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [replaceSlots(k, values), replaceSlots(v, values)]));
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [fillSlots(k, slots, values), fillSlots(v, slots, values)]));
   }
   return value;
 }

@@ -14,7 +14,7 @@ export const CAPABILITY_LABEL_PREFIX = 'capability.paddock.dev/';
 export const EGRESS_LABEL_PREFIX = 'egress.paddock.dev/';
 
 /** `run`: a run's result ConfigMap, written by the controller. */
-export type Component = 'platform' | 'controller' | 'worker' | 'task' | 'run' | 'session' | 'harness' | 'pool' | 'egress' | 'sandbox' | 'credentials' | 'model-gateway';
+export type Component = 'platform' | 'controller' | 'worker' | 'task' | 'run' | 'session' | 'harness' | 'pool' | 'egress' | 'sandbox' | 'credentials' | 'model-gateway' | 'publish';
 
 /** On session ConfigMaps (`session-<name>`, written by the controller): the session's name. */
 export const LABEL_SESSION = 'paddock.dev/session';

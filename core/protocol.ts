@@ -58,6 +58,63 @@ export interface AttemptResult {
   readonly truncated?: boolean;
   /** A session task's next session state (warm workers). */
   readonly session?: SessionState;
+  /** Source name -> its patch, gzip then base64 (status.changes says which sources changed). */
+  readonly patches?: Readonly<Record<string, string>>;
+  /** Job mode: the pod whose log carries the patches (see PATCH_LOG_TAG). */
+  readonly pod?: string;
+}
+
+/** What the agent changed in one source (status.json `changes`). */
+export interface SourceChange {
+  readonly source: string;
+  /** The commit the runner checked out: the patch applies to it. */
+  readonly base: string;
+  readonly files: number;
+  readonly insertions: number;
+  readonly deletions: number;
+  /** Size of the patch in bytes, before compression. */
+  readonly bytes: number;
+  /** The patch was over MAX_PATCH_GZIP_BYTES and is not stored; the outcome is unaffected. */
+  readonly patchTooLarge?: boolean;
+  /**
+   * The patch holds a secret the runner knows (a credential the agent was given, e.g. a
+   * model key exposed to it): it is not stored, shown or delivered; the outcome is unaffected.
+   */
+  readonly patchWithheld?: boolean;
+}
+
+/**
+ * Largest sum of a run's gzipped patches that is stored with the run (binaryData of
+ * its ConfigMap, base64: about 342 KiB next to at most 512 KiB of results).
+ */
+export const MAX_PATCH_GZIP_BYTES = 256 * 1024;
+
+/**
+ * Job mode: after its termination message the runner prints each stored patch to
+ * its log as lines `paddock/v1 patch <source> <base64 chunk>`; the termination
+ * message says how many lines (`patchLogLines`), and the controller reads exactly
+ * that tail of the pod's log. No credential and no network path in the Job's pod.
+ */
+export const PATCH_LOG_TAG = 'paddock/v1 patch';
+const PATCH_LOG_CHUNK = 16 * 1024;
+
+/** The log lines that carry `patches` (source -> gzip+base64). */
+export function patchLogLines(patches: Readonly<Record<string, string>>): string[] {
+  const lines: string[] = [];
+  for (const [source, b64] of Object.entries(patches)) {
+    for (let i = 0; i < b64.length; i += PATCH_LOG_CHUNK) lines.push(`${PATCH_LOG_TAG} ${source} ${b64.slice(i, i + PATCH_LOG_CHUNK)}`);
+  }
+  return lines;
+}
+
+/** The patches from the tail of a pod's log (lines not carrying the tag are skipped). */
+export function patchesFromLog(log: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const line of log.split('\n')) {
+    const m = /^paddock\/v1 patch ([a-z0-9-]+) ([A-Za-z0-9+/=]+)$/.exec(line.trim());
+    if (m) out[m[1]] = (out[m[1]] ?? '') + m[2];
+  }
+  return out;
 }
 
 /** Largest results.jsonl + status.json kept in a run ConfigMap (ConfigMaps hold at most 1 MiB). */
@@ -66,7 +123,7 @@ export const MAX_RESULT_BYTES = 512 * 1024;
 /** Largest status.json in a report or a run ConfigMap; a larger one is shortened (see shortenStatus). */
 export const MAX_STATUS_BYTES = 64 * 1024;
 /** The status fields a shortened report always keeps. */
-const ESSENTIAL_STATUS_FIELDS = ['task', 'harness', 'pool', 'outcome', 'runnerExitCode', 'exitCode', 'signal', 'message', 'counts', 'timings', 'startedAt', 'finishedAt'];
+const ESSENTIAL_STATUS_FIELDS = ['task', 'harness', 'pool', 'outcome', 'runnerExitCode', 'exitCode', 'signal', 'message', 'counts', 'timings', 'changes', 'changesError', 'patchLogLines', 'startedAt', 'finishedAt'];
 
 /**
  * Fit a runner's status.json into `max` bytes without losing its outcome: drop listed
@@ -108,7 +165,7 @@ export function shortenStatus(status: Record<string, unknown>, max = MAX_STATUS_
 export const TERMINATION_MESSAGE_LIMIT = 4096;
 const TAG = 'paddock/v1';
 
-const STATUS_KEYS = ['task', 'harness', 'pool', 'outcome', 'runnerExitCode', 'exitCode', 'signal', 'message', 'counts', 'startedAt', 'finishedAt'];
+const STATUS_KEYS = ['task', 'harness', 'pool', 'outcome', 'runnerExitCode', 'exitCode', 'signal', 'message', 'counts', 'changes', 'patchLogLines', 'startedAt', 'finishedAt'];
 
 export function encodeTerminationMessage(status: Record<string, unknown>, resultsJsonl: string, limit = TERMINATION_MESSAGE_LIMIT): string {
   const compact: Record<string, unknown> = {};
@@ -120,7 +177,7 @@ export function encodeTerminationMessage(status: Record<string, unknown>, result
     const text = make(n);
     if (Buffer.byteLength(text) <= limit) return text;
   }
-  return JSON.stringify({ t: TAG, status: { outcome: compact.outcome, runnerExitCode: compact.runnerExitCode }, results: '', truncated: true });
+  return JSON.stringify({ t: TAG, status: { outcome: compact.outcome, runnerExitCode: compact.runnerExitCode, ...(compact.patchLogLines ? { patchLogLines: compact.patchLogLines } : {}) }, results: '', truncated: true });
 }
 
 export function decodeTerminationMessage(message: string): AttemptResult | undefined {

@@ -97,6 +97,29 @@ export interface TaskSpec {
   readonly session?: SessionRefSpec;
   /** Queue order within the pool, 0-1000: higher first, then older first. @default 500 */
   readonly priority?: number;
+  /** Push the change to a branch (and open a pull/merge request). @default - the change is only recorded */
+  readonly delivery?: DeliverySpec;
+}
+
+export interface DeliverySpec {
+  readonly source?: string;
+  readonly branch: string;
+  readonly repository?: string;
+  readonly commitMessage?: string;
+  readonly author?: { readonly name: string; readonly email: string };
+  readonly pullRequest?: { readonly title: string; readonly body?: string; readonly base?: string; readonly draft?: boolean };
+  readonly onAgentFailure?: boolean;
+}
+
+export type Forge = 'github' | 'gitlab';
+
+export interface PushCredentialSpec {
+  readonly host: string;
+  readonly secret: string;
+  readonly key: string;
+  readonly username?: string;
+  readonly forge?: Forge;
+  readonly api?: string;
 }
 
 export type PromptVia = 'argv' | 'file' | 'stdin';
@@ -166,6 +189,8 @@ export interface PoolSpec {
     readonly files?: CredentialFileSpec[];
     readonly git?: GitCredentialSpec[];
   };
+  /** Push credentials for delivery; only the publish step mounts them. */
+  readonly push?: PushCredentialSpec[];
   readonly egress?: {
     readonly proxy?: string;
     readonly noProxy?: string[];

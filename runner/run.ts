@@ -6,6 +6,7 @@
  *   config   copy credential files into HOME, write the merged config layers, the prompt file
  *   agent    exec the agent CLI (argv, no shell) with an explicit env, timeout, redacted logs
  *   results  extract ```result blocks into results.jsonl
+ *   changes  the agent's change of every source as a git patch (patch.ts)
  * and always write artifacts/status.json. Returns the exit code (table in status.ts).
  */
 import * as fs from 'fs';
@@ -26,8 +27,10 @@ import { locateBwrap, SandboxKind, wrapWithBwrap } from './sandbox-bwrap';
 import { FetchContext, fetchSources, gitCaEnv } from './sources';
 import { gatewayWiring } from './gateway-wiring';
 import { poolForPhase, readFetchRecord, RunPhaseKind, writeFetchRecord } from './fetch-record';
-import { promptWithTranscript, SessionState } from '../core/session';
-import { restoreWorkspace, workspaceChanges, writeSessionState } from './session';
+import { promptWithTranscript, sessionPatchesOf, SessionState, SessionTurn } from '../core/session';
+import { restoreWorkspace, writeSessionState } from './session';
+import { readPatches, recordChanges } from './patch';
+import type { SourceChange } from '../core/protocol';
 import { exitCodeOf, Outcome, ParseErrorRecord, Phase, RunFailure, RunStatus, SourceRecord, writeStatus } from './status';
 
 /** Where a pod mounts things (ConfigMaps) and its writable emptyDirs. */
@@ -128,6 +131,8 @@ interface State {
   outputTruncated?: boolean;
   outputDroppedBytes?: number;
   logDroppedBytes?: { stdout: number; stderr: number };
+  changes?: SourceChange[];
+  changesError?: string;
 }
 
 export async function run(opts: RunOptions = {}): Promise<number> {
@@ -156,7 +161,7 @@ export async function run(opts: RunOptions = {}): Promise<number> {
   let scratch: string | undefined;
 
   const phase = async <T>(name: Phase, body: () => T | Promise<T>): Promise<T> => {
-    if (opts.signal?.aborted && name !== 'results') {
+    if (opts.signal?.aborted && name !== 'results' && name !== 'changes') {
       throw new RunFailure('terminated', `the runner was asked to stop before the ${name} phase`);
     }
     const start = performance.now();
@@ -313,6 +318,7 @@ export async function run(opts: RunOptions = {}): Promise<number> {
     });
 
     // ---- results (also after a failure, timeout or termination: keep what there is) ----
+    let turn: SessionTurn | undefined;
     await phase('results', async () => {
       const out = finalOutput(harness.results, agent.stdout, dirs.home);
       const extracted = 'text' in out ? extractResultBlocks(out.text, redactor) : { results: [], parseErrors: [{ block: 0, message: out.error, excerpt: '' }], parseErrorCount: 1 };
@@ -323,12 +329,45 @@ export async function run(opts: RunOptions = {}): Promise<number> {
       for (const e of extracted.parseErrors) log(`result block ${e.block}: ${e.message}`);
       const omitted = extracted.parseErrorCount - extracted.parseErrors.length;
       if (omitted > 0) log(`${omitted} more parse error(s) counted, not listed`);
-      if (task.session) {
-        const output = 'text' in out ? redactor.redact(out.text) : '';
-        const turns = [...(opts.session?.turns ?? []), { task: task.name, prompt: redactor.redact(task.prompt), output }];
-        writeSessionState(dirs.artifacts, { name: task.session.name, harness: harness.name, turns, patches: await workspaceChanges(state.sources, gitCtx!), resume: 'transcript' });
+      if (task.session) turn = { task: task.name, prompt: redactor.redact(task.prompt), output: 'text' in out ? redactor.redact(out.text) : '' };
+    });
+
+    // ---- changes (also after a failure: whether to deliver them is the task's call) ----
+    await phase('changes', async () => {
+      const ownFiles = loaded.configFiles.filter((f) => f.base === 'workdir').map((f) => path.join(prepared.workdir, f.path));
+      const checkouts = state.sources.map((s) => {
+        const root = path.join(dirs.workspace, s.name);
+        return {
+          name: s.name,
+          root,
+          commit: s.commit,
+          subPath: path.relative(root, path.join(dirs.workspace, s.dir)),
+          ownFiles: ownFiles.map((f) => path.relative(root, f)).filter((f) => f && !f.startsWith('..')),
+        };
+      });
+      try {
+        state.changes = await recordChanges(checkouts, dirs.artifacts, {
+          git: opts.git ?? 'git',
+          baseEnv: baseEnv(env, dirs.home, pool),
+          scratchDir: scratch!,
+          timeoutMs: opts.gitTimeoutMs ?? 600_000,
+          log,
+          holdsSecret: (text) => redactor.matches(text).length > 0,
+        });
+        for (const c of state.changes) log(`source "${c.source}": ${c.files} file(s) changed, +${c.insertions} -${c.deletions} against ${c.base.slice(0, 12)}`);
+      } catch (err) {
+        // The change could not be read (e.g. the agent broke the checkout): say so; the outcome stays the agent's.
+        log(`cannot record the change: ${(err as Error).message}`);
+        state.changesError = (err as Error).message;
       }
     });
+
+    // ---- session: this turn, and the change just recorded (never a withheld one: it is not stored) ----
+    if (task.session && turn) {
+      const carried = sessionPatchesOf(state.changes, readPatches(dirs.artifacts, state.changes), state.changesError);
+      if (carried.problem) log(`session "${task.session.name}": ${carried.problem}`);
+      writeSessionState(dirs.artifacts, { name: task.session.name, harness: harness.name, turns: [...(opts.session?.turns ?? []), turn], patches: carried.patches, resume: 'transcript' });
+    }
 
     ({ outcome, message } = agentOutcome(agent, task.timeoutSeconds ?? 1800, state.command?.[0]));
   } catch (err) {
@@ -370,6 +409,8 @@ export async function run(opts: RunOptions = {}): Promise<number> {
     ...(state.command ? { command: state.command } : {}),
     ...(state.outputTruncated ? { outputTruncated: true, outputDroppedBytes: state.outputDroppedBytes } : {}),
     ...(state.logDroppedBytes ? { logDroppedBytes: state.logDroppedBytes } : {}),
+    ...(state.changes ? { changes: state.changes } : {}),
+    ...(state.changesError ? { changesError: redactor.redact(state.changesError) } : {}),
     startedAt: startedAt.toISOString(),
     finishedAt: new Date().toISOString(),
   };

@@ -1,12 +1,13 @@
 /**
  * The runner's side of a session (core/session.ts): before the agent, apply the previous
- * run's change to each freshly fetched source; after it, record this run's change and
- * turn as the session's next state (artifacts/session.json, which the warm worker sends
- * to the controller with its report).
+ * run's change to each freshly fetched source; after it, this run's turn and recorded
+ * change (runner/patch.ts) are the session's next state (artifacts/session.json; the warm
+ * worker sends the turns, the report's patches carry the change).
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import type { SessionPatch, SessionState } from '../core/session';
+import { gunzipSync } from 'zlib';
+import type { SessionState } from '../core/session';
 import { FetchContext, runGit, untrustedRepoGitEnv } from './sources';
 import { RunFailure, SourceRecord } from './status';
 
@@ -21,29 +22,22 @@ export async function restoreWorkspace(state: SessionState, sources: readonly So
     const label = `session "${state.name}": source "${src.name}"`;
     if (saved.base !== src.commit) ctx.log(`${label}: the previous run's change was made on ${saved.base}, the source is now at ${src.commit}; applying it anyway`);
     const file = path.join(ctx.scratchDir, `session-${src.name}.patch`);
-    fs.writeFileSync(file, saved.patch, { mode: 0o600 });
+    // Binary-safe: the patch travels gzipped and base64-encoded, as the run stored it.
+    let patch: Buffer;
+    try {
+      patch = gunzipSync(Buffer.from(saved.patch, 'base64'));
+    } catch (err) {
+      throw new RunFailure('invalid_spec', `${label}: the previous run's change is not a gzipped, base64-encoded patch (${(err as Error).message}); delete the session and start it again`);
+    }
+    fs.writeFileSync(file, patch, { mode: 0o600 });
     await runGit(ctx, env, label, ['apply', '--binary', '--whitespace=nowarn', file], path.join(ctx.workspace, src.name)).catch((err: Error) => {
       throw new RunFailure(
         'source_failed',
         `${label}: the previous run's change does not apply on ${src.commit} (${err.message.split(': ').pop()}); pin the source to ${saved.base} or set session.freshWorkspace: true`,
       );
     });
-    ctx.log(`${label}: continued from the previous run's change (${Buffer.byteLength(saved.patch)} bytes)`);
+    ctx.log(`${label}: continued from the previous run's change (${patch.length} bytes)`);
   }
-}
-
-/** Each source's change against the commit it was fetched at, untracked files included. */
-export async function workspaceChanges(sources: readonly SourceRecord[], ctx: FetchContext): Promise<Record<string, SessionPatch>> {
-  const env = untrustedRepoGitEnv(ctx);
-  const out: Record<string, SessionPatch> = {};
-  for (const src of sources) {
-    const dir = path.join(ctx.workspace, src.name);
-    const label = `session: source "${src.name}"`;
-    await runGit(ctx, env, label, ['add', '--all', '--', '.'], dir);
-    const patch = await runGit(ctx, env, label, ['diff', '--cached', '--binary', '--no-color', '--no-ext-diff', src.commit], dir);
-    out[src.name] = { base: src.commit, patch };
-  }
-  return out;
 }
 
 export function writeSessionState(artifacts: string, state: SessionState): void {

@@ -152,7 +152,7 @@ async function fetchOne(src: GitSourceSpec, ctx: FetchContext): Promise<SourceRe
   return { name: src.name, dir: path.relative(ctx.workspace, workDir), commit };
 }
 
-function gitEnv(src: GitSourceSpec, ctx: FetchContext): Record<string, string> {
+export function gitEnv(src: Pick<GitSourceSpec, 'name' | 'url'>, ctx: Pick<FetchContext, 'baseEnv' | 'caEnv' | 'credentials' | 'scratchDir'>): Record<string, string> {
   const config: Array<[string, string]> = [
     ['advice.detachedHead', 'false'],
     ['init.defaultBranch', 'main'],
@@ -187,7 +187,7 @@ export function untrustedRepoGitEnv(ctx: FetchContext): Record<string, string> {
   ]);
 }
 
-function configEnv(ctx: FetchContext, config: ReadonlyArray<[string, string]>): Record<string, string> {
+function configEnv(ctx: Pick<FetchContext, 'baseEnv' | 'caEnv'>, config: ReadonlyArray<[string, string]>): Record<string, string> {
   const env: Record<string, string> = {
     ...ctx.baseEnv,
     ...ctx.caEnv,

@@ -18,6 +18,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
+import type { SourceChange } from '../core/protocol';
 
 export type Outcome =
   | 'succeeded'
@@ -38,7 +39,7 @@ export const EXIT_CODES: Readonly<Record<Outcome, number>> = {
   internal_error: 6,
 };
 
-export type Phase = 'load' | 'sources' | 'config' | 'agent' | 'results';
+export type Phase = 'load' | 'sources' | 'config' | 'agent' | 'results' | 'changes';
 
 export interface ParseErrorRecord {
   /** 1-based index of the ```result block in the final output (0 when the final output itself could not be read). */
@@ -86,6 +87,10 @@ export interface RunStatus {
   readonly outputDroppedBytes?: number;
   /** Bytes left out of the middle of agent.stdout.log / agent.stderr.log (their size limit). */
   readonly logDroppedBytes?: { readonly stdout: number; readonly stderr: number };
+  /** What the agent changed in each source (its patch: artifacts/patches/<source>.patch). */
+  readonly changes?: SourceChange[];
+  /** Why the change could not be recorded (the outcome is unaffected). */
+  readonly changesError?: string;
   readonly startedAt: string;
   readonly finishedAt: string;
 }

@@ -5,14 +5,21 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { encodeTerminationMessage } from '../core/protocol';
+import { encodeTerminationMessage, patchLogLines } from '../core/protocol';
+import { readPatches } from './patch';
 
 export const TERMINATION_LOG = '/dev/termination-log';
 
-/** In a Job's pod: write the report where the kubelet picks it up. Best effort (never changes the exit code). */
-export function writeTerminationMessage(artifactsDir: string, file = TERMINATION_LOG): boolean {
+/**
+ * In a Job's pod: write the report where the kubelet picks it up, and return the
+ * log lines carrying the patches, for the caller to print last (the message says
+ * how many). Best effort: never changes the exit code; undefined when it failed.
+ */
+export function writeTerminationMessage(artifactsDir: string, file = TERMINATION_LOG): string[] | undefined {
   try {
-    const status = JSON.parse(fs.readFileSync(path.join(artifactsDir, 'status.json'), 'utf8'));
+    const raw = JSON.parse(fs.readFileSync(path.join(artifactsDir, 'status.json'), 'utf8'));
+    const lines = patchLogLines(readPatches(artifactsDir, raw.changes));
+    const status = lines.length ? { ...raw, patchLogLines: lines.length } : raw;
     let results = '';
     try {
       results = fs.readFileSync(path.join(artifactsDir, 'results.jsonl'), 'utf8');
@@ -20,8 +27,8 @@ export function writeTerminationMessage(artifactsDir: string, file = TERMINATION
       // no results (the agent never ran)
     }
     fs.writeFileSync(file, encodeTerminationMessage(status, results));
-    return true;
+    return lines;
   } catch {
-    return false;
+    return undefined;
   }
 }

@@ -11,10 +11,11 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { readPatches } from './patch';
 import { POD_PATHS, run } from './run';
 import { readSessionState } from './session';
 import type { SandboxKind } from './sandbox-bwrap';
-import { type GrantSources, type LeaseGrant, MAX_RESULT_BYTES, shortenStatus } from '../core/protocol';
+import { type GrantSources, type LeaseGrant, MAX_RESULT_BYTES, shortenStatus, type SourceChange } from '../core/protocol';
 import { jsonLogger } from '../core/log';
 import { spawnSync } from 'child_process';
 import { writeFetchRecord } from './fetch-record';
@@ -166,7 +167,8 @@ async function execute(grant: LeaseGrant, opts: WorkerOptions, id: string, workD
   let accepted = false;
   if (!lost) {
     const session = grant.task.session ? readSessionState(dirs.artifacts) : undefined;
-    let report = { ...readReport(dirs.artifacts), ...(session ? { session } : {}) };
+    // The session's turns only: its change is the run's recorded one, which the report's patches carry.
+    let report = { ...readReport(dirs.artifacts), ...(session ? { session: { ...session, patches: {} } } : {}) };
     // Stopping (SIGTERM, or paddock local gone): one try, then leave; the lease expires on its own.
     for (let i = 0; i < (opts.signal?.aborted ? 1 : 5) && !accepted; i++) {
       try {
@@ -219,8 +221,14 @@ function unpackSources(sources: GrantSources, dirs: { workspace: string; artifac
   writeFetchRecord(dirs.artifacts, { ok: true, sources: sources.records.map((r) => ({ ...r })), ms: sources.ms });
 }
 
+function readReport(artifacts: string): { status: Record<string, unknown>; results: string; truncated?: boolean; patches?: Record<string, string> } {
+  const report = readResults(artifacts);
+  const patches = readPatches(artifacts, report.status.changes as SourceChange[] | undefined);
+  return Object.keys(patches).length ? { ...report, patches } : report;
+}
+
 /** status.json and results.jsonl, shortened to the controller's limits (what was cut is said in them). */
-function readReport(artifacts: string): { status: Record<string, unknown>; results: string; truncated?: boolean } {
+function readResults(artifacts: string): { status: Record<string, unknown>; results: string; truncated?: boolean } {
   let status: Record<string, unknown>;
   try {
     status = JSON.parse(fs.readFileSync(path.join(artifacts, 'status.json'), 'utf8'));

@@ -12,8 +12,9 @@ const packageRegistries: EgressRule[] = [
  * The example platform: codex and Claude Code pools under gVisor, each with
  * its own egress allowlist enforced by an egress proxy (the default backend):
  * the package registries listed here plus what the pool needs without listing
- * it, its harness's model provider (api.openai.com, api.anthropic.com) and its
- * tasks' git host (github.com). HTTPS only, nothing else, and never a private
+ * it, its tasks' git host (github.com). Its model provider (api.openai.com,
+ * api.anthropic.com) only the model gateway reaches, with the key it holds for the
+ * pool. HTTPS only, nothing else, and never a private
  * or link-local address. The codex pool runs each task as its own Job (mode
  * "job", the default); the claude pool keeps a warm worker that leases tasks
  * from the controller (mode "warm"). Credentials by reference to Secrets

@@ -154,7 +154,7 @@ export class AgentPlatform extends pulumi.ComponentResource {
   public readonly controllerService: pulumi.Output<string>;
   /** The controller's in-cluster URL, e.g. http://paddock-controller.paddock.svc. */
   public readonly controllerUrl: pulumi.Output<string>;
-  /** Declared task → the Job that runs it (its name carries the task spec's hash). */
+  /** Declared task of a job pool → the Job that runs it (its name carries the task spec's hash); a warm pool's tasks have none (its workers run them). */
   public readonly taskJobNames: pulumi.Output<Record<string, string>>;
   /** Names of the Secrets this component created from `credentialValues`. */
   public readonly credentialSecretNames: pulumi.Output<string[]>;

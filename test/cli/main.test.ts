@@ -101,7 +101,7 @@ describe('one command line: every command through one parser', () => {
     expect(await cli('harness', '--help')).toMatchObject({ code: 0, stdout: expect.stringContaining('paddock harness presets [--json]') });
     expect(await cli()).toMatchObject({ code: 2, stderr: expect.stringMatching(/^Usage:/) });
     expect(await cli('harness')).toMatchObject({ code: 2, stderr: expect.stringMatching(/^paddock: harness needs a command; use "dry-run" or "presets"\n/) });
-    expect(await cli('deploy')).toMatchObject({ code: 2, stderr: expect.stringMatching(/^paddock: unknown command "deploy"; use "run", "harness", "egress", "controller", "worker", "local", "gateway", "tasks", "sessions" or "version"\n/) });
+    expect(await cli('deploy')).toMatchObject({ code: 2, stderr: expect.stringMatching(/^paddock: unknown command "deploy"; use "run", "harness", "egress", "controller", "worker", "local", "gateway", "tasks", "sessions", "publish" or "version"\n/) });
   });
 
   test('paddock --version and paddock version print the package version', () => {

@@ -46,14 +46,14 @@ describe('Platform: the control plane authenticates and authorizes with the API 
     const warm = find(objects, 'Deployment', 'pool-codex').spec.template.spec;
     expect(warm.serviceAccountName).toBe('pool-codex');
     expect(warm.automountServiceAccountToken).toBe(false);
-    const workerToken = (v: any) => v.projected?.sources?.some((src: any) => src.serviceAccountToken?.audience === WORKER_TOKEN_AUDIENCE);
+    const workerToken = (v: any) => v.projected?.sources.some((src: any) => src.serviceAccountToken?.audience === WORKER_TOKEN_AUDIENCE);
     const volume = warm.volumes.find(workerToken);
     expect(volume.projected.sources).toEqual([{ serviceAccountToken: { audience: WORKER_TOKEN_AUDIENCE, expirationSeconds: 600, path: 'token' } }]);
     expect(volume.projected.defaultMode).toBe(0o400);
     expect(warm.containers[0].volumeMounts).toContainEqual({ name: volume.name, mountPath: WORKER_TOKEN_PATH.replace(/\/token$/, ''), readOnly: true });
     const tokenless = [find(objects, 'Deployment', 'pool-claude').spec.template.spec, ...objects.filter((o) => o.kind === 'Job').map((j: any) => j.spec.template.spec)];
     expect(tokenless.length).toBeGreaterThan(1);
-    // Their model-gateway token (another audience, useless at the lease API) is not a worker token.
+    // (Agent pods carry the model gateway's token, for another audience: not one the lease API takes.)
     for (const pod of tokenless) expect((pod.volumes ?? []).filter(workerToken)).toEqual([]);
   });
 

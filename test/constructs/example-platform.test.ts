@@ -115,10 +115,10 @@ describe('the example platform', () => {
     expect(objects.some((o) => o.kind === 'Secret')).toBe(false);
   });
 
-  test('each pool reaches hosts only through its own egress proxy: registries, its provider and its git host', () => {
+  test('each pool reaches hosts only through its own egress proxy: registries and its git host (its provider only through the model gateway)', () => {
     const expected: Record<string, string> = {
-      codex: 'acl allowed dstdomain -n github.com api.openai.com registry.npmjs.org pypi.org files.pythonhosted.org\n',
-      claude: 'acl allowed dstdomain -n api.anthropic.com github.com registry.npmjs.org pypi.org files.pythonhosted.org\n',
+      codex: 'acl allowed dstdomain -n github.com registry.npmjs.org pypi.org files.pythonhosted.org\n',
+      claude: 'acl allowed dstdomain -n github.com registry.npmjs.org pypi.org files.pythonhosted.org\n',
     };
     for (const [pool, acl] of Object.entries(expected)) {
       expect(find(objects, 'ConfigMap', `egress-${pool}`).data['squid.conf']).toContain(acl);

@@ -10,6 +10,7 @@ import { ApiServer, startApi } from '../../controller/api';
 import { Controller } from '../../controller/controller';
 import { startMetrics } from '../../controller/metrics';
 import { lifecycleOf } from '../../controller/lifecycle';
+import { lifecycleEventObject } from '../../controller/events';
 import { jsonLogger } from '../../core/log';
 import { makeTmpDir } from '../support/runner-fixtures';
 import { localToken, memoryPlatform, slowHarness, taskSpec } from './support/platform';
@@ -121,6 +122,35 @@ describe('lifecycle: metrics and Events through every phase', () => {
     expect(lifecycleOf(undefined, cm('Running'))).toMatchObject({ reason: 'Started' });
     expect(lifecycleOf(cm('Running'), cm('Queued', { 'paddock.dev/outcome': 'terminated', 'paddock.dev/attempt': '2' }))).toMatchObject({ reason: 'Retried', attempt: 2, outcome: 'terminated' });
     expect(lifecycleOf(cm('Running'), cm(undefined))).toBeUndefined();
+  });
+
+  test('lifecycleOf: a delivery that ends is a step (pushed, pull request opened, skipped, failed); pending and repeats are not', () => {
+    const cm = (delivery?: Record<string, unknown>) => ({
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: {
+        name: 'run-t-1',
+        labels: { 'paddock.dev/task': 't', 'paddock.dev/run': 't-1', 'paddock.dev/pool': 'p', 'paddock.dev/phase': 'Succeeded' },
+        annotations: delivery ? { 'paddock.dev/delivery': String(delivery.state) } : {},
+      },
+      data: delivery && delivery.state !== 'pending' ? { 'delivery.json': JSON.stringify(delivery) } : {},
+    });
+    const where = { repository: 'https://git.example/acme/work.git', branch: 'paddock/t' };
+    const pushed = { ...where, state: 'pushed', commit: 'abcdef0123456789abcdef0123456789abcdef01' };
+    expect(lifecycleOf(cm(), cm({ state: 'pending' }))).toBeUndefined();
+    expect(lifecycleOf(cm({ state: 'pending' }), cm(pushed))).toMatchObject({ reason: 'Delivered', task: 't', run: 't-1', delivery: 'pushed', message: 'pushed abcdef012345 to https://git.example/acme/work.git branch paddock/t' });
+    expect(lifecycleOf(cm(pushed), cm(pushed))).toBeUndefined();
+    const pr = { ...pushed, pullRequest: { url: 'https://git.example/acme/work/pull/7', number: 7 } };
+    expect(lifecycleOf(cm({ state: 'pending' }), cm(pr))).toMatchObject({ reason: 'PullRequestOpened', message: expect.stringMatching(/; opened https:\/\/git\.example\/acme\/work\/pull\/7$/) });
+    expect(lifecycleOf(cm(), cm({ ...where, state: 'skipped', reason: 'the run ended failed' }))).toMatchObject({ reason: 'DeliverySkipped' });
+    for (const state of ['conflict', 'denied', 'failed']) {
+      const e = lifecycleOf(cm({ state: 'pending' }), cm({ ...where, state, reason: `why ${state}` }))!;
+      expect(e).toMatchObject({ reason: 'DeliveryFailed', delivery: state, message: `delivery ${state} (https://git.example/acme/work.git branch paddock/t): why ${state}` });
+      const event = lifecycleEventObject('ns', e, { uid: 'u1' }, 'ctl', new Date('2026-01-01T00:00:00Z'));
+      expect(event).toMatchObject({ type: 'Warning', reason: 'DeliveryFailed', action: 'Deliver', regarding: { kind: 'ConfigMap', name: 'task-t', uid: 'u1' } });
+      expect(event.note).toBe(`run t-1 (attempt 1, pool p): delivery ${state} (https://git.example/acme/work.git branch paddock/t): why ${state} [delivery ${state}]`);
+    }
+    expect(lifecycleEventObject('ns', lifecycleOf(cm({ state: 'pending' }), cm(pr))!, {}, 'ctl', new Date())).toMatchObject({ type: 'Normal', reason: 'PullRequestOpened', action: 'Deliver' });
   });
 
   test('JSON logs: one object per line with time, level, component and fields', () => {

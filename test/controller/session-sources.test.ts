@@ -8,6 +8,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
+import { gunzipSync } from 'zlib';
 import { ApiServer, startApi } from '../../controller/api';
 import { Controller } from '../../controller/controller';
 import { taskConfigMap } from '../../controller/observe';
@@ -18,6 +19,8 @@ import { runWorker } from '../../runner/worker';
 import { GitServer, startGitServer } from '../support/git-server';
 import { makeDemoRepos, makeTmpDir } from '../support/runner-fixtures';
 import { devNull, localToken, memoryPlatform, NS } from './support/platform';
+import { stableJson } from '../../core/stable-json';
+import type { PoolSpec } from '../../policy/specs';
 import { until } from './support/controller-process';
 
 jest.setTimeout(90_000);
@@ -43,7 +46,10 @@ afterAll(async () => {
 describe('a session over sources the controller fetched', () => {
   let controller: Controller | undefined;
   let api: ApiServer | undefined;
-  const abort = new AbortController();
+  let abort = new AbortController();
+  beforeEach(() => {
+    abort = new AbortController();
+  });
   afterEach(async () => {
     abort.abort();
     await api?.close();
@@ -75,12 +81,49 @@ describe('a session over sources the controller fetched', () => {
     // The stored change is against the commit the controller fetched, and holds both lines.
     const status = JSON.parse((store.list('ConfigMap').find((cm) => cm.metadata.name === controller!.task('two')!.run!.configMap)!.data as any)['status.json']);
     expect(state.patches.demo.base).toBe(status.sources[0].commit);
-    expect(state.patches.demo.patch).toContain('+line from one\n+line from two\n');
+    expect(gunzipSync(Buffer.from(state.patches.demo.patch, 'base64')).toString()).toContain('+line from one\n+line from two\n');
+    // The same change the run stored (issue 14's patch), not a second diff of the workspace.
+    expect(controller.patch('two', 'demo')!.patch!.toString()).toBe(gunzipSync(Buffer.from(state.patches.demo.patch, 'base64')).toString());
     expect(state.pool).toBe('warm');
 
     // freshWorkspace: the session's conversation goes on, the checkout starts clean.
     await store.create(taskConfigMap(NS, task('three', { session: { name: 'notes', freshWorkspace: true } })));
     await done('three');
     expect(controller.session('notes')!.turns[2].output).toBe('NOTES\nline from three\n');
+  });
+
+  test('a change that holds a credential the agent was given is withheld: the session is not continued from it, its next task fails saying so', async () => {
+    const token = 'deploy-token-5f0c2a9e7b';
+    // An agent that writes the pool's credential (its env) into the checkout.
+    const leaky: HarnessSpec = { ...harness, command: [process.execPath, '-e', `require('fs').appendFileSync('notes.txt', 'token ' + process.env.DEPLOY_TOKEN + '\\n'); process.stdout.write('wrote it');`] };
+    const store: MemoryStore = memoryPlatform(leaky);
+    const pool: PoolSpec = { apiVersion: 'paddock.dev/v1alpha1', kind: 'Pool', name: 'warm', capabilities: [leaky.capability], harnesses: [leaky.name], mode: 'warm', concurrency: 100, credentials: { env: [{ name: 'DEPLOY_TOKEN' }] } };
+    await store.replace({ ...(await store.get('ConfigMap', 'pool-warm'))!, data: { 'pool.json': stableJson(pool) } });
+    const log: string[] = [];
+    controller = new Controller({ store, namespace: NS, log: (l) => log.push(l), fetchSources: (t, p, h) => fetchSourcesArchive(t, p, h, { env: { PATH: process.env.PATH, GIT_SSL_CAINFO: git.caFile } }) });
+    await controller.start();
+    const auth = localToken(root);
+    api = await startApi(controller, { port: 0, host: '127.0.0.1', routes: 'workers', auth: auth.auth });
+    const workerLog: string[] = [];
+    void runWorker({ controller: api.url, pool: 'warm', tokenFile: auth.tokenFile, id: 'w1', workDir: path.join(root, 'work-leaky'), waitMs: 200, env: { PATH: process.env.PATH, DEPLOY_TOKEN: token }, signal: abort.signal, log: (l) => workerLog.push(l), stdout: devNull(), stderr: devNull() });
+    const debug = () => `--- controller\n${log.join('\n')}\n--- worker\n${workerLog.join('\n')}`;
+    const task = (name: string, extra: Partial<TaskSpec>): TaskSpec => ({ apiVersion: 'paddock.dev/v1alpha1', kind: 'Task', name, pool: 'warm', harness: 'slow', prompt: 'go', timeoutSeconds: 30, sources: [{ name: 'demo', type: 'git_https', url: `${git.url}/demo.git` }], ...extra });
+    const ended = (name: string) => until(`${name} to end`, () => ['Succeeded', 'Failed'].includes(controller!.task(name)?.run?.phase ?? ''), debug, 30_000);
+
+    await store.create(taskConfigMap(NS, task('leak-one', { session: { name: 'creds', create: true } })));
+    await ended('leak-one');
+    const one = controller.task('leak-one')!.run!;
+    // The agent's outcome is its own; the change is withheld, and so the session state is not saved.
+    expect(one.phase).toBe('Succeeded');
+    expect(one.changes).toEqual([expect.objectContaining({ source: 'demo', patchWithheld: true })]);
+    expect(one.message).toMatch(/session state not saved: the change of source "demo" holds a credential the agent was given \(patchWithheld\)/);
+    const [cm] = store.list('ConfigMap', 'paddock.dev/session=creds');
+    expect(JSON.stringify(cm.data)).not.toContain(token);
+    expect(controller.session('creds')).toMatchObject({ patches: {}, broken: { task: 'leak-one', reason: expect.stringMatching(/patchWithheld/) } });
+
+    await store.create(taskConfigMap(NS, task('leak-two', { session: { name: 'creds' } })));
+    await ended('leak-two');
+    expect(controller.task('leak-two')!.run!.phase).toBe('Failed');
+    expect(controller.task('leak-two')!.run!.message).toMatch(/session "creds" cannot be continued: the state of task "leak-one" was not saved \(the change of source "demo" holds a credential .*\); delete it/);
   });
 });

@@ -3,13 +3,14 @@
  * first, saying how many), and a stored state past its cap gets an error naming its size,
  * the limit and what to do.
  */
-import { MAX_SESSION_BYTES, MAX_TRANSCRIPT_BYTES, promptWithTranscript, SessionState, sessionSizeProblem } from '../../core/session';
+import { MAX_PATCH_GZIP_BYTES, type SourceChange } from '../../core/protocol';
+import { MAX_SESSION_BYTES, MAX_TRANSCRIPT_BYTES, promptWithTranscript, sessionPatchesOf, SessionState, sessionSizeProblem } from '../../core/session';
 
 const state = (turns: Array<[string, string]>, patch = ''): SessionState => ({
   name: 'fix',
   harness: 'codex',
   turns: turns.map(([task, output]) => ({ task, prompt: `prompt of ${task}`, output })),
-  patches: patch ? { repo: { base: 'a'.repeat(40), patch } } : {},
+  patches: patch ? { repo: { base: 'a'.repeat(40), patch, bytes: patch.length } } : {},
   resume: 'transcript',
 });
 
@@ -49,5 +50,28 @@ describe('sessionSizeProblem', () => {
     expect(sessionSizeProblem(state([['t1', 'ok']], 'diff'))).toBeUndefined();
     const over = sessionSizeProblem(state([['t1', 'ok']], 'p'.repeat(MAX_SESSION_BYTES)));
     expect(over).toMatch(new RegExp(`^session "fix": its state is \\d+ bytes, over the limit of ${MAX_SESSION_BYTES} \\(a ConfigMap holds at most 1 MiB\\); .*start a new session, or set session.freshWorkspace: true$`));
+  });
+});
+
+describe('sessionPatchesOf: the workspace a session carries is the run\'s recorded change', () => {
+  const change = (source: string, extra: Partial<SourceChange> = {}): SourceChange => ({ source, base: 'b'.repeat(40), files: 1, insertions: 1, deletions: 0, bytes: 120, ...extra });
+
+  test('each changed source\'s stored patch, against its base; an unchanged source carries nothing', () => {
+    expect(sessionPatchesOf([change('app'), change('docs', { files: 0, insertions: 0, bytes: 0 })], { app: 'H4sIAAAA' })).toEqual({
+      patches: { app: { base: 'b'.repeat(40), patch: 'H4sIAAAA', bytes: 120 } },
+    });
+    expect(sessionPatchesOf(undefined, undefined)).toEqual({ patches: {} });
+  });
+
+  test('a withheld change (it held a credential) is never carried: the problem names the source and why', () => {
+    const r = sessionPatchesOf([change('app', { patchWithheld: true }), change('docs')], { docs: 'H4sIAAAA' });
+    expect(r.patches).not.toHaveProperty('app');
+    expect(r.problem).toBe('the change of source "app" holds a credential the agent was given (patchWithheld); it is never stored, so the session cannot continue from it');
+  });
+
+  test('a change over the patch cap, one missing from the report, or one not recorded at all is a problem too', () => {
+    expect(sessionPatchesOf([change('app', { patchTooLarge: true })], {}).problem).toBe(`the change of source "app" is over the ${MAX_PATCH_GZIP_BYTES}-byte gzipped cap (patchTooLarge); it is too large to carry over`);
+    expect(sessionPatchesOf([change('app')], {}).problem).toBe('the change of source "app" was not reported with the run');
+    expect(sessionPatchesOf(undefined, undefined, 'git diff failed').problem).toBe("the run's change could not be recorded (git diff failed)");
   });
 });

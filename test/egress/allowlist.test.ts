@@ -13,6 +13,9 @@ import { checkAgentPodsDenyByDefault, checkPodSecurityRestricted, KubeObject, se
 import { renderSquidConf } from '../../policy/squid-conf';
 import { expectValidK8s, registerSchema, validateK8sObject } from '../support/k8s-schema';
 import { find, keyedPool, newPlatform, synth, synthProblems } from '../support/synth';
+
+/** Model keys the agents hold themselves, so a pool's egress lists its provider (through the model gateway it would not). */
+const EXPOSED = { exposeToAgent: true } as const;
 import * as ciliumSchema from './cilium-network-policy.schema.json';
 
 registerSchema('cilium.io/v2', 'CiliumNetworkPolicy', ciliumSchema);
@@ -22,7 +25,7 @@ const PROXY_URL = 'http://egress-proxy-agents.paddock.svc:3128';
 /** A codex pool with a task on github.com under one allowlist. */
 function codexPlatform(allowlist: { rules?: EgressRule[]; backend?: 'proxy' | 'cilium' | 'networkpolicy'; proxy?: object } = {}) {
   const ctx = newPlatform();
-  const pool = keyedPool(ctx.platform, 'codex', { harnesses: [Harness.codex()] });
+  const pool = keyedPool(ctx.platform, 'codex', { harnesses: [Harness.codex()] }, EXPOSED);
   const list = new EgressAllowlist(ctx.platform, 'agents', allowlist);
   pool.allowEgressTo(list);
   new AgentTask(ctx.platform, 'fix', {
@@ -213,9 +216,9 @@ describe('backend "proxy" (the default)', () => {
   test('pools sharing an allowlist share what they add; a pool without one gets no proxy', () => {
     const { chart: c4, platform } = newPlatform();
     const shared = new EgressAllowlist(platform, 'shared');
-    keyedPool(platform, 'codex', { harnesses: [Harness.codex()] }).allowEgressTo(shared);
-    keyedPool(platform, 'claude', { harnesses: [Harness.claudeCode()] }).allowEgressTo(shared);
-    keyedPool(platform, 'gemini', { harnesses: [Harness.geminiCli()] });
+    keyedPool(platform, 'codex', { harnesses: [Harness.codex()] }, EXPOSED).allowEgressTo(shared);
+    keyedPool(platform, 'claude', { harnesses: [Harness.claudeCode()] }, EXPOSED).allowEgressTo(shared);
+    keyedPool(platform, 'gemini', { harnesses: [Harness.geminiCli()] }, EXPOSED);
     const o4 = synth(c4);
     const d = JSON.parse(find(o4, 'ConfigMap', 'egress-shared').data['allowlist.json']);
     expect(d.pools).toEqual(['claude', 'codex']);
@@ -324,7 +327,7 @@ describe('bad rules and options fail at once with a clear message', () => {
     [
       'a pool under two proxy allowlists',
       (p) => {
-        const pool = keyedPool(p, 'codex', { harnesses: [Harness.codex()] });
+        const pool = keyedPool(p, 'codex', { harnesses: [Harness.codex()] }, EXPOSED);
         pool.allowEgressTo(new EgressAllowlist(p, 'one'));
         pool.allowEgressTo(new EgressAllowlist(p, 'two'));
       },
@@ -333,7 +336,7 @@ describe('bad rules and options fail at once with a clear message', () => {
     [
       'a pool mixing proxy and cilium',
       (p) => {
-        const pool = keyedPool(p, 'codex', { harnesses: [Harness.codex()] });
+        const pool = keyedPool(p, 'codex', { harnesses: [Harness.codex()] }, EXPOSED);
         pool.allowEgressTo(new EgressAllowlist(p, 'one', { backend: 'cilium' }));
         pool.allowEgressTo(new EgressAllowlist(p, 'two'));
       },
@@ -341,7 +344,7 @@ describe('bad rules and options fail at once with a clear message', () => {
     ],
     [
       'a harness host that is a URL',
-      (p) => keyedPool(p, 'x', { harnesses: [Harness.codex({ extraHosts: ['https://llm.example.com'] })] }).allowEgressTo(new EgressAllowlist(p, 'e')),
+      (p) => keyedPool(p, 'x', { harnesses: [Harness.codex({ extraHosts: ['https://llm.example.com'] })] }, EXPOSED).allowEgressTo(new EgressAllowlist(p, 'e')),
       /Harness "codex": hosts\[1\]: "https:\/\/llm\.example\.com" contains a URL scheme/,
     ],
   ];
@@ -361,7 +364,7 @@ describe('bad rules and options fail at once with a clear message', () => {
 
   test('a task source on an IP address fails synthesis: names only, addresses by CIDR', () => {
     const { chart, platform } = newPlatform();
-    const pool = keyedPool(platform, 'codex', { harnesses: [Harness.codex()] });
+    const pool = keyedPool(platform, 'codex', { harnesses: [Harness.codex()] }, EXPOSED);
     pool.allowEgressTo(new EgressAllowlist(platform, 'e'));
     new AgentTask(platform, 't', { pool, prompt: 'p', sources: [{ url: 'https://10.1.2.3/org/repo.git' }] });
     expect(synthProblems(chart)).toEqual([

@@ -13,6 +13,9 @@ import { main } from '../../cli/main';
 import { buildApp } from '../../stacks/cdk8s/main';
 import { keyedPool } from '../support/synth';
 
+/** Model keys the agents hold themselves, so a pool's egress lists its provider (through the model gateway it would not). */
+const EXPOSED = { exposeToAgent: true } as const;
+
 const root = path.join(__dirname, '..', '..');
 
 /** Synthesizes `build`'s app into a fresh directory, as `cdk8s synth` does. */
@@ -35,7 +38,7 @@ describe('paddock egress explain', () => {
   const exampleDir = fs.mkdtempSync(path.join(os.tmpdir(), 'paddock-explain-example-'));
   buildApp(exampleDir).synth();
 
-  test('the example platform: codex reaches its provider, its git host and the registries, through the proxy', async () => {
+  test('the example platform: codex reaches its git host and the registries through the proxy, its provider through the model gateway', async () => {
     const { code, stdout, stderr } = await run('explain', 'codex', '--dir', exampleDir);
     expect(stderr).toBe('');
     expect(code).toBe(0);
@@ -44,7 +47,7 @@ describe('paddock egress explain', () => {
     expect(lines[1]).toBe('  allowlist "codex": backend proxy (egress proxy http://egress-proxy-codex.paddock.svc:3128)');
     expect(stdout).toContain('HTTPS_PROXY=HTTP_PROXY=http://egress-proxy-codex.paddock.svc:3128');
     const row = (host: string) => lines.find((l) => l.trim().startsWith(`${host} `))?.trim().split(/\s{2,}/);
-    expect(row('api.openai.com')).toEqual(['api.openai.com', 'https 443', 'proxy', 'harness codex (pool codex)']);
+    expect(row('api.openai.com')).toEqual(['api.openai.com', 'https 443', 'model gateway', "http://paddock-model-gateway.paddock.svc:8080/codex holds OPENAI_API_KEY; the pool's pods cannot reach the host"]);
     expect(row('github.com')).toEqual(['github.com', 'https 443', 'proxy', 'task summarize-readme source hello-world (pool codex)']);
     expect(row('registry.npmjs.org')).toEqual(['registry.npmjs.org', 'https 443', 'proxy', 'rule of allowlist codex']);
     // Each example pool has its own allowlist: codex cannot reach Claude's provider.
@@ -56,9 +59,16 @@ describe('paddock egress explain', () => {
     const { code, stdout } = await run('explain', 'codex', '--dir', exampleDir, '--json');
     expect(code).toBe(0);
     const e = JSON.parse(stdout) as PoolEgress;
-    expect(e).toMatchObject({ pool: 'codex', namespace: 'paddock', proxy: { url: 'http://egress-proxy-codex.paddock.svc:3128' }, harnessHosts: [{ host: 'api.openai.com', harness: 'codex' }] });
+    expect(e).toMatchObject({
+      pool: 'codex',
+      namespace: 'paddock',
+      proxy: { url: 'http://egress-proxy-codex.paddock.svc:3128' },
+      harnessHosts: [{ host: 'api.openai.com', harness: 'codex' }],
+      gateway: { url: 'http://paddock-model-gateway.paddock.svc:8080/codex', providers: [{ host: 'api.openai.com', env: 'OPENAI_API_KEY' }] },
+    });
     expect(e.allowlists.map((a) => [a.name, a.backend, a.pools])).toEqual([['codex', 'proxy', ['codex']]]);
-    expect(e.allowlists[0].hosts.map((h) => h.host)).toEqual(['github.com', 'api.openai.com', 'registry.npmjs.org', 'files.pythonhosted.org', 'pypi.org'].sort());
+    // The provider is the gateway's to reach: the pool's allowlist leaves it out.
+    expect(e.allowlists[0].hosts.map((h) => h.host)).toEqual(['github.com', 'registry.npmjs.org', 'files.pythonhosted.org', 'pypi.org'].sort());
     expect(e.proxy!.noProxy).toContain('paddock-controller.paddock.svc');
   });
 
@@ -66,12 +76,12 @@ describe('paddock egress explain', () => {
     const dir = synthTo((app) => {
       const chart = new Chart(app, 'agents', { disableResourceNameHashes: true });
       const platform = new Platform(chart, 'platform', { namespace: 'agents' });
-      const codex = keyedPool(platform, 'codex', { harnesses: [Harness.codex()] });
+      const codex = keyedPool(platform, 'codex', { harnesses: [Harness.codex()] }, EXPOSED);
       codex.allowEgressTo(new EgressAllowlist(platform, 'egress-codex', { name: 'codex', backend: 'cilium', rules: [{ host: '.githubusercontent.com' }] }));
       codex.allowEgressTo(new EgressAllowlist(platform, 'db', { backend: 'networkpolicy', rules: [{ cidr: '10.20.0.0/16', ports: [5432] }] }));
       new AgentTask(platform, 'fix', { pool: codex, prompt: 'p', sources: [{ url: 'https://gitlab.example.com/org/repo.git' }] });
-      keyedPool(platform, 'claude', { harnesses: [Harness.claudeCode()] }).allowEgressTo(new EgressAllowlist(platform, 'internet', { backend: 'networkpolicy', rules: [{ cidr: '0.0.0.0/0', ports: [443] }] }));
-      keyedPool(platform, 'gemini', { harnesses: [Harness.geminiCli()] });
+      keyedPool(platform, 'claude', { harnesses: [Harness.claudeCode()] }, EXPOSED).allowEgressTo(new EgressAllowlist(platform, 'internet', { backend: 'networkpolicy', rules: [{ cidr: '0.0.0.0/0', ports: [443] }] }));
+      keyedPool(platform, 'gemini', { harnesses: [Harness.geminiCli()] }, EXPOSED);
     });
     const codex = await run('explain', 'codex', '--dir', dir);
     expect(codex.code).toBe(0);
@@ -102,7 +112,7 @@ describe('paddock egress explain', () => {
     const dir = synthTo((app) => {
       for (const ns of ['team-a', 'team-b']) {
         const chart = new Chart(app, ns, { disableResourceNameHashes: true });
-        keyedPool(new Platform(chart, 'platform', { namespace: ns }), 'codex', { harnesses: [Harness.codex()] });
+        keyedPool(new Platform(chart, 'platform', { namespace: ns }), 'codex', { harnesses: [Harness.codex()] }, EXPOSED);
       }
     });
     expect(await run('explain', 'codex', '--dir', dir)).toMatchObject({ code: 2, stderr: 'paddock egress explain: pool "codex" exists in several namespaces (team-a, team-b); pass --namespace\n' });
@@ -126,7 +136,7 @@ describe('paddock egress explain', () => {
     const r = spawnSync(process.execPath, [path.join(root, 'bin', 'paddock.js'), 'egress', 'explain', 'claude', '--dir', exampleDir], { encoding: 'utf8' });
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
-    expect(r.stdout).toMatch(/api\.anthropic\.com\s+https 443\s+proxy\s+harness claude-code \(pool claude\)/);
+    expect(r.stdout).toMatch(/api\.anthropic\.com\s+https 443\s+model gateway\s+http:\/\/paddock-model-gateway\.paddock\.svc:8080\/claude holds ANTHROPIC_API_KEY/);
   });
 
   test('dispatched by main()', async () => {

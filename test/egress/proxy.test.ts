@@ -29,6 +29,9 @@ import { CleanupStack, createNetns, createTestNetwork, linkNetns, Netns, startNo
 import { httpsGetViaConnect, RunningSquid, startSquid, describeWithSquid, squidE2eUnavailableReason } from '../support/squid';
 import { find, keyedPool, newPlatform, synth } from '../support/synth';
 
+/** Model keys the agents hold themselves, so a pool's egress lists its provider (through the model gateway it would not). */
+const EXPOSED = { exposeToAgent: true } as const;
+
 const ORIGIN = '192.0.2.10';
 const PROXY_IN_AGENT_NET = '198.51.100.1';
 const AGENT = '198.51.100.2';
@@ -110,7 +113,7 @@ function relayUnixToLoopback(socketPath: string, port: number): Promise<net.Serv
  */
 function buildPlatform(proxy: { stateDir: string; hostsFile: string }) {
   const { chart, platform } = newPlatform();
-  const pool = keyedPool(platform, 'codex', { harnesses: [Harness.codex({ extraHosts: ['model.allowed.test'] })] });
+  const pool = keyedPool(platform, 'codex', { harnesses: [Harness.codex({ extraHosts: ['model.allowed.test'] })] }, EXPOSED);
   const allowlist = new EgressAllowlist(platform, 'agents', {
     rules: [
       { host: 'api.allowed.test', ports: [8443] },

@@ -6,7 +6,8 @@
  * - the worker holds no git token: the controller fetches and hands it the checkout;
  * - an agent that daemonizes (setsid) to read the next task's private checkout is killed
  *   when its run ends, and reads nothing of the next task: with --isolation session (the
- *   run's marker).
+ *   run's marker), and with --isolation container (what synthesized workers run, here in
+ *   a PID namespace standing in for the container) even when it clears its environment.
  */
 import { ChildProcess, spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
@@ -71,8 +72,14 @@ function platform(harnesses: HarnessSpec[], passwordFile: string): MemoryStore {
 
 const task = (name: string, h: string, extra: Partial<TaskSpec> = {}): TaskSpec => ({ apiVersion: 'paddock.dev/v1alpha1', kind: 'Task', name, pool: 'warm', harness: h, prompt: 'go', timeoutSeconds: 30, ...extra });
 
-// --isolation container (the synthesized workers' mode) under unshare hung on this machine and is not proven here yet.
-const MODES: Array<['session' | 'container', string, boolean]> = [['session', 'keeps its environment', false]];
+// container: the synthesized workers' mode. A PID namespace of bubblewrap's stands in for the
+// worker's container (bwrap is its PID 1, as a pod's pause/init is), so "every process of this
+// uid" is the container's, and the daemon may clear its environment: nothing marks it.
+const MODES: Array<['session' | 'container', string, boolean]> = [
+  ['session', 'keeps its environment', false],
+  ['container', 'clears its environment', true],
+];
+const CONTAINER = ['--unshare-pid', '--die-with-parent', '--dev-bind', '/', '/', '--proc', '/proc'];
 describe.each(MODES)('warm worker, --isolation %s: a daemon that %s', (isolation, _what, cleanEnv) => {
   let controller: Controller | undefined;
   let api: ApiServer | undefined;
@@ -85,8 +92,8 @@ describe.each(MODES)('warm worker, --isolation %s: a daemon that %s', (isolation
   });
 
   test('is killed when its run ends and reads nothing of the next task; the worker never holds the git token', async () => {
-    if (isolation === 'container' && spawnSync('unshare', ['-pf', '--mount-proc', 'true']).status !== 0) {
-      throw new Error('this test needs unshare -pf --mount-proc (util-linux, root) for the PID namespace standing in for the container');
+    if (isolation === 'container' && spawnSync('bwrap', [...CONTAINER, 'true']).status !== 0) {
+      throw new Error('this test needs bubblewrap (apt-get install bubblewrap) with PID namespaces for the stand-in container');
     }
     const dir = makeTmpDir('paddock-cleanroom-run-');
     const secrets = path.join(dir, 'controller-secrets');
@@ -112,7 +119,8 @@ describe.each(MODES)('warm worker, --isolation %s: a daemon that %s', (isolation
     const workerArgv = [PADDOCK, 'worker', '--pool', 'warm', '--controller', api.url, '--id', 'w1', '--work-dir', path.join(dir, 'work'), '--wait', '500', '--isolation', isolation, '--token-file', token.tokenFile];
     // The worker's environment: no git credential of any kind.
     const workerEnv = { PATH: process.env.PATH };
-    worker = isolation === 'container' ? spawn('unshare', ['-pf', '--kill-child', '--mount-proc', process.execPath, ...workerArgv], { env: workerEnv, stdio: ['ignore', 'pipe', 'pipe'] }) : spawn(process.execPath, workerArgv, { env: workerEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+    const [command, ...argv] = isolation === 'container' ? ['bwrap', ...CONTAINER, process.execPath, ...workerArgv] : [process.execPath, ...workerArgv];
+    worker = spawn(command, argv, { env: workerEnv, stdio: ['ignore', 'pipe', 'pipe'] });
     worker.stdout!.on('data', (d) => out.push(String(d)));
     worker.stderr!.on('data', (d) => out.push(String(d)));
     const debug = () => `--- controller\n${log.join('\n')}\n--- worker\n${out.join('')}`;
@@ -124,7 +132,7 @@ describe.each(MODES)('warm worker, --isolation %s: a daemon that %s', (isolation
     // The daemon ran past its agent (it wrote its pid), and is gone once the run ended.
     await waitFor(() => fs.existsSync(pidFile), 5000);
     const daemonPid = Number(fs.readFileSync(pidFile, 'utf8'));
-    // Seen from this (outer) PID namespace the pid differs under unshare: look for the loop itself.
+    // Seen from this (outer) PID namespace the pid differs in the container's: look for the loop itself.
     const daemonAlive = () => (isolation === 'container' ? daemonProcesses(exfil).length > 0 : isAlive(daemonPid));
     expect(await waitFor(() => !daemonAlive(), 5000)).toBe(true);
 

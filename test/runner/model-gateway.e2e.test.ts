@@ -28,7 +28,7 @@ afterAll(async () => {
 
 describeIfInstalled('codex')('Codex CLI through the model gateway', () => {
   test('the mock sees the real key; the agent only the placeholder', async () => {
-    const r = await runPresetThroughGateway('codex', Harness.codex().spec, git.repoUrl('demo'), git.caFile);
+    const r = await runPresetThroughGateway('codex', Harness.codex().spec, { url: git.repoUrl('demo'), caFile: git.caFile });
     expectThroughGateway(r);
     expect(fs.readFileSync(path.join(r.dirs.home, '.codex/config.toml'), 'utf8')).toMatch(/\[model_providers\.paddock\][^[]*base_url = "http:\/\/127\.0\.0\.1:\d+\/local\/openai\/v1"/);
   });
@@ -36,6 +36,6 @@ describeIfInstalled('codex')('Codex CLI through the model gateway', () => {
 
 describeIfInstalled('claude')('Claude Code through the model gateway', () => {
   test('the mock sees the real key; the agent only the placeholder', async () => {
-    expectThroughGateway(await runPresetThroughGateway('claude-code', Harness.claudeCode().spec, git.repoUrl('demo'), git.caFile));
+    expectThroughGateway(await runPresetThroughGateway('claude-code', Harness.claudeCode().spec, { url: git.repoUrl('demo'), caFile: git.caFile }));
   });
 });

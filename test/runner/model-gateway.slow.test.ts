@@ -28,18 +28,18 @@ afterAll(async () => {
 
 describeIfInstalled('gemini')('Gemini CLI through the model gateway', () => {
   test('the mock sees the real key; the agent only the placeholder', async () => {
-    expectThroughGateway(await runPresetThroughGateway('gemini-cli', Harness.geminiCli().spec, git.repoUrl('demo'), git.caFile));
+    expectThroughGateway(await runPresetThroughGateway('gemini-cli', Harness.geminiCli().spec, { url: git.repoUrl('demo'), caFile: git.caFile }));
   });
 });
 
 describeIfInstalled('opencode')('opencode through the model gateway', () => {
   test('the mock sees the real key; the agent only the placeholder', async () => {
-    expectThroughGateway(await runPresetThroughGateway('opencode', Harness.opencode().spec, git.repoUrl('demo'), git.caFile));
+    expectThroughGateway(await runPresetThroughGateway('opencode', Harness.opencode().spec, { url: git.repoUrl('demo'), caFile: git.caFile }));
   });
 });
 
 describeIfInstalled('copilot')('Copilot CLI (bring your own key) through the model gateway', () => {
   test('the mock sees the real key; the agent only the placeholder', async () => {
-    expectThroughGateway(await runPresetThroughGateway('copilot', Harness.copilot().spec, git.repoUrl('demo'), git.caFile), { toolSeesPlaceholder: false });
+    expectThroughGateway(await runPresetThroughGateway('copilot', Harness.copilot().spec, { url: git.repoUrl('demo'), caFile: git.caFile }), { toolSeesPlaceholder: false });
   });
 });

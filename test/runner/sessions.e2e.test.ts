@@ -8,6 +8,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
+import { gunzipSync } from 'zlib';
 import { Harness } from '../../core/harness';
 import type { SessionState } from '../../core/session';
 import { GitServer, startGitServer } from '../support/git-server';
@@ -56,7 +57,7 @@ describe.each(cases)('%s: a two-task session', (preset, program, make) => {
       fs.rmSync(first.dirs.root, { recursive: true, force: true });
       expect(first.status.outcome).toBe('succeeded');
       expect(state).toMatchObject({ name: 'work', harness: make().name, resume: 'transcript', turns: [{ task: 'turn-one', prompt: FIRST_PROMPT }] });
-      expect(state.patches.repo.patch).toMatch(/\+\+\+ b\/turns\.txt\n@@ -0,0 \+1 @@\n\+turn\n/);
+      expect(gunzipSync(Buffer.from(state.patches.repo.patch, 'base64')).toString()).toMatch(/\+\+\+ b\/turns\.txt\n@@ -0,0 \+1 @@\n\+turn\n/);
       // The first run's requests knew of no earlier turn.
       expect(first.mock.requests.some((q) => q.rawBody.includes('This task continues session'))).toBe(false);
 

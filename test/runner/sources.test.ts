@@ -6,9 +6,8 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { GitServer, startGitServer } from '../support/git-server';
-import { Redactor } from '../../runner/redaction';
-import { fetchSources } from '../../runner/sources';
-import { DemoRepo, fakeHarness, git, makeDemoRepos, makeRunDirs, makeTmpDir, pool, runTask, task } from '../support/runner-fixtures';
+import { gitEnv } from '../../runner/sources';
+import { DemoRepo, fakeHarness, git, listFiles, makeDemoRepos, makeRunDirs, makeTmpDir, pool, runTask, task } from '../support/runner-fixtures';
 
 const GIT_USER = 'robot';
 const GIT_PASSWORD = 'gitpass-7c1e9b3f5a';
@@ -40,9 +39,8 @@ afterAll(async () => {
 });
 
 const echo = fakeHarness('echo');
-/** runTask with the git server's CA for git (the runner's env; never the agent's). */
+/** runTask with both HTTPS servers' CAs for git (the runner's env; never the agent's): a redirect reaches the other host. */
 const fetchRun = (dirs: Parameters<typeof runTask>[0], specs: Parameters<typeof runTask>[1], opts: Parameters<typeof runTask>[2] = {}) =>
-  // Both TLS servers' CAs: a redirect to the other origin must fail for want of a credential, not of trust.
   runTask(dirs, specs, { env: { PATH: process.env.PATH, GIT_SSL_CAINFO: caFile }, ...opts });
 
 async function fetchTask(source: Record<string, unknown>, extra: { pool?: unknown; git?: string } = {}) {
@@ -204,7 +202,7 @@ describe('a private repository (basic auth)', () => {
       fs.readFileSync(s.envLog, 'utf8'),
       r.stdout,
       r.stderr,
-      ...fs.readdirSync(r.dirs.artifacts).map((f) => fs.readFileSync(path.join(r.dirs.artifacts, f), 'utf8')),
+      ...listFiles(r.dirs.artifacts).map((f) => fs.readFileSync(path.join(r.dirs.artifacts, f), 'utf8')),
       JSON.stringify(r.report()),
       fs.readFileSync(path.join(r.checkout, '.git', 'config'), 'utf8'),
     ].join('\n');
@@ -244,26 +242,15 @@ describe('a private repository (basic auth)', () => {
     expect(r.status.outcome).toBe('source_failed');
   });
 
-  test('an http:// source on a credentialed host: refused by the task schema, and by the fetcher too; the credential never sent', async () => {
+  test('an http:// source on a credentialed host: refused as invalid before git runs, the credential never sent', async () => {
     const s = setup();
-    const cred = { host: plain.host, username: GIT_USER, passwordFile: s.passwordFile };
-    const r = await fetchTask({ url: `${plain.url}/private/secret.git` }, { pool: pool({ credentials: { git: [cred] } }) });
+    const p = pool({ credentials: { git: [{ host: plain.host, username: GIT_USER, passwordFile: s.passwordFile }] } });
+    const r = await fetchTask({ url: `${plain.url}/private/secret.git` }, { pool: p });
     expect(r.status.outcome).toBe('invalid_spec');
-    expect(r.status.message).toMatch(/sources\[0\]\.url: must be an https:\/\/ URL .*http:\/\/ is refused/);
-    // Defense in depth: the fetcher itself refuses before git runs (a spec that bypassed the schema).
-    const dir = makeTmpDir();
-    const fetching = fetchSources([{ name: 'repo', type: 'git_https', url: `${plain.url}/private/secret.git` }], {
-      workspace: path.join(dir, 'ws'),
-      scratchDir: dir,
-      git: 'git',
-      baseEnv: { PATH: process.env.PATH ?? '' },
-      credentials: [cred],
-      timeoutMs: 10_000,
-      killGraceMs: 500,
-      redactor: new Redactor(),
-      log: () => undefined,
-    });
-    await expect(fetching).rejects.toThrow(/is http:\/\/, and pool credential for host "127\.0\.0\.1:\d+" is never sent in clear; write https:\/\//);
+    expect(r.status.message).toMatch(/sources\[0\]\.url: must be an https:\/\/ URL.*http:\/\/ is refused/);
     expect(plain.requests).toEqual([]);
+    // Defense in depth: a spec that skipped the schema still gets no credential over http://.
+    const ctx = { baseEnv: { PATH: process.env.PATH ?? '' }, credentials: [{ host: plain.host, username: GIT_USER, passwordFile: s.passwordFile }], scratchDir: makeTmpDir() };
+    expect(() => gitEnv({ name: 'repo', url: `${plain.url}/private/secret.git` }, ctx)).toThrow(/is http:\/\/, and pool credential for host "127\.0\.0\.1:\d+" is never sent in clear; write https:\/\//);
   });
 });

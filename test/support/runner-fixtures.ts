@@ -92,6 +92,37 @@ export function makeDemoRepos(reposRoot: string, opts: { private?: boolean } = {
   }
 }
 
+/** A repository with text files, a binary file and a script; returns the head commit. */
+export function makeChangeRepo(reposRoot: string, name = 'work'): string {
+  const work = makeTmpDir('paddock-change-repo-');
+  git(work, 'init', '-q', '-b', 'main');
+  fs.writeFileSync(path.join(work, 'edit.txt'), 'one\ntwo\nthree\n');
+  fs.writeFileSync(path.join(work, 'delete.txt'), 'gone soon\n');
+  fs.writeFileSync(path.join(work, 'rename-me.txt'), 'a file that moves, with enough text to be seen as a rename\n'.repeat(5));
+  fs.writeFileSync(path.join(work, 'logo.bin'), Buffer.from([0, 1, 2, 3, 255, 254, 0, 0, 10, 13]));
+  fs.writeFileSync(path.join(work, 'run.sh'), '#!/bin/sh\necho hi\n');
+  fs.writeFileSync(path.join(work, '.gitignore'), 'build/\n');
+  git(work, 'add', '-A');
+  git(work, 'commit', '-q', '-m', 'base');
+  fs.mkdirSync(reposRoot, { recursive: true });
+  fs.mkdirSync(path.dirname(path.join(reposRoot, `${name}.git`)), { recursive: true });
+  git(reposRoot, 'clone', '-q', '--bare', work, path.join(reposRoot, `${name}.git`));
+  return git(work, 'rev-parse', 'HEAD');
+}
+
+/** What the agent does: every kind of change git knows. */
+export const EDIT_SCRIPT = [
+  'printf "one\\n2\\nthree\\nfour\\n" > edit.txt',
+  'rm delete.txt',
+  'git mv -q rename-me.txt moved/renamed.txt 2>/dev/null || { mkdir -p moved && mv rename-me.txt moved/renamed.txt; }',
+  'printf "\\000\\001new binary\\377" > logo.bin',
+  'printf "\\211PNG\\r\\n\\032\\n\\000\\000" > added.bin',
+  'printf "brand new\\n" > added.txt',
+  'chmod +x run.sh',
+  'mkdir -p build && echo ignored > build/out.txt',
+  'git config core.fsmonitor "touch $HOME/fsmonitor-ran; false"',
+].join(' && ');
+
 const tmpDirs: string[] = [];
 
 /** A fresh temp directory, removed after the test file (set PADDOCK_KEEP_TMP=1 to keep them). */

@@ -1,6 +1,6 @@
 import { App, Chart, Testing } from 'cdk8s';
 import { Construct } from 'constructs';
-import { AgentPool, AgentPoolProps, CredentialSecret, PaddockSynthError, Platform, PlatformProps, synthesize } from '../../constructs';
+import { AgentPool, AgentPoolProps, CredentialGrant, CredentialSecret, PaddockSynthError, Platform, PlatformProps, synthesize } from '../../constructs';
 import type { KubeObject } from '../../policy/rules';
 
 /** A fresh chart (no outdir writes) and a platform in it. */
@@ -37,11 +37,12 @@ export function synthProblems(chart: Chart): string[] {
 
 /**
  * An AgentPool whose harnesses' credential variables (credentialEnv) are granted from
- * the Secret `<pool>-keys`, as a real platform grants them (an ungranted one fails synthesis).
+ * the Secret `<pool>-keys`, as a real platform grants them (an ungranted one fails synthesis):
+ * held by the model gateway, unless `grant` says exposeToAgent.
  */
-export function keyedPool(scope: Construct, id: string, props: AgentPoolProps): AgentPool {
+export function keyedPool(scope: Construct, id: string, props: AgentPoolProps, grant: CredentialGrant = {}): AgentPool {
   const pool = new AgentPool(scope, id, props);
   const keys = [...new Set(pool.harnesses.flatMap((h) => h.credentialEnv))];
-  if (keys.length) CredentialSecret.fromSecretName(scope, `${id}-keys`, `${pool.name}-keys`, keys).grantTo(pool);
+  if (keys.length) CredentialSecret.fromSecretName(scope, `${id}-keys`, `${pool.name}-keys`, keys).grantTo(pool, grant);
   return pool;
 }

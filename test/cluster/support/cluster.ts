@@ -6,6 +6,7 @@
 import { ChildProcess, spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
+import { parseAllDocuments } from 'yaml';
 import { apiRequest, ClusterInfo, freePort, kubeconfigYaml, stopGroup, until } from './control-plane';
 
 export { apiRequest, freePort, until } from './control-plane';
@@ -134,9 +135,17 @@ export interface Proc {
 }
 
 /** A `paddock` process in its own process group (so kill -9 takes its children too). */
-export function paddock(args: string[], env: NodeJS.ProcessEnv, cwd = ROOT): Proc {
+/**
+ * A PID namespace of bubblewrap's standing in for a container (bwrap is its PID 1, as a
+ * pod's init is): what `paddock worker --isolation container` needs, since it kills every
+ * process of its uid it can see but itself and its ancestors.
+ */
+export const CONTAINER_PID_NAMESPACE = ['bwrap', '--unshare-pid', '--die-with-parent', '--dev-bind', '/', '/', '--proc', '/proc'];
+
+export function paddock(args: string[], env: NodeJS.ProcessEnv, cwd = ROOT, wrapper: readonly string[] = []): Proc {
   const out: string[] = [];
-  const child = spawn(process.execPath, [PADDOCK, ...args], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const [command, ...argv] = [...wrapper, process.execPath, PADDOCK, ...args];
+  const child = spawn(command, argv, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   child.stdout!.on('data', (d) => out.push(String(d)));
   child.stderr!.on('data', (d) => out.push(String(d)));
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
@@ -174,6 +183,11 @@ export async function startController(kubeconfig: string, id: string, extra: str
   });
   const url = `http://127.0.0.1:${port}`;
   await until('the controller API', async () => (await fetch(url + '/healthz').catch(() => undefined))?.ok, 30_000, proc.text);
+  // /healthz answers while the controller still lists the cluster; the task API answers 503 until it has started.
+  if (!extra.includes('--leader-elect')) {
+    const headers = await taskApiHeaders();
+    await until('the controller to start', async () => (await fetch(url + '/v1/tasks', { headers }).catch(() => undefined))?.status === 200, 60_000, proc.text);
+  }
   return { ...proc, url, workerUrl: `http://127.0.0.1:${workerPort}`, id };
 }
 
@@ -212,3 +226,40 @@ export function logTail(name: string, lines = 40): string {
     return '';
   }
 }
+
+/** A TokenRequest token of pool `pool`'s ServiceAccount (for the API server's audience unless given). */
+export async function poolToken(pool: string, audiences?: string[]): Promise<string> {
+  const r = await api('POST', `/api/v1/namespaces/${NS}/serviceaccounts/pool-${pool}/token`, { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { ...(audiences ? { audiences } : {}), expirationSeconds: 3600 } });
+  if (r.status !== 201) throw new Error(`TokenRequest for pool-${pool}: ${r.status} ${JSON.stringify(r.body)}`);
+  return r.body.status.token as string;
+}
+
+export interface HostGateway extends Proc {
+  readonly url: string;
+}
+
+/**
+ * `paddock gateway` on the host as the synthesized paddock-model-gateway ServiceAccount,
+ * with dist/'s gateway.json: every provider's upstream at `upstream` (a loopback stand-in)
+ * and its key file holding `keys[provider]`.
+ */
+export async function startHostGateway(dir: string, upstream: string, keys: Record<string, string>): Promise<HostGateway> {
+  const docs = parseAllDocuments(fs.readFileSync(DIST, 'utf8')).map((d) => d.toJSON()) as any[];
+  const config = JSON.parse(docs.find((d) => d?.kind === 'ConfigMap' && d.metadata.name === 'paddock-model-gateway').data['gateway.json']);
+  for (const routes of Object.values<any>(config.pools)) {
+    for (const [name, p] of Object.entries<any>(routes.providers)) {
+      const keyFile = path.join(dir, `${name}.key`);
+      fs.writeFileSync(keyFile, keys[name] ?? `sk-${name}-unused`, { mode: 0o600 });
+      Object.assign(p, { upstream, keyFile });
+    }
+  }
+  const configFile = path.join(dir, 'gateway.json');
+  fs.writeFileSync(configFile, JSON.stringify(config));
+  const { kubeconfig } = await serviceAccountKubeconfig(NS, 'paddock-model-gateway', path.join(dir, 'gateway.kubeconfig'));
+  const port = await freePort();
+  const proc = paddock(['gateway', '--config', configFile, '--port', String(port), '--host', '127.0.0.1', '--kubeconfig', kubeconfig], { PATH: process.env.PATH });
+  const url = `http://127.0.0.1:${port}`;
+  await until('the gateway', async () => (await fetch(`${url}/healthz`).catch(() => undefined))?.ok, 30_000, proc.text);
+  return { ...proc, url };
+}
+

@@ -28,9 +28,9 @@ export function taskSpec(name: string, extra: Partial<TaskSpec> = {}): TaskSpec 
   return { apiVersion: 'paddock.dev/v1alpha1', kind: 'Task', name, pool: 'warm', harness: 'slow', prompt: `prompt-${name}`, timeoutSeconds: 60, ...extra };
 }
 
-export function memoryPlatform(harness: HarnessSpec, opts: { mode?: 'warm' | 'job'; concurrency?: number; tasks?: TaskSpec[] } = {}): MemoryStore {
+export function memoryPlatform(harness: HarnessSpec, opts: { mode?: 'warm' | 'job'; concurrency?: number; tasks?: TaskSpec[]; push?: PoolSpec['push'] } = {}): MemoryStore {
   const store = new MemoryStore(NS);
-  const pool: PoolSpec = { apiVersion: 'paddock.dev/v1alpha1', kind: 'Pool', name: 'warm', capabilities: [harness.capability], harnesses: [harness.name], mode: opts.mode ?? 'warm', concurrency: opts.concurrency ?? 100 };
+  const pool: PoolSpec = { apiVersion: 'paddock.dev/v1alpha1', kind: 'Pool', name: 'warm', capabilities: [harness.capability], harnesses: [harness.name], mode: opts.mode ?? 'warm', concurrency: opts.concurrency ?? 100, ...(opts.push ? { push: opts.push } : {}) };
   store.createSync({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'pool-warm', labels: standardLabels(NS, 'pool', { 'paddock.dev/pool': 'warm' }) }, data: { 'pool.json': stableJson(pool) } });
   store.createSync({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: `harness-${harness.name}`, labels: standardLabels(NS, 'harness', { 'paddock.dev/harness': harness.name }) }, data: { 'harness.json': stableJson(harness) } });
   for (const t of opts.tasks ?? []) store.createSync(taskConfigMap(NS, t));

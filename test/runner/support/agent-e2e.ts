@@ -7,7 +7,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import type { AgentPolicySpec, ConfigFileSpec, HarnessSpec, PoolSpec, SessionRefSpec } from '../../../policy/specs';
 import type { SessionState } from '../../../core/session';
-import { Capture, makeRunDirs, readJson, readJsonl, RunDirs } from '../../support/runner-fixtures';
+import { Capture, listFiles, makeRunDirs, readJson, readJsonl, RunDirs } from '../../support/runner-fixtures';
 import { run } from '../../../runner/run';
 import { MockModelServer, MockModelServerOptions, startMockModelServer } from '../../support/mock-model-server';
 import { MOCK_PROVIDER, MockPreset } from '../../support/mock-provider';
@@ -195,7 +195,10 @@ export function expectAgentRun(r: AgentE2eResult, secret: string): void {
   expect(r.mock.requests.some((q) => q.kind === 'final')).toBe(true);
   // The credential reached the CLI (it sent it to the mock) but no log or artifact.
   expect(r.mock.requests.some((q) => JSON.stringify(q.headers).includes(secret))).toBe(true);
-  const artifacts = fs.readdirSync(r.dirs.artifacts).map((f) => fs.readFileSync(path.join(r.dirs.artifacts, f), 'utf8'));
+  // A tool that dumped its environment into the checkout put the key in the change: that patch is withheld.
+  if (r.toolEnv?.includes(secret)) expect(r.status.changes).toEqual([expect.objectContaining({ patchWithheld: true })]);
+  // Every artifact, patches/ included.
+  const artifacts = listFiles(r.dirs.artifacts).map((f) => fs.readFileSync(path.join(r.dirs.artifacts, f), 'utf8'));
   expect([r.stdout, r.stderr, ...artifacts].join('\n')).not.toContain(secret);
 }
 

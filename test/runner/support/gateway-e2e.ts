@@ -21,8 +21,7 @@ export interface GatewayE2e extends AgentE2eResult {
   readonly token: string;
 }
 
-/** `gitCaFile`: the TLS git server's CA (sources are https:// only). */
-export async function runPresetThroughGateway(preset: MockPreset, harness: HarnessSpec, sourceUrl: string, gitCaFile?: string): Promise<GatewayE2e> {
+export async function runPresetThroughGateway(preset: MockPreset, harness: HarnessSpec, source: { url: string; caFile?: string }): Promise<GatewayE2e> {
   const recipe = MOCK_PROVIDER[preset];
   const provider = MODEL_PROVIDERS[recipe.secretEnv];
   const realKey = `sk-real-${preset}-0123456789abcdef0123`;
@@ -36,8 +35,8 @@ export async function runPresetThroughGateway(preset: MockPreset, harness: Harne
   const r = await runAgentE2e({
     harness: { ...harness, credentialEnv: [recipe.secretEnv] },
     model: recipe.model,
-    sourceUrl,
-    ...(gitCaFile ? { gitCaFile } : {}),
+    sourceUrl: source.url,
+    ...(source.caFile ? { gitCaFile: source.caFile } : {}),
     credentials: {},
     taskEnv: env,
     pool: async (mockUrl) => {
