@@ -4,8 +4,9 @@
  */
 import * as fs from 'fs';
 import { Harness } from '../core/harness';
-import { assertValidSpec, HarnessSpec, PromptVia } from '../policy/specs';
-import { UsageError } from './args';
+import { checkPolicyShape, insertPolicyArgs, policyFor } from '../core/agent-policy';
+import { AgentPolicySpec, assertValidSpec, HarnessSpec, PromptVia } from '../policy/specs';
+import { OptionValues, UsageError } from './args';
 import type { Command } from './main';
 
 const PRESETS_USAGE = `Usage: paddock harness presets [--json]
@@ -37,6 +38,12 @@ const DRY_RUN_OPTIONS = {
   'prompt-file': { type: 'string', example: '/tmp/paddock/prompt.txt' },
   'prompt-via': { type: 'string', example: 'stdin' },
   workdir: { type: 'string', example: '/workspace/repo' },
+  policy: { type: 'string', example: 'policy.json' },
+  'allow-tool': { type: 'string', multiple: true, example: 'Read' },
+  'deny-tool': { type: 'string', multiple: true, example: 'WebFetch' },
+  'no-shell': { type: 'boolean' },
+  'max-turns': { type: 'string', example: '20' },
+  'append-system-prompt': { type: 'string', example: '"Never push."' },
 } as const;
 
 export const dryRunCommand: Command<typeof DRY_RUN_OPTIONS> = {
@@ -52,6 +59,17 @@ Options:
   --prompt-file PATH   where {prompt_file} points [default /tmp/paddock/prompt.txt]
   --workdir DIR        the agent's working directory [default /workspace]
   -h, --help           this text
+
+Agent policy (the task's policy over the harness's; an item the CLI cannot enforce
+is an error naming the CLI and the item). With any of these the output is an object:
+{ "argv": [...], "files": [{ "path", "base", "format", "content" }] }, the files being
+the policy's config layer, written over the harness, pool and task layers:
+  --policy FILE                 a policy as JSON: { "allowedTools", "deniedTools", "shell", "maxTurns", "appendSystemPrompt" }
+  --allow-tool NAME             offer only these tools (repeatable)
+  --deny-tool NAME              never offer this tool (repeatable)
+  --no-shell                    switch the shell tool off
+  --max-turns N                 stop after N model turns
+  --append-system-prompt TEXT   add TEXT to the end of the system prompt
 `,
   options: DRY_RUN_OPTIONS,
   maxPositionals: 1,
@@ -68,11 +86,44 @@ Options:
       throw new UsageError(`harness "${harness.name}" has no defaultModel; pass --model`);
     }
     const argv = harness.render({ model: values.model, prompt: values.prompt, promptFile: values['prompt-file'], workdir: values.workdir });
-    io.stdout(JSON.stringify(argv, null, 2) + '\n');
+    const policy = policyOf(values);
+    if (!policy) {
+      io.stdout(JSON.stringify(argv, null, 2) + '\n');
+    } else {
+      const plan = policyFor(harness.spec, undefined, { policy });
+      if (plan.problems.length) throw new UsageError(plan.problems.join('; '));
+      io.stdout(JSON.stringify({ argv: insertPolicyArgs(harness.spec.command, argv, plan.argv), files: plan.files }, null, 2) + '\n');
+    }
     if (harness.promptVia === 'stdin') io.stderr('the prompt goes to the agent on stdin\n');
     return 0;
   },
 };
+
+/** The policy the flags describe (--policy FILE, then the single-item flags over it), or undefined for none. */
+function policyOf(values: OptionValues<typeof DRY_RUN_OPTIONS>): AgentPolicySpec | undefined {
+  let policy: AgentPolicySpec = values.policy !== undefined ? readJsonFile<AgentPolicySpec>(values.policy) : {};
+  const maxTurns = values['max-turns'];
+  if (maxTurns !== undefined && !/^\d+$/.test(maxTurns)) throw new UsageError(`--max-turns: must be a whole number such as 20, got "${maxTurns}"`);
+  policy = {
+    ...policy,
+    ...(values['allow-tool'] ? { allowedTools: values['allow-tool'] } : {}),
+    ...(values['deny-tool'] ? { deniedTools: [...(policy.deniedTools ?? []), ...values['deny-tool']] } : {}),
+    ...(values['no-shell'] ? { shell: false } : {}),
+    ...(maxTurns !== undefined ? { maxTurns: Number(maxTurns) } : {}),
+    ...(values['append-system-prompt'] !== undefined ? { appendSystemPrompt: values['append-system-prompt'] } : {}),
+  };
+  const problems = checkPolicyShape(policy, values.policy ?? 'policy');
+  if (problems.length) throw new UsageError(problems.join('; '));
+  return Object.keys(policy).length ? policy : undefined;
+}
+
+function readJsonFile<T>(file: string): T {
+  try {
+    return JSON.parse(fs.readFileSync(file, 'utf8')) as T;
+  } catch (e) {
+    throw new UsageError(`${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : `not valid JSON: ${(e as Error).message}`}`);
+  }
+}
 
 /** A preset name (with its promptVia option), or a harness.json file (e.g. the key of a synthesized harness ConfigMap). */
 function loadHarness(ref: string, promptVia: string | undefined): Harness {
@@ -85,12 +136,7 @@ function loadHarness(ref: string, promptVia: string | undefined): Harness {
   if (!fs.existsSync(ref)) {
     throw new UsageError(`"${ref}" is neither a harness preset (${Harness.presets().join(', ')}) nor a file`);
   }
-  let spec: unknown;
-  try {
-    spec = JSON.parse(fs.readFileSync(ref, 'utf8'));
-  } catch (e) {
-    throw new UsageError(`${ref}: not valid JSON: ${(e as Error).message}`);
-  }
+  const spec = readJsonFile<unknown>(ref);
   assertValidSpec('Harness', spec, ref);
   return Harness.fromSpec(spec as HarnessSpec);
 }

@@ -104,6 +104,21 @@ const COMMANDS: Readonly<Record<string, Entry>> = {
     summary: 'Remove a task and its runs; a running agent is stopped.',
     load: async () => (await import('./tasks')).cancelCommand,
   },
+  'sessions list': {
+    synopsis: 'paddock sessions list [--server URL] [--token T] [-o json|yaml]',
+    summary: 'The sessions of the pools you may list.',
+    load: async () => (await import('./sessions')).listCommand,
+  },
+  'sessions get': {
+    synopsis: 'paddock sessions get NAME [-o json|yaml]',
+    summary: "Show a session's turns, carried-over change and tasks.",
+    load: async () => (await import('./sessions')).getCommand,
+  },
+  'sessions delete': {
+    synopsis: 'paddock sessions delete NAME',
+    summary: "Remove a session's stored state.",
+    load: async () => (await import('./sessions')).deleteCommand,
+  },
   publish: {
     synopsis: 'paddock publish [--task DIR] [--pool DIR] [--run DIR] [--secrets DIR] [--work-dir DIR]',
     summary: "Deliver one run's change: push it to the task's branch and open its pull/merge request (the publish Job).",

@@ -15,7 +15,7 @@ import { OptionValues, positiveInt, UsageError } from './args';
 import type { CliIo, Command } from './main';
 import { ClientError, connect, EXIT, failure, TaskApi } from './task-client';
 
-const CONNECT_OPTIONS = {
+export const CONNECT_OPTIONS = {
   server: { type: 'string', example: 'http://127.0.0.1:8080' },
   token: { type: 'string', example: '"$(kubectl create token alice)"' },
   'token-file': { type: 'string', example: '.paddock/local/token' },
@@ -25,7 +25,7 @@ const CONNECT_OPTIONS = {
   output: { type: 'string', short: 'o', example: 'json' },
 } as const;
 
-const CONNECT_USAGE = `Connection:
+export const CONNECT_USAGE = `Connection:
   --server URL         the task API                    [env PADDOCK_SERVER; default: a port-forward
                        to the controller through the kubeconfig]
   --token TOKEN        bearer token                    [env PADDOCK_TOKEN]
@@ -42,7 +42,7 @@ spec the controller refused; 3 no such task or no run yet; 4 timed out (watch);
 5 not authenticated or not allowed (401/403); 7 the controller cannot be reached.
 `;
 
-type ConnectValues = OptionValues<typeof CONNECT_OPTIONS>;
+export type ConnectValues = OptionValues<typeof CONNECT_OPTIONS>;
 const TERMINAL = new Set(['Succeeded', 'Failed']);
 
 function outputFormat(values: ConnectValues): 'json' | 'yaml' | 'text' {
@@ -51,18 +51,18 @@ function outputFormat(values: ConnectValues): 'json' | 'yaml' | 'text' {
   return o;
 }
 
-function print(io: CliIo, format: 'json' | 'yaml' | 'text', value: unknown, text: () => string): void {
+export function print(io: CliIo, format: 'json' | 'yaml' | 'text', value: unknown, text: () => string): void {
   if (format === 'json') io.stdout(JSON.stringify(value, null, 2) + '\n');
   else if (format === 'yaml') io.stdout(toYaml(value, { sortMapEntries: false }));
   else io.stdout(text());
 }
 
-/** Connect, run, close; a ClientError becomes its exit code with the message on stderr. */
-async function withApi(values: ConnectValues, io: CliIo, env: NodeJS.ProcessEnv, words: string, body: (api: TaskApi, format: 'json' | 'yaml' | 'text') => Promise<number>): Promise<number> {
+/** Connect, run, close; a ClientError becomes its exit code with the message on stderr. `words`: "submit", or "sessions get" for another command group. */
+export async function withApi(values: ConnectValues, io: CliIo, env: NodeJS.ProcessEnv, words: string, body: (api: TaskApi, format: 'json' | 'yaml' | 'text') => Promise<number>): Promise<number> {
   const format = outputFormat(values);
   const failed = (err: unknown): number => {
     if (!(err instanceof ClientError)) throw err;
-    io.stderr(`paddock tasks ${words}: ${err.message}\n`);
+    io.stderr(`paddock ${words.includes(' ') ? words : `tasks ${words}`}: ${err.message}\n`);
     return err.exitCode;
   };
   let api: TaskApi;
@@ -88,7 +88,10 @@ function oneName(positionals: string[], words: string): string {
 
 function viewLine(v: any): string {
   const run = v.run;
-  return `${v.name}\t${v.phase}\t${v.pool ?? '-'}\t${run ? `${run.name} attempt ${run.attempt}${run.outcome ? ` ${run.outcome}` : ''}` : '-'}${(run?.message ?? v.message) ? `\t${run?.message ?? v.message}` : ''}\n`;
+  // A waiting task shows its place in its pool's queue, and the session task it waits for.
+  const place = v.queue ? ` (${v.queue.position} of ${v.queue.length}, priority ${v.priority ?? 500})` : '';
+  const waits = v.session?.waitingFor ? `\twaits for task ${v.session.waitingFor} of session ${v.session.name}` : '';
+  return `${v.name}\t${v.phase}${place}\t${v.pool ?? '-'}\t${run ? `${run.name} attempt ${run.attempt}${run.outcome ? ` ${run.outcome}` : ''}` : '-'}${waits}${(run?.message ?? v.message) ? `\t${run?.message ?? v.message}` : ''}\n`;
 }
 
 async function getTask(api: TaskApi, name: string): Promise<any> {
@@ -130,12 +133,22 @@ const SUBMIT_OPTIONS = {
   model: { type: 'string', example: 'gpt-5-codex' },
   source: { type: 'string', multiple: true, example: 'https://github.com/example/repo.git#main' },
   'timeout-seconds': { type: 'string', example: '1800' },
+  priority: { type: 'string', example: '800' },
+  session: { type: 'string', example: 'fix-flaky-tests' },
+  'new-session': { type: 'boolean' },
+  'fresh-workspace': { type: 'boolean' },
   watch: { type: 'boolean', short: 'w' },
 } as const;
 
+function priorityOf(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n > 1000) throw new UsageError(`--priority "${value}" must be a whole number from 0 to 1000 (default 500; higher runs first), e.g. --priority 800`);
+  return n;
+}
+
 /** A task from -f FILE (YAML or JSON), or from the flags. */
 export function taskFromArgs(values: OptionValues<typeof SUBMIT_OPTIONS>): TaskSpec {
-  const flagged = ['name', 'pool', 'harness', 'prompt', 'model', 'source', 'timeout-seconds'].filter((f) => values[f as keyof typeof values] !== undefined);
+  const flagged = ['name', 'pool', 'harness', 'prompt', 'model', 'source', 'timeout-seconds', 'priority', 'session', 'new-session', 'fresh-workspace'].filter((f) => values[f as keyof typeof values] !== undefined);
   let spec: Record<string, unknown>;
   if (values.file) {
     if (flagged.length) throw new UsageError(`-f ${values.file} holds the whole task; leave out --${flagged.join(', --')} (or write them into the file)`);
@@ -168,7 +181,10 @@ export function taskFromArgs(values: OptionValues<typeof SUBMIT_OPTIONS>): TaskS
       ...(values.model ? { model: values.model } : {}),
       ...(sources.length ? { sources } : {}),
       ...(values['timeout-seconds'] ? { timeoutSeconds: positiveInt(values['timeout-seconds'], '--timeout-seconds', 1800) } : {}),
+      ...(values.priority !== undefined ? { priority: priorityOf(values.priority) } : {}),
+      ...(values.session ? { session: { name: values.session, ...(values['new-session'] ? { create: true } : {}), ...(values['fresh-workspace'] ? { freshWorkspace: true } : {}) } } : {}),
     };
+    if (!values.session && (values['new-session'] || values['fresh-workspace'])) throw new UsageError(`--${values['new-session'] ? 'new-session' : 'fresh-workspace'} goes with --session NAME, e.g. --session fix-flaky-tests --new-session`);
   }
   const problems = validateSpec('Task', spec);
   if (problems.length) throw new UsageError(`the task does not validate (task.schema.json):\n  ${problems.join('\n  ')}`);
@@ -186,6 +202,11 @@ Task:
   -f, --file FILE      the task as YAML or JSON
   --name, --pool, --prompt, --harness [default: the pool's name], --model,
   --source URL[#BRANCH] (repeatable), --timeout-seconds N
+  --priority N         0 to 1000, higher runs first    [default 500]
+  --session NAME       continue session NAME (its tasks run one at a time, each from the
+                       previous run's change and conversation)
+  --new-session        start it (with --session); --fresh-workspace: its conversation
+                       only, on a fresh checkout
   -w, --watch          then watch it until it ends (exit code as watch)
 
 ${CONNECT_USAGE}`,

@@ -5,7 +5,8 @@ import { Construct } from 'constructs';
 import type { Job } from 'kubernetes-types/batch/v1';
 import type { Affinity, EnvVar, PodSpec, PodTemplateSpec, Toleration, Volume, VolumeMount } from 'kubernetes-types/core/v1';
 import { stringify as toYaml } from 'yaml';
-import type { ConfigFileSpec, PoolSpec, PushCredentialSpec } from '../policy/specs';
+import type { AgentPolicySpec, ConfigFileSpec, PoolSpec, PushCredentialSpec } from '../policy/specs';
+import { checkPolicyShape, mergePolicies, planPolicy } from '../core/agent-policy';
 import { assertValidSpec, SPEC_API_VERSION } from '../policy/specs';
 import type { EgressAllowlist } from './egress-allowlist';
 import type { Harness } from '../core/harness';
@@ -60,7 +61,16 @@ export interface AgentPoolProps {
   readonly mode?: PoolMode;
   /** Runs of this pool at once; further tasks wait in the controller's queue. @default 10 */
   readonly concurrency?: number;
+  /**
+   * The agent policy of the pool's tasks: over each harness's policy, under the task's (a
+   * deny always wins). Every harness of the pool must be able to enforce it.
+   * @default - none
+   */
+  readonly policy?: AgentPolicy;
 }
+
+/** What the agent may do (see policy/schemas/common.schema.json agentPolicy). */
+export type AgentPolicy = AgentPolicySpec;
 
 /** How a pool executes tasks (see AgentPoolProps.mode). */
 export type PoolMode = 'job' | 'warm';
@@ -139,6 +149,11 @@ export class AgentPool extends Construct implements ICredentialGrantee, IPushGra
     this.env = checkEnvMap(props.env, `${where}: env`);
     if (props.nodeSelector !== undefined) checkLabels(props.nodeSelector, `${where}: nodeSelector`);
     if (props.image !== undefined) checkImageRef(props.image, `${where}: image`);
+    const policyProblems = checkPolicyShape(props.policy, `${where}: policy`);
+    for (const h of props.policy && !policyProblems.length ? this.harnesses : []) {
+      policyProblems.push(...planPolicy(h.spec, mergePolicies([h.spec.policy, props.policy])).problems.map((p) => `${where}: policy: ${p}`));
+    }
+    if (policyProblems.length) fail(policyProblems.join('\n'));
 
     this.node.addValidation({ validate: () => this.ungrantedCredentials() });
     this.platform._registerPool(this);
@@ -317,6 +332,11 @@ export class AgentPool extends Construct implements ICredentialGrantee, IPushGra
     );
   }
 
+  /** The pool's agent policy (over its harnesses', under its tasks'). */
+  public get policy(): AgentPolicy | undefined {
+    return this.props.policy;
+  }
+
   /** The pool spec (key pool.json of the pool's ConfigMap). */
   public get spec(): PoolSpec {
     const mounted = (g: ResolvedGrant, key: string) => `${AGENT_PATHS.secrets}/${g.secretName}/${key}`;
@@ -337,6 +357,7 @@ export class AgentPool extends Construct implements ICredentialGrantee, IPushGra
       concurrency: this.concurrency,
       ...(Object.keys(this.env).length ? { env: this.env } : {}),
       ...(this.props.config?.length ? { config: { files: this.props.config.map((f) => ({ base: 'home' as const, format: 'text' as const, ...f })) } } : {}),
+      ...(this.props.policy && Object.keys(this.props.policy).length ? { policy: this.props.policy } : {}),
       ...(env.length || files.length || git.length
         ? { credentials: { ...(env.length ? { env } : {}), ...(files.length ? { files } : {}), ...(git.length ? { git } : {}) } }
         : {}),

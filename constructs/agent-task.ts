@@ -1,11 +1,12 @@
 import { Duration, Lazy } from 'cdk8s';
 import { Construct } from 'constructs';
-import type { ConfigFileSpec, DeliverySpec, GitSourceSpec, TaskSpec } from '../policy/specs';
+import type { ConfigFileSpec, DeliverySpec, GitSourceSpec, SessionRefSpec, TaskSpec } from '../policy/specs';
 import { deliveryProblems } from '../core/delivery';
 import { branchNameProblem, suggestBranchName } from '../core/git-ref';
 import { assertValidSpec, SPEC_API_VERSION } from '../policy/specs';
-import { AgentPool } from './agent-pool';
 import { argvPromptProblem } from '../core/command-template';
+import { AgentPolicy, AgentPool } from './agent-pool';
+import { checkPolicyShape, policyFor } from '../core/agent-policy';
 import type { Harness } from '../core/harness';
 import { fillJobTemplate } from '../core/job-template';
 import { kubeObject } from './kube-object';
@@ -52,6 +53,27 @@ export interface AgentTaskProps {
   readonly config?: ConfigFileSpec[];
   /** Extra attempts after the agent failed or timed out; infrastructure failures are retried regardless. @default 0 */
   readonly retries?: number;
+  /**
+   * What the agent may do: tools allowed and denied, the shell, a turn limit, text appended
+   * to the system prompt. Over the pool's and the harness's policy; a deny always wins. An
+   * item the harness's CLI cannot enforce fails at once, naming the CLI and the item.
+   * @default - the pool's and the harness's policy
+   */
+  readonly policy?: AgentPolicy;
+  /**
+   * The session this task continues: tasks of one session run one at a time in submission
+   * order, each with the earlier turns as a transcript and the previous run's change applied
+   * (unless `freshWorkspace`). `create` starts the session when it does not exist. Sessions
+   * run in warm pools.
+   * @default - no session
+   */
+  readonly session?: SessionRefSpec;
+  /**
+   * Queue order within the pool, 0 to 1000: a higher priority starts first, equal ones
+   * oldest first. Retries keep it.
+   * @default 500
+   */
+  readonly priority?: number;
   /**
    * Deliver the agent's change: push it to a branch of the source repository (or
    * a fork) and optionally open a draft pull/merge request, from a publish step
@@ -108,6 +130,9 @@ export class AgentTask extends Construct {
       fail(`${where}: workdir "${props.workdir}" must be relative to /workspace and stay inside it, e.g. "repo/docs"`);
     }
     const env = checkEnvMap(props.env, `${where}: env`);
+    const policyProblems = checkPolicyShape(props.policy, `${where}: policy`);
+    if (!policyProblems.length) policyProblems.push(...policyFor(this.harness.spec, this.pool, props).problems.map((p) => `${where}: policy: ${p}`));
+    if (policyProblems.length) fail(policyProblems.join('\n'));
 
     this.spec = {
       apiVersion: SPEC_API_VERSION,
@@ -122,7 +147,10 @@ export class AgentTask extends Construct {
       timeoutSeconds,
       ...(Object.keys(env).length ? { env } : {}),
       ...(props.config?.length ? { config: { files: props.config.map((f) => ({ base: 'home' as const, format: 'text' as const, ...f })) } } : {}),
+      ...(props.policy && Object.keys(props.policy).length ? { policy: props.policy } : {}),
       ...(props.retries !== undefined ? { retries: checkInteger(props.retries, `${where}: retries`, 0, 10) } : {}),
+      ...(props.session !== undefined ? { session: checkSession(props.session, this.pool, `${where}: session`) } : {}),
+      ...(props.priority !== undefined ? { priority: checkInteger(props.priority, `${where}: priority`, 0, 1000) } : {}),
       ...(props.delivery ? { delivery: checkDelivery(props.delivery, `${where}: delivery`) } : {}),
     };
     assertValidSpec('Task', this.spec, where);
@@ -269,4 +297,12 @@ function checkSource(source: GitSource, where: string): GitSourceSpec {
     depth,
     ...(source.subPath !== undefined ? { subPath: source.subPath } : {}),
   };
+}
+
+function checkSession(session: SessionRefSpec, pool: AgentPool, where: string): SessionRefSpec {
+  const name = checkDnsLabel(session?.name, `${where}.name`);
+  if (pool.mode !== 'warm') {
+    fail(`${where}: pool "${pool.name}" runs tasks as Jobs; sessions run in warm pools (mode: "warm"), whose workers hand the session state back to the controller`);
+  }
+  return { name, ...(session.create ? { create: true } : {}), ...(session.freshWorkspace ? { freshWorkspace: true } : {}) };
 }

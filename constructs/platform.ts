@@ -274,7 +274,7 @@ export class Platform extends Construct {
         apiVersion: 'rbac.authorization.k8s.io/v1',
         kind: 'ClusterRole',
         metadata: { name, labels: standardLabels(ns, 'platform'), annotations: { 'paddock.dev/description': what } },
-        rules: [{ apiGroups: [PADDOCK_API_GROUP], resources: ['tasks', 'tasks/results'], verbs }],
+        rules: [{ apiGroups: [PADDOCK_API_GROUP], resources: ['tasks', 'tasks/results', 'tasks/sessions'], verbs }],
       });
     taskRole('task-submitter-role', TASK_SUBMITTER_ROLE, ['create', 'get', 'list', 'delete'], "submit, read and cancel tasks through the controller's task API");
     taskRole('task-viewer-role', TASK_VIEWER_ROLE, ['get', 'list'], "read tasks and their results through the controller's task API");

@@ -11,11 +11,15 @@
  *   GET    /healthz                      200 "ok" on every replica (liveness and readiness; followers too)
  *   POST   /v1/tasks                     body: a task spec (task.schema.json). 201 created / 200 updated,
  *                                        400 { problems } when it does not validate, 422 when its pool is unknown
+ *                                        or its harness's CLI cannot enforce its agent policy { problems }
  *   GET    /v1/tasks                     { tasks: [TaskView] } of the pools the caller may list
- *   GET    /v1/tasks/:name               TaskView (phase, current run, attempt, outcome), 404
+ *   GET    /v1/tasks/:name               TaskView (phase, current run, attempt, outcome, priority, queue position), 404
  *   GET    /v1/tasks/:name/results       { run, phase, status, results, truncated, changes, delivery }, 404 (no run yet: 409)
  *   GET    /v1/tasks/:name/patch[?source=S]  the run's patch of a source (git apply it to X-Paddock-Base), 404, 409, 410 patchTooLarge or patchWithheld
  *   DELETE /v1/tasks/:name               cancel: the task and its runs are removed (a running agent is stopped)
+ *   GET    /v1/sessions                  { sessions: [SessionView] } of the pools the caller may list
+ *   GET    /v1/sessions/:name            SessionView (turns, patch sizes, its tasks), 404
+ *   DELETE /v1/sessions/:name            removes the stored state (the next task must create the session), 404
  *
  * The worker lease API (`--worker-port`, default 8081; Service port 8081 -> workers): for
  * warm worker pods only, each with its pod's projected ServiceAccount token. It hands out
@@ -35,7 +39,7 @@
 import * as http from 'http';
 import { AddressInfo } from 'net';
 import { TaskSpec, validateSpec } from '../policy/specs';
-import { ApiAuth, bearerToken, PADDOCK_API_GROUP, TaskAccess, TASKS_RESOURCE } from './auth';
+import { ApiAuth, bearerToken, PADDOCK_API_GROUP, TaskAccess, TASKS_RESOURCE, UserInfo } from './auth';
 import type { Controller } from './controller';
 import { MAX_PATCH_GZIP_BYTES } from '../core/protocol';
 
@@ -248,8 +252,9 @@ async function handle(controller: Controller, opts: ApiOptions, req: http.Incomi
   const method = req.method ?? 'GET';
   if (url.pathname === '/healthz') return send(res, 200, 'ok\n');
   const own = opts.routes === 'tasks' ? 'tasks' : 'leases';
-  if (parts[0] !== 'v1' || parts[1] !== own) {
-    const other = parts[0] === 'v1' && (parts[1] === 'tasks' || parts[1] === 'leases');
+  const served = opts.routes === 'tasks' ? ['tasks', 'sessions'] : ['leases'];
+  if (parts[0] !== 'v1' || !served.includes(parts[1])) {
+    const other = parts[0] === 'v1' && ['tasks', 'sessions', 'leases'].includes(parts[1]);
     throw new HttpError(404, `no route ${method} ${url.pathname} on the ${opts.routes === 'tasks' ? 'task API' : 'worker lease API'}${other ? ' (it is served on the other port)' : ''}; see /v1/${own}`);
   }
   if (opts.isLeader && !opts.isLeader()) {
@@ -260,7 +265,7 @@ async function handle(controller: Controller, opts: ApiOptions, req: http.Incomi
   }
   requireJson(req, method);
   if (!controller.isStarted) return send(res, 503, { error: 'the controller is starting; retry' }, { 'Retry-After': '1' });
-  if (parts[1] === 'tasks') return handleTasks(controller, opts, req, res, parts, method);
+  if (parts[1] === 'tasks' || parts[1] === 'sessions') return handleTasks(controller, opts, req, res, parts, method);
   return handleLeases(controller, opts, req, res, parts, method);
 }
 
@@ -280,6 +285,7 @@ async function handleTasks(controller: Controller, opts: ApiOptions, req: http.I
     await may({ ...access, pool: view.pool ?? '' });
     return view;
   };
+  if (parts[1] === 'sessions') return handleSessions(controller, opts, user, may, res, parts, method);
   if (parts.length === 2 && method === 'POST') {
     const spec = await readJson(req, opts.maxBodyBytes);
     const problems = validateSpec('Task', spec);
@@ -291,6 +297,17 @@ async function handleTasks(controller: Controller, opts: ApiOptions, req: http.I
     if (before !== undefined && before !== t.pool) await may({ verb: 'create', pool: before });
     const pools = controller.pools().map((p) => p.name);
     if (!pools.includes(t.pool)) throw new HttpError(422, { error: `pool "${t.pool}" does not exist`, pools });
+    const pool = controller.pools().find((p) => p.name === t.pool)!;
+    if (t.session && pool.mode !== 'warm') {
+      throw new HttpError(422, { error: `session "${t.session.name}": pool "${t.pool}" runs tasks as Jobs; sessions run in warm pools (mode: "warm") only, whose workers hand the session state back to the controller` });
+    }
+    // A session's transcript and change stay in its pool: a task of another pool may not continue it.
+    const sessionPool = t.session ? controller.sessionView(t.session.name)?.pool : undefined;
+    if (t.session && sessionPool !== undefined && sessionPool !== t.pool) {
+      throw new HttpError(422, { error: `session "${t.session.name}" belongs to pool "${sessionPool}"; a task of pool "${t.pool}" cannot continue it: use another session name, or submit the task to pool "${sessionPool}"` });
+    }
+    const policyProblems = controller.policyProblems(t);
+    if (policyProblems.length) throw new HttpError(422, { error: 'the agent policy cannot be enforced', problems: policyProblems });
     const deliveryProblems = controller.deliveryProblems(t);
     if (deliveryProblems.length) throw new HttpError(422, { error: 'the delivery cannot be carried out', problems: deliveryProblems });
     const r = await controller.submitTask(t);
@@ -329,6 +346,38 @@ async function handleTasks(controller: Controller, opts: ApiOptions, req: http.I
   throw new HttpError(404, `no route ${method} /${parts.join('/')}`);
 }
 
+/**
+ * Sessions are authorized as the subresource `tasks/sessions` of the session's pool (the pool
+ * of the task that saved it): its state is that pool's tasks' transcript and change.
+ */
+async function handleSessions(controller: Controller, opts: ApiOptions, user: UserInfo, may: (access: TaskAccess) => Promise<void>, res: http.ServerResponse, parts: string[], method: string): Promise<void> {
+  const existing = async (name: string, verb: 'get' | 'delete') => {
+    const view = controller.sessionView(name);
+    if (!view) throw new HttpError(404, `session "${name}" not found`);
+    await may({ verb, pool: view.pool ?? '', subresource: 'sessions' });
+    return view;
+  };
+  if (parts.length === 2 && method === 'GET') {
+    const visible = new Map<string, boolean>();
+    const sessions = [];
+    for (const name of controller.sessionNames()) {
+      const view = controller.sessionView(name);
+      if (!view) continue;
+      const pool = view.pool ?? '';
+      if (!visible.has(pool)) visible.set(pool, await opts.auth.allowed(user, { verb: 'list', pool, subresource: 'sessions' }));
+      if (visible.get(pool)) sessions.push(view);
+    }
+    return send(res, 200, { sessions });
+  }
+  if (parts.length === 3 && method === 'GET') return send(res, 200, await existing(parts[2], 'get'));
+  if (parts.length === 3 && method === 'DELETE') {
+    await existing(parts[2], 'delete');
+    if (!(await controller.deleteSession(parts[2]))) throw new HttpError(404, `session "${parts[2]}" not found`);
+    return send(res, 200, { deleted: parts[2] });
+  }
+  throw new HttpError(404, `no route ${method} /${parts.join('/')}`);
+}
+
 async function handleLeases(controller: Controller, opts: ApiOptions, req: http.IncomingMessage, res: http.ServerResponse, parts: string[], method: string): Promise<void> {
   const worker = await opts.auth.worker(tokenOf(req));
   if (!worker) throw new HttpError(401, "the bearer token is not a warm worker's (its pod's projected ServiceAccount token, audience paddock.dev/worker-api)");
@@ -360,7 +409,13 @@ async function handleLeases(controller: Controller, opts: ApiOptions, req: http.
     }
     if (typeof body.status !== 'object' || body.status === null) throw new HttpError(400, 'give { "worker", "status": {...}, "results": "<jsonl>" }');
     const patches = body.patches === undefined ? undefined : checkPatches(body.patches);
-    const r = await controller.complete(parts[2], String(body.worker), { status: body.status, resultsJsonl: String(body.results ?? ''), ...(body.truncated ? { truncated: true } : {}), ...(patches ? { patches } : {}) });
+    const r = await controller.complete(parts[2], String(body.worker), {
+      status: body.status,
+      resultsJsonl: String(body.results ?? ''),
+      ...(body.truncated ? { truncated: true } : {}),
+      ...(patches ? { patches } : {}),
+      ...(body.session && typeof body.session === 'object' ? { session: body.session } : {}),
+    });
     return r === 'ok' ? send(res, 200, { ok: true }) : send(res, 409, { error: 'the lease is no longer current; the report was dropped' });
   }
   throw new HttpError(404, `no route ${method} /${parts.join('/')}`);

@@ -12,6 +12,9 @@
  *   GET    /v1/tasks/NAME            get     tasks           (name: the task's pool)
  *   GET    /v1/tasks/NAME/results    get     tasks/results   (name: the task's pool)
  *   DELETE /v1/tasks/NAME            delete  tasks           (name: the task's pool)
+ *   GET    /v1/sessions              list    tasks/sessions  (name: each session's pool)
+ *   GET    /v1/sessions/NAME         get     tasks/sessions  (name: the session's pool)
+ *   DELETE /v1/sessions/NAME         delete  tasks/sessions  (name: the session's pool)
  *
  * The worker lease API: a warm worker's projected ServiceAccount token, bound
  * to the audience WORKER_TOKEN_AUDIENCE (useless against the API server
@@ -43,7 +46,8 @@ export interface TaskAccess {
   readonly verb: TaskVerb;
   /** The pool (RBAC resourceName). */
   readonly pool: string;
-  readonly subresource?: 'results';
+  /** `results`: a task's results; `sessions`: the sessions of the pool's tasks. */
+  readonly subresource?: 'results' | 'sessions';
 }
 
 /** A warm worker as the lease API knows it. */

@@ -9,9 +9,13 @@
  * a lease that is no longer current is refused, so no run completes twice.
  */
 import { randomUUID } from 'crypto';
-import { LABEL_PHASE, LABEL_RUN } from '../core/labels';
+import { gunzipSync } from 'zlib';
+import { policyFor } from '../core/agent-policy';
+import { LABEL_PHASE, LABEL_RUN, LABEL_SESSION, standardLabels } from '../core/labels';
+import { sessionPatchesOf, SessionState, sessionConfigMapName, sessionSizeProblem } from '../core/session';
+import { checkNoSecretsInConfigMap } from '../policy/rules';
 import type { TaskSpec } from '../policy/specs';
-import { afterAttempt, DEFAULT_SETTINGS, ObservedLease, ObservedPool, ObservedState, pickWarmRun, reconcile, ReconcileSettings, runConfigMapName, runName, verdictOfResult, Action, type RunPatch } from './reconcile';
+import { afterAttempt, DEFAULT_PRIORITY, DEFAULT_SETTINGS, poolQueue, sessionBlocker, ObservedLease, ObservedPool, ObservedState, pickWarmRun, reconcile, ReconcileSettings, runConfigMapName, runName, verdictOfResult, Action, type RunPatch } from './reconcile';
 import {
   ANNOTATION,
   applyRunPatch,
@@ -115,6 +119,12 @@ export interface TaskView {
     readonly changes?: SourceChange[];
     readonly delivery?: DeliveryStatus | { readonly state: 'pending' };
   };
+  /** The task's priority (500 unless the spec sets one). */
+  readonly priority?: number;
+  /** A waiting run's place in its pool's queue: 1 starts next. */
+  readonly queue?: { readonly position: number; readonly length: number };
+  /** The task's session, and the task whose run it waits for (one task of a session at a time). */
+  readonly session?: { readonly name: string; readonly waitingFor?: string };
 }
 
 export class Controller {
@@ -125,7 +135,8 @@ export class Controller {
   private readonly now: () => number;
   private readonly log: (line: string) => void;
   private readonly fetchSources: NonNullable<ControllerOptions['fetchSources']>;
-  private readonly cache: Record<'task' | 'pool' | 'harness' | 'run' | 'job' | 'pod', Map<string, KubeObject>> = {
+  private readonly cache: Record<'task' | 'pool' | 'harness' | 'run' | 'session' | 'job' | 'pod', Map<string, KubeObject>> = {
+    session: new Map(),
     task: new Map(),
     pool: new Map(),
     harness: new Map(),
@@ -141,7 +152,10 @@ export class Controller {
   /** The work queue: task keys to reconcile, or everything (start, pools or harnesses changed, an error). */
   private readonly dirty = new Set<string>();
   private allDirty = false;
-  private readonly index = new TaskIndex();
+  private readonly index = new TaskIndex((key) => {
+    const cm = this.cache.task.get(this.index.taskConfigMap.get(key) ?? '');
+    return (cm ? this.memo(cm, taskFromConfigMap)?.spec?.priority : undefined) ?? DEFAULT_PRIORITY;
+  });
   /** Per key: when to reconcile it again (a backoff or a lease ends). */
   private readonly wakes = new Map<string, number>();
   private wakeTimer?: NodeJS.Timeout;
@@ -252,6 +266,7 @@ export class Controller {
     await watch('ConfigMap', sel.pool, 'pool');
     await watch('ConfigMap', sel.harness, 'harness');
     await watch('ConfigMap', sel.run, 'run');
+    await watch('ConfigMap', sel.session, 'session');
     await watch('Job', sel.jobs, 'job');
     await watch('Pod', sel.jobs, 'pod');
     // Warm runs that were running before a restart keep their lease for one more TTL.
@@ -289,13 +304,13 @@ export class Controller {
   /** Into the cache and the index (informer events and our own write-through); returns the object's task key. */
   private put(bucket: keyof Controller['cache'], obj: KubeObject): string | undefined {
     this.cache[bucket].set(obj.metadata.name, obj);
-    if (bucket === 'pool' || bucket === 'harness') return undefined;
+    if (bucket === 'pool' || bucket === 'harness' || bucket === 'session') return undefined;
     return this.index.update(bucket, obj.metadata.name, obj, bucket === 'run' ? this.memo(obj, runFromConfigMap) : undefined);
   }
 
   private forget(bucket: keyof Controller['cache'], name: string): string | undefined {
     this.cache[bucket].delete(name);
-    if (bucket === 'pool' || bucket === 'harness') return undefined;
+    if (bucket === 'pool' || bucket === 'harness' || bucket === 'session') return undefined;
     return this.index.update(bucket, name, undefined);
   }
 
@@ -388,6 +403,15 @@ export class Controller {
       leases: defined(runs.map((r) => this.leases.get(r.name))),
       settings: this.settings,
       slotsTakenElsewhere,
+    };
+  }
+
+  /** Every task and run, parsed (memoized): the pools' queues and the sessions' order. */
+  private queueState(): Pick<ObservedState, 'tasks' | 'runs'> {
+    const defined = <T>(xs: Array<T | undefined>) => xs.filter((x): x is T => x !== undefined);
+    return {
+      tasks: defined([...this.cache.task.values()].map((o) => this.memo(o, taskFromConfigMap))),
+      runs: defined([...this.cache.run.values()].map((o) => this.memo(o, runFromConfigMap))),
     };
   }
 
@@ -624,6 +648,17 @@ export class Controller {
       void this.updateRun(run.name, (cm) => applyRunPatch(cm, { phase: 'Failed', outcome: 'invalid_spec', message: why, finishedAt: now })).then(() => this.schedule(run.task));
       return undefined;
     }
+    const session = task.session ? this.session(task.session.name) : undefined;
+    if (task.session && !session && !task.session.create) {
+      const why = `session "${task.session.name}" does not exist; set session.create: true on the task that starts it`;
+      void this.updateRun(run.name, (cm) => applyRunPatch(cm, { phase: 'Failed', outcome: 'invalid_spec', message: why, finishedAt: now })).then(() => this.schedule(run.task));
+      return undefined;
+    }
+    if (session?.broken) {
+      const why = `session "${session.name}" cannot be continued: the state of task "${session.broken.task}" was not saved (${session.broken.reason}); delete it (paddock sessions delete ${session.name}) and start it again with session.create: true`;
+      void this.updateRun(run.name, (cm) => applyRunPatch(cm, { phase: 'Failed', outcome: 'invalid_spec', message: why, finishedAt: now })).then(() => this.schedule(run.task));
+      return undefined;
+    }
     const lease: Lease = { run: run.name, id: randomUUID(), worker, expiresAt: now + this.leaseTtlMs, pool, grantedAt: now, ...(holder ? { holder } : {}) };
     this.leases.set(run.name, lease);
     return (async () => {
@@ -645,7 +680,7 @@ export class Controller {
       }
       if (!this.renew(lease.id, worker)) return undefined; // taken back meanwhile (task changed or deleted)
       if (sources.failure) this.log(`run ${run.name}: the sources could not be fetched: ${sources.failure.message}`);
-      return { id: lease.id, run: run.name, attempt: run.attempt, task, harness, pool: poolSpec, ttlMs: this.leaseTtlMs, renewEveryMs: Math.max(100, Math.floor(this.leaseTtlMs / 3)), sources };
+      return { id: lease.id, run: run.name, attempt: run.attempt, task, harness, pool: poolSpec, ttlMs: this.leaseTtlMs, renewEveryMs: Math.max(100, Math.floor(this.leaseTtlMs / 3)), sources, ...(session ? { session } : {}) };
     })();
   }
 
@@ -679,7 +714,11 @@ export class Controller {
     const taskCmName = this.index.taskConfigMap.get(run.task);
     const taskCm = taskCmName ? this.cache.task.get(taskCmName) : undefined;
     const task = taskCm ? this.memo(taskCm, taskFromConfigMap)?.spec : undefined;
-    const patch = afterAttempt(run, task, verdictOfResult(result), this.now(), this.settings);
+    let patch = afterAttempt(run, task, verdictOfResult(result), this.now(), this.settings);
+    // The session's next state goes first: the session's next task waits for this run to end.
+    // Only a run's last attempt saves it: a retry starts from the state its first attempt had.
+    const unsaved = task?.session && result.session && patch.phase !== 'Queued' ? await this.saveSession(task.session.name, lease.pool, run.task, result) : undefined;
+    if (unsaved) patch = { ...patch, message: `${patch.message ?? ''}; session state not saved: ${unsaved}` };
     await this.updateRun(lease.run, (cm) => {
       const next = applyRunPatch(cm, patch);
       const a = { ...next.metadata.annotations };
@@ -693,7 +732,95 @@ export class Controller {
     return 'ok';
   }
 
+  // ---- sessions ----
+
+  /** A session's stored state, or undefined when it does not exist (or is unreadable). */
+  public session(name: string): SessionState | undefined {
+    const cm = this.cache.session.get(sessionConfigMapName(name));
+    try {
+      return cm ? (JSON.parse(String((cm.data as Record<string, string>)?.['state.json'])) as SessionState) : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  public sessionNames(): string[] {
+    return [...this.cache.session.values()].map((cm) => cm.metadata.labels?.[LABEL_SESSION]).filter((x): x is string => Boolean(x)).sort();
+  }
+
+  /** What the API shows of a session: its turns (without the patches' text) and its waiting tasks. */
+  public sessionView(name: string): { name: string; pool?: string; broken?: { task: string; reason: string }; harness: string; resume: string; turns: Array<{ task: string }>; patches: Record<string, { base: string; bytes: number }>; bytes: number; tasks: string[] } | undefined {
+    const state = this.session(name);
+    if (!state) return undefined;
+    const tasks = this.queueState().tasks.filter((t) => t.spec?.session?.name === name).sort((a, b) => a.createdAt - b.createdAt).map((t) => t.name);
+    return {
+      name,
+      ...(state.pool ? { pool: state.pool } : {}),
+      ...(state.broken ? { broken: state.broken } : {}),
+      harness: state.harness,
+      resume: state.resume,
+      turns: state.turns.map((t) => ({ task: t.task })),
+      patches: Object.fromEntries(Object.entries(state.patches).map(([k, p]) => [k, { base: p.base, bytes: p.bytes }])),
+      bytes: Buffer.byteLength(JSON.stringify(state)),
+      tasks,
+    };
+  }
+
+  public async deleteSession(name: string): Promise<boolean> {
+    if (!this.cache.session.has(sessionConfigMapName(name))) return false;
+    await this.store.delete('ConfigMap', sessionConfigMapName(name));
+    this.cache.session.delete(sessionConfigMapName(name));
+    return true;
+  }
+
+  /** Store a session's next state; returns why it was not stored (over the size cap, or it holds a secret). */
+  private async saveSession(name: string, pool: string, task: string, result: AttemptResult): Promise<string | undefined> {
+    const reported = result.session!;
+    // The workspace carried over is the run's recorded change (the report's patches, never a withheld one).
+    const carried = sessionPatchesOf(result.status.changes as SourceChange[] | undefined, result.patches, typeof result.status.changesError === 'string' ? result.status.changesError : undefined);
+    // Only the turns are taken from the runner's state; the pool is the lease's (who may see the session).
+    const state: SessionState = { name, pool, harness: String(reported.harness ?? ''), turns: Array.isArray(reported.turns) ? reported.turns : [], patches: carried.patches, resume: 'transcript' };
+    const configMap = (s: SessionState): KubeObject => ({
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: sessionConfigMapName(name), namespace: this.namespace, labels: standardLabels(this.namespace, 'session', { [LABEL_SESSION]: name }) },
+      data: { 'state.json': JSON.stringify(s) },
+    });
+    // Scanned as the synth-time ConfigMap rule scans, the patches unpacked: a credential in a transcript or a patch is never stored.
+    const unpacked: Record<string, string> = {};
+    const unreadable: string[] = [];
+    for (const [source, p] of Object.entries(state.patches)) {
+      try {
+        unpacked[`patch-${source}`] = gunzipSync(Buffer.from(p.patch, 'base64')).toString('utf8');
+      } catch {
+        unreadable.push(`the change of source "${source}" is not a gzipped, base64-encoded patch`);
+      }
+    }
+    const scanned: KubeObject = { ...configMap({ ...state, patches: {} }), data: { 'state.json': JSON.stringify({ ...state, patches: {} }), ...unpacked } };
+    const problem = carried.problem ?? (unreadable.join('; ') || undefined) ?? sessionSizeProblem(state) ?? (checkNoSecretsInConfigMap(scanned, []).join('; ') || undefined);
+    // Not saved: the session is marked broken (its last good state kept), so that its next task
+    // fails saying so rather than silently continuing from a state that misses this turn.
+    const next: SessionState = problem ? { ...(this.session(name) ?? { ...state, turns: [], patches: {} }), pool, broken: { task, reason: problem } } : state;
+    const cm = configMap(next);
+    const existing = await this.store.get('ConfigMap', cm.metadata.name);
+    const stored = existing ? await this.store.replace({ ...cm, metadata: { ...cm.metadata, resourceVersion: existing.metadata.resourceVersion } }) : await this.store.create(cm);
+    this.cache.session.set(stored.metadata.name, stored);
+    return problem;
+  }
+
   // ---- the API's view ----
+
+  /**
+   * Why the task's agent policy (over its pool's and harness's) cannot be enforced by the
+   * harness's CLI; empty when it can (or when the harness is not known yet: the runner checks again).
+   */
+  public policyProblems(spec: TaskSpec): string[] {
+    const harnessCm = [...this.cache.harness.values()].find((cm) => harnessSpecOf(cm)?.name === spec.harness);
+    const harness = harnessCm ? harnessSpecOf(harnessCm) : undefined;
+    if (!harness) return [];
+    const poolCm = [...this.cache.pool.values()].find((cm) => poolFromConfigMap(cm)?.name === spec.pool);
+    return policyFor(harness, poolCm ? poolSpecOf(poolCm) : undefined, spec).problems;
+  }
 
   /** Create or update a task ConfigMap (the spec was validated by the caller). */
   public async submitTask(spec: TaskSpec): Promise<{ created: boolean; specHash: string; run: string }> {
@@ -731,6 +858,11 @@ export class Controller {
     const runCm = current ? this.cache.run.get(runConfigMapName(current)) : undefined;
     const run = runCm ? runFromConfigMap(runCm) : undefined;
     const ra = runCm?.metadata.annotations ?? {};
+    // Tasks and runs only (no reconcile pass): what the queue position and the session lock read.
+    const observed = run?.phase === 'Queued' ? this.queueState() : undefined;
+    const queue = observed && run ? poolQueue(observed, run.pool) : [];
+    const blocker = observed && run && t?.spec?.session ? sessionBlocker(observed.tasks, observed.runs, (r) => (this.leases.has(r.name) ? 'Running' : r.phase), run) : undefined;
+    const position = queue.findIndex((r) => r.name === run?.name) + 1;
     return {
       name,
       phase: run?.phase ?? cm.metadata.labels?.[LABEL_PHASE] ?? 'Pending',
@@ -750,6 +882,9 @@ export class Controller {
             },
           }
         : {}),
+      ...(t?.spec ? { priority: t.spec.priority ?? DEFAULT_PRIORITY } : {}),
+      ...(position > 0 ? { queue: { position, length: queue.length } } : {}),
+      ...(t?.spec?.session ? { session: { name: t.spec.session.name, ...(blocker ? { waitingFor: blocker.task } : {}) } } : {}),
     };
   }
 

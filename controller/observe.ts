@@ -39,13 +39,14 @@ export function patchKey(source: string): string {
 }
 
 /** Selectors of what the controller watches (label `app.kubernetes.io/component`). */
-export function selectors(namespace: string): Record<'task' | 'pool' | 'harness' | 'run' | 'jobs', string> {
+export function selectors(namespace: string): Record<'task' | 'pool' | 'harness' | 'run' | 'session' | 'jobs', string> {
   const base = `app.kubernetes.io/name=paddock,app.kubernetes.io/instance=${namespace}`;
   return {
     task: `${base},app.kubernetes.io/component=task`,
     pool: `${base},app.kubernetes.io/component=pool`,
     harness: `${base},app.kubernetes.io/component=harness`,
     run: `${base},app.kubernetes.io/component=run`,
+    session: `${base},app.kubernetes.io/component=session`,
     jobs: `${base},app.kubernetes.io/component=task`,
   };
 }

@@ -315,22 +315,57 @@ function byAge<T extends { createdAt: number; name: string }>(a: T, b: T): numbe
   return a.createdAt - b.createdAt || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
 }
 
+export const DEFAULT_PRIORITY = 500;
+
 /**
- * The next queued run a warm worker of `pool` may lease: oldest first, past its
- * backoff, within the pool's concurrency. `leased`: runs leased since the state
- * was observed.
+ * A pool's queue order: higher task priority first, then older first. The priority is read
+ * from the task's spec and the age is the run's, so a retried run keeps both its place in
+ * the order and its priority.
+ */
+export function queueOrder(tasks: readonly ObservedTask[]): (a: ObservedRun, b: ObservedRun) => number {
+  const priority = new Map(tasks.map((t) => [t.name, t.spec?.priority ?? DEFAULT_PRIORITY]));
+  const of = (r: ObservedRun) => priority.get(r.task) ?? DEFAULT_PRIORITY;
+  return (a, b) => of(b) - of(a) || byAge(a, b);
+}
+
+/**
+ * Sessions run one task at a time, in submission order: the run that keeps `run` waiting
+ * (a run of its session that is running, or queued from a task submitted earlier), if any.
+ */
+export function sessionBlocker(tasks: readonly ObservedTask[], runs: readonly ObservedRun[], phaseOf: (r: ObservedRun) => RunPhase, run: ObservedRun): ObservedRun | undefined {
+  const byName = new Map(tasks.map((t) => [t.name, t]));
+  const mine = byName.get(run.task);
+  const session = mine?.spec?.session?.name;
+  if (!mine || !session) return undefined;
+  const before = (t: ObservedTask) => t.createdAt < mine.createdAt || (t.createdAt === mine.createdAt && t.name < mine.name);
+  return runs.find((r) => {
+    if (r.name === run.name || r.task === run.task) return false;
+    const t = byName.get(r.task);
+    if (t?.spec?.session?.name !== session || t.specHash === undefined || r.specHash !== t.specHash) return false;
+    const phase = phaseOf(r);
+    return phase === 'Running' || (phase === 'Queued' && before(t));
+  });
+}
+
+/** The queued runs of a pool in the order they start (backoff included: a run in backoff keeps its place). */
+export function poolQueue(state: Pick<ObservedState, 'tasks' | 'runs'>, pool: string): ObservedRun[] {
+  const taskNames = new Set(state.tasks.map((t) => t.name));
+  return state.runs.filter((r) => r.pool === pool && r.phase === 'Queued' && taskNames.has(r.task)).sort(queueOrder(state.tasks));
+}
+
+/**
+ * The next queued run a warm worker of `pool` may lease: in queue order (queueOrder), past
+ * its backoff, within the pool's concurrency. `leased`: runs leased since the state was
+ * observed.
  */
 export function pickWarmRun(state: ObservedState, pool: string, leased: ReadonlySet<string> = new Set()): ObservedRun | undefined {
   const p = state.pools.find((x) => x.name === pool);
   // Only a warm pool's workers lease, and only that pool's runs.
   if (!p || p.mode !== 'warm') return undefined;
-  const taskNames = new Set(state.tasks.map((t) => t.name));
   const running = state.runs.filter((r) => r.pool === pool && (r.phase === 'Running' || leased.has(r.name))).length;
   if (running >= p.concurrency) return undefined;
-  return state.runs
-    .filter((r) => r.pool === pool && r.mode === 'warm' && r.phase === 'Queued' && !leased.has(r.name) && taskNames.has(r.task))
-    .filter((r) => (r.notBefore ?? 0) <= state.now)
-    .sort(byAge)[0];
+  const phaseOf = (r: ObservedRun): RunPhase => (leased.has(r.name) ? 'Running' : r.phase);
+  return poolQueue(state, pool).find((r) => r.mode === 'warm' && !leased.has(r.name) && (r.notBefore ?? 0) <= state.now && !sessionBlocker(state.tasks, state.runs, phaseOf, r));
 }
 
 export function reconcile(state: ObservedState, decodeMessage: (m: string) => AttemptResult | undefined = () => undefined): ReconcileResult {
@@ -429,9 +464,9 @@ export function reconcile(state: ObservedState, decodeMessage: (m: string) => At
     }
   }
 
-  // 4. Queued runs in job pools: create Jobs, oldest first, within each pool's concurrency.
+  // 4. Queued runs in job pools: create Jobs in queue order, within each pool's concurrency.
   const running = (pool: string) => [...phases.entries()].filter(([name, phase]) => phase === 'Running' && runs.get(name)?.pool === pool).length;
-  const queued = [...runs.values()].filter((r) => phases.get(r.name) === 'Queued' && tasks.has(r.task)).sort(byAge);
+  const queued = [...runs.values()].filter((r) => phases.get(r.name) === 'Queued' && tasks.has(r.task)).sort(queueOrder(state.tasks));
   const slots = new Map<string, number>();
   for (const run of queued) {
     const latest = actions.filter((a): a is Extract<Action, { type: 'updateRun' }> => a.type === 'updateRun' && a.run === run.name).pop();
@@ -456,6 +491,7 @@ export function reconcile(state: ObservedState, decodeMessage: (m: string) => At
     }
     if (!slots.has(pool.name)) slots.set(pool.name, pool.concurrency - running(pool.name) - (state.slotsTakenElsewhere?.[pool.name] ?? 0));
     if (slots.get(pool.name)! <= 0) continue;
+    if (sessionBlocker(state.tasks, [...runs.values()], (r) => phases.get(r.name) ?? r.phase, run)) continue;
     const built = buildJob(task, pool, harnesses);
     if ('problem' in built) {
       setPhase(run, { phase: 'Failed', outcome: 'invalid_spec', message: built.problem, finishedAt: now });

@@ -19,6 +19,16 @@ interface Waiting {
 }
 
 export class TaskIndex {
+  /** @param priorityOf a task key's priority (queue order: higher first, then older first). */
+  constructor(private readonly priorityOf: (task: string) => number = () => 500) {}
+
+  /** Whether waiting run `a` goes before `b` in its pool's queue (reconcile's queueOrder). */
+  private ahead(a: Waiting & { name: string }, b: Waiting & { name: string }): boolean {
+    const pa = this.priorityOf(a.task);
+    const pb = this.priorityOf(b.task);
+    return pa !== pb ? pa > pb : a.createdAt !== b.createdAt ? a.createdAt < b.createdAt : a.name < b.name;
+  }
+
   private readonly byTask: Record<Exclude<IndexedBucket, 'task'>, Map<string, Set<string>>> = { run: new Map(), job: new Map(), pod: new Map() };
   /** Object name -> task key, per bucket (to move or drop an object's entry). */
   private readonly keyOf: Record<IndexedBucket, Map<string, string>> = { task: new Map(), run: new Map(), job: new Map(), pod: new Map() };
@@ -86,11 +96,12 @@ export class TaskIndex {
     return this.running.get(pool) ?? 0;
   }
 
-  /** Job-mode runs of other tasks in `pool`, older than `createdAt` and past their backoff: they get a slot first. */
+  /** Job-mode runs of other tasks in `pool` ahead in the queue (priority, then age) and past their backoff: they get a slot first. */
   public waitingAhead(pool: string, key: string, createdAt: number, now: number): number {
+    const mine = { task: key, createdAt, notBefore: 0, name: '' };
     let n = 0;
-    for (const w of this.waiting.get(pool)?.values() ?? []) {
-      if (w.task !== key && w.createdAt < createdAt && w.notBefore <= now) n++;
+    for (const [name, w] of this.waiting.get(pool)?.entries() ?? []) {
+      if (w.task !== key && w.notBefore <= now && this.ahead({ ...w, name }, mine)) n++;
     }
     return n;
   }
@@ -105,7 +116,7 @@ export class TaskIndex {
       const slots = free(pool);
       if (slots <= 0) continue;
       const eligible = [...(this.waiting.get(pool)?.entries() ?? [])].filter(([, w]) => w.notBefore <= now);
-      eligible.sort(([a, x], [b, y]) => x.createdAt - y.createdAt || (a < b ? -1 : a > b ? 1 : 0));
+      eligible.sort(([a, x], [b, y]) => (this.ahead({ ...x, name: a }, { ...y, name: b }) ? -1 : this.ahead({ ...y, name: b }, { ...x, name: a }) ? 1 : 0));
       keys.push(...eligible.slice(0, slots).map(([, w]) => w.task));
     }
     this.freed = new Set();

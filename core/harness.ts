@@ -1,6 +1,7 @@
 import * as TOML from 'smol-toml';
 import { loadPreset, PresetData, presetNames } from '../templates';
-import type { ConfigFileSpec, HarnessSpec, PromptVia, ResultsSpec } from '../policy/specs';
+import type { AgentPolicySpec, ConfigFileSpec, HarnessSpec, PromptVia, ResultsSpec } from '../policy/specs';
+import { checkPolicyShape, planPolicy } from './agent-policy';
 import { assertValidSpec, SPEC_API_VERSION } from '../policy/specs';
 import { lintCommandTemplate, promptViaOf, renderCommand, RenderValues, usesPlaceholder } from './command-template';
 import { imageRef, ImageName, ImageOptions, IMAGE_NAMES } from './images';
@@ -35,6 +36,13 @@ export interface HarnessProps {
   readonly hosts?: string[];
   /** Environment variables the CLI reads credentials from (documentation and grant checks). @default - none */
   readonly credentialEnv?: string[];
+  /** The default agent policy of tasks run by this harness (under the pool's and the task's). @default - none */
+  readonly policy?: AgentPolicySpec;
+  /**
+   * How the CLI enforces each policy item (argv elements, config keys, files), or why it cannot.
+   * @default - the preset's, as measured against its CLI; none for a custom harness (a policy item is then refused)
+   */
+  readonly policyMapping?: HarnessSpec['policyMapping'];
 }
 
 /** Options a preset accepts on top of its data. */
@@ -68,6 +76,8 @@ export interface HarnessPresetOptions {
    * @default 2 (a dead provider fails the run within a minute)
    */
   readonly maxRetries?: number;
+  /** The default agent policy of tasks run by this harness (under the pool's and the task's). @default - none */
+  readonly policy?: AgentPolicySpec;
 }
 
 /** What the model reads in place of the prompt when the preset passes it as a file. */
@@ -142,6 +152,8 @@ export class Harness {
       results: data.results,
       hosts: [...data.hosts, ...(options.extraHosts ?? [])],
       credentialEnv: data.credentialEnv,
+      policy: options.policy,
+      policyMapping: data.policyMapping,
     });
   }
 
@@ -199,6 +211,8 @@ export class Harness {
     });
     this.hosts = [...new Set(props.hosts ?? [])];
     this.credentialEnv = [...(props.credentialEnv ?? [])];
+    const policyProblems = checkPolicyShape(props.policy, `${where}: policy`);
+    if (policyProblems.length) fail(policyProblems.join('\n'));
 
     this.spec = {
       apiVersion: SPEC_API_VERSION,
@@ -214,8 +228,12 @@ export class Harness {
       results: { ...results },
       ...(this.hosts.length ? { hosts: [...this.hosts] } : {}),
       ...(this.credentialEnv.length ? { credentialEnv: [...this.credentialEnv] } : {}),
+      ...(props.policy && Object.keys(props.policy).length ? { policy: props.policy } : {}),
+      ...(props.policyMapping ? { policyMapping: props.policyMapping } : {}),
     } as HarnessSpec;
     assertValidSpec('Harness', this.spec, where);
+    const unenforceable = planPolicy(this.spec, this.spec.policy ?? {}).problems;
+    if (unenforceable.length) fail(unenforceable.map((p) => `${where}: ${p}`).join('\n'));
   }
 
   /** Whether the command needs a model, i.e. uses {model}. */

@@ -14,7 +14,10 @@ export const CAPABILITY_LABEL_PREFIX = 'capability.paddock.dev/';
 export const EGRESS_LABEL_PREFIX = 'egress.paddock.dev/';
 
 /** `run`: a run's result ConfigMap, written by the controller. */
-export type Component = 'platform' | 'controller' | 'worker' | 'task' | 'run' | 'harness' | 'pool' | 'egress' | 'sandbox' | 'credentials' | 'model-gateway' | 'publish';
+export type Component = 'platform' | 'controller' | 'worker' | 'task' | 'run' | 'session' | 'harness' | 'pool' | 'egress' | 'sandbox' | 'credentials' | 'model-gateway' | 'publish';
+
+/** On session ConfigMaps (`session-<name>`, written by the controller): the session's name. */
+export const LABEL_SESSION = 'paddock.dev/session';
 
 /** On run and task ConfigMaps: the run's phase (Queued, Running, Succeeded, Failed, Superseded), set by the controller. */
 export const LABEL_PHASE = 'paddock.dev/phase';
@@ -52,7 +55,7 @@ export const SECRETS_MOUNT = '/var/run/paddock/secrets';
 
 /** On agent pod templates: the Secrets granted with exposeToAgent (comma-separated), the only ones its agent container may reference. */
 export const ANNOTATION_AGENT_SECRETS = 'paddock.dev/agent-secrets';
-/** Paddock's API group and the resource RBAC rules name for the task API (`tasks`, `tasks/results`). */
+/** Paddock's API group and the resource RBAC rules name for the task API (`tasks`, `tasks/results`, `tasks/sessions`). */
 export const PADDOCK_API_GROUP = 'paddock.dev';
 export const TASKS_RESOURCE = 'tasks';
 /**

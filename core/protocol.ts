@@ -9,6 +9,7 @@
  */
 import type { HarnessSpec, PoolSpec, TaskSpec } from '../policy/specs';
 import { stableJson } from './stable-json';
+import type { SessionState } from './session';
 
 /** What a warm worker gets with its lease: everything the runner needs. */
 export interface LeaseGrant {
@@ -26,6 +27,8 @@ export interface LeaseGrant {
    * a worker pod. Absent from a controller that predates it: the worker fetches itself.
    */
   readonly sources?: GrantSources;
+  /** The state of the task's session to continue (none: the task starts its session). */
+  readonly session?: SessionState;
 }
 
 /** A task's fetched sources on their way to a warm worker. */
@@ -53,6 +56,8 @@ export interface AttemptResult {
   readonly resultsJsonl: string;
   /** The report was cut to fit (the termination message's 4 KiB, or the result size cap). */
   readonly truncated?: boolean;
+  /** A session task's next session state (warm workers). */
+  readonly session?: SessionState;
   /** Source name -> its patch, gzip then base64 (status.changes says which sources changed). */
   readonly patches?: Readonly<Record<string, string>>;
   /** Job mode: the pod whose log carries the patches (see PATCH_LOG_TAG). */

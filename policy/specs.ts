@@ -35,6 +35,48 @@ export interface GitSourceSpec {
   readonly subPath?: string;
 }
 
+/** What the agent may do; harness < pool < task, the task wins and a deny always wins. */
+export interface AgentPolicySpec {
+  /** Only these tools are offered (the nearest layer that sets it wins). */
+  readonly allowedTools?: string[];
+  /** Never offered (every layer's list counts). */
+  readonly deniedTools?: string[];
+  /** false: the shell tool is off (false in any layer wins). */
+  readonly shell?: boolean;
+  readonly maxTurns?: number;
+  readonly appendSystemPrompt?: string;
+}
+
+export type PolicyItem = keyof AgentPolicySpec;
+
+/** One way a harness enforces a policy item (exactly one field). */
+export interface PolicyStepSpec {
+  readonly argv?: string[];
+  readonly config?: {
+    readonly path: string;
+    readonly base?: 'home' | 'workdir';
+    readonly format: 'json' | 'toml';
+    readonly key: string[];
+    readonly value?: unknown;
+    readonly each?: unknown;
+    readonly over?: Record<string, unknown>;
+    /** The key is set whole: lower config layers' values under it are dropped. */
+    readonly replace?: boolean;
+  };
+  readonly file?: { readonly path: string; readonly base?: 'home' | 'workdir' };
+  readonly denyTools?: string[];
+}
+
+export type PolicyEnforcementSpec = PolicyStepSpec[] | { readonly unsupported: string };
+
+export interface SessionRefSpec {
+  readonly name: string;
+  /** Start the session if it does not exist. @default false */
+  readonly create?: boolean;
+  /** Fresh checkout instead of the previous run's change. @default false */
+  readonly freshWorkspace?: boolean;
+}
+
 export interface TaskSpec {
   readonly apiVersion: 'paddock.dev/v1alpha1';
   readonly kind: 'Task';
@@ -48,8 +90,13 @@ export interface TaskSpec {
   readonly timeoutSeconds?: number;
   readonly env?: Record<string, string>;
   readonly config?: ConfigLayerSpec;
+  readonly policy?: AgentPolicySpec;
   /** Extra attempts after an agent failure or timeout (infrastructure failures are retried regardless). @default 0 */
   readonly retries?: number;
+  /** The session this task continues (one task of a session at a time, in submission order). */
+  readonly session?: SessionRefSpec;
+  /** Queue order within the pool, 0-1000: higher first, then older first. @default 500 */
+  readonly priority?: number;
   /** Push the change to a branch (and open a pull/merge request). @default - the change is only recorded */
   readonly delivery?: DeliverySpec;
 }
@@ -94,6 +141,10 @@ export interface HarnessSpec {
   readonly defaultModel?: string;
   readonly env?: Record<string, string>;
   readonly config?: ConfigLayerSpec;
+  /** The harness's default policy. */
+  readonly policy?: AgentPolicySpec;
+  /** How its CLI enforces each policy item; an item without one is refused. */
+  readonly policyMapping?: Partial<Record<PolicyItem, PolicyEnforcementSpec>>;
   readonly results: ResultsSpec;
   readonly hosts?: string[];
   readonly credentialEnv?: string[];
@@ -132,6 +183,7 @@ export interface PoolSpec {
   readonly concurrency?: number;
   readonly env?: Record<string, string>;
   readonly config?: ConfigLayerSpec;
+  readonly policy?: AgentPolicySpec;
   readonly credentials?: {
     readonly env?: CredentialEnvSpec[];
     readonly files?: CredentialFileSpec[];

@@ -18,6 +18,15 @@ export interface NamedLayer {
   /** e.g. `harness "codex"`, used in messages. */
   readonly label: string;
   readonly layer?: ConfigLayerSpec;
+  /** Keys of json/toml files this layer sets whole: what lower layers put there is dropped first. */
+  readonly replaceKeys?: readonly ConfigKeyRef[];
+}
+
+/** A key of a json/toml config file. */
+export interface ConfigKeyRef {
+  readonly base: ConfigBase;
+  readonly path: string;
+  readonly key: readonly string[];
 }
 
 export interface PlannedConfigFile {
@@ -43,7 +52,7 @@ interface Acc {
 
 export function planConfigFiles(layers: readonly NamedLayer[]): PlannedConfigFile[] {
   const files = new Map<string, Acc>();
-  for (const { label, layer } of layers) {
+  for (const { label, layer, replaceKeys } of layers) {
     (layer?.files ?? []).forEach((f, i) => {
       const base = f.base ?? 'home';
       const format = f.format ?? 'text';
@@ -51,6 +60,9 @@ export function planConfigFiles(layers: readonly NamedLayer[]): PlannedConfigFil
       const value = parseContent(f, format, `${label} config.files[${i}] (${base}/${f.path})`);
       const prev = files.get(key);
       if (prev && prev.format === format && format !== 'text') {
+        for (const r of replaceKeys ?? []) {
+          if (r.base === base && path.posix.normalize(r.path) === path.posix.normalize(f.path)) prev.value = withoutKey(prev.value, r.key);
+        }
         prev.value = deepMerge(prev.value, value);
         prev.verbatim = undefined;
         prev.from.push(label);
@@ -164,6 +176,15 @@ export function deepMerge(lower: unknown, upper: unknown): unknown {
   for (const [k, v] of Object.entries(upper)) {
     set(k, Object.prototype.hasOwnProperty.call(lower, k) ? deepMerge(lower[k], v) : v);
   }
+  return out;
+}
+
+/** A copy of `value` without `key` (objects on the way copied, nothing else touched). */
+function withoutKey(value: unknown, key: readonly string[]): unknown {
+  if (!isPlainObject(value) || !key.length || !Object.prototype.hasOwnProperty.call(value, key[0])) return value;
+  const out = deepMerge({}, value) as Record<string, unknown>;
+  if (key.length === 1) delete out[key[0]];
+  else out[key[0]] = withoutKey(value[key[0]], key.slice(1));
   return out;
 }
 

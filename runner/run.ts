@@ -11,6 +11,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
+import { insertPolicyArgs, policyFor } from '../core/agent-policy';
 import { lintCommandTemplate, promptViaOf, renderCommand, usesPlaceholder } from '../core/command-template';
 import { ImageName, imageName } from '../core/images';
 import type { HarnessSpec, PoolSpec, TaskSpec } from '../policy/specs';
@@ -23,10 +24,12 @@ import { crossCheck, readSpec, specFilePath, SpecSource } from './load-specs';
 import { Redactor } from './redaction';
 import { extractResultBlocks, finalOutput, writeResultsJsonl } from './results';
 import { locateBwrap, SandboxKind, wrapWithBwrap } from './sandbox-bwrap';
-import { recordChanges } from './patch';
-import { fetchSources, gitCaEnv } from './sources';
+import { FetchContext, fetchSources, gitCaEnv } from './sources';
 import { gatewayWiring } from './gateway-wiring';
 import { poolForPhase, readFetchRecord, RunPhaseKind, writeFetchRecord } from './fetch-record';
+import { promptWithTranscript, sessionPatchesOf, SessionState, SessionTurn } from '../core/session';
+import { restoreWorkspace, writeSessionState } from './session';
+import { readPatches, recordChanges } from './patch';
 import type { SourceChange } from '../core/protocol';
 import { exitCodeOf, Outcome, ParseErrorRecord, Phase, RunFailure, RunStatus, SourceRecord, writeStatus } from './status';
 
@@ -106,6 +109,12 @@ export interface RunOptions {
    * @default - the pod's mounts
    */
   readonly credentialDir?: string;
+  /**
+   * The state of the task's session (the warm worker gets it with its lease): the earlier
+   * turns reach the CLI as a transcript, the last run's change is applied to the sources.
+   * @default - none: a task with a session starts it
+   */
+  readonly session?: SessionState;
 }
 
 const ARG_LOG_LIMIT = 500;
@@ -189,6 +198,9 @@ export async function run(opts: RunOptions = {}): Promise<number> {
       if (harness.promptVia !== implied) {
         issues.push(`harness "${harness.name}" promptVia: is "${harness.promptVia}" but its command implies "${implied}" ({prompt} → argv, {prompt_file} → file, neither → stdin)`);
       }
+      // The merged policy, enforced by the harness's mapping; an item its CLI cannot enforce stops the run.
+      const policy = policyFor(harness, pool, task);
+      issues.push(...policy.problems);
       if (issues.length > 0) {
         throw new RunFailure('invalid_spec', `the specs do not fit together:\n  - ${issues.join('\n  - ')}`, issues);
       }
@@ -203,25 +215,24 @@ export async function run(opts: RunOptions = {}): Promise<number> {
         { label: `pool "${pool?.name ?? '-'}"`, layer: pool?.config },
         { label: 'model gateway', layer: { files: gateway.config } },
         { label: `task "${task.name}"`, layer: task.config },
+        // Last, so no other layer can loosen it.
+        { label: 'agent policy', layer: { files: policy.files }, replaceKeys: policy.replaceKeys },
       ]);
+      if (Object.keys(policy.policy).length) log(`agent policy: ${JSON.stringify(policy.policy)}`);
       const bwrap = opts.sandbox === 'bwrap' ? locateBwrap(env.PATH, opts.bwrap) : undefined;
       log(`task "${task.name}": harness "${harness.name}", ${pool ? `pool "${pool.name}"` : 'no pool (local mode)'}, workspace ${dirs.workspace}`);
-      return { task, harness, pool, model: model ?? '', credentials: { ...credentials, env: { ...gateway.env, ...credentials.env } }, configFiles, bwrap };
+      return { task, harness, pool, model: model ?? '', credentials: { ...credentials, env: { ...gateway.env, ...credentials.env } }, configFiles, bwrap, policyArgs: policy.argv };
     });
     const { task, harness, pool, credentials } = loaded;
 
     // ---- sources ----
+    let gitCtx: FetchContext | undefined;
     await phase('sources', async () => {
       fs.mkdirSync(dirs.workspace, { recursive: true });
       fs.mkdirSync(dirs.home, { recursive: true });
       fs.mkdirSync(dirs.tmp, { recursive: true });
       scratch = fs.mkdtempSync(path.join(dirs.tmp, 'paddock-'));
-      if (runPhase === 'agent') {
-        const fetched = readFetchRecord(dirs.artifacts);
-        state.sources = fetched.sources;
-        return;
-      }
-      state.sources = await fetchSources(task.sources ?? [], {
+      gitCtx = {
         workspace: dirs.workspace,
         scratchDir: scratch,
         git: opts.git ?? 'git',
@@ -233,8 +244,15 @@ export async function run(opts: RunOptions = {}): Promise<number> {
         signal: opts.signal,
         redactor,
         log,
-      });
-      removeHelpers(scratch);
+      };
+      if (runPhase === 'agent') {
+        state.sources = readFetchRecord(dirs.artifacts).sources;
+      } else {
+        state.sources = await fetchSources(task.sources ?? [], gitCtx);
+        removeHelpers(scratch);
+      }
+      // The sources the controller fetched (clean room) continue the session just as our own would.
+      if (runPhase !== 'fetch' && task.session && opts.session && !task.session.freshWorkspace) await restoreWorkspace(opts.session, state.sources, gitCtx);
     });
 
     if (runPhase === 'fetch') {
@@ -244,16 +262,20 @@ export async function run(opts: RunOptions = {}): Promise<number> {
     }
 
     // ---- config ----
-    const prepared = await phase('config', () => prepareConfig(task, harness, loaded.configFiles, credentials, dirs, scratch!, state.sources));
+    // In a session the CLI gets the earlier turns as a transcript before the prompt.
+    const prompt = task.session ? promptWithTranscript(opts.session, task.prompt) : task.prompt;
+    const prepared = await phase('config', () => prepareConfig(prompt, task, harness, loaded.configFiles, credentials, dirs, scratch!, state.sources));
 
     // ---- agent ----
     const agent = await phase('agent', async () => {
-      const argv = renderCommand(harness.command, {
+      const rendered = renderCommand(harness.command, {
         model: loaded.model,
-        prompt: task.prompt,
+        prompt,
         promptFile: prepared.promptFile,
         workdir: prepared.workdir,
       });
+      // After rendering: policy values (a system prompt) are never read as placeholders.
+      const argv = insertPolicyArgs(harness.command, rendered, loaded.policyArgs);
       const agentEnv = buildAgentEnv({ runnerEnv: env, home: dirs.home, harness, pool, task, credentialEnv: credentials.env });
       let finalArgv = argv;
       if (loaded.bwrap) {
@@ -275,7 +297,7 @@ export async function run(opts: RunOptions = {}): Promise<number> {
         argv: finalArgv,
         cwd: prepared.workdir,
         env: agentEnv,
-        stdinText: harness.promptVia === 'stdin' ? task.prompt : undefined,
+        stdinText: harness.promptVia === 'stdin' ? prompt : undefined,
         timeoutMs: timeoutSeconds * 1000,
         killGraceMs,
         signal: opts.signal,
@@ -299,7 +321,8 @@ export async function run(opts: RunOptions = {}): Promise<number> {
     });
 
     // ---- results (also after a failure, timeout or termination: keep what there is) ----
-    await phase('results', () => {
+    let turn: SessionTurn | undefined;
+    await phase('results', async () => {
       const out = finalOutput(harness.results, agent.stdout, dirs.home);
       const extracted = 'text' in out ? extractResultBlocks(out.text, redactor) : { results: [], parseErrors: [{ block: 0, message: out.error, excerpt: '' }], parseErrorCount: 1 };
       writeResultsJsonl(dirs.artifacts, extracted.results, redactor);
@@ -309,6 +332,7 @@ export async function run(opts: RunOptions = {}): Promise<number> {
       for (const e of extracted.parseErrors) log(`result block ${e.block}: ${e.message}`);
       const omitted = extracted.parseErrorCount - extracted.parseErrors.length;
       if (omitted > 0) log(`${omitted} more parse error(s) counted, not listed`);
+      if (task.session) turn = { task: task.name, prompt: redactor.redact(task.prompt), output: 'text' in out ? redactor.redact(out.text) : '' };
     });
 
     // ---- changes (also after a failure: whether to deliver them is the task's call) ----
@@ -340,6 +364,13 @@ export async function run(opts: RunOptions = {}): Promise<number> {
         state.changesError = (err as Error).message;
       }
     });
+
+    // ---- session: this turn, and the change just recorded (never a withheld one: it is not stored) ----
+    if (task.session && turn) {
+      const carried = sessionPatchesOf(state.changes, readPatches(dirs.artifacts, state.changes), state.changesError);
+      if (carried.problem) log(`session "${task.session.name}": ${carried.problem}`);
+      writeSessionState(dirs.artifacts, { name: task.session.name, harness: harness.name, turns: [...(opts.session?.turns ?? []), turn], patches: carried.patches, resume: 'transcript' });
+    }
 
     ({ outcome, message } = agentOutcome(agent, task.timeoutSeconds ?? 1800, state.command?.[0]));
   } catch (err) {
@@ -435,6 +466,7 @@ interface PreparedConfig {
 }
 
 function prepareConfig(
+  prompt: string,
   task: TaskSpec,
   harness: HarnessSpec,
   configFiles: readonly PlannedConfigFile[],
@@ -456,7 +488,7 @@ function prepareConfig(
   let promptFile: string | undefined;
   if (usesPlaceholder(harness.command, 'prompt_file')) {
     promptFile = path.join(scratch, 'prompt.md');
-    fs.writeFileSync(promptFile, task.prompt, { mode: 0o644 });
+    fs.writeFileSync(promptFile, prompt, { mode: 0o644 });
   }
   return { workdir, promptFile };
 }

@@ -169,6 +169,25 @@ export function gitEnv(src: Pick<GitSourceSpec, 'name' | 'url'>, ctx: Pick<Fetch
     // Scoped to this source's origin: git asks no helper for any other URL (a redirect elsewhere).
     config.push([`credential.https://${url.host}.helper`, `!${shellQuote(writeCredentialHelper(src.name, url.host, cred, ctx.scratchDir))}`]);
   }
+  return configEnv(ctx, config);
+}
+
+/**
+ * git's environment for a repository the agent has had its hands on: settings given
+ * this way outrank the repository's own config, so its hooks and fsmonitor never run.
+ */
+export function untrustedRepoGitEnv(ctx: FetchContext): Record<string, string> {
+  return configEnv(ctx, [
+    ['core.hooksPath', '/dev/null'],
+    ['core.fsmonitor', 'false'],
+    ['credential.helper', ''],
+    ['diff.external', ''],
+    ['user.name', 'paddock'],
+    ['user.email', 'paddock@localhost'],
+  ]);
+}
+
+function configEnv(ctx: Pick<FetchContext, 'baseEnv' | 'caEnv'>, config: ReadonlyArray<[string, string]>): Record<string, string> {
   const env: Record<string, string> = {
     ...ctx.baseEnv,
     ...ctx.caEnv,

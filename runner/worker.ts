@@ -13,6 +13,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { readPatches } from './patch';
 import { POD_PATHS, run } from './run';
+import { readSessionState } from './session';
 import type { SandboxKind } from './sandbox-bwrap';
 import { type GrantSources, type LeaseGrant, MAX_RESULT_BYTES, shortenStatus, type SourceChange } from '../core/protocol';
 import { jsonLogger } from '../core/log';
@@ -158,6 +159,7 @@ async function execute(grant: LeaseGrant, opts: WorkerOptions, id: string, workD
       ...(opts.killGraceMs !== undefined ? { killGraceMs: opts.killGraceMs } : {}),
       ...(opts.stdout ? { stdout: opts.stdout } : {}),
       ...(opts.stderr ? { stderr: opts.stderr } : {}),
+      ...(grant.session ? { session: grant.session } : {}),
     });
   } finally {
     clearInterval(renew);
@@ -165,7 +167,9 @@ async function execute(grant: LeaseGrant, opts: WorkerOptions, id: string, workD
   }
   let accepted = false;
   if (!lost) {
-    let report = readReport(dirs.artifacts);
+    const session = grant.task.session ? readSessionState(dirs.artifacts) : undefined;
+    // The session's turns only: its change is the run's recorded one, which the report's patches carry.
+    let report = { ...readReport(dirs.artifacts), ...(session ? { session: { ...session, patches: {} } } : {}) };
     // Stopping (SIGTERM, or paddock local gone): one try, then leave; the lease expires on its own.
     for (let i = 0; i < (opts.signal?.aborted ? 1 : 5) && !accepted; i++) {
       try {

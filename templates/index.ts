@@ -4,6 +4,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
+import type { HarnessSpec } from '../policy/specs';
 
 export interface PresetConfigFile {
   readonly path: string;
@@ -50,6 +51,8 @@ export interface PresetData {
   readonly results: { from: 'stdout' | 'json-field' | 'file'; field?: string; path?: string };
   readonly hosts: string[];
   readonly credentialEnv: string[];
+  /** How the CLI enforces each agent-policy item, as measured against it (harness.schema.json policyMapping). */
+  readonly policyMapping: HarnessSpec['policyMapping'];
 }
 
 /** From source (ts-jest) templates/ is this folder; from lib/templates/ it is two levels up. */

@@ -69,7 +69,7 @@ describe('cdk8s synth (the real cdk8s CLI)', () => {
 });
 
 describe('one command line: every command through one parser', () => {
-  const COMMANDS = ['run', 'harness dry-run', 'harness presets', 'egress explain', 'controller', 'worker', 'local', 'tasks submit', 'tasks get', 'tasks list', 'tasks watch', 'tasks results', 'tasks cancel', 'version'];
+  const COMMANDS = ['run', 'harness dry-run', 'harness presets', 'egress explain', 'controller', 'worker', 'local', 'gateway', 'tasks submit', 'tasks get', 'tasks list', 'tasks watch', 'tasks results', 'tasks cancel', 'sessions list', 'sessions get', 'sessions delete', 'version'];
 
   async function cli(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
     let stdout = '';
@@ -101,7 +101,7 @@ describe('one command line: every command through one parser', () => {
     expect(await cli('harness', '--help')).toMatchObject({ code: 0, stdout: expect.stringContaining('paddock harness presets [--json]') });
     expect(await cli()).toMatchObject({ code: 2, stderr: expect.stringMatching(/^Usage:/) });
     expect(await cli('harness')).toMatchObject({ code: 2, stderr: expect.stringMatching(/^paddock: harness needs a command; use "dry-run" or "presets"\n/) });
-    expect(await cli('deploy')).toMatchObject({ code: 2, stderr: expect.stringMatching(/^paddock: unknown command "deploy"; use "run", "harness", "egress", "controller", "worker", "local", "gateway", "tasks", "publish" or "version"\n/) });
+    expect(await cli('deploy')).toMatchObject({ code: 2, stderr: expect.stringMatching(/^paddock: unknown command "deploy"; use "run", "harness", "egress", "controller", "worker", "local", "gateway", "tasks", "sessions", "publish" or "version"\n/) });
   });
 
   test('paddock --version and paddock version print the package version', () => {

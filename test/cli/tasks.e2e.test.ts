@@ -120,6 +120,30 @@ describe('paddock tasks against paddock local --serve (stand-in agent)', () => {
     expect((await cli(env, 'tasks', 'list', '--token-file', path.join(root, 'missing'))).stderr).toMatch(/--token-file .*missing cannot be read \(ENOENT\)/);
   });
 
+  test('sessions in paddock local: submit --session --new-session, then --session; sessions list, get, delete', async () => {
+    const first = await cli(env, 'tasks', 'submit', '--name', 's-one', '--pool', 'warm', '--harness', 'slow', '--prompt', 'first turn', '--session', 'notes', '--new-session', '--priority', '900', '-w');
+    expect({ code: first.code, stderr: first.stderr }).toEqual({ code: 0, stderr: '' });
+    const second = await cli(env, 'tasks', 'submit', '--name', 's-two', '--pool', 'warm', '--harness', 'slow', '--prompt', 'second turn', '--session', 'notes', '-w');
+    expect({ code: second.code, stderr: second.stderr }).toEqual({ code: 0, stderr: '' });
+    // The second agent got the first turn as a transcript before its own prompt.
+    const results = JSON.parse((await cli(env, 'tasks', 'results', 's-two', '-o', 'json')).stdout);
+    expect(results.results[0].prompt).toMatch(/^This task continues session "notes"[\s\S]*User:\nfirst turn[\s\S]*--- now\nsecond turn$/);
+    expect(JSON.parse((await cli(env, 'tasks', 'get', 's-one', '-o', 'json')).stdout)).toMatchObject({ priority: 900, session: { name: 'notes' } });
+
+    expect((await cli(env, 'sessions', 'list')).stdout).toMatch(/^NAME\tPOOL\tTURNS\tBYTES\tTASKS\nnotes\twarm\t2\t\d+\ts-one, s-two\n$/);
+    expect(JSON.parse((await cli(env, 'sessions', 'get', 'notes', '-o', 'json')).stdout)).toMatchObject({ name: 'notes', pool: 'warm', resume: 'transcript', turns: [{ task: 's-one' }, { task: 's-two' }] });
+    expect((await cli(env, 'sessions', 'get', 'notes')).stdout).toMatch(/^session notes: pool warm, harness slow, resumed by transcript, \d+ bytes\nturn 1: task s-one\nturn 2: task s-two\n/);
+    expect(await cli(env, 'sessions', 'delete', 'notes')).toEqual({ code: 0, stdout: 'deleted session notes\n', stderr: '' });
+    const gone = await cli(env, 'sessions', 'get', 'notes');
+    expect(gone.code).toBe(3);
+    expect(gone.stderr).toMatch(/^paddock sessions get: session "notes": HTTP 404: session "notes" not found/);
+    expect((await cli({ PADDOCK_SERVER: env.PADDOCK_SERVER, PADDOCK_TOKEN: 'not-the-token' }, 'sessions', 'list')).code).toBe(5);
+
+    const flags = ['tasks', 'submit', '--name', 'x', '--pool', 'warm', '--prompt', 'x'];
+    expect((await cli(env, ...flags, '--new-session')).stderr).toMatch(/--new-session goes with --session NAME, e.g. --session fix-flaky-tests --new-session/);
+    expect((await cli(env, ...flags, '--priority', '1001')).stderr).toMatch(/--priority "1001" must be a whole number from 0 to 1000 \(default 500; higher runs first\), e.g. --priority 800/);
+  });
+
   test('SIGTERM: paddock local exits 0 and removes its token file', async () => {
     local.kill('SIGTERM');
     const code = await new Promise((r) => local.once('exit', r));

@@ -31,8 +31,8 @@ describe('Platform: the control plane authenticates and authorizes with the API 
     const objects = platformWith();
     const submitter = find(objects, 'ClusterRole', 'paddock-task-submitter');
     const viewer = find(objects, 'ClusterRole', 'paddock-task-viewer');
-    expect(submitter.rules).toEqual([{ apiGroups: ['paddock.dev'], resources: ['tasks', 'tasks/results'], verbs: ['create', 'get', 'list', 'delete'] }]);
-    expect(viewer.rules).toEqual([{ apiGroups: ['paddock.dev'], resources: ['tasks', 'tasks/results'], verbs: ['get', 'list'] }]);
+    expect(submitter.rules).toEqual([{ apiGroups: ['paddock.dev'], resources: ['tasks', 'tasks/results', 'tasks/sessions'], verbs: ['create', 'get', 'list', 'delete'] }]);
+    expect(viewer.rules).toEqual([{ apiGroups: ['paddock.dev'], resources: ['tasks', 'tasks/results', 'tasks/sessions'], verbs: ['get', 'list'] }]);
     for (const o of objects.filter((x) => x.kind === 'Role' || x.kind === 'ClusterRole')) expect(checkRbacNoWildcards(o)).toEqual([]);
   });
 

@@ -66,6 +66,12 @@ describe('AgentTask', () => {
     expect(job.spec.template.metadata.labels).toMatchObject({ 'paddock.dev/task': 'fix', 'paddock.dev/pool': 'codex', 'paddock.dev/agent': 'true' });
   });
 
+  test('priority reaches task.json (the controller orders the queue by it); left out it stays out (500)', () => {
+    const spec = (objects: any[]) => JSON.parse(find(objects, 'ConfigMap', 'task-fix').data['task.json']);
+    expect(spec(taskJob({ priority: 900 }).objects).priority).toBe(900);
+    expect(spec(taskJob().objects).priority).toBeUndefined();
+  });
+
   test('createJob: false leaves dispatch to the controller', () => {
     const { objects } = taskJob({ createJob: false });
     expect(objects.some((o) => o.kind === 'Job')).toBe(false);

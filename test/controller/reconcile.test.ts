@@ -14,8 +14,11 @@ import {
   ObservedState,
   ObservedTask,
   pickWarmRun,
+  poolQueue,
+  queueOrder,
   reconcile,
   runName,
+  sessionBlocker,
 } from '../../controller/reconcile';
 import { specHashOf } from '../../core/stable-json';
 import { decodeTerminationMessage, encodeTerminationMessage } from '../../core/protocol';
@@ -333,6 +336,64 @@ describe('pickWarmRun: the queue a warm worker leases from', () => {
   test('only from a warm pool: a pool switched to job mode leases none of its warm runs', () => {
     expect(pickWarmRun(state({ tasks: [a], pools: [pool({ mode: 'job' })], runs: [run(a, { mode: 'warm' })] }), 'codex')).toBeUndefined();
     expect(pickWarmRun(state({ tasks: [a], pools: [warm], runs: [run(a, { mode: 'warm' })] }), 'other-pool')).toBeUndefined();
+  });
+});
+
+describe('priority: each pool runs higher priority first, then older first', () => {
+  const low = task('low', { priority: 100 }, 1);
+  const mid = task('mid', {}, 2); // 500, the default
+  const high = task('high', { priority: 900 }, 3);
+  const high2 = task('high-later', { priority: 900 }, 4);
+  const all = [low, mid, high, high2];
+
+  test('a job pool with room for one creates the Job of the highest priority, not the oldest', () => {
+    const { actions } = reconcile(state({ tasks: all, pools: [pool({ concurrency: 1 })], runs: all.map((t) => run(t)) }));
+    expect(of(actions, 'createJob').map((x) => x.task)).toEqual(['high']);
+  });
+
+  test('the queue order: priority descending, equal priorities oldest first', () => {
+    const s = state({ tasks: all, runs: all.map((t) => run(t)) });
+    expect(poolQueue(s, 'codex').map((r) => r.task)).toEqual(['high', 'high-later', 'mid', 'low']);
+    expect([...all.map((t) => run(t))].sort(queueOrder(all)).map((r) => r.task)).toEqual(['high', 'high-later', 'mid', 'low']);
+  });
+
+  test('a warm worker leases the highest priority first', () => {
+    const warm = pool({ mode: 'warm', concurrency: 1 });
+    expect(pickWarmRun(state({ tasks: all, pools: [warm], runs: all.map((t) => run(t, { mode: 'warm' })) }), 'codex')?.task).toBe('high');
+  });
+
+  test('a retried run keeps its priority and its age: after its backoff it goes before newer, lower tasks', () => {
+    const flaky = task('flaky', { priority: 800, retries: 1 }, 1);
+    const attempt1 = run(flaky, { phase: 'Running', mode: 'warm' });
+    const patch = afterAttempt(attempt1, flaky.spec, { kind: 'agent_failed', outcome: 'failed', message: 'exit 1' }, NOW, DEFAULT_SETTINGS);
+    expect(patch).toMatchObject({ phase: 'Queued', attempt: 2 });
+    const retried = { ...attempt1, phase: patch.phase!, attempt: patch.attempt!, notBefore: patch.notBefore! };
+    const later = task('later', { priority: 500 }, 5);
+    const warm = pool({ mode: 'warm', concurrency: 1 });
+    const s = (now: number) => state({ now, tasks: [flaky, later], pools: [warm], runs: [retried, run(later, { mode: 'warm' })] });
+    // In its backoff the newer task may go, but the retry keeps first place in the queue.
+    expect(pickWarmRun(s(NOW), 'codex')?.task).toBe('later');
+    expect(poolQueue(s(NOW), 'codex').map((r) => r.task)).toEqual(['flaky', 'later']);
+    expect(pickWarmRun(s(patch.notBefore!), 'codex')?.task).toBe('flaky');
+  });
+});
+
+describe('sessions: one task of a session at a time, in submission order', () => {
+  const s1 = task('s-first', { session: { name: 'fix', create: true } }, 1);
+  const s2 = task('s-second', { session: { name: 'fix' }, priority: 1000 }, 2);
+  const other = task('other', {}, 3);
+  test('a job pool starts the earlier task of the session only, whatever the priority; others go on', () => {
+    const { actions } = reconcile(state({ tasks: [s1, s2, other], runs: [run(s1), run(s2), run(other)] }));
+    expect(of(actions, 'createJob').map((x) => x.task)).toEqual(['s-first', 'other']);
+  });
+  test('a warm worker gets the session\'s next task only once the one before has ended', () => {
+    const warm = pool({ mode: 'warm' });
+    const runs = (p1: ObservedRun['phase']) => [run(s1, { mode: 'warm', phase: p1 }), run(s2, { mode: 'warm' })];
+    expect(pickWarmRun(state({ tasks: [s1, s2], pools: [warm], runs: runs('Queued') }), 'codex')?.task).toBe('s-first');
+    expect(pickWarmRun(state({ tasks: [s1, s2], pools: [warm], runs: runs('Running') }), 'codex')).toBeUndefined();
+    expect(pickWarmRun(state({ tasks: [s1, s2], pools: [warm], runs: runs('Queued') }), 'codex', new Set([rn(s1)]))).toBeUndefined();
+    expect(pickWarmRun(state({ tasks: [s1, s2], pools: [warm], runs: runs('Failed') }), 'codex')?.task).toBe('s-second');
+    expect(sessionBlocker([s1, s2], runs('Running'), (r) => r.phase, runs('Running')[1])?.task).toBe('s-first');
   });
 });
 

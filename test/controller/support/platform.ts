@@ -49,3 +49,8 @@ export function localToken(dir: string): { auth: StaticTokenAuth; token: string;
   const token = writeLocalToken(tokenFile);
   return { auth: new StaticTokenAuth(token), token, tokenFile, headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' } };
 }
+
+/** A stream that drops what it gets (a worker's agent output in tests that do not read it). */
+export function devNull(): NodeJS.WritableStream {
+  return new (require('stream').Writable)({ write: (_c: unknown, _e: unknown, cb: () => void) => cb() });
+}

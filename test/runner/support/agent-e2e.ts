@@ -5,7 +5,8 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import type { ConfigFileSpec, HarnessSpec, PoolSpec } from '../../../policy/specs';
+import type { AgentPolicySpec, ConfigFileSpec, HarnessSpec, PoolSpec, SessionRefSpec } from '../../../policy/specs';
+import type { SessionState } from '../../../core/session';
 import { Capture, listFiles, makeRunDirs, readJson, readJsonl, RunDirs } from '../../support/runner-fixtures';
 import { run } from '../../../runner/run';
 import { MockModelServer, MockModelServerOptions, startMockModelServer } from '../../support/mock-model-server';
@@ -69,6 +70,12 @@ export interface AgentE2eInput {
   readonly runnerEnv?: Record<string, string>;
   /** Directories put first on PATH. */
   readonly pathPrefix?: string[];
+  /** The task's agent policy. */
+  readonly policy?: AgentPolicySpec;
+  /** @default 'e2e' */
+  readonly taskName?: string;
+  /** The task's session, and the state the runner continues (as the worker passes it). */
+  readonly session?: { readonly ref: SessionRefSpec; readonly state?: SessionState };
 }
 
 export interface AgentE2eResult {
@@ -104,7 +111,7 @@ export async function runAgentE2e(input: AgentE2eInput): Promise<AgentE2eResult>
     const task = {
       apiVersion: 'paddock.dev/v1alpha1',
       kind: 'Task',
-      name: 'e2e',
+      name: input.taskName ?? 'e2e',
       pool: pool?.spec.name ?? 'local',
       harness: input.harness.name,
       model: input.model,
@@ -112,6 +119,8 @@ export async function runAgentE2e(input: AgentE2eInput): Promise<AgentE2eResult>
       timeoutSeconds: input.timeoutSeconds ?? 120,
       ...(input.sourceUrl ? { sources: [{ name: 'repo', type: 'git_https', url: input.sourceUrl, branch: 'main' }] } : {}),
       ...(input.taskEnv ? { env: Object.fromEntries(Object.entries(input.taskEnv).map(([k, v]) => [k, fill(v)])) } : {}),
+      ...(input.policy ? { policy: input.policy } : {}),
+      ...(input.session ? { session: input.session.ref } : {}),
       ...(input.taskConfig ? { config: { files: input.taskConfig.map((f) => ({ ...f, content: fill(f.content) })) } } : {}),
     };
     fs.mkdirSync(path.join(dirs.specs, 'task'), { recursive: true });
@@ -144,6 +153,7 @@ export async function runAgentE2e(input: AgentE2eInput): Promise<AgentE2eResult>
       stdout,
       stderr,
       killGraceMs: 2000,
+      ...(input.session?.state ? { session: input.session.state } : {}),
     });
     const durationMs = Date.now() - started;
     const status = readJson(path.join(dirs.artifacts, 'status.json'));

@@ -1,0 +1,82 @@
+/**
+ * A two-task session per preset, through the runner, with the real CLIs against the
+ * loopback mock model server and a real git checkout: the first task starts the session,
+ * the second continues it from the state the first left (artifacts/session.json, what the
+ * warm worker hands to the controller and gets back with the next lease). The second
+ * run's model requests carry the first turn (the transcript: every preset resumes that
+ * way for now), and its tool call sees the file the first run wrote.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { gunzipSync } from 'zlib';
+import { Harness } from '../../core/harness';
+import type { SessionState } from '../../core/session';
+import { GitServer, startGitServer } from '../support/git-server';
+import { MockPreset } from '../support/mock-provider';
+import { makeDemoRepos, makeTmpDir } from '../support/runner-fixtures';
+import { SESSION_FILE } from '../../runner/session';
+import { describeIfInstalled, runPresetE2e } from './support/agent-e2e';
+
+jest.setTimeout(300_000);
+
+let root: string;
+let git: GitServer;
+
+beforeAll(async () => {
+  root = makeTmpDir('paddock-sessions-e2e-');
+  makeDemoRepos(path.join(root, 'repos'));
+  git = await startGitServer({ root: path.join(root, 'repos'), tls: true });
+});
+
+afterAll(async () => {
+  await git.close();
+  fs.rmSync(root, { recursive: true, force: true });
+});
+
+/** Each turn appends to turns.txt; the second also copies what it found there to seen.txt. */
+const SHELL = 'cat turns.txt > seen.txt 2>/dev/null; echo turn >> turns.txt';
+const FIRST_PROMPT = 'FIRST-TURN-PROMPT: start a turns file.';
+const SECOND_PROMPT = 'SECOND-TURN-PROMPT: continue it.';
+
+const cases: Array<[MockPreset, string, () => Harness]> = [
+  ['codex', 'codex', () => Harness.codex()],
+  ['claude-code', 'claude', () => Harness.claudeCode()],
+  ['gemini-cli', 'gemini', () => Harness.geminiCli()],
+  ['opencode', 'opencode', () => Harness.opencode()],
+  ['copilot', 'copilot', () => Harness.copilot()],
+];
+
+describe.each(cases)('%s: a two-task session', (preset, program, make) => {
+  describeIfInstalled(program)(program, () => {
+    test('the second run gets the first turn and continues from its change', async () => {
+      const secret = `sk-session-${preset}-0123456789`;
+      const common = { shellCommand: () => SHELL, sourceUrl: git.repoUrl('demo'), gitCaFile: git.caFile, timeoutSeconds: 150 };
+      const first = await runPresetE2e(preset, make().spec, secret, undefined, { ...common, taskName: 'turn-one', prompt: FIRST_PROMPT, session: { ref: { name: 'work', create: true } } });
+      if (first.status.outcome !== 'succeeded') throw new Error(`first run: ${first.status.outcome}: ${first.status.message}\n${first.stderr.slice(-2000)}`);
+      const state = JSON.parse(fs.readFileSync(path.join(first.dirs.artifacts, SESSION_FILE), 'utf8')) as SessionState;
+      fs.rmSync(first.dirs.root, { recursive: true, force: true });
+      expect(first.status.outcome).toBe('succeeded');
+      expect(state).toMatchObject({ name: 'work', harness: make().name, resume: 'transcript', turns: [{ task: 'turn-one', prompt: FIRST_PROMPT }] });
+      expect(gunzipSync(Buffer.from(state.patches.repo.patch, 'base64')).toString()).toMatch(/\+\+\+ b\/turns\.txt\n@@ -0,0 \+1 @@\n\+turn\n/);
+      // The first run's requests knew of no earlier turn.
+      expect(first.mock.requests.some((q) => q.rawBody.includes('This task continues session'))).toBe(false);
+
+      const second = await runPresetE2e(preset, make().spec, secret, undefined, { ...common, taskName: 'turn-two', prompt: SECOND_PROMPT, session: { ref: { name: 'work' }, state } });
+      const seen = fs.readFileSync(path.join(second.workdir, 'seen.txt'), 'utf8');
+      const turns = fs.readFileSync(path.join(second.workdir, 'turns.txt'), 'utf8');
+      const next = JSON.parse(fs.readFileSync(path.join(second.dirs.artifacts, SESSION_FILE), 'utf8')) as SessionState;
+      fs.rmSync(second.dirs.root, { recursive: true, force: true });
+      expect(second.status.outcome).toBe('succeeded');
+      // The model saw the first turn: its prompt and the answer it gave, then the new prompt.
+      const carrying = second.mock.requests.filter((q) => q.rawBody.includes('This task continues session \\"work\\"') || q.rawBody.includes('This task continues session "work"'));
+      expect(carrying.length).toBeGreaterThan(0);
+      expect(carrying[0].rawBody).toContain('FIRST-TURN-PROMPT');
+      expect(carrying[0].rawBody).toContain('Done: wrote proof.txt');
+      expect(carrying[0].rawBody).toContain('SECOND-TURN-PROMPT');
+      // The workspace continued: the second run's tool call found the first run's file.
+      expect(seen).toBe('turn\n');
+      expect(turns).toBe('turn\nturn\n');
+      expect(next.turns.map((t) => t.task)).toEqual(['turn-one', 'turn-two']);
+    });
+  });
+});
