@@ -165,7 +165,7 @@ describe('sessions: one task at a time, the state carried over, the API and CLI'
     };
     apis = await startApis(controller, { port: 0, workerPort: 0, host: '127.0.0.1', auth });
     const as = (who: string, method: string, route: string, body?: object) =>
-      fetch(`${apis!.tasks.url}${route}`, { method, headers: { Authorization: `Bearer ${who}-token`, 'Content-Type': 'application/json' }, ...(body ? { body: JSON.stringify(body) } : {}) }).then(async (r) => ({ status: r.status, body: await r.json() }));
+      fetch(`${apis!.tasks.url}${route}`, { method, headers: { Authorization: `Bearer ${who}-token`, 'Content-Type': 'application/json' }, ...(body ? { body: JSON.stringify(body) } : {}) }).then(async (r) => ({ status: r.status, body: (await r.json()) as any }));
 
     expect(await as('alice', 'GET', '/v1/sessions')).toMatchObject({ status: 200, body: { sessions: [{ name: 'fix', pool: 'warm', turns: [{ task: 's-a' }] }] } });
     expect(await as('bob', 'GET', '/v1/sessions')).toEqual({ status: 200, body: { sessions: [] } });
