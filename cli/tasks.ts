@@ -86,12 +86,27 @@ function oneName(positionals: string[], words: string): string {
   return positionals[0];
 }
 
+/** A run's change and delivery in a few words, for the text views (JSON and YAML carry them whole). */
+export function changeWords(run: { changes?: any[]; delivery?: any } | undefined): string {
+  const parts = (run?.changes ?? []).map((c: any) => {
+    const marker = c.patchWithheld ? ', patch withheld (it held a credential)' : c.patchTooLarge ? ', patch too large to store' : '';
+    return `${c.source}: ${c.files} file(s) +${c.insertions} -${c.deletions}${marker}`;
+  });
+  const d = run?.delivery;
+  if (d) {
+    const where = d.branch ? ` ${d.branch}` : '';
+    const what = d.state === 'pushed' && d.commit ? `pushed ${String(d.commit).slice(0, 12)} to${where}` : `delivery ${d.state}${where}`;
+    parts.push(`${what}${d.pullRequest?.url ? `, ${d.pullRequest.url}` : ''}${d.reason ? ` (${d.reason})` : ''}`);
+  }
+  return parts.length ? `\t${parts.join('; ')}` : '';
+}
+
 function viewLine(v: any): string {
   const run = v.run;
   // A waiting task shows its place in its pool's queue, and the session task it waits for.
   const place = v.queue ? ` (${v.queue.position} of ${v.queue.length}, priority ${v.priority ?? 500})` : '';
   const waits = v.session?.waitingFor ? `\twaits for task ${v.session.waitingFor} of session ${v.session.name}` : '';
-  return `${v.name}\t${v.phase}${place}\t${v.pool ?? '-'}\t${run ? `${run.name} attempt ${run.attempt}${run.outcome ? ` ${run.outcome}` : ''}` : '-'}${waits}${(run?.message ?? v.message) ? `\t${run?.message ?? v.message}` : ''}\n`;
+  return `${v.name}\t${v.phase}${place}\t${v.pool ?? '-'}\t${run ? `${run.name} attempt ${run.attempt}${run.outcome ? ` ${run.outcome}` : ''}` : '-'}${waits}${changeWords(run)}${(run?.message ?? v.message) ? `\t${run?.message ?? v.message}` : ''}\n`;
 }
 
 async function getTask(api: TaskApi, name: string): Promise<any> {
@@ -282,7 +297,7 @@ ${CONNECT_USAGE}`,
       const r = await api.call('GET', `/v1/tasks/${encodeURIComponent(name)}/results`);
       if (r.status !== 200) throw failure(`results of "${name}"`, r);
       print(io, format, r.body, () => {
-        io.stderr(`run ${r.body.run}: ${r.body.phase}${r.body.status?.outcome ? ` (${r.body.status.outcome})` : ''}, ${r.body.results.length} result(s)${r.body.truncated ? ', truncated' : ''}\n`);
+        io.stderr(`run ${r.body.run}: ${r.body.phase}${r.body.status?.outcome ? ` (${r.body.status.outcome})` : ''}, ${r.body.results.length} result(s)${r.body.truncated ? ', truncated' : ''}${changeWords(r.body).replace('\t', '; ')}\n`);
         return r.body.results.map((x: unknown) => JSON.stringify(x) + '\n').join('');
       });
       return EXIT.ok;
