@@ -77,6 +77,13 @@ export function deliveryProblems(task: Pick<TaskSpec, 'name' | 'sources' | 'deli
         : `${field}${d.repository ? '.repository' : ''}: "${repository}" is on ${host}, but the pool's push credentials are for ${creds.map((c) => c.host).join(', ')}; push to a repository on ${creds.length === 1 ? 'that host' : 'one of those hosts'} or grant a push credential for ${host}`,
     );
   }
+  // The publish step clones the base from the source; its egress reaches only push-credential hosts.
+  const sourceHost = source ? hostOf(source.url) : '';
+  if (cred && sourceHost && sourceHost !== host && !creds.some((c) => c.host === sourceHost)) {
+    problems.push(
+      `${field}.repository: "${repository}" is on ${host}, but the publish step fetches the base commit from the source's host ${sourceHost}, which it reaches only with a push credential for it; deliver to a repository on ${sourceHost}, or grant a push credential for ${sourceHost} too`,
+    );
+  }
   if (d.pullRequest && cred) {
     const forge = cred.forge ?? 'github';
     const limit = TITLE_LIMITS[forge];

@@ -50,6 +50,17 @@ describe('AgentTask delivery', () => {
     expect(synthProblems(chart).join('\n')).toMatch(/AgentTask "fix": delivery.repository: "https:\/\/gitlab.com\/me\/app.git" is on gitlab.com, but the pool's push credentials are for github.com/);
   });
 
+  test('a fork on another host than the source fails synthesis unless the pool may reach the source host too', () => {
+    const { chart, platform, pool, push } = setup();
+    push.grantPushTo(pool, { host: 'gitlab.com', key: 'token', forge: 'gitlab' });
+    new AgentTask(platform, 'fix', { pool, prompt: 'p', sources: [{ url: 'https://git.example.org/acme/app.git', branch: 'main' }], delivery: { branch: 'x', repository: 'https://gitlab.com/me/app.git' } });
+    expect(synthProblems(chart).join('\n')).toMatch(/AgentTask "fix": delivery.repository: "https:\/\/gitlab.com\/me\/app.git" is on gitlab.com, but the publish step fetches the base commit from the source's host git.example.org, .*grant a push credential for git.example.org too/);
+    const ok = setup();
+    ok.push.grantPushTo(ok.pool, { host: 'gitlab.com', key: 'token', forge: 'gitlab' });
+    new AgentTask(ok.platform, 'fix', { pool: ok.pool, prompt: 'p', sources: [source], delivery: { branch: 'x', repository: 'https://gitlab.com/me/app.git' } });
+    expect(synthProblems(ok.chart)).toEqual([]);
+  });
+
   test('a pull request title over GitHub\'s 256 characters fails synthesis; GitLab allows 255', () => {
     const { chart, platform, pool } = setup();
     new AgentTask(platform, 'fix', { pool, prompt: 'p', sources: [source], delivery: { branch: 'x', pullRequest: { title: 'y'.repeat(257) } } });
