@@ -12,7 +12,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { parse as parseYaml, parseAllDocuments } from 'yaml';
-import { MODEL_PROVIDERS } from '../core/model-providers';
+import { providerHost } from '../core/model-providers';
 import { UsageError } from './args';
 import type { Command } from './main';
 
@@ -157,8 +157,8 @@ export function explainEgress(opts: ExplainOptions): PoolEgress {
     return ((spec.hosts ?? []) as string[]).map((host) => ({ host, harness }));
   });
   const gatewayProviders = ((poolSpec.gateway?.credentials ?? []) as Array<{ env: string }>).flatMap(({ env }) => {
-    const provider = MODEL_PROVIDERS[env];
-    return provider ? [{ host: new URL(provider.upstream).hostname, env }] : [];
+    const host = providerHost(env);
+    return host ? [{ host, env }] : [];
   });
   return {
     pool: opts.pool,

@@ -17,6 +17,7 @@ import { Writable } from 'stream';
 import { PORT_FORWARD_ROLE, selectorLabels } from '../core/labels';
 import { UsageError } from './args';
 import { importEsm } from '../core/import-esm';
+import { kubeconfigBearer } from '../core/kubeconfig';
 
 /** Exit codes of `paddock tasks ...` (README). */
 export const EXIT = { ok: 0, taskFailed: 1, usage: 2, notFound: 3, timedOut: 4, refused: 5, unreachable: 7 } as const;
@@ -148,11 +149,9 @@ async function viaKubeconfig(opts: ConnectOptions, token: string | undefined): P
     if (opts.kubeconfig) kc.loadFromFile(opts.kubeconfig);
     else kc.loadFromDefault();
     if (opts.context) kc.setCurrentContext(opts.context);
-    const fetchOpts: { headers?: Record<string, string> } = {};
     // Also checks the cluster entry (server, CA, client certificate files).
-    await kc.applyToFetchOptions(fetchOpts);
-    const header = (fetchOpts.headers as Record<string, string> | undefined)?.Authorization ?? (fetchOpts.headers as Record<string, string> | undefined)?.authorization;
-    bearer ??= header?.startsWith('Bearer ') ? header.slice('Bearer '.length) : undefined;
+    const fromKubeconfig = await kubeconfigBearer(kc);
+    bearer ??= fromKubeconfig;
   } catch (err) {
     throw new UsageError(`${which} cannot be used: ${String((err as Error).message).split('\n')[0]}; fix it, pick another (--kubeconfig, --context), or give --server URL`);
   }

@@ -15,7 +15,7 @@ import { JOB_TEMPLATE_SLOTS } from '../core/job-template';
 import { kubeObject } from './kube-object';
 import { ANNOTATION_AGENT_SECRETS, capabilityLabel, instanceLabels, SECRETS_MOUNT, LABEL_AGENT, LABEL_HARNESS, LABEL_POOL, LABEL_SPEC_HASH, LABEL_TASK, selectorLabels, standardLabels } from '../core/labels';
 import { Platform } from './platform';
-import { GATEWAY_AUDIENCE, GATEWAY_TOKEN_DIR, MODEL_PROVIDERS } from '../core/model-providers';
+import { GATEWAY_AUDIENCE, GATEWAY_TOKEN_DIR, MODEL_PROVIDERS, providerHost } from '../core/model-providers';
 import { addSecretKeys, hardenedContainerSecurityContext, hardenedPodSecurityContext, scratchVolumes, secretVolumes } from './pod-hardening';
 import { checkPodResources, PodResources, SandboxProfile } from './sandbox-profile';
 import { checkDnsLabel, checkEnvMap, checkImageRef, checkInteger, checkLabels, fail } from '../core/validation';
@@ -274,7 +274,7 @@ export class AgentPool extends Construct implements ICredentialGrantee, IPushGra
 
   /** The providers' hosts this pool's model calls reach through the gateway (not through its egress). */
   public get gatewayHosts(): string[] {
-    return [...new Set(this.gatewayEnv.map((e) => new URL(MODEL_PROVIDERS[e.name].upstream).hostname))];
+    return [...new Set(this.gatewayEnv.flatMap((e) => providerHost(e.name) ?? []))];
   }
 
   /** The model keys the gateway holds for this pool. */

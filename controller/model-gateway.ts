@@ -20,6 +20,7 @@ import * as https from 'https';
 import type { AddressInfo } from 'net';
 import { CALLER_KEY_HEADERS, CALLER_KEY_QUERY, GATEWAY_AUDIENCE } from '../core/model-providers';
 import { importEsm } from '../core/import-esm';
+import { kubeconfigBearer } from '../core/kubeconfig';
 
 export interface GatewayProviderRoute {
   /** e.g. https://api.openai.com */
@@ -225,9 +226,7 @@ export async function kubeconfigReviewer(file: string): Promise<TokenReviewer> {
   kc.loadFromFile(file);
   const cluster = kc.getCurrentCluster();
   if (!cluster?.server) throw new Error(`${file}: its current context names no cluster server`);
-  const fetchOpts: { headers?: Record<string, string> } = {};
-  await kc.applyToFetchOptions(fetchOpts);
-  const token = /^Bearer (.+)$/i.exec(fetchOpts.headers?.Authorization ?? fetchOpts.headers?.authorization ?? '')?.[1];
+  const token = await kubeconfigBearer(kc);
   if (!token) throw new Error(`${file}: its current user has no bearer token; give the gateway ServiceAccount's, e.g. kubectl create token paddock-model-gateway`);
   const ca = cluster.caData ? Buffer.from(cluster.caData, 'base64').toString() : cluster.caFile ? fs.readFileSync(cluster.caFile, 'utf8') : undefined;
   return tokenReviewer({ url: cluster.server, token: () => token, ...(ca ? { ca } : {}) });

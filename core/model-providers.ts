@@ -23,6 +23,12 @@ export const MODEL_PROVIDERS: Readonly<Record<string, ModelProvider>> = {
   COPILOT_PROVIDER_API_KEY: { name: 'copilot-byok', upstream: 'https://api.openai.com', header: 'authorization', value: 'Bearer {key}' },
 };
 
+/** The host name a credential variable's provider is reached at (the gateway's egress, not the pool's). */
+export function providerHost(env: string): string | undefined {
+  const provider = MODEL_PROVIDERS[env];
+  return provider ? new URL(provider.upstream).hostname : undefined;
+}
+
 /** The headers (and query parameter) a CLI may carry its key in: the gateway reads the caller's token from them and strips them all. */
 export const CALLER_KEY_HEADERS = ['authorization', 'x-api-key', 'x-goog-api-key', 'api-key'] as const;
 export const CALLER_KEY_QUERY = 'key';

@@ -7,12 +7,11 @@
  * runs in-process (runLocal), the workers are real `paddock worker` processes.
  */
 import * as fs from 'fs';
-import * as http from 'http';
-import { AddressInfo } from 'net';
 import * as path from 'path';
 import { stringify as toYaml } from 'yaml';
 import { runLocal } from '../../controller/local';
 import type { HarnessSpec } from '../../policy/specs';
+import { startLootServer } from '../support/loot-server';
 import { makeTmpDir } from '../support/runner-fixtures';
 import { memoryPlatform, taskSpec } from './support/platform';
 
@@ -23,13 +22,7 @@ const EARLIER_RUN_TEXT = 'the private checkout of an earlier run 4e7a';
 
 async function snoopLocal(sandbox: boolean): Promise<{ code: number; loot: string; token: string }> {
   const root = makeTmpDir('paddock-local-sandbox-');
-  let loot = '';
-  const listener = http.createServer((req, res) => {
-    req.on('data', (d) => (loot += d));
-    req.on('end', () => res.end());
-  });
-  await new Promise<void>((r) => listener.listen(0, '127.0.0.1', r));
-  const url = `http://127.0.0.1:${(listener.address() as AddressInfo).port}/loot`;
+  const loot = await startLootServer();
   const out = path.join(root, 'out');
   try {
     const harness: HarnessSpec = {
@@ -37,7 +30,7 @@ async function snoopLocal(sandbox: boolean): Promise<{ code: number; loot: strin
       kind: 'Harness',
       name: 'hostile',
       capability: 'harness.hostile',
-      command: [process.execPath, HOSTILE, 'snoop', url, out, '{prompt}'],
+      command: [process.execPath, HOSTILE, 'snoop', loot.url, out, '{prompt}'],
       promptVia: 'argv',
       results: { from: 'stdout' },
     };
@@ -60,9 +53,9 @@ async function snoopLocal(sandbox: boolean): Promise<{ code: number; loot: strin
       onReady: ({ tokenFile }) => (token = fs.readFileSync(tokenFile, 'utf8').trim()),
       ...(sandbox ? { sandbox: 'bwrap' as const } : {}),
     });
-    return { code, loot, token };
+    return { code, loot: loot.text(), token };
   } finally {
-    await new Promise((r) => listener.close(r));
+    await loot.close();
   }
 }
 

@@ -10,14 +10,13 @@
  */
 import { spawn } from 'child_process';
 import * as fs from 'fs';
-import * as http from 'http';
-import { AddressInfo } from 'net';
 import * as path from 'path';
 import { AgentPool, AgentTask, CredentialSecret, Harness, SandboxProfile } from '../../constructs';
 import { SECRETS_MOUNT } from '../../core/labels';
 import { GATEWAY_TOKEN_DIR } from '../../core/model-providers';
 import { POD_PATHS } from '../../runner/run';
 import { GitServer, startGitServer } from '../support/git-server';
+import { LootServer, startLootServer } from '../support/loot-server';
 import { mountContainer, MountedContainer } from '../support/kubelet';
 import { makeDemoRepos, makeTmpDir } from '../support/runner-fixtures';
 import { newPlatform, synth } from '../support/synth';
@@ -33,25 +32,18 @@ const GATEWAY_TOKEN = 'gateway-placeholder-snoop-51d0';
 
 let root: string;
 let git: GitServer;
-let loot = '';
-let listener: http.Server;
-let lootUrl: string;
+let loot: LootServer;
 
 beforeAll(async () => {
   root = makeTmpDir('paddock-snoop-');
   makeDemoRepos(path.join(root, 'repos', 'private'));
   git = await startGitServer({ root: path.join(root, 'repos'), tls: true, auth: { username: GIT_USER, password: GIT_TOKEN } });
-  listener = http.createServer((req, res) => {
-    req.on('data', (d) => (loot += d));
-    req.on('end', () => res.end('thanks'));
-  });
-  await new Promise<void>((r) => listener.listen(0, '127.0.0.1', r));
-  lootUrl = `http://127.0.0.1:${(listener.address() as AddressInfo).port}/loot`;
+  loot = await startLootServer();
 });
 
 afterAll(async () => {
   await git.close();
-  await new Promise((r) => listener.close(r));
+  await loot.close();
   fs.rmSync(root, { recursive: true, force: true });
 });
 
@@ -87,7 +79,7 @@ test('a hostile agent in a synthesized Job pod finds neither the model key nor t
     name: 'hostile',
     capability: 'harness.hostile',
     image: 'registry.example.com/paddock/hostile:1',
-    command: [process.execPath, HOSTILE, 'snoop', lootUrl, pod, '{prompt}'],
+    command: [process.execPath, HOSTILE, 'snoop', loot.url, pod, '{prompt}'],
     defaultModel: 'any',
     credentialEnv: ['OPENAI_API_KEY'],
   });
@@ -127,13 +119,13 @@ test('a hostile agent in a synthesized Job pod finds neither the model key nor t
     expect({ code: r.code, output: r.output }).toMatchObject({ code: 0 });
 
     // The agent did snoop: its env, the runner's /proc entries, the pod's files and the checkout.
-    expect(loot).toContain(`== /proc/${r.pid}/environ`);
-    expect(loot).toContain(`OPENAI_API_KEY=${GATEWAY_TOKEN}`);
-    expect(loot).toMatch(/== \S+\/workspace\/demo\/README\.md/);
+    expect(loot.text()).toContain(`== /proc/${r.pid}/environ`);
+    expect(loot.text()).toContain(`OPENAI_API_KEY=${GATEWAY_TOKEN}`);
+    expect(loot.text()).toMatch(/== \S+\/workspace\/demo\/README\.md/);
     // And found nothing secret.
-    expect(loot).not.toContain(MODEL_KEY);
-    expect(loot).not.toContain(GIT_TOKEN);
-    expect(loot).not.toContain(Buffer.from(`${GIT_USER}:${GIT_TOKEN}`).toString('base64'));
+    expect(loot.text()).not.toContain(MODEL_KEY);
+    expect(loot.text()).not.toContain(GIT_TOKEN);
+    expect(loot.text()).not.toContain(Buffer.from(`${GIT_USER}:${GIT_TOKEN}`).toString('base64'));
   } finally {
     m.unmount();
   }

@@ -118,9 +118,7 @@ export async function taskApiHeaders(): Promise<Record<string, string>> {
 
 /** A warm worker's credential as its pod would have it: a token of pool-POOL for Paddock's worker audience, in `file`. */
 export async function workerTokenFile(pool: string, file: string): Promise<string> {
-  const r = await api('POST', `/api/v1/namespaces/${NS}/serviceaccounts/pool-${pool}/token`, { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { audiences: ['paddock.dev/worker-api'], expirationSeconds: 3600 } });
-  if (r.status !== 201) throw new Error(`TokenRequest for pool-${pool}: ${r.status} ${JSON.stringify(r.body)}`);
-  fs.writeFileSync(file, r.body.status.token, { mode: 0o600 });
+  fs.writeFileSync(file, await poolToken(pool, ['paddock.dev/worker-api']), { mode: 0o600 });
   return file;
 }
 
