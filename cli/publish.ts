@@ -16,7 +16,7 @@ import { resolveDelivery } from '../core/delivery';
 import type { SourceChange } from '../core/protocol';
 import { patchKey } from '../controller/observe';
 import { DeliveryStatus, publish } from '../controller/publisher';
-import { proxiedFetch } from '../controller/proxy-fetch';
+import { forgeFetch } from '../controller/proxy-fetch';
 import type { PoolSpec, TaskSpec } from '../policy/specs';
 import { readSpec } from '../runner/load-specs';
 import { gitCaEnv } from '../runner/sources';
@@ -95,7 +95,7 @@ Exit codes: 0 pushed (or nothing to deliver); 1 conflict (the branch moved);
       caEnv: gitCaEnv(env),
       // Behind the publish allowlist's egress proxy: git reads HTTPS_PROXY itself, the forge's API calls need this.
       proxyEnv: Object.fromEntries(PROXY_VARS.filter((k) => env[k]).map((k) => [k, env[k]!])),
-      ...(forgeProxy(env) ? { fetch: forgeProxy(env) } : {}),
+      fetch: forgeFetchOf(env),
       ...(workDir ? { workDir } : {}),
       log: (line) => io.stderr(`[paddock publish] ${line}\n`),
     });
@@ -106,9 +106,17 @@ Exit codes: 0 pushed (or nothing to deliver); 1 conflict (the branch moved);
   },
 };
 
-function forgeProxy(env: NodeJS.ProcessEnv): typeof fetch | undefined {
+/** The forge API's fetch: behind the egress proxy when HTTPS_PROXY is set, trusting git's CA file too. */
+export function forgeFetchOf(env: NodeJS.ProcessEnv): typeof fetch {
   const proxy = env.HTTPS_PROXY ?? env.https_proxy;
-  return proxy ? proxiedFetch(proxy, (env.NO_PROXY ?? env.no_proxy ?? '').split(',')) : undefined;
+  const caFile = env.GIT_SSL_CAINFO ?? env.SSL_CERT_FILE;
+  let ca: string | undefined;
+  try {
+    ca = caFile ? fs.readFileSync(caFile, 'utf8') : undefined;
+  } catch (err) {
+    throw new UsageError(`${env.GIT_SSL_CAINFO ? 'GIT_SSL_CAINFO' : 'SSL_CERT_FILE'}: cannot read the CA file ${caFile} (${(err as Error).message}); mount the forge's CA there or unset it`);
+  }
+  return forgeFetch({ ...(proxy ? { proxy, noProxy: (env.NO_PROXY ?? env.no_proxy ?? '').split(',') } : {}), ...(ca ? { ca } : {}) });
 }
 
 function isWritable(dir: string): boolean {

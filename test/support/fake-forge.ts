@@ -3,7 +3,9 @@
  * on 127.0.0.1, recording every request so tests can check them exactly. Not a forge.
  */
 import * as http from 'http';
+import * as https from 'https';
 import { AddressInfo } from 'net';
+import type { TestCertificate } from './https-origin';
 
 export interface ForgeRequest {
   readonly method: string;
@@ -18,9 +20,10 @@ export interface FakeForge {
   close(): Promise<void>;
 }
 
-export async function startFakeForge(kind: 'github' | 'gitlab'): Promise<FakeForge> {
+/** With `tls`, the API is served over HTTPS with that certificate, as `https://localhost:PORT`. */
+export async function startFakeForge(kind: 'github' | 'gitlab', tls?: TestCertificate): Promise<FakeForge> {
   const requests: ForgeRequest[] = [];
-  const server = http.createServer((req, res) => {
+  const handler: http.RequestListener = (req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
@@ -41,11 +44,12 @@ export async function startFakeForge(kind: 'github' | 'gitlab'): Promise<FakeFor
       }
       send(404, { message: 'Not Found' });
     });
-  });
+  };
+  const server = tls ? https.createServer({ cert: tls.certPem, key: tls.keyPem }, handler) : http.createServer(handler);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const { port } = server.address() as AddressInfo;
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: tls ? `https://localhost:${port}` : `http://127.0.0.1:${port}`,
     requests,
     close: () => new Promise<void>((r) => {
       server.closeAllConnections();
