@@ -115,7 +115,7 @@ export function describePresetChecks(preset: MockPreset, opts: PresetCheckOption
     } else {
       const viaGateway = (options: HarnessPresetOptions) =>
         runPresetThroughGateway(preset, Harness.fromPreset(preset, options).spec, undefined, { onRequest: dead, timeoutSeconds: 600 });
-      const finals = (log: string[]) => log.filter((l) => / in a row from one caller \(max-retries \d+\); answered 424, final$/.test(l));
+      const finals = (log: string[]) => log.filter((l) => l.endsWith('in a row from one caller (max-retries 2); answered 424, final'));
 
       test(`a dead provider (HTTP 500 to everything) through the model gateway ends the run "failed", not "timed_out", within ${opts.deadProviderLimitS} s, saying so`, async () => {
         const r = await viaGateway({});
@@ -127,16 +127,20 @@ export function describePresetChecks(preset: MockPreset, opts: PresetCheckOption
         expect(finals(r.gatewayLog).length).toBeGreaterThan(0);
         expect(finals(r.gatewayLog).every((l) => l.includes(': 3 failed requests in a row'))).toBe(true);
       }, (opts.deadProviderLimitS + 30) * 1000);
-
-      test('maxRetries: 0: the model gateway answers every failure as final and the CLI retries none', async () => {
-        const r = await viaGateway({ maxRetries: 0 });
-        expect(r.status.outcome).toBe('failed');
-        expect(r.status.message).toMatch(/failed 1 request in a row .*\(the harness allows 0 retries, maxRetries\)$/);
-        // Each request the provider got was answered final: none was a retry the gateway let through.
-        expect(finals(r.gatewayLog)).toHaveLength(modelRequests(r.mock).length);
-        expect(finals(r.gatewayLog).every((l) => l.includes(': 1 failed request in a row'))).toBe(true);
-      }, 60_000);
     }
+
+    // What the gateway's cap rests on, for every CLI: its 424 is final (a custom harness may set gatewayMaxRetries for any).
+    const capped = opts.maxRetries === 'gateway' ? Harness.fromPreset(preset, { maxRetries: 0 }).spec : { ...Harness.fromPreset(preset).spec, gatewayMaxRetries: 0 };
+    test(`${opts.maxRetries === 'gateway' ? 'maxRetries: 0' : 'gatewayMaxRetries: 0'}: the model gateway answers every failure as final (424) and the CLI retries none`, async () => {
+      const r = await runPresetThroughGateway(preset, capped, undefined, { onRequest: dead, timeoutSeconds: 600 });
+      expect(r.status.outcome).toBe('failed');
+      expect(r.status.message).toMatch(/^the agent exited with code \d+: the model provider "[a-z-]+" failed 1 request in a row .*\(the harness allows 0 retries, maxRetries\)$/);
+      // Each request the provider got was answered final: none was a retry the gateway let through.
+      const finals = r.gatewayLog.filter((l) => l.endsWith('in a row from one caller (max-retries 0); answered 424, final'));
+      expect(finals.length).toBeGreaterThan(0);
+      expect(finals).toHaveLength(modelRequests(r.mock).length);
+      expect(finals.every((l) => l.includes(': 1 failed request in a row'))).toBe(true);
+    }, 60_000);
   });
 }
 
