@@ -293,9 +293,6 @@ function presetRetries(data: PresetData, maxRetries: number | undefined, where: 
   const none = { env: {}, config: [] };
   const knob = data.maxRetries;
   if (maxRetries === undefined) return 'gateway' in knob ? { ...none, gateway: knob.default } : none;
-  if ('unsupported' in knob) {
-    fail(`${where}: maxRetries cannot be set: ${knob.unsupported}; leave maxRetries out`);
-  }
   if (!Number.isInteger(maxRetries) || maxRetries < 0 || maxRetries > MAX_RETRIES_LIMIT) {
     fail(`${where}: maxRetries must be a whole number from 0 to ${MAX_RETRIES_LIMIT} (retries of a failed model request), e.g. ${knob.default}; got ${JSON.stringify(maxRetries)}`);
   }

@@ -36,8 +36,7 @@ export type PresetRetriesData =
    * The CLI has no retry setting: the model gateway caps its retries (the harness's
    * gatewayMaxRetries); `note` says what the CLI does on its own, without the gateway.
    */
-  | { readonly default: number; readonly gateway: { readonly note: string } }
-  | { readonly unsupported: string };
+  | { readonly default: number; readonly gateway: { readonly note: string } };
 
 export interface PresetData {
   readonly name: string;
