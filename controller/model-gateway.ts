@@ -12,13 +12,20 @@
  * cluster's keys), which neither does without an extra auth service; a static per-pool
  * token would have to come from a Secret the agent pod references, which is what this
  * removes. The proxying itself is node:http piping, no body is read or held.
+ *
+ * Retry cap: a route `<pool>/<provider>;max-retries=N/...` (the runner writes it for a
+ * harness with `gatewayMaxRetries`, for CLIs that have no retry setting) counts each
+ * caller's failed answers in a row (5xx, 429, no answer). The one past N retries is
+ * answered 424 with a message saying so, which the CLIs take as final: a dead provider
+ * fails the run in seconds instead of after the CLI's own retries. A success ends the
+ * streak, and so does that final answer (a warm worker's next run starts afresh).
  */
 import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as http from 'http';
 import * as https from 'https';
 import type { AddressInfo } from 'net';
-import { CALLER_KEY_HEADERS, CALLER_KEY_QUERY, GATEWAY_AUDIENCE } from '../core/model-providers';
+import { CALLER_KEY_HEADERS, CALLER_KEY_QUERY, GATEWAY_AUDIENCE, MAX_RETRIES_LIMIT, MAX_RETRIES_PARAM, PROVIDER_FAILING_STATUS, providerFailingMessage } from '../core/model-providers';
 import { importEsm } from '../core/import-esm';
 import { kubeconfigBearer } from '../core/kubeconfig';
 
@@ -67,6 +74,9 @@ export interface Gateway {
   close(): Promise<void>;
 }
 
+/** A streak with no failure for this long is forgotten (a caller that went away mid-streak). */
+const STREAK_IDLE_MS = 10 * 60_000;
+
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'host', 'content-length']);
 
 export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
@@ -80,6 +90,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const reviewer = opts.reviewer ?? (byUser.size > 0 ? inClusterReviewer() : undefined);
   const reviewed = new Map<string, { pool?: string; until: number }>();
   const agents = { http: new http.Agent({ keepAlive: true }), https: new https.Agent({ keepAlive: true }) };
+  const streaks = new FailureStreaks();
 
   const callerPool = async (token: string): Promise<string | undefined> => {
     const d = digest(token);
@@ -101,8 +112,9 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     };
     const url = new URL(req.url ?? '/', 'http://gateway');
     if (url.pathname === '/healthz') return fail(200, 'ok');
-    const [, pool, provider, ...rest] = url.pathname.split('/');
-    const route = pools[pool]?.providers[provider ?? ''];
+    const [, pool, segment, ...rest] = url.pathname.split('/');
+    const [provider, ...params] = (segment ?? '').split(';');
+    const route = pools[pool]?.providers[provider];
     const token = callerToken(req, url);
     if (!token) return fail(401, 'no caller token; the agent presents its pool token as its API key');
     callerPool(token)
@@ -110,6 +122,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         if (!caller) return fail(401, 'the caller token is not a pool of this platform');
         if (caller !== pool) return fail(403, `pool "${caller}" may not use the routes of pool "${pool}"`);
         if (!route) return fail(404, `pool "${pool}" has no provider "${provider}"; its providers: ${Object.keys(pools[pool].providers).join(', ')}`);
+        const cap = maxRetriesOf(params);
+        if (typeof cap === 'string') return fail(400, cap);
         let key: string;
         try {
           key = readKey(route.keyFile);
@@ -125,16 +139,36 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         }
         if (req.headers['content-length']) headers['content-length'] = req.headers['content-length'];
         headers[route.header] = route.value.replace('{key}', key);
+        const streak = `${digest(token)} ${pool}/${provider}`;
+        /** A failed answer when the caller's retries are used up: answer it as final instead. */
+        const final = (): boolean => {
+          if (cap === undefined) return false;
+          const failures = streaks.fail(streak);
+          if (failures <= cap) return false;
+          streaks.end(streak);
+          log(`pool ${pool}, provider ${provider}: ${failures} failed request${failures === 1 ? '' : 's'} in a row from one caller (max-retries ${cap}); answered ${PROVIDER_FAILING_STATUS}, final`);
+          if (!res.headersSent) res.writeHead(PROVIDER_FAILING_STATUS, { 'content-type': 'application/json' });
+          res.end(JSON.stringify({ type: 'error', error: { type: 'paddock_provider_failing', message: providerFailingMessage(provider, failures, cap) } }));
+          return true;
+        };
         const secure = target.protocol === 'https:';
         const up = (secure ? https : http).request(target, { method: req.method, headers, agent: secure ? agents.https : agents.http });
         up.on('response', (r) => {
+          const status = r.statusCode ?? 502;
+          if (status >= 500 || status === 429) {
+            if (final()) return void r.resume();
+          } else if (cap !== undefined) {
+            streaks.end(streak);
+          }
           const out: http.OutgoingHttpHeaders = {};
           for (const [name, value] of Object.entries(r.headers)) if (!HOP_BY_HOP.has(name) || name === 'content-length') out[name] = value;
-          res.writeHead(r.statusCode ?? 502, out);
+          res.writeHead(status, out);
           res.flushHeaders();
           r.pipe(res);
         });
-        up.on('error', (err) => fail(502, `upstream ${target.host}: ${err.message}`));
+        up.on('error', (err) => {
+          if (res.headersSent || !final()) fail(502, `upstream ${target.host}: ${err.message}`);
+        });
         req.pipe(up);
       })
       .catch((err) => fail(503, `cannot authenticate the caller: ${(err as Error).message}`));
@@ -158,6 +192,38 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         server.close(() => resolve());
       }),
   };
+}
+
+/** The route's `;max-retries=N`, undefined without one, or what is wrong with the parameters. */
+function maxRetriesOf(params: string[]): number | undefined | string {
+  let cap: number | undefined;
+  for (const p of params) {
+    const [name, value] = p.split('=');
+    if (name !== MAX_RETRIES_PARAM || !/^\d+$/.test(value ?? '') || Number(value) > MAX_RETRIES_LIMIT) {
+      return `route parameter "${p}" is not understood; the only one is ${MAX_RETRIES_PARAM}=N with N from 0 to ${MAX_RETRIES_LIMIT}, e.g. <pool>/<provider>;${MAX_RETRIES_PARAM}=2/...`;
+    }
+    cap = Number(value);
+  }
+  return cap;
+}
+
+/** Failed answers in a row per caller and route. */
+class FailureStreaks {
+  private readonly streaks = new Map<string, { failures: number; last: number }>();
+
+  /** Counts one more failure; returns the streak's length. */
+  fail(key: string): number {
+    const now = Date.now();
+    const s = this.streaks.get(key);
+    const failures = s && now - s.last < STREAK_IDLE_MS ? s.failures + 1 : 1;
+    this.streaks.set(key, { failures, last: now });
+    if (this.streaks.size > 10_000) for (const [k, v] of this.streaks) if (now - v.last >= STREAK_IDLE_MS) this.streaks.delete(k);
+    return failures;
+  }
+
+  end(key: string): void {
+    this.streaks.delete(key);
+  }
 }
 
 /** The caller's token, from wherever its CLI puts an API key. */

@@ -5,6 +5,7 @@ import { checkPolicyShape, planPolicy } from './agent-policy';
 import { assertValidSpec, SPEC_API_VERSION } from '../policy/specs';
 import { lintCommandTemplate, promptViaOf, renderCommand, RenderValues, usesPlaceholder } from './command-template';
 import { imageRef, ImageName, ImageOptions, IMAGE_NAMES } from './images';
+import { MAX_RETRIES_LIMIT } from './model-providers';
 import { checkDnsLabel, checkEnvMap, checkEnvName, checkImageRef, fail } from './validation';
 
 export interface HarnessProps {
@@ -32,6 +33,13 @@ export interface HarnessProps {
   readonly config?: ConfigFileSpec[];
   /** Where the final output is read before ```result blocks are extracted. @default - stdout */
   readonly results?: ResultsSpec;
+  /**
+   * For a CLI with no retry setting: how many failed model requests in a row (HTTP 5xx,
+   * 429, no answer) the model gateway lets it retry before it answers HTTP 424, which the
+   * CLI takes as final. Applies to providers reached through the gateway.
+   * @default - the gateway passes every answer through
+   */
+  readonly gatewayMaxRetries?: number;
   /** Hostnames the agent must reach (its model provider). @default - none */
   readonly hosts?: string[];
   /** Environment variables the CLI reads credentials from (documentation and grant checks). @default - none */
@@ -72,7 +80,8 @@ export interface HarnessPresetOptions {
    * How often the CLI retries a failed model request (HTTP 5xx, 429) before it gives up and
    * the run fails: claude `CLAUDE_CODE_MAX_RETRIES`, gemini `general.maxAttempts` (this + 1),
    * codex `request_max_retries` and `stream_max_retries` of the preset's provider. opencode and
-   * copilot have no such setting (an error if given).
+   * copilot have no such setting: the model gateway keeps the count (`gatewayMaxRetries`), for
+   * the providers whose keys it holds.
    * @default 2 (a dead provider fails the run within a minute)
    */
   readonly maxRetries?: number;
@@ -83,7 +92,6 @@ export interface HarnessPresetOptions {
 /** What the model reads in place of the prompt when the preset passes it as a file. */
 export const PROMPT_FILE_INSTRUCTION = 'Your task is in the file {prompt_file}. Read all of it first, then do what it says.';
 const PROMPT_VIAS: readonly PromptVia[] = ['argv', 'stdin', 'file'];
-const MAX_RETRIES_LIMIT = 10;
 
 /**
  * An agent CLI as data: how to run it unattended, what it needs, and how to
@@ -150,6 +158,7 @@ export class Harness {
         ...(options.config ?? []),
       ],
       results: data.results,
+      ...(retries.gateway !== undefined ? { gatewayMaxRetries: retries.gateway } : {}),
       hosts: [...data.hosts, ...(options.extraHosts ?? [])],
       credentialEnv: data.credentialEnv,
       policy: options.policy,
@@ -209,6 +218,10 @@ export class Harness {
         fail(`${where}: hosts[${i}] must be a hostname such as "api.openai.com"`);
       }
     });
+    const gatewayMaxRetries = props.gatewayMaxRetries;
+    if (gatewayMaxRetries !== undefined && (!Number.isInteger(gatewayMaxRetries) || gatewayMaxRetries < 0 || gatewayMaxRetries > MAX_RETRIES_LIMIT)) {
+      fail(`${where}: gatewayMaxRetries must be a whole number from 0 to ${MAX_RETRIES_LIMIT} (retries of a failed model request the model gateway lets through), e.g. 2; got ${JSON.stringify(gatewayMaxRetries)}`);
+    }
     this.hosts = [...new Set(props.hosts ?? [])];
     this.credentialEnv = [...(props.credentialEnv ?? [])];
     const policyProblems = checkPolicyShape(props.policy, `${where}: policy`);
@@ -226,6 +239,7 @@ export class Harness {
       ...(Object.keys(env).length ? { env } : {}),
       ...(props.config?.length ? { config: { files: props.config.map((f) => ({ base: 'home', format: 'text', ...f })) } } : {}),
       results: { ...results },
+      ...(gatewayMaxRetries !== undefined ? { gatewayMaxRetries } : {}),
       ...(this.hosts.length ? { hosts: [...this.hosts] } : {}),
       ...(this.credentialEnv.length ? { credentialEnv: [...this.credentialEnv] } : {}),
       ...(props.policy && Object.keys(props.policy).length ? { policy: props.policy } : {}),
@@ -270,20 +284,19 @@ function presetPromptArgs(data: PresetData, promptVia: PromptVia | undefined, wh
 }
 
 /**
- * The env and config entries that set the CLI's retry count. The preset's own files already
- * hold the default, so only another count adds anything (a config entry for the same path,
- * merged over the preset's by the runner).
+ * The env and config entries that set the CLI's retry count, or for a CLI without one the
+ * count the model gateway keeps. The preset's own files already hold the default, so only
+ * another count adds anything (a config entry for the same path, merged over the preset's
+ * by the runner).
  */
-function presetRetries(data: PresetData, maxRetries: number | undefined, where: string): { env: Record<string, string>; config: ConfigFileSpec[] } {
+function presetRetries(data: PresetData, maxRetries: number | undefined, where: string): { env: Record<string, string>; config: ConfigFileSpec[]; gateway?: number } {
   const none = { env: {}, config: [] };
-  if (maxRetries === undefined) return none;
   const knob = data.maxRetries;
-  if ('unsupported' in knob) {
-    fail(`${where}: maxRetries cannot be set: ${knob.unsupported}; leave maxRetries out`);
-  }
+  if (maxRetries === undefined) return 'gateway' in knob ? { ...none, gateway: knob.default } : none;
   if (!Number.isInteger(maxRetries) || maxRetries < 0 || maxRetries > MAX_RETRIES_LIMIT) {
     fail(`${where}: maxRetries must be a whole number from 0 to ${MAX_RETRIES_LIMIT} (retries of a failed model request), e.g. ${knob.default}; got ${JSON.stringify(maxRetries)}`);
   }
+  if ('gateway' in knob) return { ...none, gateway: maxRetries };
   if (maxRetries === knob.default) return none;
   if ('env' in knob) return { env: { [knob.env]: String(maxRetries) }, config: [] };
   const file = data.config.find((f) => f.file === knob.config.file)!;

@@ -37,3 +37,32 @@ export const CALLER_KEY_QUERY = 'key';
 export const GATEWAY_AUDIENCE = 'paddock-model-gateway';
 /** Where agent pods get that projected token. */
 export const GATEWAY_TOKEN_DIR = '/var/run/secrets/paddock/gateway';
+
+/**
+ * The cap on a CLI's retries that the gateway keeps for CLIs without a retry setting of
+ * their own (a harness's `gatewayMaxRetries`): the runner appends it to the provider's
+ * route segment, `<pool>/<provider>;max-retries=N/...` (every CLI takes a base URL, not
+ * every CLI extra headers).
+ */
+export const MAX_RETRIES_PARAM = 'max-retries';
+/** The most retries a harness may ask for (the presets' maxRetries limit). */
+export const MAX_RETRIES_LIMIT = 10;
+
+/**
+ * What the gateway answers in place of the failure that uses up a caller's retries.
+ * 424 (Failed Dependency: the request failed because the provider did) is final for every
+ * preset's CLI, measured: they retry 408, 409, 429 and 5xx only.
+ */
+export const PROVIDER_FAILING_STATUS = 424;
+
+/**
+ * The message of that answer. Worded so opencode does not retry it anyway: opencode
+ * retries any error whose text holds a 5xx or 429 status number, "server error",
+ * "unavailable", "try again" and the like.
+ */
+export function providerFailingMessage(provider: string, failures: number, maxRetries: number): string {
+  return `paddock model gateway: provider ${provider} failed ${failures} request${failures === 1 ? '' : 's'} in a row (a failure status or no answer); the harness allows ${maxRetries} retr${maxRetries === 1 ? 'y' : 'ies'} (maxRetries), so this answer is final`;
+}
+
+/** Finds that message in a CLI's output (which prints it, quoted or not). */
+export const PROVIDER_FAILING_PATTERN = /paddock model gateway: provider ([A-Za-z0-9._-]+) failed (\d+) requests? in a row/;

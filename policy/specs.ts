@@ -146,6 +146,8 @@ export interface HarnessSpec {
   /** How its CLI enforces each policy item; an item without one is refused. */
   readonly policyMapping?: Partial<Record<PolicyItem, PolicyEnforcementSpec>>;
   readonly results: ResultsSpec;
+  /** Retries the model gateway lets through for a CLI with no retry setting (it then answers 424, final). */
+  readonly gatewayMaxRetries?: number;
   readonly hosts?: string[];
   readonly credentialEnv?: string[];
 }

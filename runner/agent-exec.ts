@@ -30,6 +30,8 @@ export interface AgentRunOptions {
   readonly maxCaptureBytes: number;
   /** Each log file keeps its first and last half of this many bytes. */
   readonly maxLogBytes: number;
+  /** A notice to look for in the agent's output (stdout or stderr, redacted), e.g. the model gateway's final answer. */
+  readonly watch?: RegExp;
 }
 
 export interface AgentRunResult extends GroupRunResult {
@@ -40,12 +42,14 @@ export interface AgentRunResult extends GroupRunResult {
   readonly droppedBytes: number;
   /** Bytes cut out of the middle of agent.stdout.log and agent.stderr.log. */
   readonly logDroppedBytes: { readonly stdout: number; readonly stderr: number };
+  /** The last match of `watch`, if the output held one. */
+  readonly watched?: RegExpExecArray;
 }
 
 export async function runAgent(opts: AgentRunOptions): Promise<AgentRunResult> {
   const captured = new TailBuffer(opts.maxCaptureBytes);
-  const out = new Channel(opts.redactor, path.join(opts.artifactsDir, 'agent.stdout.log'), opts.prefix, opts.stdout, opts.maxLogBytes);
-  const err = new Channel(opts.redactor, path.join(opts.artifactsDir, 'agent.stderr.log'), opts.prefix, opts.stderr, opts.maxLogBytes);
+  const out = new Channel(opts.redactor, path.join(opts.artifactsDir, 'agent.stdout.log'), opts.prefix, opts.stdout, opts.maxLogBytes, opts.watch);
+  const err = new Channel(opts.redactor, path.join(opts.artifactsDir, 'agent.stderr.log'), opts.prefix, opts.stderr, opts.maxLogBytes, opts.watch);
   let result: GroupRunResult;
   try {
     result = await runInProcessGroup({
@@ -69,7 +73,15 @@ export async function runAgent(opts: AgentRunOptions): Promise<AgentRunResult> {
     err.end();
   }
   const tail = captured.text();
-  return { ...result, stdout: tail.text, truncated: tail.dropped > 0, droppedBytes: tail.dropped, logDroppedBytes: { stdout: out.dropped, stderr: err.dropped } };
+  const watched = [out.watched, err.watched].filter((m): m is { match: RegExpExecArray; at: number } => !!m).sort((a, b) => a.at - b.at).pop()?.match;
+  return {
+    ...result,
+    stdout: tail.text,
+    truncated: tail.dropped > 0,
+    droppedBytes: tail.dropped,
+    logDroppedBytes: { stdout: out.dropped, stderr: err.dropped },
+    ...(watched ? { watched } : {}),
+  };
 }
 
 /** The last `max` bytes of a stream; memory stays within max plus one chunk. */
@@ -104,6 +116,9 @@ export class TailBuffer {
   }
 }
 
+/** How much of the end of a stream `watch` looks at: a notice up to this long is found when split across chunks. */
+const WATCH_WINDOW = 2048;
+
 /** One output stream of the agent: redact, save (head and tail within the limit), prefix and forward. */
 class Channel {
   private readonly redactor: StreamRedactor;
@@ -112,8 +127,17 @@ class Channel {
   private readonly headMax: number;
   private written = 0;
   private readonly tail: TailBuffer;
+  /** The end of the output so far, for `watch` (a notice may come in two chunks). */
+  private window = '';
 
-  constructor(redactor: Redactor, file: string, prefix: string, target: NodeJS.WritableStream, maxLogBytes: number) {
+  constructor(
+    redactor: Redactor,
+    file: string,
+    prefix: string,
+    target: NodeJS.WritableStream,
+    maxLogBytes: number,
+    private readonly watch?: RegExp,
+  ) {
     this.redactor = new StreamRedactor(redactor);
     this.lines = new LinePrefixer(prefix, (line) => target.write(line));
     this.fd = fs.openSync(file, 'w', 0o644);
@@ -123,6 +147,8 @@ class Channel {
 
   /** Bytes of the log left out of the file. */
   public dropped = 0;
+  /** The last match of `watch`, and when it was seen. */
+  public watched?: { match: RegExpExecArray; at: number };
 
   push(chunk: Buffer): void {
     this.emit(this.redactor.push(chunk));
@@ -143,6 +169,11 @@ class Channel {
   private emit(text: string): void {
     if (!text) return;
     this.lines.push(text);
+    if (this.watch) {
+      this.window = (this.window + text).slice(-WATCH_WINDOW);
+      const match = this.watch.exec(this.window);
+      if (match) this.watched = { match, at: performance.now() };
+    }
     let buf = Buffer.from(text);
     if (this.written < this.headMax) {
       const head = buf.subarray(0, this.headMax - this.written);

@@ -7,11 +7,14 @@
  *   gemini    GOOGLE_GEMINI_BASE_URL
  *   opencode  the model's provider in opencode.json, OpenAI-compatible, options.baseURL
  *   copilot   COPILOT_PROVIDER_BASE_URL (bring-your-own-key mode)
- * The real keys stay in the gateway, which puts them on the way out.
+ * The real keys stay in the gateway, which puts them on the way out. A harness with
+ * gatewayMaxRetries (a CLI with no retry setting) gets routes `<provider>;max-retries=N`:
+ * the gateway ends the CLI's retries of a failing provider there.
  */
 import * as fs from 'fs';
 import * as path from 'path';
 import type { ConfigFileSpec, HarnessSpec, PoolSpec } from '../policy/specs';
+import { MAX_RETRIES_PARAM } from '../core/model-providers';
 import { Redactor } from './redaction';
 import { RunFailure } from './status';
 
@@ -37,7 +40,7 @@ export function gatewayWiring(pool: PoolSpec | undefined, harness: HarnessSpec, 
   const program = path.basename(harness.command[0] ?? '');
   for (const c of gw.credentials) {
     env[c.env] = token;
-    const base = `${gw.url}/${c.provider}`;
+    const base = `${gw.url}/${c.provider}${harness.gatewayMaxRetries !== undefined ? `;${MAX_RETRIES_PARAM}=${harness.gatewayMaxRetries}` : ''}`;
     if (program === 'codex' && c.env === 'OPENAI_API_KEY') {
       config.push({
         path: '.codex/config.toml',

@@ -26,6 +26,7 @@ import { extractResultBlocks, finalOutput, writeResultsJsonl } from './results';
 import { locateBwrap, SandboxKind, wrapWithBwrap } from './sandbox-bwrap';
 import { FetchContext, fetchSources, gitCaEnv } from './sources';
 import { gatewayWiring } from './gateway-wiring';
+import { PROVIDER_FAILING_PATTERN } from '../core/model-providers';
 import { poolForPhase, readFetchRecord, RunPhaseKind, writeFetchRecord } from './fetch-record';
 import { promptWithTranscript, sessionPatchesOf, SessionState, SessionTurn } from '../core/session';
 import { restoreWorkspace, writeSessionState } from './session';
@@ -210,6 +211,10 @@ export async function run(opts: RunOptions = {}): Promise<number> {
       }
       // The gateway's layer (base URLs, the placeholder key) sits above the pool's and below the task's.
       const gateway = runPhase === 'fetch' ? { env: {}, config: [] } : gatewayWiring(pool, harness, model ?? '', redactor);
+      const retriesCapped = (harness.credentialEnv ?? []).some((e) => e in gateway.env);
+      if (runPhase !== 'fetch' && harness.gatewayMaxRetries !== undefined && !retriesCapped) {
+        log(`harness "${harness.name}": its retry cap (gatewayMaxRetries ${harness.gatewayMaxRetries}) is kept by the model gateway, which this run's provider is not reached through; the CLI's own retries apply`);
+      }
       const configFiles = planConfigFiles([
         { label: `harness "${harness.name}"`, layer: harness.config },
         { label: `pool "${pool?.name ?? '-'}"`, layer: pool?.config },
@@ -221,7 +226,7 @@ export async function run(opts: RunOptions = {}): Promise<number> {
       if (Object.keys(policy.policy).length) log(`agent policy: ${JSON.stringify(policy.policy)}`);
       const bwrap = opts.sandbox === 'bwrap' ? locateBwrap(env.PATH, opts.bwrap) : undefined;
       log(`task "${task.name}": harness "${harness.name}", ${pool ? `pool "${pool.name}"` : 'no pool (local mode)'}, workspace ${dirs.workspace}`);
-      return { task, harness, pool, model: model ?? '', credentials: { ...credentials, env: { ...gateway.env, ...credentials.env } }, configFiles, bwrap, policyArgs: policy.argv };
+      return { task, harness, pool, model: model ?? '', credentials: { ...credentials, env: { ...gateway.env, ...credentials.env } }, configFiles, bwrap, policyArgs: policy.argv, retriesCapped };
     });
     const { task, harness, pool, credentials } = loaded;
 
@@ -308,6 +313,7 @@ export async function run(opts: RunOptions = {}): Promise<number> {
         prefix: '[agent] ',
         maxCaptureBytes: opts.maxCaptureBytes ?? 64 * 1024 * 1024,
         maxLogBytes: opts.maxLogBytes ?? 16 * 1024 * 1024,
+        ...(loaded.retriesCapped && harness.gatewayMaxRetries !== undefined ? { watch: PROVIDER_FAILING_PATTERN } : {}),
       });
       state.exitCode = r.exitCode;
       state.signal = r.signal;
@@ -372,7 +378,7 @@ export async function run(opts: RunOptions = {}): Promise<number> {
       writeSessionState(dirs.artifacts, { name: task.session.name, harness: harness.name, turns: [...(opts.session?.turns ?? []), turn], patches: carried.patches, resume: 'transcript' });
     }
 
-    ({ outcome, message } = agentOutcome(agent, task.timeoutSeconds ?? 1800, state.command?.[0]));
+    ({ outcome, message } = agentOutcome(agent, task.timeoutSeconds ?? 1800, state.command?.[0], harness.gatewayMaxRetries));
   } catch (err) {
     if (err instanceof RunFailure) {
       outcome = err.outcome;
@@ -432,13 +438,23 @@ export async function run(opts: RunOptions = {}): Promise<number> {
 }
 
 /** What the agent's end means for the run. */
-function agentOutcome(agent: AgentRunResult, timeoutSeconds: number, program: string | undefined): { outcome: Outcome; message?: string } {
+function agentOutcome(agent: AgentRunResult, timeoutSeconds: number, program: string | undefined, gatewayMaxRetries: number | undefined): { outcome: Outcome; message?: string } {
   const how = agent.signal ?? `exit ${agent.exitCode}`;
   if (agent.spawnError) return { outcome: 'failed', message: cannotStart(program, agent.spawnError as NodeJS.ErrnoException) };
   if (agent.timedOut) return { outcome: 'timed_out', message: `the agent ran past the timeout of ${timeoutSeconds} s and was stopped (${how})` };
   if (agent.aborted) return { outcome: 'terminated', message: `the runner was asked to stop; the agent was stopped (${how})` };
   if (agent.exitCode === 0) return { outcome: 'succeeded' };
-  return { outcome: 'failed', message: `the agent exited with ${agent.exitCode !== null ? `code ${agent.exitCode}` : `signal ${agent.signal}`}` };
+  const exited = `the agent exited with ${agent.exitCode !== null ? `code ${agent.exitCode}` : `signal ${agent.signal}`}`;
+  if (agent.watched) {
+    const [, provider, failures] = agent.watched;
+    return {
+      outcome: 'failed',
+      message:
+        `${exited}: the model provider "${provider}" failed ${failures} request${failures === '1' ? '' : 's'} in a row (HTTP 5xx, 429 or no answer), ` +
+        `and the model gateway answered the last one as final (the harness allows ${gatewayMaxRetries} retr${gatewayMaxRetries === 1 ? 'y' : 'ies'}, maxRetries)`,
+    };
+  }
+  return { outcome: 'failed', message: exited };
 }
 
 /** Why the agent did not start, and for a missing CLI where it comes from. */

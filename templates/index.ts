@@ -32,7 +32,11 @@ export type PresetRetriesData =
       /** Keys of a json/toml config file of the preset, set to the count plus `add`. */
       readonly config: { readonly file: string; readonly keys: string[][]; readonly add?: number };
     }
-  | { readonly unsupported: string };
+  /**
+   * The CLI has no retry setting: the model gateway caps its retries (the harness's
+   * gatewayMaxRetries); `note` says what the CLI does on its own, without the gateway.
+   */
+  | { readonly default: number; readonly gateway: { readonly note: string } };
 
 export interface PresetData {
   readonly name: string;

@@ -151,9 +151,26 @@ describe('presets', () => {
     expect(() => Harness.claudeCode({ maxRetries: value as number })).toThrow(/^Harness "claude-code": maxRetries must be a whole number from 0 to 10 \(retries of a failed model request\), e\.g\. 2; got /);
   });
 
-  test('opencode and copilot have no retry setting: maxRetries is an error that says why', () => {
-    expect(() => Harness.opencode({ maxRetries: 1 })).toThrow(/^Harness "opencode": maxRetries cannot be set: opencode 1\.18 has no setting for its retry count.*about 90 s.*; leave maxRetries out$/);
-    expect(() => Harness.copilot({ name: 'gh', maxRetries: 1 })).toThrow(/^Harness "gh": maxRetries cannot be set: copilot 1\.0 has no setting for its retry count/);
+  test('opencode and copilot have no retry setting: the model gateway keeps maxRetries (gatewayMaxRetries, 2 by default)', () => {
+    for (const preset of ['opencode', 'copilot']) {
+      expect(Harness.fromPreset(preset).spec.gatewayMaxRetries).toBe(2);
+      expect(Harness.fromPreset(preset, { maxRetries: 0 }).spec.gatewayMaxRetries).toBe(0);
+      expect(Harness.fromPreset(preset, { maxRetries: 7 }).spec.gatewayMaxRetries).toBe(7);
+      expect(Harness.fromPreset(preset, { maxRetries: 7 }).spec.env).toEqual(Harness.fromPreset(preset).spec.env);
+      expect(loadPreset(preset)!.data.maxRetries).toMatchObject({ default: 2, gateway: { note: expect.stringMatching(/has no setting for its retry count: on its own it retries 5 times/) } });
+    }
+    expect(() => Harness.opencode({ maxRetries: 11 })).toThrow(/^Harness "opencode": maxRetries must be a whole number from 0 to 10 \(retries of a failed model request\), e\.g\. 2; got 11$/);
+    // The CLIs with their own setting leave the gateway out of it.
+    for (const preset of ['codex', 'claude-code', 'gemini-cli']) expect(Harness.fromPreset(preset).spec.gatewayMaxRetries).toBeUndefined();
+  });
+
+  test('a custom harness may set gatewayMaxRetries; a bad count names the field and the range', () => {
+    const props = { name: 'mine', capability: 'harness.mine', command: ['mine', '{prompt}'], image: 'registry.example/mine:1' };
+    expect(new Harness({ ...props, gatewayMaxRetries: 1 }).spec.gatewayMaxRetries).toBe(1);
+    expect(() => new Harness({ ...props, gatewayMaxRetries: -1 })).toThrow(
+      /^Harness "mine": gatewayMaxRetries must be a whole number from 0 to 10 \(retries of a failed model request the model gateway lets through\), e\.g\. 2; got -1$/,
+    );
+    expect(() => Harness.fromSpec({ ...new Harness(props).spec, gatewayMaxRetries: 11 })).toThrow(/gatewayMaxRetries/);
   });
 
   test('fromSpec round-trips a synthesized harness.json', () => {

@@ -9,8 +9,8 @@ import { describePresetChecks, LONG_PROMPT } from './support/preset-checks';
 
 jest.setTimeout(120_000);
 
-describePresetChecks('codex', { deadProviderLimitS: 60, maxRetries: true });
-describePresetChecks('claude-code', { deadProviderLimitS: 60, maxRetries: true });
+describePresetChecks('codex', { deadProviderLimitS: 60, maxRetries: 'cli' });
+describePresetChecks('claude-code', { deadProviderLimitS: 60, maxRetries: 'cli' });
 
 describeIfInstalled('codex')('the argv limit', () => {
   test('a prompt over the argv limit with promptVia "argv" is refused as invalid before the agent starts, naming the fix', async () => {

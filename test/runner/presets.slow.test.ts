@@ -8,11 +8,11 @@ import { describePresetChecks, modelSaw, TRICKY_PROMPT } from './support/preset-
 
 jest.setTimeout(180_000);
 
-describePresetChecks('gemini-cli', { deadProviderLimitS: 60, maxRetries: true });
-// opencode 1.18 has no retry setting: 5 retries with backoff from 2 s, measured ~90 s to exit 1.
-describePresetChecks('opencode', { deadProviderLimitS: 150, maxRetries: false });
-// copilot 1.0 has none either, but gives up after 5 retries in ~15 s.
-describePresetChecks('copilot', { deadProviderLimitS: 60, maxRetries: false });
+describePresetChecks('gemini-cli', { deadProviderLimitS: 60, maxRetries: 'cli' });
+// opencode 1.18 and copilot 1.0 have no retry setting (on their own: 5 retries, ~90 s and ~20 s
+// to exit 1): the model gateway keeps the count.
+describePresetChecks('opencode', { deadProviderLimitS: 60, maxRetries: 'gateway' });
+describePresetChecks('copilot', { deadProviderLimitS: 60, maxRetries: 'gateway' });
 
 describeIfInstalled('opencode')('why the opencode preset passes the prompt on stdin', () => {
   test('with promptVia "argv", opencode run rewrites the prompt (quotes it and escapes its quotes) before the model sees it', async () => {

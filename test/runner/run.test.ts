@@ -160,6 +160,38 @@ describe('outcomes', () => {
     expect(r.stderr).toContain('[agent] something broke');
   });
 
+  describe('a harness whose retries the model gateway caps (gatewayMaxRetries)', () => {
+    const notice = 'paddock model gateway: provider openai failed 3 requests in a row (a failure status or no answer); the harness allows 2 retries (maxRetries), so this answer is final';
+    // Split across two writes, the way a CLI may print an error: the runner still finds it.
+    const script = `printf 'Error: ${notice.slice(0, 40)}' >&2; sleep 0.2; printf '${notice.slice(40)}\\n' >&2; exit 1`;
+    const viaGateway = (dirs: ReturnType<typeof makeRunDirs>) => {
+      const tokenFile = path.join(dirs.tmp, 'gateway-token');
+      fs.mkdirSync(dirs.tmp, { recursive: true });
+      fs.writeFileSync(tokenFile, 'pool-token-0123456789');
+      return pool({ gateway: { url: 'http://127.0.0.1:9/local', tokenFile, credentials: [{ env: 'OPENAI_API_KEY', provider: 'openai' }] } });
+    };
+
+    test('its final answer in the agent output: failed, and the message says the provider failed, how often, and the cap', async () => {
+      const dirs = makeRunDirs();
+      const harness = fakeHarness('script', [script], { credentialEnv: ['OPENAI_API_KEY'], gatewayMaxRetries: 2 });
+      const r = await runTask(dirs, { task: task(), harness, pool: viaGateway(dirs) });
+      expect(r.status).toMatchObject({
+        outcome: 'failed',
+        exitCode: 1,
+        message:
+          'the agent exited with code 1: the model provider "openai" failed 3 requests in a row (HTTP 5xx, 429 or no answer), and the model gateway answered the last one as final (the harness allows 2 retries, maxRetries)',
+      });
+    });
+
+    test('not looked for when the provider is not reached through the gateway, which the log says', async () => {
+      const dirs = makeRunDirs();
+      const harness = fakeHarness('script', [script], { credentialEnv: ['OPENAI_API_KEY'], gatewayMaxRetries: 2 });
+      const r = await runTask(dirs, { task: task(), harness }, { env: { PATH: process.env.PATH, OPENAI_API_KEY: 'sk-direct-0123456789' } });
+      expect(r.status).toMatchObject({ outcome: 'failed', message: 'the agent exited with code 1' });
+      expect(r.stderr).toContain('harness "fake": its retry cap (gatewayMaxRetries 2) is kept by the model gateway, which this run\'s provider is not reached through; the CLI\'s own retries apply');
+    });
+  });
+
   test('agent cannot start: failed with the reason', async () => {
     const dirs = makeRunDirs();
     const harness = { ...fakeHarness('echo'), command: ['/nonexistent/agent-cli', '{prompt}'] };

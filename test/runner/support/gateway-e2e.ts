@@ -11,7 +11,7 @@ import { startGateway } from '../../../controller/model-gateway';
 import type { HarnessSpec } from '../../../policy/specs';
 import { MOCK_PROVIDER, MockPreset } from '../../support/mock-provider';
 import { listFiles, makeTmpDir } from '../../support/runner-fixtures';
-import { AgentE2eResult, expectAgentRun, runAgentE2e } from './agent-e2e';
+import { AgentE2eInput, AgentE2eResult, expectAgentRun, runAgentE2e } from './agent-e2e';
 
 /** The recipe's env without its base URLs: the gateway wiring sets those. */
 const BASE_URL_VARS = ['ANTHROPIC_BASE_URL', 'GOOGLE_GEMINI_BASE_URL', 'COPILOT_PROVIDER_BASE_URL'];
@@ -19,9 +19,16 @@ const BASE_URL_VARS = ['ANTHROPIC_BASE_URL', 'GOOGLE_GEMINI_BASE_URL', 'COPILOT_
 export interface GatewayE2e extends AgentE2eResult {
   readonly realKey: string;
   readonly token: string;
+  /** What the gateway logged. */
+  readonly gatewayLog: string[];
 }
 
-export async function runPresetThroughGateway(preset: MockPreset, harness: HarnessSpec, source: { url: string; caFile?: string }): Promise<GatewayE2e> {
+export async function runPresetThroughGateway(
+  preset: MockPreset,
+  harness: HarnessSpec,
+  source?: { url: string; caFile?: string },
+  more: Pick<AgentE2eInput, 'onRequest' | 'timeoutSeconds' | 'prompt'> = {},
+): Promise<GatewayE2e> {
   const recipe = MOCK_PROVIDER[preset];
   const provider = MODEL_PROVIDERS[recipe.secretEnv];
   const realKey = `sk-real-${preset}-0123456789abcdef0123`;
@@ -31,18 +38,21 @@ export async function runPresetThroughGateway(preset: MockPreset, harness: Harne
   const tokenFile = path.join(dir, 'token');
   fs.writeFileSync(keyFile, realKey);
   fs.writeFileSync(tokenFile, token);
+  const gatewayLog: string[] = [];
   const env = Object.fromEntries(Object.entries(recipe.env('{mock}')).filter(([k]) => !BASE_URL_VARS.includes(k)));
   const r = await runAgentE2e({
     harness: { ...harness, credentialEnv: [recipe.secretEnv] },
     model: recipe.model,
-    sourceUrl: source.url,
-    ...(source.caFile ? { gitCaFile: source.caFile } : {}),
+    ...more,
+    ...(source ? { sourceUrl: source.url } : {}),
+    ...(source?.caFile ? { gitCaFile: source.caFile } : {}),
     credentials: {},
     taskEnv: env,
     pool: async (mockUrl) => {
       const gw = await startGateway({
         host: '127.0.0.1',
         port: 0,
+        log: (line) => gatewayLog.push(line),
         config: { pools: { local: { tokenFile, providers: { [provider.name]: { upstream: mockUrl, header: provider.header, value: provider.value, keyFile } } } } },
       });
       return {
@@ -58,7 +68,7 @@ export async function runPresetThroughGateway(preset: MockPreset, harness: Harne
       };
     },
   });
-  return { ...r, realKey, token };
+  return { ...r, realKey, token, gatewayLog };
 }
 
 /** The mock saw the real key, in the provider's header; the agent only ever had the placeholder. */

@@ -7,7 +7,8 @@
  *   - promptVia "stdin" delivers a prompt longer than the argv limit;
  *   - promptVia "file" gives the agent a file holding the prompt and tells the model where;
  *   - a dead provider (HTTP 500 to everything) ends the run `failed`, not `timed_out`,
- *     within `deadProviderLimitS`, and maxRetries (where the CLI has a setting) is obeyed.
+ *     within `deadProviderLimitS`, and maxRetries is obeyed: by the CLI where it has a
+ *     setting, else by the real model gateway (the run then goes through it).
  * Fast presets run in presets.e2e.test.ts (npm test), slow ones in
  * presets.slow.test.ts (npm run test:e2e).
  */
@@ -17,6 +18,7 @@ import { Harness, HarnessPresetOptions, PROMPT_FILE_INSTRUCTION } from '../../..
 import type { MockModelServer, RecordedRequest } from '../../support/mock-model-server';
 import { MockPreset, PRESET_PROGRAM } from '../../support/mock-provider';
 import { AgentE2eResult, describeIfInstalled, runPresetE2e } from './agent-e2e';
+import { runPresetThroughGateway } from './gateway-e2e';
 
 /** Everything a shell or an argv-rewriting CLI could change. */
 export const TRICKY_PROMPT = [
@@ -63,8 +65,8 @@ const dead = (req: RecordedRequest) =>
 export interface PresetCheckOptions {
   /** A dead provider must fail the run within this many seconds. */
   readonly deadProviderLimitS: number;
-  /** The CLI has a retry setting (the preset's maxRetries). */
-  readonly maxRetries: boolean;
+  /** Who keeps the preset's maxRetries: the CLI (its own setting) or the model gateway (a CLI without one). */
+  readonly maxRetries: 'cli' | 'gateway';
 }
 
 export function describePresetChecks(preset: MockPreset, opts: PresetCheckOptions): void {
@@ -97,20 +99,48 @@ export function describePresetChecks(preset: MockPreset, opts: PresetCheckOption
       expect(modelSaw(r.mock, TRICKY_PROMPT)).toBe(false);
     });
 
-    test(`a dead provider (HTTP 500 to everything) ends the run "failed", not "timed_out", within ${opts.deadProviderLimitS} s`, async () => {
-      const r = await run({}, { onRequest: dead, timeoutSeconds: 600 });
-      expect({ outcome: r.status.outcome, fast: r.durationMs < opts.deadProviderLimitS * 1000 }).toEqual({ outcome: 'failed', fast: true });
-      expect(r.status.exitCode).not.toBe(0);
-      expect(modelRequests(r.mock).length).toBeGreaterThan(0);
-    }, (opts.deadProviderLimitS + 30) * 1000);
+    if (opts.maxRetries === 'cli') {
+      test(`a dead provider (HTTP 500 to everything) ends the run "failed", not "timed_out", within ${opts.deadProviderLimitS} s`, async () => {
+        const r = await run({}, { onRequest: dead, timeoutSeconds: 600 });
+        expect({ outcome: r.status.outcome, fast: r.durationMs < opts.deadProviderLimitS * 1000 }).toEqual({ outcome: 'failed', fast: true });
+        expect(r.status.exitCode).not.toBe(0);
+        expect(modelRequests(r.mock).length).toBeGreaterThan(0);
+      }, (opts.deadProviderLimitS + 30) * 1000);
 
-    if (opts.maxRetries) {
       test('maxRetries: 0 makes the CLI give up after one model request', async () => {
         const r = await run({ maxRetries: 0 }, { onRequest: dead, timeoutSeconds: 600 });
         expect(r.status.outcome).toBe('failed');
         expect(modelRequests(r.mock).map((q) => q.kind)).toEqual(['custom']);
       }, 60_000);
+    } else {
+      const viaGateway = (options: HarnessPresetOptions) =>
+        runPresetThroughGateway(preset, Harness.fromPreset(preset, options).spec, undefined, { onRequest: dead, timeoutSeconds: 600 });
+      const finals = (log: string[]) => log.filter((l) => l.endsWith('in a row from one caller (max-retries 2); answered 424, final'));
+
+      test(`a dead provider (HTTP 500 to everything) through the model gateway ends the run "failed", not "timed_out", within ${opts.deadProviderLimitS} s, saying so`, async () => {
+        const r = await viaGateway({});
+        expect({ outcome: r.status.outcome, fast: r.durationMs < opts.deadProviderLimitS * 1000 }).toEqual({ outcome: 'failed', fast: true });
+        expect(r.status.exitCode).not.toBe(0);
+        expect(r.status.message).toMatch(
+          /^the agent exited with code \d+: the model provider "[a-z-]+" failed 3 requests in a row \(HTTP 5xx, 429 or no answer\), and the model gateway answered the last one as final \(the harness allows 2 retries, maxRetries\)$/,
+        );
+        expect(finals(r.gatewayLog).length).toBeGreaterThan(0);
+        expect(finals(r.gatewayLog).every((l) => l.includes(': 3 failed requests in a row'))).toBe(true);
+      }, (opts.deadProviderLimitS + 30) * 1000);
     }
+
+    // What the gateway's cap rests on, for every CLI: its 424 is final (a custom harness may set gatewayMaxRetries for any).
+    const capped = opts.maxRetries === 'gateway' ? Harness.fromPreset(preset, { maxRetries: 0 }).spec : { ...Harness.fromPreset(preset).spec, gatewayMaxRetries: 0 };
+    test(`${opts.maxRetries === 'gateway' ? 'maxRetries: 0' : 'gatewayMaxRetries: 0'}: the model gateway answers every failure as final (424) and the CLI retries none`, async () => {
+      const r = await runPresetThroughGateway(preset, capped, undefined, { onRequest: dead, timeoutSeconds: 600 });
+      expect(r.status.outcome).toBe('failed');
+      expect(r.status.message).toMatch(/^the agent exited with code \d+: the model provider "[a-z-]+" failed 1 request in a row .*\(the harness allows 0 retries, maxRetries\)$/);
+      // Each request the provider got was answered final: none was a retry the gateway let through.
+      const finals = r.gatewayLog.filter((l) => l.endsWith('in a row from one caller (max-retries 0); answered 424, final'));
+      expect(finals.length).toBeGreaterThan(0);
+      expect(finals).toHaveLength(modelRequests(r.mock).length);
+      expect(finals.every((l) => l.includes(': 1 failed request in a row'))).toBe(true);
+    }, 60_000);
   });
 }
 
