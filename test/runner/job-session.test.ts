@@ -47,7 +47,7 @@ function sessionJob(stored?: SessionState) {
   const pool = new AgentPool(platform, 'jobs', { harnesses: [harness], sandbox: SandboxProfile.none() });
   new AgentTask(platform, 'two', { pool, prompt: 'line from two', sources: [{ url: `${git.url}/demo.git`, name: 'demo' }], session: { name: 'notes' } });
   const objects = synth(chart);
-  const cm = (component: string) => objects.filter((o) => o.kind === 'ConfigMap' && o.metadata.labels?.['app.kubernetes.io/component'] === component);
+  const cm = (component: string) => objects.filter((o) => o.kind === 'ConfigMap' && o.metadata?.labels?.['app.kubernetes.io/component'] === component);
   const task = taskFromConfigMap(cm('task')[0] as any)!;
   const built = buildJob(task, poolFromConfigMap(cm('pool')[0] as any)!, new Map(cm('harness').map((h) => [harness.name, harnessFromConfigMap(h as any)!])), { name: 'notes', pool: 'jobs' });
   if (!('job' in built)) throw new Error(built.problem);
