@@ -258,6 +258,7 @@ export class Controller {
     Object.values(this.cache).forEach((m) => m.clear());
     this.index.clear();
     this.sessionTasks.clear();
+    this.sessionOfTask.clear();
     this.wakes.clear();
     this.leases.clear();
     const watch = async (kind: Kind, selector: string | undefined, bucket: keyof Controller['cache']) => {
@@ -416,15 +417,24 @@ export class Controller {
     };
   }
 
-  /** Task keys by session name (the session lock looks only at these). */
+  /** Task keys by session name (the session lock looks only at these), and each key's session. */
   private readonly sessionTasks = new Map<string, Set<string>>();
+  private readonly sessionOfTask = new Map<string, string>();
 
   private indexSession(key: string, task: ObservedTask | undefined): void {
-    for (const [name, keys] of this.sessionTasks) if (keys.delete(key) && keys.size === 0) this.sessionTasks.delete(name);
+    const before = this.sessionOfTask.get(key);
     const session = task?.spec?.session?.name;
-    if (!session) return;
+    if (before === session) return;
+    if (before !== undefined) {
+      const keys = this.sessionTasks.get(before)!;
+      keys.delete(key);
+      if (keys.size === 0) this.sessionTasks.delete(before);
+      this.sessionOfTask.delete(key);
+    }
+    if (session === undefined) return;
     if (!this.sessionTasks.has(session)) this.sessionTasks.set(session, new Set());
     this.sessionTasks.get(session)!.add(key);
+    this.sessionOfTask.set(key, session);
   }
 
   /** The other tasks of a session, and their runs: what holds its lock. */
@@ -550,7 +560,9 @@ export class Controller {
       }
       case 'updateRun': {
         const logged = await this.fromPodLog(action.patch);
-        const run = state.runs.find((r) => r.name === action.run);
+        // From the cache: a run adopted in this very pass is not in `state`.
+        const runCm = this.cache.run.get(runConfigMapName(action.run));
+        const run = runCm ? this.memo(runCm, runFromConfigMap) : undefined;
         const task = run ? state.tasks.find((t) => t.name === run.task) : undefined;
         // A Job's run: its session's next state is saved as a warm worker's is, before the run ends.
         const patch = run?.mode === 'job' && logged.patch.result?.pod ? await this.withSavedSession(task?.spec, run.pool, run.task, logged.patch, logged.sessionProblem) : logged.patch;

@@ -21,6 +21,11 @@ import { GitServer, startGitServer } from '../support/git-server';
 import { newPlatform, synth } from '../support/synth';
 import { FakeKubeApi, startFakeKubeApi } from './support/fake-kube-api';
 import { call, Ctl, startController, stopController, until } from './support/controller-process';
+import { Controller } from '../../controller/controller';
+import { runName } from '../../controller/reconcile';
+import { encodeTerminationMessage } from '../../core/protocol';
+import { specHashOf } from '../../core/stable-json';
+import { memoryPlatform, NS, slowHarness } from './support/platform';
 
 jest.setTimeout(90_000);
 
@@ -145,4 +150,30 @@ test('fake API, test as kubelet: two tasks of a session in a job pool run one af
   } finally {
     stopWatch();
   }
+});
+
+describe('a Job\'s session state that cannot be read back marks the session broken (a fake kubelet: the Job, its pod and its log written by the test)', () => {
+  const spec = { apiVersion: 'paddock.dev/v1alpha1', kind: 'Task', name: 'lost', pool: 'warm', harness: 'slow', prompt: 'p', timeoutSeconds: 60, session: { name: 'lost', create: true } } as const;
+  test.each([
+    ['the lines are not in the log', 'no lines here\n', /pod lost-[0-9a-f]+-x1: the runner reported no session state in its log/],
+    ['the log cannot be read', undefined, /the session state could not be read from pod lost-[0-9a-f]+-x1's log \(no log of pod/],
+  ])('%s', async (_name, log, reason) => {
+    const store = memoryPlatform(slowHarness(path.join(root, 'unused.log'), 10), { mode: 'job', tasks: [spec] });
+    const job = runName(spec.name, specHashOf(spec));
+    const labels = { 'app.kubernetes.io/name': 'paddock', 'app.kubernetes.io/instance': NS, 'app.kubernetes.io/component': 'task', 'paddock.dev/task': spec.name };
+    // Adopted as it is (Running), then found finished: the report says one session line follows.
+    store.createSync({ apiVersion: 'batch/v1', kind: 'Job', metadata: { name: job, labels }, status: { succeeded: 1, conditions: [{ type: 'Complete', status: 'True' }] } });
+    const message = encodeTerminationMessage({ task: spec.name, outcome: 'succeeded', runnerExitCode: 0, sessionLogLines: 1 }, '');
+    store.createSync({ apiVersion: 'v1', kind: 'Pod', metadata: { name: `${job}-x1`, labels: { ...labels, 'batch.kubernetes.io/job-name': job } }, status: { phase: 'Succeeded', containerStatuses: [{ name: 'runner', state: { terminated: { exitCode: 0, message } } }] } });
+    if (log !== undefined) store.logs.set(`${job}-x1/runner`, log);
+    const controller = new Controller({ store, namespace: NS });
+    await controller.start();
+    try {
+      const view = await until('the run to end', () => (controller.task('lost')?.run?.phase === 'Succeeded' ? controller.task('lost') : undefined), () => '', 10_000);
+      expect(view!.run!.message).toMatch(/session state not saved: /);
+      expect(controller.session('lost')).toMatchObject({ name: 'lost', turns: [], broken: { task: 'lost', reason: expect.stringMatching(reason) } });
+    } finally {
+      await controller.stop();
+    }
+  });
 });
