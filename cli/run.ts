@@ -44,6 +44,8 @@ Options:
                        the pod's mounts (/var/run/paddock/secrets)
   --phase fetch|agent  only fetch the sources (the Job's init container, which alone
                        mounts the git Secrets), or everything but the fetch  [default: both]
+  --session-state FILE the state of the task's session to continue (a Job's pod: the
+                       session's ConfigMap, mounted by the controller)
   -h, --help           this text
 
 With the default task location the directories default to the pod's
@@ -76,6 +78,7 @@ const RUN_OPTIONS = {
   'kill-grace': { type: 'string', example: '10' },
   phase: { type: 'string', example: 'fetch' },
   'credential-dir': { type: 'string', example: './secrets' },
+  'session-state': { type: 'string', example: '/etc/paddock/session/state.json' },
 } as const;
 
 export function parseRunArgs(argv: readonly string[]): ParsedRunArgs {
@@ -113,6 +116,7 @@ function runArgsOf(v: OptionValues<typeof RUN_OPTIONS>): ParsedRunArgs {
     ...(killGraceMs !== undefined ? { killGraceMs } : {}),
     ...(phase !== undefined ? { phase } : {}),
     ...(v['credential-dir'] !== undefined ? { credentialDir: existingDir(v['credential-dir'], '--credential-dir') } : {}),
+    ...(v['session-state'] !== undefined ? { sessionFile: v['session-state'] } : {}),
   };
   return { options, local: task !== undefined, help: false };
 }
@@ -148,7 +152,7 @@ async function runWith(parsed: ParsedRunArgs, env: NodeJS.ProcessEnv): Promise<n
     // In a Job's pod: the report goes to the controller through the termination message.
     if (!parsed.local && options.phase !== 'fetch' && fs.existsSync(TERMINATION_LOG)) {
       const lines = writeTerminationMessage(options.artifacts ?? env.PADDOCK_ARTIFACTS ?? POD_PATHS.artifacts);
-      // The patches, last in the log: the controller reads exactly this many lines of its tail.
+      // The patches and the session's state, last in the log: the controller reads exactly this many lines of its tail.
       if (lines?.length) process.stdout.write(lines.join('\n') + '\n');
     }
     return code;

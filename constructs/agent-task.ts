@@ -63,8 +63,9 @@ export interface AgentTaskProps {
   /**
    * The session this task continues: tasks of one session run one at a time in submission
    * order, each with the earlier turns as a transcript and the previous run's change applied
-   * (unless `freshWorkspace`). `create` starts the session when it does not exist. Sessions
-   * run in warm pools.
+   * (unless `freshWorkspace`). `create` starts the session when it does not exist. In a job
+   * pool the controller creates the task's Job once the session's task before it has ended
+   * (no Job is synthesized; `createJob: true` is refused).
    * @default - no session
    */
   readonly session?: SessionRefSpec;
@@ -83,7 +84,8 @@ export interface AgentTaskProps {
   readonly delivery?: DeliverySpec;
   /**
    * Synthesize the Job that runs the task. Set false to leave dispatch to the controller.
-   * @default - true for a pool in "job" mode; false for a "warm" pool (its workers run the task)
+   * @default - true for a pool in "job" mode, unless the task has a session (the controller
+   * creates its Job when the session's lock is free); false for a "warm" pool (its workers run the task)
    */
   readonly createJob?: boolean;
 }
@@ -149,7 +151,7 @@ export class AgentTask extends Construct {
       ...(props.config?.length ? { config: { files: props.config.map((f) => ({ base: 'home' as const, format: 'text' as const, ...f })) } } : {}),
       ...(props.policy && Object.keys(props.policy).length ? { policy: props.policy } : {}),
       ...(props.retries !== undefined ? { retries: checkInteger(props.retries, `${where}: retries`, 0, 10) } : {}),
-      ...(props.session !== undefined ? { session: checkSession(props.session, this.pool, `${where}: session`) } : {}),
+      ...(props.session !== undefined ? { session: checkSession(props.session, `${where}: session`) } : {}),
       ...(props.priority !== undefined ? { priority: checkInteger(props.priority, `${where}: priority`, 0, 1000) } : {}),
       ...(props.delivery ? { delivery: checkDelivery(props.delivery, `${where}: delivery`) } : {}),
     };
@@ -176,7 +178,12 @@ export class AgentTask extends Construct {
     if (props.createJob === true && this.pool.mode === 'warm') {
       fail(`${where}: createJob: pool "${this.pool.name}" is a warm pool; its workers run the task, and a Job would run it a second time. Remove createJob or use a pool with mode: "job"`);
     }
-    if (props.createJob ?? this.pool.mode === 'job') {
+    if (props.createJob === true && props.session !== undefined) {
+      fail(
+        `${where}: createJob: a task with a session cannot have its Job written at synth time: the Job must wait until the session's task before it has ended, and carry the state that run saved. Remove createJob (the controller creates the Job), or remove session`,
+      );
+    }
+    if (props.createJob ?? (this.pool.mode === 'job' && props.session === undefined)) {
       // Lazy: credentials and allowlists granted to the pool after this task still reach its Job.
       const job = Lazy.any({
         produce: () =>
@@ -299,10 +306,7 @@ function checkSource(source: GitSource, where: string): GitSourceSpec {
   };
 }
 
-function checkSession(session: SessionRefSpec, pool: AgentPool, where: string): SessionRefSpec {
+function checkSession(session: SessionRefSpec, where: string): SessionRefSpec {
   const name = checkDnsLabel(session?.name, `${where}.name`);
-  if (pool.mode !== 'warm') {
-    fail(`${where}: pool "${pool.name}" runs tasks as Jobs; sessions run in warm pools (mode: "warm"), whose workers hand the session state back to the controller`);
-  }
   return { name, ...(session.create ? { create: true } : {}), ...(session.freshWorkspace ? { freshWorkspace: true } : {}) };
 }

@@ -297,10 +297,6 @@ async function handleTasks(controller: Controller, opts: ApiOptions, req: http.I
     if (before !== undefined && before !== t.pool) await may({ verb: 'create', pool: before });
     const pools = controller.pools().map((p) => p.name);
     if (!pools.includes(t.pool)) throw new HttpError(422, { error: `pool "${t.pool}" does not exist`, pools });
-    const pool = controller.pools().find((p) => p.name === t.pool)!;
-    if (t.session && pool.mode !== 'warm') {
-      throw new HttpError(422, { error: `session "${t.session.name}": pool "${t.pool}" runs tasks as Jobs; sessions run in warm pools (mode: "warm") only, whose workers hand the session state back to the controller` });
-    }
     // A session's transcript and change stay in its pool: a task of another pool may not continue it.
     const sessionPool = t.session ? controller.sessionView(t.session.name)?.pool : undefined;
     if (t.session && sessionPool !== undefined && sessionPool !== t.pool) {

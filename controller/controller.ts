@@ -12,10 +12,10 @@ import { randomUUID } from 'crypto';
 import { gunzipSync } from 'zlib';
 import { policyFor } from '../core/agent-policy';
 import { LABEL_PHASE, LABEL_RUN, LABEL_SESSION, standardLabels } from '../core/labels';
-import { sessionPatchesOf, SessionState, sessionConfigMapName, sessionSizeProblem } from '../core/session';
+import { sessionFromLog, sessionPatchesOf, SessionState, sessionConfigMapName, sessionSizeProblem, sessionStartProblem } from '../core/session';
 import { checkNoSecretsInConfigMap } from '../policy/rules';
 import type { TaskSpec } from '../policy/specs';
-import { afterAttempt, DEFAULT_PRIORITY, DEFAULT_SETTINGS, poolQueue, sessionBlocker, ObservedLease, ObservedPool, ObservedState, pickWarmRun, reconcile, ReconcileSettings, runConfigMapName, runName, verdictOfResult, Action, type RunPatch } from './reconcile';
+import { afterAttempt, DEFAULT_PRIORITY, DEFAULT_SETTINGS, poolQueue, sessionBlocker, ObservedLease, ObservedPool, ObservedRun, ObservedSession, ObservedState, ObservedTask, pickWarmRun, reconcile, ReconcileSettings, runConfigMapName, runName, verdictOfResult, Action, type RunPatch } from './reconcile';
 import {
   ANNOTATION,
   applyRunPatch,
@@ -257,6 +257,8 @@ export class Controller {
     // A fresh view (a replica that becomes leader again must not keep objects deleted meanwhile).
     Object.values(this.cache).forEach((m) => m.clear());
     this.index.clear();
+    this.sessionTasks.clear();
+    this.sessionOfTask.clear();
     this.wakes.clear();
     this.leases.clear();
     const watch = async (kind: Kind, selector: string | undefined, bucket: keyof Controller['cache']) => {
@@ -305,13 +307,17 @@ export class Controller {
   private put(bucket: keyof Controller['cache'], obj: KubeObject): string | undefined {
     this.cache[bucket].set(obj.metadata.name, obj);
     if (bucket === 'pool' || bucket === 'harness' || bucket === 'session') return undefined;
-    return this.index.update(bucket, obj.metadata.name, obj, bucket === 'run' ? this.memo(obj, runFromConfigMap) : undefined);
+    const key = this.index.update(bucket, obj.metadata.name, obj, bucket === 'run' ? this.memo(obj, runFromConfigMap) : undefined);
+    if (bucket === 'task' && key) this.indexSession(key, this.memo(obj, taskFromConfigMap));
+    return key;
   }
 
   private forget(bucket: keyof Controller['cache'], name: string): string | undefined {
     this.cache[bucket].delete(name);
     if (bucket === 'pool' || bucket === 'harness' || bucket === 'session') return undefined;
-    return this.index.update(bucket, name, undefined);
+    const key = this.index.update(bucket, name, undefined);
+    if (bucket === 'task' && key) this.indexSession(key, undefined);
+    return key;
   }
 
   /** Queue a task key (undefined: everything; null: an object of no known task, so everything too). */
@@ -392,9 +398,12 @@ export class Controller {
       const taken = this.index.runningIn(p.name) - running + ahead;
       if (taken) slotsTakenElsewhere[p.name] = taken;
     }
+    const task = taskCm ? this.memo(taskCm, taskFromConfigMap) : undefined;
+    const session = task?.spec?.session?.name;
+    const stored = session ? this.observedSession(session) : undefined;
     return {
       now,
-      tasks: defined([taskCm ? this.memo(taskCm, taskFromConfigMap) : undefined]),
+      tasks: defined([task]),
       pools,
       harnesses: defined([...this.cache.harness.values()].map((o) => this.memo(o, harnessFromConfigMap))),
       jobs: get('job', jobFromObject),
@@ -403,7 +412,46 @@ export class Controller {
       leases: defined(runs.map((r) => this.leases.get(r.name))),
       settings: this.settings,
       slotsTakenElsewhere,
+      ...(stored ? { sessions: [stored] } : {}),
+      ...(session ? { sessionPeers: this.sessionPeers(session, key) } : {}),
     };
+  }
+
+  /** Task keys by session name (the session lock looks only at these), and each key's session. */
+  private readonly sessionTasks = new Map<string, Set<string>>();
+  private readonly sessionOfTask = new Map<string, string>();
+
+  private indexSession(key: string, task: ObservedTask | undefined): void {
+    const before = this.sessionOfTask.get(key);
+    const session = task?.spec?.session?.name;
+    if (before === session) return;
+    if (before !== undefined) {
+      const keys = this.sessionTasks.get(before)!;
+      keys.delete(key);
+      if (keys.size === 0) this.sessionTasks.delete(before);
+      this.sessionOfTask.delete(key);
+    }
+    if (session === undefined) return;
+    if (!this.sessionTasks.has(session)) this.sessionTasks.set(session, new Set());
+    this.sessionTasks.get(session)!.add(key);
+    this.sessionOfTask.set(key, session);
+  }
+
+  /** The other tasks of a session, and their runs: what holds its lock. */
+  private sessionPeers(session: string, key: string): { tasks: ObservedTask[]; runs: ObservedRun[] } {
+    const keys = [...(this.sessionTasks.get(session) ?? [])].filter((k) => k !== key);
+    const tasks = keys.map((k) => this.cache.task.get(this.index.taskConfigMap.get(k) ?? '')).filter((o): o is KubeObject => o !== undefined).map((o) => this.memo(o, taskFromConfigMap)).filter((t): t is ObservedTask => t !== undefined);
+    const runs = keys.flatMap((k) => this.index.names('run', k)).map((n) => this.cache.run.get(n)).filter((o): o is KubeObject => o !== undefined).map((o) => this.memo(o, runFromConfigMap)).filter((r): r is ObservedRun => r !== undefined);
+    return { tasks, runs };
+  }
+
+  private observedSession(name: string): ObservedSession | undefined {
+    const cm = this.cache.session.get(sessionConfigMapName(name));
+    if (!cm) return undefined;
+    return this.memo(cm, () => {
+      const s = this.session(name);
+      return s ? { name: s.name, ...(s.pool !== undefined ? { pool: s.pool } : {}), ...(s.broken ? { broken: s.broken } : {}) } : undefined;
+    });
   }
 
   /** Every task and run, parsed (memoized): the pools' queues and the sessions' order. */
@@ -429,6 +477,7 @@ export class Controller {
       runs: defined(all('run', runFromConfigMap)),
       leases: [...this.leases.values()],
       settings: this.settings,
+      sessions: defined([...this.cache.session.values()].map((cm) => cm.metadata.labels?.[LABEL_SESSION]).map((name) => (name ? this.observedSession(name) : undefined))),
     };
   }
 
@@ -510,9 +559,18 @@ export class Controller {
         return;
       }
       case 'updateRun': {
-        const patch = await this.withLoggedPatches(action.patch);
+        const logged = await this.fromPodLog(action.patch);
+        // From the cache: a run adopted in this very pass is not in `state`.
+        const runCm = this.cache.run.get(runConfigMapName(action.run));
+        const run = runCm ? this.memo(runCm, runFromConfigMap) : undefined;
+        const task = run ? state.tasks.find((t) => t.name === run.task) : undefined;
+        // A Job's run: its session's next state is saved as a warm worker's is, before the run ends.
+        const patch = run?.mode === 'job' && logged.patch.result?.pod ? await this.withSavedSession(task?.spec, run.pool, run.task, logged.patch, logged.sessionProblem) : logged.patch;
         const updated = await this.updateRun(action.run, (cm) => applyRunPatch(cm, patch));
-        if (updated && action.patch.phase) this.log(`run ${action.run}: ${action.patch.phase}${action.patch.message ? ` - ${action.patch.message}` : ''}`);
+        if (updated && patch.phase) this.log(`run ${action.run}: ${patch.phase}${patch.message ? ` - ${patch.message}` : ''}`);
+        // The session's lock is free: its next task may go (it is another task's key).
+        const session = task?.spec?.session?.name;
+        if (updated && session && patch.phase && patch.phase !== 'Running') for (const k of this.sessionTasks.get(session) ?? []) if (k !== run!.task) this.dirty.add(k);
         return;
       }
       case 'createJob': {
@@ -557,20 +615,36 @@ export class Controller {
     }
   }
 
-  /** Job mode: the patches a runner printed after its termination message, from the tail of the pod's log. */
-  private async withLoggedPatches(patch: RunPatch): Promise<RunPatch> {
+  /**
+   * Job mode: what a runner printed after its termination message, from the tail of the
+   * pod's log: the patches, then the session's next state (or why it cannot be read).
+   */
+  private async fromPodLog(patch: RunPatch): Promise<{ patch: RunPatch; sessionProblem?: string }> {
     const result = patch.result;
-    const lines = Number(result?.status.patchLogLines ?? 0);
-    if (!result?.pod || result.patches || !(lines > 0) || !this.store.readLog) return patch;
+    const patchLines = Number(result?.status.patchLogLines ?? 0) || 0;
+    const sessionLines = Number(result?.status.sessionLogLines ?? 0) || 0;
+    if (!result?.pod || result.patches || result.session || !(patchLines > 0 || sessionLines > 0)) return { patch };
+    let log: string;
     try {
-      const patches = patchesFromLog(await this.store.readLog(result.pod, 'runner', lines));
-      const size = Object.values(patches).reduce((n, b64) => n + Math.floor((b64.length * 3) / 4), 0);
-      if (size > MAX_PATCH_GZIP_BYTES) throw new Error(`${size} bytes gzipped, over the ${MAX_PATCH_GZIP_BYTES}-byte cap`);
-      return { ...patch, result: { ...result, patches } };
+      if (!this.store.readLog) throw new Error('this store cannot read pod logs');
+      log = await this.store.readLog(result.pod, 'runner', patchLines + sessionLines);
     } catch (err) {
-      this.log(`pod ${result.pod}: cannot read the patches from its log: ${(err as Error).message}`);
-      return patch;
+      this.log(`pod ${result.pod}: cannot read its log: ${(err as Error).message}`);
+      return { patch, ...(sessionLines > 0 ? { sessionProblem: `the session state could not be read from pod ${result.pod}'s log (${(err as Error).message})` } : {}) };
     }
+    let next: AttemptResult = result;
+    if (patchLines > 0) {
+      const patches = patchesFromLog(log);
+      const size = Object.values(patches).reduce((n, b64) => n + Math.floor((b64.length * 3) / 4), 0);
+      if (size > MAX_PATCH_GZIP_BYTES) this.log(`pod ${result.pod}: cannot read the patches from its log: ${size} bytes gzipped, over the ${MAX_PATCH_GZIP_BYTES}-byte cap`);
+      else next = { ...next, patches };
+    }
+    if (sessionLines > 0) {
+      const read = sessionFromLog(log);
+      if (read.problem) return { patch: { ...patch, result: next }, sessionProblem: `pod ${result.pod}: ${read.problem}` };
+      next = { ...next, session: read.session };
+    }
+    return { patch: { ...patch, result: next } };
   }
 
   /** Create, tolerating "already exists" (a cache that lags behind our own write); write through to the cache. */
@@ -649,13 +723,9 @@ export class Controller {
       return undefined;
     }
     const session = task.session ? this.session(task.session.name) : undefined;
-    if (task.session && !session && !task.session.create) {
-      const why = `session "${task.session.name}" does not exist; set session.create: true on the task that starts it`;
-      void this.updateRun(run.name, (cm) => applyRunPatch(cm, { phase: 'Failed', outcome: 'invalid_spec', message: why, finishedAt: now })).then(() => this.schedule(run.task));
-      return undefined;
-    }
-    if (session?.broken) {
-      const why = `session "${session.name}" cannot be continued: the state of task "${session.broken.task}" was not saved (${session.broken.reason}); delete it (paddock sessions delete ${session.name}) and start it again with session.create: true`;
+    // The same check as before a Job (reconcile): the session exists or the task starts it, and it is not broken.
+    const why = sessionStartProblem(task, session);
+    if (why) {
       void this.updateRun(run.name, (cm) => applyRunPatch(cm, { phase: 'Failed', outcome: 'invalid_spec', message: why, finishedAt: now })).then(() => this.schedule(run.task));
       return undefined;
     }
@@ -714,11 +784,7 @@ export class Controller {
     const taskCmName = this.index.taskConfigMap.get(run.task);
     const taskCm = taskCmName ? this.cache.task.get(taskCmName) : undefined;
     const task = taskCm ? this.memo(taskCm, taskFromConfigMap)?.spec : undefined;
-    let patch = afterAttempt(run, task, verdictOfResult(result), this.now(), this.settings);
-    // The session's next state goes first: the session's next task waits for this run to end.
-    // Only a run's last attempt saves it: a retry starts from the state its first attempt had.
-    const unsaved = task?.session && result.session && patch.phase !== 'Queued' ? await this.saveSession(task.session.name, lease.pool, run.task, result) : undefined;
-    if (unsaved) patch = { ...patch, message: `${patch.message ?? ''}; session state not saved: ${unsaved}` };
+    const patch = await this.withSavedSession(task, lease.pool, run.task, afterAttempt(run, task, verdictOfResult(result), this.now(), this.settings));
     await this.updateRun(lease.run, (cm) => {
       const next = applyRunPatch(cm, patch);
       const a = { ...next.metadata.annotations };
@@ -773,9 +839,23 @@ export class Controller {
     return true;
   }
 
+  /**
+   * A session task's attempt ended: its session's next state goes first (the session's next
+   * task waits for this run to end). Only a run's last attempt saves it: a retry starts from
+   * the state its first attempt had. A report without a session state (the agent never ran)
+   * saves nothing; one whose state could not be carried (`sessionProblem`, a Job's log) marks
+   * the session broken.
+   */
+  private async withSavedSession(task: TaskSpec | undefined, pool: string, taskName: string, patch: RunPatch, sessionProblem?: string): Promise<RunPatch> {
+    const result = patch.result;
+    if (!task?.session || !result || !patch.phase || patch.phase === 'Queued' || !(result.session || sessionProblem)) return patch;
+    const unsaved = await this.saveSession(task.session.name, pool, taskName, result, sessionProblem);
+    return unsaved ? { ...patch, message: `${patch.message ?? ''}; session state not saved: ${unsaved}` } : patch;
+  }
+
   /** Store a session's next state; returns why it was not stored (over the size cap, or it holds a secret). */
-  private async saveSession(name: string, pool: string, task: string, result: AttemptResult): Promise<string | undefined> {
-    const reported = result.session!;
+  private async saveSession(name: string, pool: string, task: string, result: AttemptResult, reportProblem?: string): Promise<string | undefined> {
+    const reported = result.session ?? ({} as Partial<SessionState>);
     // The workspace carried over is the run's recorded change (the report's patches, never a withheld one).
     const carried = sessionPatchesOf(result.status.changes as SourceChange[] | undefined, result.patches, typeof result.status.changesError === 'string' ? result.status.changesError : undefined);
     // Only the turns are taken from the runner's state; the pool is the lease's (who may see the session).
@@ -797,7 +877,7 @@ export class Controller {
       }
     }
     const scanned: KubeObject = { ...configMap({ ...state, patches: {} }), data: { 'state.json': JSON.stringify({ ...state, patches: {} }), ...unpacked } };
-    const problem = carried.problem ?? (unreadable.join('; ') || undefined) ?? sessionSizeProblem(state) ?? (checkNoSecretsInConfigMap(scanned, []).join('; ') || undefined);
+    const problem = reportProblem ?? carried.problem ?? (unreadable.join('; ') || undefined) ?? sessionSizeProblem(state) ?? (checkNoSecretsInConfigMap(scanned, []).join('; ') || undefined);
     // Not saved: the session is marked broken (its last good state kept), so that its next task
     // fails saying so rather than silently continuing from a state that misses this turn.
     const next: SessionState = problem ? { ...(this.session(name) ?? { ...state, turns: [], patches: {} }), pool, broken: { task, reason: problem } } : state;

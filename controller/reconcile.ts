@@ -23,6 +23,7 @@ import { fillJobTemplate } from '../core/job-template';
 import type { TaskSpec } from '../policy/specs';
 import { EXIT_CODES, Outcome } from '../runner/status';
 import type { AttemptResult } from '../core/protocol';
+import { sessionConfigMapName, sessionStartProblem, type SessionState } from '../core/session';
 import type { DeliveryStatus } from './publisher';
 
 export type RunPhase = 'Queued' | 'Running' | 'Succeeded' | 'Failed' | 'Superseded';
@@ -112,6 +113,9 @@ export interface ObservedRun {
   readonly adopted?: boolean;
 }
 
+/** A session's stored state, as far as starting its next task needs it (ConfigMap session-<name>). */
+export type ObservedSession = Pick<SessionState, 'name' | 'pool' | 'broken'>;
+
 export interface ObservedLease {
   readonly run: string;
   readonly id: string;
@@ -147,6 +151,18 @@ export interface ObservedState {
    * @default - none: the state is complete
    */
   readonly slotsTakenElsewhere?: Readonly<Record<string, number>>;
+  /**
+   * The stored sessions of the tasks' sessions (at least those; a task whose session is
+   * not here has none stored yet).
+   * @default - none stored
+   */
+  readonly sessions?: readonly ObservedSession[];
+  /**
+   * For a partial state: the other tasks of the sessions of `tasks`, and their runs, for
+   * the session lock only (never acted on).
+   * @default - none: `tasks` and `runs` hold them
+   */
+  readonly sessionPeers?: { readonly tasks: readonly ObservedTask[]; readonly runs: readonly ObservedRun[] };
 }
 
 /** Fields of a run record that change. */
@@ -379,6 +395,8 @@ export function reconcile(state: ObservedState, decodeMessage: (m: string) => At
   const jobs = new Map(state.jobs.map((j) => [j.name, j]));
   const leases = new Map(state.leases.map((l) => [l.run, l]));
   const podsOf = (job: string) => state.pods.filter((p) => p.job === job);
+  const sessions = new Map((state.sessions ?? []).map((s) => [s.name, s]));
+  const peers = state.sessionPeers ?? { tasks: [], runs: [] };
   /** Run phases after this pass, for concurrency counting and task status. */
   const phases = new Map(state.runs.map((r) => [r.name, r.phase]));
   const runs = new Map(state.runs.map((r) => [r.name, r]));
@@ -491,8 +509,17 @@ export function reconcile(state: ObservedState, decodeMessage: (m: string) => At
     }
     if (!slots.has(pool.name)) slots.set(pool.name, pool.concurrency - running(pool.name) - (state.slotsTakenElsewhere?.[pool.name] ?? 0));
     if (slots.get(pool.name)! <= 0) continue;
-    if (sessionBlocker(state.tasks, [...runs.values()], (r) => phases.get(r.name) ?? r.phase, run)) continue;
-    const built = buildJob(task, pool, harnesses);
+    // A session's run that was Running when observed still holds the lock in this pass: its
+    // state is saved as its end is recorded (after this pass), and the next Job must get it.
+    const lockPhase = (r: ObservedRun): RunPhase => (r.phase === 'Running' ? 'Running' : (phases.get(r.name) ?? r.phase));
+    if (sessionBlocker([...state.tasks, ...peers.tasks], [...runs.values(), ...peers.runs], lockPhase, run)) continue;
+    const session = task.spec!.session ? sessions.get(task.spec!.session.name) : undefined;
+    const problem = sessionStartProblem(task.spec!, session);
+    if (problem) {
+      setPhase(run, { phase: 'Failed', outcome: 'invalid_spec', message: problem, finishedAt: now });
+      continue;
+    }
+    const built = buildJob(task, pool, harnesses, session);
     if ('problem' in built) {
       setPhase(run, { phase: 'Failed', outcome: 'invalid_spec', message: built.problem, finishedAt: now });
       continue;
@@ -534,8 +561,15 @@ export function reconcile(state: ObservedState, decodeMessage: (m: string) => At
   return { actions, ...(future.length ? { wakeAt: Math.min(...future) } : {}) };
 }
 
-/** Fill the pool's Job template for a task (the same function AgentTask uses at synth time). */
-export function buildJob(task: ObservedTask, pool: ObservedPool, harnesses: ReadonlyMap<string, ObservedHarness>): { job: Job } | { problem: string } {
+/** Where a session task's Job mounts its session's stored state (ConfigMap session-<name>). */
+export const SESSION_MOUNT = { volume: 'paddock-session', path: '/etc/paddock/session', file: 'state.json' } as const;
+
+/**
+ * Fill the pool's Job template for a task (the same function AgentTask uses at synth time).
+ * A task continuing a stored session gets its state: the ConfigMap mounted into the runner's
+ * container, named by `--session-state`.
+ */
+export function buildJob(task: ObservedTask, pool: ObservedPool, harnesses: ReadonlyMap<string, ObservedHarness>, session?: ObservedSession): { job: Job } | { problem: string } {
   const spec = task.spec!;
   if (!pool.jobTemplate) return { problem: `pool "${pool.name}" has no job-template.yaml in its ConfigMap` };
   if (!pool.harnesses.includes(spec.harness)) {
@@ -557,5 +591,17 @@ export function buildJob(task: ObservedTask, pool: ObservedPool, harnesses: Read
     },
     spec.timeoutSeconds ?? 1800,
   );
-  return { job };
+  return { job: session ? withSessionState(job, session.name) : job };
+}
+
+function withSessionState(job: Job, session: string): Job {
+  const podSpec = job.spec!.template.spec!;
+  const runner = podSpec.containers.find((c) => c.name === 'runner') ?? podSpec.containers[0];
+  // Optional: a session deleted before the pod starts leaves the file missing, and the runner says so.
+  const volume = { name: SESSION_MOUNT.volume, configMap: { name: sessionConfigMapName(session), optional: true, items: [{ key: SESSION_MOUNT.file, path: SESSION_MOUNT.file }] } };
+  const mount = { name: SESSION_MOUNT.volume, mountPath: SESSION_MOUNT.path, readOnly: true };
+  const containers = podSpec.containers.map((c) =>
+    c === runner ? { ...c, args: [...(c.args ?? []), '--session-state', `${SESSION_MOUNT.path}/${SESSION_MOUNT.file}`], volumeMounts: [...(c.volumeMounts ?? []), mount] } : c,
+  );
+  return { ...job, spec: { ...job.spec!, template: { ...job.spec!.template, spec: { ...podSpec, containers, volumes: [...(podSpec.volumes ?? []), volume] } } } };
 }

@@ -56,7 +56,7 @@ export interface AttemptResult {
   readonly resultsJsonl: string;
   /** The report was cut to fit (the termination message's 4 KiB, or the result size cap). */
   readonly truncated?: boolean;
-  /** A session task's next session state (warm workers). */
+  /** A session task's next session state (a warm worker's report; a Job's runner prints it to its log, see core/session.ts). */
   readonly session?: SessionState;
   /** Source name -> its patch, gzip then base64 (status.changes says which sources changed). */
   readonly patches?: Readonly<Record<string, string>>;
@@ -96,13 +96,14 @@ export const MAX_PATCH_GZIP_BYTES = 256 * 1024;
  * that tail of the pod's log. No credential and no network path in the Job's pod.
  */
 export const PATCH_LOG_TAG = 'paddock/v1 patch';
-const PATCH_LOG_CHUNK = 16 * 1024;
+/** Largest base64 chunk on one such log line (the session state travels the same way, core/session.ts). */
+export const LOG_LINE_CHUNK = 16 * 1024;
 
 /** The log lines that carry `patches` (source -> gzip+base64). */
 export function patchLogLines(patches: Readonly<Record<string, string>>): string[] {
   const lines: string[] = [];
   for (const [source, b64] of Object.entries(patches)) {
-    for (let i = 0; i < b64.length; i += PATCH_LOG_CHUNK) lines.push(`${PATCH_LOG_TAG} ${source} ${b64.slice(i, i + PATCH_LOG_CHUNK)}`);
+    for (let i = 0; i < b64.length; i += LOG_LINE_CHUNK) lines.push(`${PATCH_LOG_TAG} ${source} ${b64.slice(i, i + LOG_LINE_CHUNK)}`);
   }
   return lines;
 }
@@ -123,7 +124,7 @@ export const MAX_RESULT_BYTES = 512 * 1024;
 /** Largest status.json in a report or a run ConfigMap; a larger one is shortened (see shortenStatus). */
 export const MAX_STATUS_BYTES = 64 * 1024;
 /** The status fields a shortened report always keeps. */
-const ESSENTIAL_STATUS_FIELDS = ['task', 'harness', 'pool', 'outcome', 'runnerExitCode', 'exitCode', 'signal', 'message', 'counts', 'timings', 'changes', 'changesError', 'patchLogLines', 'startedAt', 'finishedAt'];
+const ESSENTIAL_STATUS_FIELDS = ['task', 'harness', 'pool', 'outcome', 'runnerExitCode', 'exitCode', 'signal', 'message', 'counts', 'timings', 'changes', 'changesError', 'patchLogLines', 'sessionLogLines', 'startedAt', 'finishedAt'];
 
 /**
  * Fit a runner's status.json into `max` bytes without losing its outcome: drop listed
@@ -165,7 +166,7 @@ export function shortenStatus(status: Record<string, unknown>, max = MAX_STATUS_
 export const TERMINATION_MESSAGE_LIMIT = 4096;
 const TAG = 'paddock/v1';
 
-const STATUS_KEYS = ['task', 'harness', 'pool', 'outcome', 'runnerExitCode', 'exitCode', 'signal', 'message', 'counts', 'changes', 'patchLogLines', 'startedAt', 'finishedAt'];
+const STATUS_KEYS = ['task', 'harness', 'pool', 'outcome', 'runnerExitCode', 'exitCode', 'signal', 'message', 'counts', 'changes', 'patchLogLines', 'sessionLogLines', 'startedAt', 'finishedAt'];
 
 export function encodeTerminationMessage(status: Record<string, unknown>, resultsJsonl: string, limit = TERMINATION_MESSAGE_LIMIT): string {
   const compact: Record<string, unknown> = {};
@@ -177,7 +178,7 @@ export function encodeTerminationMessage(status: Record<string, unknown>, result
     const text = make(n);
     if (Buffer.byteLength(text) <= limit) return text;
   }
-  return JSON.stringify({ t: TAG, status: { outcome: compact.outcome, runnerExitCode: compact.runnerExitCode, ...(compact.patchLogLines ? { patchLogLines: compact.patchLogLines } : {}) }, results: '', truncated: true });
+  return JSON.stringify({ t: TAG, status: { outcome: compact.outcome, runnerExitCode: compact.runnerExitCode, ...(compact.patchLogLines ? { patchLogLines: compact.patchLogLines } : {}), ...(compact.sessionLogLines ? { sessionLogLines: compact.sessionLogLines } : {}) }, results: '', truncated: true });
 }
 
 export function decodeTerminationMessage(message: string): AttemptResult | undefined {

@@ -4,10 +4,12 @@
  * given to the CLI as context) and the workspace change of the last run (one git patch
  * per source, applied on the same base commit: the change the run recorded, runner/patch.ts). The controller keeps it in the ConfigMap
  * `session-<name>` (it survives pods and controller restarts), hands it to the worker with
- * the lease, and stores what the runner reports after the run.
+ * the lease (a Job: mounts that ConfigMap for its runner, `paddock run --session-state`),
+ * and stores what the runner reports after the run (a Job's runner: in its log, below).
  */
+import { gunzipSync, gzipSync } from 'zlib';
 import type { TaskSpec } from '../policy/specs';
-import { MAX_PATCH_GZIP_BYTES, type SourceChange } from './protocol';
+import { LOG_LINE_CHUNK, MAX_PATCH_GZIP_BYTES, type SourceChange } from './protocol';
 
 export interface SessionTurn {
   readonly task: string;
@@ -51,6 +53,66 @@ export const MAX_TRANSCRIPT_BYTES = 64 * 1024;
 export const sessionConfigMapName = (name: string): string => `session-${name}`;
 
 export const sessionOf = (task: Pick<TaskSpec, 'session'> | undefined): string | undefined => task?.session?.name;
+
+/**
+ * Why a session task cannot start now, given its session's stored state (undefined: none
+ * stored); undefined when it can. One check for a warm lease and a Job alike.
+ */
+export function sessionStartProblem(task: Pick<TaskSpec, 'session' | 'pool'>, state: Pick<SessionState, 'name' | 'pool' | 'broken'> | undefined): string | undefined {
+  const ref = task.session;
+  if (!ref) return undefined;
+  if (!state) return ref.create ? undefined : `session "${ref.name}" does not exist; set session.create: true on the task that starts it`;
+  if (state.broken) {
+    return `session "${state.name}" cannot be continued: the state of task "${state.broken.task}" was not saved (${state.broken.reason}); delete it (paddock sessions delete ${state.name}) and start it again with session.create: true`;
+  }
+  // The API refuses this at submit; a declared task never went through it.
+  if (state.pool !== undefined && state.pool !== task.pool) {
+    return `session "${state.name}" belongs to pool "${state.pool}"; a task of pool "${task.pool}" cannot continue it: use another session name, or move the task to pool "${state.pool}"`;
+  }
+  return undefined;
+}
+
+/**
+ * Job mode: after its patches (core/protocol.ts PATCH_LOG_TAG) the runner prints the
+ * session's next state to its log as lines `paddock/v1 session <base64 chunk>` (the whole
+ * state the runner wrote, gzipped, without the patches, which travel on their own lines);
+ * the termination message says how many (`sessionLogLines`).
+ */
+export const SESSION_LOG_TAG = 'paddock/v1 session';
+/** Largest gzipped session state read back from a Job's log. */
+export const MAX_SESSION_LOG_GZIP_BYTES = MAX_SESSION_BYTES;
+
+export function sessionLogLines(state: SessionState): string[] {
+  const b64 = gzipSync(JSON.stringify({ ...state, patches: {} })).toString('base64');
+  const lines: string[] = [];
+  for (let i = 0; i < b64.length; i += LOG_LINE_CHUNK) lines.push(`${SESSION_LOG_TAG} ${b64.slice(i, i + LOG_LINE_CHUNK)}`);
+  return lines;
+}
+
+/**
+ * The session state in the tail of a Job's log (lines not carrying the tag are skipped):
+ * the object as the runner wrote it, or why it cannot be read. Size-checked twice: the
+ * gzipped text, and the JSON it unpacks to (at most twice the stored cap, which the
+ * controller's saveSession applies to the state it stores).
+ */
+export function sessionFromLog(log: string): { session?: SessionState; problem?: string } {
+  const b64 = log
+    .split('\n')
+    .map((line) => /^paddock\/v1 session ([A-Za-z0-9+/=]+)$/.exec(line.trim())?.[1])
+    .filter((x): x is string => x !== undefined)
+    .join('');
+  if (!b64) return { problem: 'the runner reported no session state in its log' };
+  const gzipped = Buffer.from(b64, 'base64');
+  if (gzipped.length > MAX_SESSION_LOG_GZIP_BYTES) return { problem: `the session state is ${gzipped.length} bytes gzipped, over the limit of ${MAX_SESSION_LOG_GZIP_BYTES}; start a new session` };
+  try {
+    const session = JSON.parse(gunzipSync(gzipped, { maxOutputLength: 2 * MAX_SESSION_BYTES }).toString('utf8'));
+    if (!session || typeof session !== 'object' || Array.isArray(session)) throw new Error('not a JSON object');
+    return { session: session as SessionState };
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    return { problem: e.code === 'ERR_BUFFER_TOO_LARGE' ? `the session state is over ${2 * MAX_SESSION_BYTES} bytes, over the limit of ${MAX_SESSION_BYTES}; start a new session` : `the session state in the runner's log cannot be read (${e.message})` };
+  }
+}
 
 /** The prompt the CLI gets in a session: the earlier turns (capped), then the task's prompt. */
 export function promptWithTranscript(state: SessionState | undefined, prompt: string): string {

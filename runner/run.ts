@@ -29,7 +29,7 @@ import { gatewayWiring } from './gateway-wiring';
 import { PROVIDER_FAILING_PATTERN } from '../core/model-providers';
 import { poolForPhase, readFetchRecord, RunPhaseKind, writeFetchRecord } from './fetch-record';
 import { promptWithTranscript, sessionPatchesOf, SessionState, SessionTurn } from '../core/session';
-import { restoreWorkspace, writeSessionState } from './session';
+import { readSessionFile, restoreWorkspace, writeSessionState } from './session';
 import { readPatches, recordChanges } from './patch';
 import type { SourceChange } from '../core/protocol';
 import { exitCodeOf, Outcome, ParseErrorRecord, Phase, RunFailure, RunStatus, SourceRecord, writeStatus } from './status';
@@ -116,6 +116,12 @@ export interface RunOptions {
    * @default - none: a task with a session starts it
    */
   readonly session?: SessionState;
+  /**
+   * A file holding that state (a Job's runner: the session's ConfigMap, mounted by the
+   * controller); read as the run loads, a missing or unreadable one fails it (invalid_spec).
+   * @default - none
+   */
+  readonly sessionFile?: string;
 }
 
 const ARG_LOG_LIMIT = 500;
@@ -186,6 +192,8 @@ export async function run(opts: RunOptions = {}): Promise<number> {
     // ---- load: everything checked, nothing touched ----
     const loaded = await phase('load', () => {
       const task = (state.task = readSpec<TaskSpec>('Task', opts.task ?? env.PADDOCK_TASK_SPEC ?? POD_PATHS.task));
+      // A Job's runner gets the session's state as a file; from here on the run is as a warm worker's.
+      if (opts.sessionFile !== undefined && runPhase !== 'fetch') opts = { ...opts, session: readSessionFile(opts.sessionFile, task) };
       const harness = (state.harness = readSpec<HarnessSpec>('Harness', opts.harness ?? env.PADDOCK_HARNESS_SPEC ?? POD_PATHS.harness));
       const poolSource = resolvePoolSource(opts.pool, env);
       const pool = (state.pool = poolSource === undefined ? undefined : withCredentialDir(readSpec<PoolSpec>('Pool', poolSource), opts.credentialDir && path.resolve(opts.credentialDir)));

@@ -78,6 +78,18 @@ describe('AgentTask', () => {
     expect(find(objects, 'ConfigMap', 'task-fix')).toBeDefined();
   });
 
+  test('a session task in a job pool: its task ConfigMap only, the controller creates its Job when the session\'s lock is free', () => {
+    const { objects } = taskJob({ session: { name: 'fix', create: true } });
+    expect(objects.some((o) => o.kind === 'Job')).toBe(false);
+    expect(JSON.parse(find(objects, 'ConfigMap', 'task-fix').data['task.json'])).toMatchObject({ pool: 'codex', session: { name: 'fix', create: true } });
+  });
+
+  test('createJob: true with a session is refused, naming the field and the fix', () => {
+    expect(() => taskJob({ session: { name: 'fix' }, createJob: true })).toThrow(
+      /AgentTask "fix".*createJob: a task with a session cannot have its Job written at synth time: the Job must wait until the session's task before it has ended, and carry the state that run saved. Remove createJob \(the controller creates the Job\), or remove session/,
+    );
+  });
+
   test('grants and allowlists added after the task still reach its Job', () => {
     const { chart, platform } = newPlatform();
     const pool = new AgentPool(platform, 'codex', { harnesses: [Harness.codex()] });

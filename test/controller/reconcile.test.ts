@@ -395,6 +395,61 @@ describe('sessions: one task of a session at a time, in submission order', () =>
     expect(pickWarmRun(state({ tasks: [s1, s2], pools: [warm], runs: runs('Failed') }), 'codex')?.task).toBe('s-second');
     expect(sessionBlocker([s1, s2], runs('Running'), (r) => r.phase, runs('Running')[1])?.task).toBe('s-first');
   });
+
+  describe('job pools: the next task\'s Job only once the run before has ended and its state is stored', () => {
+    const stored = { name: 'fix', pool: 'codex' };
+    const done = pod(rn(s1), { phase: 'Succeeded', terminated: term('succeeded', 0) });
+    const runner = (job: any) => job.spec.template.spec.containers.find((c: any) => c.name === 'runner');
+    const cases: Array<[string, ObservedState, string[]]> = [
+      ['the first task of the session runs while the second waits', state({ tasks: [s1, s2], runs: [run(s1), run(s2)] }), ['s-first']],
+      ['the first task is running: the second waits', state({ tasks: [s1, s2], runs: [run(s1, { phase: 'Running' }), run(s2)], jobs: [job(rn(s1))], sessions: [stored] }), []],
+      [
+        'the first task\'s Job completed in this pass: the second still waits (the state is saved as that end is recorded)',
+        state({ tasks: [s1, s2], runs: [run(s1, { phase: 'Running' }), run(s2)], jobs: [job(rn(s1), { active: 0, succeeded: 1 })], pods: [done], sessions: [stored] }),
+        [],
+      ],
+      ['the first run ended and the state is stored: the second task\'s Job', state({ tasks: [s1, s2], runs: [run(s1, { phase: 'Succeeded' }), run(s2)], sessions: [stored] }), ['s-second']],
+      ['the first run failed: the second goes on from the state stored before', state({ tasks: [s1, s2], runs: [run(s1, { phase: 'Failed' }), run(s2)], sessions: [stored] }), ['s-second']],
+      [
+        'one task key at a time (a partial state): the run of another task of the session holds the lock',
+        state({ tasks: [s2], runs: [run(s2)], sessions: [stored], sessionPeers: { tasks: [s1], runs: [run(s1, { phase: 'Running' })] } }),
+        [],
+      ],
+      ['a partial state, the peer ended: the Job', state({ tasks: [s2], runs: [run(s2)], sessions: [stored], sessionPeers: { tasks: [s1], runs: [run(s1, { phase: 'Succeeded' })] } }), ['s-second']],
+      [
+        'a partial state, an earlier task of the session is still queued (its retry backoff): the later one waits',
+        state({ tasks: [s2], runs: [run(s2)], sessions: [stored], sessionPeers: { tasks: [s1], runs: [run(s1, { notBefore: NOW + 1000 })] } }),
+        [],
+      ],
+    ];
+    test.each(cases)('%s', (_name, observed, started) => {
+      expect(of(reconcile(observed, decodeTerminationMessage).actions, 'createJob').map((x) => x.task)).toEqual(started);
+    });
+
+    test('the Job of a task continuing a stored session mounts its state for the runner (--session-state); a new session\'s first Job mounts nothing', () => {
+      const [next] = of(reconcile(state({ tasks: [s2], runs: [run(s2)], sessions: [stored] })).actions, 'createJob');
+      const podSpec = (next.job.spec as any).template.spec;
+      expect(podSpec.volumes).toContainEqual({ name: 'paddock-session', configMap: { name: 'session-fix', optional: true, items: [{ key: 'state.json', path: 'state.json' }] } });
+      expect(runner(next.job)).toMatchObject({ args: ['run', '--session-state', '/etc/paddock/session/state.json'], volumeMounts: [{ name: 'paddock-session', mountPath: '/etc/paddock/session', readOnly: true }] });
+      const [first] = of(reconcile(state({ tasks: [s1], runs: [run(s1)] })).actions, 'createJob');
+      expect(runner(first.job).args).toEqual(['run']);
+      expect(JSON.stringify(first.job)).not.toContain('session');
+    });
+
+    test.each([
+      ['no stored session and no create', [], /session "fix" does not exist; set session.create: true on the task that starts it/],
+      [
+        'a broken session',
+        [{ ...stored, broken: { task: 's-first', reason: 'it holds a key' } }],
+        /session "fix" cannot be continued: the state of task "s-first" was not saved \(it holds a key\); delete it \(paddock sessions delete fix\) and start it again with session.create: true/,
+      ],
+      ['a session of another pool', [{ name: 'fix', pool: 'claude' }], /session "fix" belongs to pool "claude"; a task of pool "codex" cannot continue it/],
+    ])('%s: the task fails at once, saying so (the check a warm lease makes)', (_name, sessions, message) => {
+      const { actions } = reconcile(state({ tasks: [s2], runs: [run(s2)], sessions }));
+      expect(of(actions, 'createJob')).toEqual([]);
+      expect(of(actions, 'updateRun')[0].patch).toMatchObject({ phase: 'Failed', outcome: 'invalid_spec', message: expect.stringMatching(message) });
+    });
+  });
 });
 
 describe('afterAttempt: retries only for infrastructure, or when the task asks', () => {

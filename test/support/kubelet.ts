@@ -7,6 +7,10 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
+import { parseRunArgs } from '../../cli/run';
+import { POD_PATHS, run } from '../../runner/run';
+import { writeTerminationMessage } from '../../runner/termination-message';
+import { SECRETS_MOUNT } from '../../core/labels';
 
 export type Secrets = Readonly<Record<string, Readonly<Record<string, string>>>>;
 
@@ -37,9 +41,12 @@ export function mountContainer(
     mounts[m.mountPath] = dir;
     if (volume?.configMap) {
       const cm = objects.find((o) => o.kind === 'ConfigMap' && o.metadata.name === volume.configMap.name);
-      if (!cm) continue; // a slot filled per task (the controller creates it)
-      for (const [key, value] of Object.entries(cm.data as Record<string, string>)) fs.writeFileSync(path.join(dir, key), value);
       transient.push(dir);
+      if (!cm) continue; // a slot filled per task (the controller creates it), or an optional ConfigMap that is gone
+      const data = cm.data as Record<string, string>;
+      for (const item of volume.configMap.items ?? Object.keys(data).map((key) => ({ key, path: key }))) {
+        if (data[item.key] !== undefined) fs.writeFileSync(path.join(dir, item.path), data[item.key]);
+      }
     } else if (volume?.secret) {
       const data = secrets[volume.secret.secretName] ?? {};
       for (const item of volume.secret.items ?? Object.keys(data).map((key) => ({ key, path: key }))) {
@@ -60,4 +67,62 @@ export function mountContainer(
     at: (p) => path.join(podRoot, p),
     unmount: () => transient.forEach((d) => fs.rmSync(d, { recursive: true, force: true })),
   };
+}
+
+export interface PodRun {
+  /** The runner container's exit code. */
+  readonly code: number;
+  /** Its termination message (what the kubelet copies into the pod's status). */
+  readonly message: string;
+  /** What `paddock run` prints last to its log: the patches' and the session's lines. */
+  readonly logLines: string[];
+  /** A path of the pod's file system under the pod root. */
+  at(p: string): string;
+}
+
+/**
+ * Run a Job's pod as the kubelet would: each init container, then the runner container,
+ * each `paddock run` with the container's args (parsed as the CLI parses them), its mounts
+ * and env; then the termination message and the log lines `paddock run` prints in a pod.
+ * Test-only.
+ */
+export async function runJobPod(
+  podRoot: string,
+  podSpec: { volumes?: any[]; initContainers?: any[]; containers: any[] },
+  objects: readonly any[],
+  secrets: Secrets,
+  baseEnv: NodeJS.ProcessEnv,
+  io: { stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream },
+): Promise<PodRun> {
+  const runContainer = async (c: any) => {
+    const m = mountContainer(podRoot, podSpec, c, objects, secrets, baseEnv);
+    const { options } = parseRunArgs(c.args.slice(1));
+    try {
+      return await run({
+        ...options,
+        task: m.mounts[POD_PATHS.task],
+        harness: m.mounts[POD_PATHS.harness],
+        pool: m.mounts[POD_PATHS.pool],
+        workspace: m.at(POD_PATHS.workspace),
+        home: m.at(m.env.HOME ?? POD_PATHS.home),
+        artifacts: m.at(POD_PATHS.artifacts),
+        tmp: m.at(POD_PATHS.tmp),
+        env: m.env,
+        credentialDir: m.at(SECRETS_MOUNT),
+        ...(options.sessionFile ? { sessionFile: m.at(options.sessionFile) } : {}),
+        ...io,
+      });
+    } finally {
+      m.unmount();
+    }
+  };
+  for (const c of podSpec.initContainers ?? []) {
+    const code = await runContainer(c);
+    if (code !== 0) throw new Error(`init container ${c.name} exited ${code}`);
+  }
+  const runner = podSpec.containers.find((c) => c.name === 'runner') ?? podSpec.containers[0];
+  const code = await runContainer(runner);
+  const termFile = path.join(podRoot, 'termination-log');
+  const logLines = writeTerminationMessage(path.join(podRoot, POD_PATHS.artifacts), termFile) ?? [];
+  return { code, message: fs.readFileSync(termFile, 'utf8'), logLines, at: (p) => path.join(podRoot, p) };
 }

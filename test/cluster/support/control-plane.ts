@@ -16,7 +16,8 @@
  *                            Succeeded/Failed with the runner's termination message once the
  *                            test puts it on the pod (test/cluster/kwok-stages.yaml); its
  *                            kubelet API (TLS, the node's daemonEndpoints) serves pods/portforward
- *                            through the API server, to where a kwok PortForward object says
+ *                            through the API server, to where a kwok PortForward object says,
+ *                            and pods/log from the file a kwok Logs object names
  *
  * Every process runs in its own process group and is stopped by `stop()`; a watchdog
  * process stops them too if the test run itself dies (kill -9, SIGINT).
@@ -202,54 +203,84 @@ export async function until<T>(what: string, get: () => T | undefined | false | 
 }
 
 /**
- * kwok's PortForward kind (kwok.x-k8s.io/v1alpha1, namespaced, one object per pod by name):
- * spec.forwards[{ports, target: {address, port}}] sends a pod port's pods/portforward
- * streams to that address. A schema of our own with only the fields the tests use.
+ * kwok's kinds the tests use (kwok.x-k8s.io/v1alpha1, namespaced, one object per pod by
+ * name), each with a schema of our own holding only the fields the tests use:
+ * - PortForward: spec.forwards[{ports, target: {address, port}}] sends a pod port's
+ *   pods/portforward streams to that address;
+ * - Logs: spec.logs[{containers, logsFile}] serves a container's pods/log from a file on
+ *   the host (CRI log format, one `<RFC3339 time> stdout F <line>` per line).
  */
-async function installPortForwardCrd(info: Pick<ClusterInfo, 'server' | 'caFile' | 'adminCert' | 'adminKey'>, debug: () => string): Promise<void> {
-  const forward = {
-    type: 'object',
-    properties: {
-      ports: { type: 'array', items: { type: 'integer' } },
-      target: { type: 'object', required: ['port', 'address'], properties: { port: { type: 'integer', minimum: 0, maximum: 65535 }, address: { type: 'string', minLength: 1 } } },
-    },
-  };
-  const crd = {
-    apiVersion: 'apiextensions.k8s.io/v1',
-    kind: 'CustomResourceDefinition',
-    metadata: { name: 'portforwards.kwok.x-k8s.io' },
+const KWOK_KINDS = [
+  {
+    kind: 'PortForward',
+    plural: 'portforwards',
+    singular: 'portforward',
     spec: {
-      group: 'kwok.x-k8s.io',
-      scope: 'Namespaced',
-      names: { kind: 'PortForward', listKind: 'PortForwardList', plural: 'portforwards', singular: 'portforward' },
-      versions: [
-        {
-          name: 'v1alpha1',
-          served: true,
-          storage: true,
-          subresources: { status: {} },
-          schema: {
-            openAPIV3Schema: {
-              type: 'object',
-              required: ['spec'],
-              properties: {
-                spec: { type: 'object', required: ['forwards'], properties: { forwards: { type: 'array', items: forward } } },
-                status: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true },
-              },
+      type: 'object',
+      required: ['forwards'],
+      properties: {
+        forwards: {
+          type: 'array',
+          items: {
+            type: 'object',
+            properties: {
+              ports: { type: 'array', items: { type: 'integer' } },
+              target: { type: 'object', required: ['port', 'address'], properties: { port: { type: 'integer', minimum: 0, maximum: 65535 }, address: { type: 'string', minLength: 1 } } },
             },
           },
         },
-      ],
+      },
     },
-  };
-  const r = await apiRequest(info, 'POST', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions', crd);
-  if (r.status !== 201) throw new Error(`could not create kwok's PortForward CRD: ${r.status} ${JSON.stringify(r.body)}`);
-  await until(
-    "kwok's PortForward CRD to be established",
-    async () => (await apiRequest(info, 'GET', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions/portforwards.kwok.x-k8s.io')).body?.status?.conditions?.some((c: any) => c.type === 'Established' && c.status === 'True'),
-    30_000,
-    debug,
-  );
+  },
+  {
+    kind: 'Logs',
+    plural: 'logs',
+    singular: 'logs',
+    spec: {
+      type: 'object',
+      required: ['logs'],
+      properties: { logs: { type: 'array', items: { type: 'object', required: ['logsFile'], properties: { containers: { type: 'array', items: { type: 'string' } }, logsFile: { type: 'string', minLength: 1 } } } } },
+    },
+  },
+] as const;
+
+async function installKwokCrds(info: Pick<ClusterInfo, 'server' | 'caFile' | 'adminCert' | 'adminKey'>, debug: () => string): Promise<void> {
+  for (const k of KWOK_KINDS) {
+    const name = `${k.plural}.kwok.x-k8s.io`;
+    const crd = {
+      apiVersion: 'apiextensions.k8s.io/v1',
+      kind: 'CustomResourceDefinition',
+      metadata: { name },
+      spec: {
+        group: 'kwok.x-k8s.io',
+        scope: 'Namespaced',
+        names: { kind: k.kind, listKind: `${k.kind}List`, plural: k.plural, singular: k.singular },
+        versions: [
+          {
+            name: 'v1alpha1',
+            served: true,
+            storage: true,
+            subresources: { status: {} },
+            schema: {
+              openAPIV3Schema: {
+                type: 'object',
+                required: ['spec'],
+                properties: { spec: k.spec, status: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } },
+              },
+            },
+          },
+        ],
+      },
+    };
+    const r = await apiRequest(info, 'POST', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions', crd);
+    if (r.status !== 201) throw new Error(`could not create kwok's ${k.kind} CRD: ${r.status} ${JSON.stringify(r.body)}`);
+    await until(
+      `kwok's ${k.kind} CRD to be established`,
+      async () => (await apiRequest(info, 'GET', `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${name}`)).body?.status?.conditions?.some((c: any) => c.type === 'Established' && c.status === 'True'),
+      30_000,
+      debug,
+    );
+  }
 }
 
 export interface ControlPlane {
@@ -426,12 +457,12 @@ export async function startControlPlane(opts: { dir?: string; log?: (line: strin
     ]);
     const kwokConfig = path.join(dir, 'kwok.yaml');
     fs.writeFileSync(kwokConfig, fs.readFileSync(path.resolve(__dirname, '..', 'kwok-stages.yaml'), 'utf8'));
-    // kwok's PortForward objects (which pod port goes to which address) are read from the API.
-    await installPortForwardCrd(info, logTail('kube-apiserver'));
+    // kwok's PortForward and Logs objects (which pod port goes where, which file is a container's log) are read from the API.
+    await installKwokCrds(info, logTail('kube-apiserver'));
     start('kwok', [
       `--kubeconfig=${kubeconfig('kwok')}`,
       `--config=${kwokConfig}`,
-      '--enable-crds=PortForward',
+      '--enable-crds=PortForward,Logs',
       `--tls-cert-file=${f('kwok-serving.crt')}`,
       `--tls-private-key-file=${f('kwok-serving.key')}`,
       // The node's status.daemonEndpoints.kubeletEndpoint.Port (test/cluster/kwok-stages.yaml).

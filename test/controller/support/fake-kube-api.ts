@@ -4,7 +4,7 @@
  * namespaced configmaps, jobs, pods and leases: list (with labelSelector and
  * resourceVersion), watch (chunked JSON event lines), get, create (409 when taken),
  * replace (409 on a stale resourceVersion), JSON merge patch, delete (with
- * ownerReference garbage collection); events.k8s.io/v1 events (create, list); and
+ * ownerReference garbage collection); a pod's log (the store's `logs`, tailLines); events.k8s.io/v1 events (create, list); and
  * TokenReview and SubjectAccessReview: tokens the test registers (with their user and
  * audiences) and RBAC-like rules the test grants (verb, resource, subresource,
  * resourceName; no wildcards but an omitted resourceName). Backed by the in-memory
@@ -98,6 +98,13 @@ export async function startFakeKubeApi(namespace = 'paddock'): Promise<FakeKubeA
           .filter(([, r]) => r.group === gv)
           .map(([name, r]) => ({ name, singularName: r.kind.toLowerCase(), kind: r.kind, namespaced: true, verbs: ['create', 'delete', 'get', 'list', 'patch', 'update', 'watch'] }));
         return json(200, { kind: 'APIResourceList', apiVersion: 'v1', groupVersion: gv, resources });
+      }
+      const podLog = /^\/api\/v1\/namespaces\/([^/]+)\/pods\/([^/]+)\/log$/.exec(url.pathname);
+      if (podLog && req.method === 'GET') {
+        if (podLog[1] !== namespace) return status(404, `namespace ${podLog[1]} not found`);
+        const text = await store.readLog(podLog[2], url.searchParams.get('container') ?? '', Number(url.searchParams.get('tailLines') ?? 1e9));
+        res.writeHead(200, { 'Content-Type': 'text/plain' });
+        return res.end(text);
       }
       const m = /^\/(?:api\/v1|apis\/[^/]+\/[^/]+)\/namespaces\/([^/]+)\/([^/]+)(?:\/([^/]+))?$/.exec(url.pathname);
       if (!m || !RESOURCES[m[2]]) return status(404, `no route ${req.method} ${url.pathname}`);
