@@ -815,7 +815,7 @@ export class Controller {
     const problem = carried.problem ?? (unreadable.join('; ') || undefined) ?? sessionSizeProblem(state) ?? (checkNoSecretsInConfigMap(scanned, []).join('; ') || undefined);
     // Not saved: the session is marked broken (its last good state kept), so that its next task
     // fails saying so rather than silently continuing from a state that misses this turn.
-    const next: SessionState = problem ? { ...(this.session(name) ?? { ...state, turns: [], patches: {} }), pool, broken: { task, reason: problem } } : state;
+    const next: SessionState = problem ? { ...(this.session(name) ?? { name, harness: state.harness, turns: [], patches: {}, resume: 'transcript' }), pool, broken: { task, reason: problem } } : state;
     const cm = configMap(next);
     const existing = await this.store.get('ConfigMap', cm.metadata.name);
     const stored = existing ? await this.store.replace({ ...cm, metadata: { ...cm.metadata, resourceVersion: existing.metadata.resourceVersion } }) : await this.store.create(cm);
