@@ -42,17 +42,19 @@ const SHELL = 'cat turns.txt > seen.txt 2>/dev/null; echo turn >> turns.txt';
 const FIRST_PROMPT = 'FIRST-TURN-PROMPT: start a turns file.';
 const SECOND_PROMPT = 'SECOND-TURN-PROMPT: continue it.';
 
-const cases: Array<[MockPreset, string, 'native' | 'transcript', () => Harness]> = [
-  ['codex', 'codex', 'native', () => Harness.codex()],
-  ['claude-code', 'claude', 'native', () => Harness.claudeCode()],
-  ['gemini-cli', 'gemini', 'native', () => Harness.geminiCli()],
-  ['opencode', 'opencode', 'transcript', () => Harness.opencode()],
-  ['copilot', 'copilot', 'native', () => Harness.copilot()],
+const cases: Array<[string, MockPreset, string, 'native' | 'transcript', () => Harness]> = [
+  ['codex', 'codex', 'codex', 'native', () => Harness.codex()],
+  // Its resume subcommand goes before the `-` that reads the prompt from stdin.
+  ['codex (prompt on stdin)', 'codex', 'codex', 'native', () => Harness.codex({ promptVia: 'stdin' })],
+  ['claude-code', 'claude-code', 'claude', 'native', () => Harness.claudeCode()],
+  ['gemini-cli', 'gemini-cli', 'gemini', 'native', () => Harness.geminiCli()],
+  ['opencode', 'opencode', 'opencode', 'transcript', () => Harness.opencode()],
+  ['copilot', 'copilot', 'copilot', 'native', () => Harness.copilot()],
 ];
 
 const TRANSCRIPT_HEADER = /This task continues session (\\)?"work(\\)?"/;
 
-describe.each(cases)('%s: a two-task session', (preset, program, resume, make) => {
+describe.each(cases)('%s: a two-task session', (_label, preset, program, resume, make) => {
   describeIfInstalled(program)(program, () => {
     test('the second run gets the first turn and continues from its change', async () => {
       const secret = `sk-session-${preset}-0123456789`;
