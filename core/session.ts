@@ -72,10 +72,17 @@ export interface CliStateFile {
   readonly content: Buffer;
 }
 
-/** Pack the CLI's files for the session: a JSON list, gzipped, base64-encoded. */
+/**
+ * Pack the CLI's files for the session: a JSON list (text as text, so that it compresses
+ * well; anything else base64-encoded), gzipped, base64-encoded.
+ */
 export function packCliState(files: readonly CliStateFile[]): string {
-  const json = JSON.stringify({ files: files.map((f) => ({ path: f.path, mode: f.mode & 0o777, content: f.content.toString('base64') })) });
-  return gzipSync(json).toString('base64');
+  const entry = (f: CliStateFile) => {
+    const text = f.content.toString('utf8');
+    const body = Buffer.from(text, 'utf8').equals(f.content) ? { text } : { content: f.content.toString('base64') };
+    return { path: f.path, mode: f.mode & 0o777, ...body };
+  };
+  return gzipSync(JSON.stringify({ files: files.map(entry) })).toString('base64');
 }
 
 /** The files of a packed CLI state; throws saying what is wrong with it. */
@@ -88,8 +95,9 @@ export function unpackCliState(state: string): CliStateFile[] {
   }
   if (!parsed || !Array.isArray(parsed.files)) throw new Error('the CLI state holds no file list');
   return parsed.files.map((f: any, i: number) => {
-    if (typeof f?.path !== 'string' || typeof f?.content !== 'string') throw new Error(`the CLI state's file ${i} has no path or content`);
-    return { path: f.path, mode: typeof f.mode === 'number' ? f.mode & 0o777 : 0o600, content: Buffer.from(f.content, 'base64') };
+    if (typeof f?.path !== 'string' || (typeof f?.content !== 'string' && typeof f?.text !== 'string')) throw new Error(`the CLI state's file ${i} has no path or content`);
+    const content = typeof f.text === 'string' ? Buffer.from(f.text, 'utf8') : Buffer.from(f.content, 'base64');
+    return { path: f.path, mode: typeof f.mode === 'number' ? f.mode & 0o777 : 0o600, content };
   });
 }
 

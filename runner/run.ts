@@ -9,6 +9,7 @@
  *   changes  the agent's change of every source as a git patch (patch.ts)
  * and always write artifacts/status.json. Returns the exit code (table in status.ts).
  */
+import { randomUUID } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import { insertPolicyArgs, policyFor } from '../core/agent-policy';
@@ -27,7 +28,6 @@ import { locateBwrap, SandboxKind, wrapWithBwrap } from './sandbox-bwrap';
 import { FetchContext, fetchSources, gitCaEnv } from './sources';
 import { gatewayWiring } from './gateway-wiring';
 import { poolForPhase, readFetchRecord, RunPhaseKind, writeFetchRecord } from './fetch-record';
-import { randomUUID } from 'crypto';
 import { promptWithTranscript, SessionCliState, sessionPatchesOf, SessionState, SessionTurn } from '../core/session';
 import { checkResumeShape, insertResumeArgs, nativeResume, resumeArgs, resumeStatePaths } from '../core/resume';
 import { collectCliState, restoreCliState } from './cli-state';
@@ -421,7 +421,6 @@ export async function run(opts: RunOptions = {}): Promise<number> {
     }
 
     ({ outcome, message } = agentOutcome(agent, task.timeoutSeconds ?? 1800, state.command?.[0]));
-
   } catch (err) {
     if (err instanceof RunFailure) {
       outcome = err.outcome;

@@ -167,3 +167,11 @@ describe('run(): a session of a harness that resumes natively (a fake CLI, talk-
     expect(r.stderr).toMatch(/session "chat": the CLI's conversation file .* holds a credential the agent was given/);
   });
 });
+
+describe('packCliState', () => {
+  test('text and binary files round-trip byte for byte', () => {
+    const bin = Buffer.from([0, 255, 254, 10, 0xc3]);
+    const packed = packCliState([{ path: 'a.jsonl', mode: 0o600, content: Buffer.from('{"x":"é"}\n') }, { path: 'b.bin', mode: 0o644, content: bin }]);
+    expect(unpackCliState(packed)).toEqual([{ path: 'a.jsonl', mode: 0o600, content: Buffer.from('{"x":"é"}\n') }, { path: 'b.bin', mode: 0o644, content: bin }]);
+  });
+});

@@ -13,7 +13,8 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { gunzipSync } from 'zlib';
 import { Harness } from '../../core/harness';
-import type { SessionState } from '../../core/session';
+import { unpackCliState, type SessionState } from '../../core/session';
+import { checkNoSecretsInConfigMap } from '../../policy/rules';
 import { nativeResume } from '../../core/resume';
 import { GitServer, startGitServer } from '../support/git-server';
 import { MockPreset } from '../support/mock-provider';
@@ -94,6 +95,11 @@ describe.each(cases)('%s: a two-task session', (_label, preset, program, resume,
         expect(toolCall!.rawBody).toContain('cat turns.txt > seen.txt');
         expect(second.status.command).toEqual(expect.arrayContaining(nativeResume(make().spec)!.argv.map((a) => a.replace('{session_id}', state.cli!.id))));
         expect(next.cli!.id).toBe(state.cli!.id);
+        // The real CLI's files pass the scan the controller runs before it stores them (no false alarm).
+        const files = unpackCliState(next.cli!.state!);
+        const scanned = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'session-work' }, data: Object.fromEntries(files.map((f, i) => [`cli-${i}`, f.content.toString('utf8')])) };
+        expect(checkNoSecretsInConfigMap(scanned, [])).toEqual([]);
+        expect(files.map((f) => f.content.toString('latin1')).join('\n')).not.toContain(secret);
       } else {
         expect(TRANSCRIPT_HEADER.test(toolCall!.rawBody)).toBe(true);
       }
