@@ -7,14 +7,14 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { ApiServers, startApis } from '../../controller/api';
+import { ApiServers, startApi, startApis } from '../../controller/api';
 import { Controller } from '../../controller/controller';
 import { main } from '../../cli/main';
 import type { MemoryStore } from '../../controller/store';
 import { runWorker } from '../../runner/worker';
 import { makeTmpDir } from '../support/runner-fixtures';
 import { addPool, devNull, localToken, memoryPlatform, NS, slowHarness, talkHarness, taskSpec } from './support/platform';
-import { unpackCliState } from '../../core/session';
+import { packCliState, unpackCliState } from '../../core/session';
 import { until } from './support/controller-process';
 import type { ApiAuth, TaskAccess } from '../../controller/auth';
 import { LABEL_SESSION, standardLabels } from '../../core/labels';
@@ -241,6 +241,31 @@ describe('sessions: one task at a time, the state carried over, the API and CLI'
       expect(await main(['sessions', 'get', 'chat', '-o', 'json', '--server', apis!.tasks.url, '--token', token.token], io)).toBe(0);
       expect(JSON.parse(out.join(''))).toMatchObject({ resume: 'native', cli: { files: 1, bytes: 43, stored: expect.any(Number) } });
       expect(out.join('')).not.toContain(state.cli!.state!);
+    });
+
+    test.each<[string, object, RegExp]>([
+      ['withheld by the runner (a granted credential in it)', { withheld: "the CLI's conversation file .talk/x.log holds a credential the agent was given; it is never stored, so the session cannot continue from it" }, /the CLI's conversation state was not kept: the CLI's conversation file \.talk\/x\.log holds a credential the agent was given/],
+      ['not a packed file list', { state: 'bm90LWd6aXA=' }, /the CLI state is not a gzipped, base64-encoded file list/],
+      ['holding a key-shaped string', { state: packCliState([{ path: '.talk/x.log', mode: 0o600, content: Buffer.from('AWS_SECRET=AKIAABCDEFGHIJKLMNOP') }]) }, /looks like/],
+    ])('a reported CLI state %s is not stored: the session is broken, saying why', async (_what, cli, reason) => {
+      store = memoryPlatform(talkHarness(), { tasks: [taskSpec('raw', { harness: 'talk', session: { name: 'raw', create: true } } as any)] });
+      controller = new Controller({ store, namespace: NS });
+      await controller.start();
+      const { auth, headers } = localToken(root);
+      const api = await startApi(controller, { port: 0, host: '127.0.0.1', routes: 'workers', auth });
+      try {
+        const post = (route: string, body: unknown) => fetch(api.url + route, { method: 'POST', headers, body: JSON.stringify(body) }).then(async (r) => ({ status: r.status, body: (r.status === 204 ? undefined : await r.json()) as any }));
+        const grant = await post('/v1/leases', { pool: 'warm', worker: 'w', waitMs: 0 });
+        expect(grant.status).toBe(200);
+        const session = { name: 'raw', harness: 'talk', turns: [{ task: 'raw', prompt: 'p', output: 'o' }], patches: {}, resume: 'native', cli: { id: '0cb916db-26aa-40f2-86b5-1ba81b225fd2', bytes: 10, files: 1, ...cli } };
+        expect((await post(`/v1/leases/${grant.body.id}/complete`, { worker: 'w', status: { outcome: 'succeeded', task: 'raw' }, results: '', session })).status).toBe(200);
+        const stored = controller.session('raw')!;
+        expect(stored).toMatchObject({ turns: [], patches: {}, resume: 'transcript', broken: { task: 'raw', reason: expect.stringMatching(reason) } });
+        expect(stored.cli).toBeUndefined();
+        expect(controller.task('raw')!.run!.message).toMatch(/session state not saved: /);
+      } finally {
+        await api.close();
+      }
     });
 
     test('nothing secret is saved: a CLI conversation holding an API-key-shaped string is refused, the session is broken and says why', async () => {
