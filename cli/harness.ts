@@ -5,6 +5,7 @@
 import * as fs from 'fs';
 import { Harness } from '../core/harness';
 import { checkPolicyShape, insertPolicyArgs, policyFor } from '../core/agent-policy';
+import { insertResumeArgs, nativeResume, resumeArgs, resumeSummary, SESSION_ID_PLACEHOLDER } from '../core/resume';
 import { AgentPolicySpec, assertValidSpec, HarnessSpec, PromptVia } from '../policy/specs';
 import { OptionValues, UsageError } from './args';
 import type { Command } from './main';
@@ -44,6 +45,7 @@ const DRY_RUN_OPTIONS = {
   'no-shell': { type: 'boolean' },
   'max-turns': { type: 'string', example: '20' },
   'append-system-prompt': { type: 'string', example: '"Never push."' },
+  session: { type: 'boolean' },
 } as const;
 
 export const dryRunCommand: Command<typeof DRY_RUN_OPTIONS> = {
@@ -70,6 +72,13 @@ the policy's config layer, written over the harness, pool and task layers:
   --no-shell                    switch the shell tool off
   --max-turns N                 stop after N model turns
   --append-system-prompt TEXT   add TEXT to the end of the system prompt
+
+Sessions (--session): the output is an object { "argv", "resumed", "resume", "state" }:
+the argv of a session's first run and of a later one (a native resume adds its argv
+before the prompt's elements; {session_id} is the id the runner picks for the session's
+conversation), how the CLI resumes ("native", or "transcript" and why: the earlier
+turns then come in the prompt) and the HOME paths of the conversation it keeps.
+  --session                     show what a session's runs add
 `,
   options: DRY_RUN_OPTIONS,
   maxPositionals: 1,
@@ -87,12 +96,18 @@ the policy's config layer, written over the harness, pool and task layers:
     }
     const argv = harness.render({ model: values.model, prompt: values.prompt, promptFile: values['prompt-file'], workdir: values.workdir });
     const policy = policyOf(values);
-    if (!policy) {
+    const plan = policy ? policyFor(harness.spec, undefined, { policy }) : undefined;
+    if (plan?.problems.length) throw new UsageError(plan.problems.join('; '));
+    const withPolicy = plan ? insertPolicyArgs(harness.spec.command, argv, plan.argv) : argv;
+    if (values.session) {
+      const native = nativeResume(harness.spec);
+      const add = (restored: boolean) => (native ? insertResumeArgs(harness.spec.command, withPolicy, resumeArgs(native, SESSION_ID_PLACEHOLDER, restored)) : withPolicy);
+      const out = { argv: add(false), resumed: add(true), resume: resumeSummary(harness.spec), state: native?.state ?? [], ...(plan ? { files: plan.files } : {}) };
+      io.stdout(JSON.stringify(out, null, 2) + '\n');
+    } else if (!plan) {
       io.stdout(JSON.stringify(argv, null, 2) + '\n');
     } else {
-      const plan = policyFor(harness.spec, undefined, { policy });
-      if (plan.problems.length) throw new UsageError(plan.problems.join('; '));
-      io.stdout(JSON.stringify({ argv: insertPolicyArgs(harness.spec.command, argv, plan.argv), files: plan.files }, null, 2) + '\n');
+      io.stdout(JSON.stringify({ argv: withPolicy, files: plan.files }, null, 2) + '\n');
     }
     if (harness.promptVia === 'stdin') io.stderr('the prompt goes to the agent on stdin\n');
     return 0;

@@ -52,9 +52,10 @@ function oneSession(method: 'GET' | 'DELETE', what: string, text: string, show: 
   };
 }
 
-export const getCommand = oneSession('GET', 'get', 'One session: its turns, the workspace change carried over per source, its tasks.', (s) =>
+export const getCommand = oneSession('GET', 'get', "One session: its turns, how the CLI resumes (and its conversation state's size), the workspace change carried over per source, its tasks.", (s) =>
   [
     `session ${s.name}: pool ${s.pool ?? '-'}, harness ${s.harness}, resumed by ${s.resume}, ${s.bytes} bytes`,
+    ...(s.cli ? [`CLI conversation state: ${s.cli.files} file(s), ${s.cli.bytes} bytes (${s.cli.stored} stored)`] : []),
     ...s.turns.map((t: any, i: number) => `turn ${i + 1}: task ${t.task}`),
     ...Object.entries(s.patches).map(([src, p]: [string, any]) => `source ${src}: change on ${p.base} (${p.bytes} bytes)`),
     `tasks: ${s.tasks.join(', ') || '-'}`,

@@ -18,7 +18,7 @@
  *   GET    /v1/tasks/:name/patch[?source=S]  the run's patch of a source (git apply it to X-Paddock-Base), 404, 409, 410 patchTooLarge or patchWithheld
  *   DELETE /v1/tasks/:name               cancel: the task and its runs are removed (a running agent is stopped)
  *   GET    /v1/sessions                  { sessions: [SessionView] } of the pools the caller may list
- *   GET    /v1/sessions/:name            SessionView (turns, patch sizes, its tasks), 404
+ *   GET    /v1/sessions/:name            SessionView (turns, how it resumes and its CLI state size, patch sizes, its tasks), 404
  *   DELETE /v1/sessions/:name            removes the stored state (the next task must create the session), 404
  *
  * The worker lease API (`--worker-port`, default 8081; Service port 8081 -> workers): for

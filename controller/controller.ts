@@ -12,7 +12,7 @@ import { randomUUID } from 'crypto';
 import { gunzipSync } from 'zlib';
 import { policyFor } from '../core/agent-policy';
 import { LABEL_PHASE, LABEL_RUN, LABEL_SESSION, standardLabels } from '../core/labels';
-import { sessionFromLog, sessionPatchesOf, SessionState, sessionConfigMapName, sessionSizeProblem, sessionStartProblem } from '../core/session';
+import { cliStateOf, sessionFromLog, sessionPatchesOf, SessionState, sessionConfigMapName, sessionSizeProblem, sessionStartProblem, unpackCliState } from '../core/session';
 import { checkNoSecretsInConfigMap } from '../policy/rules';
 import type { TaskSpec } from '../policy/specs';
 import { afterAttempt, DEFAULT_PRIORITY, DEFAULT_SETTINGS, poolQueue, sessionBlocker, ObservedLease, ObservedPool, ObservedRun, ObservedSession, ObservedState, ObservedTask, pickWarmRun, reconcile, ReconcileSettings, runConfigMapName, runName, verdictOfResult, Action, type RunPatch } from './reconcile';
@@ -814,8 +814,8 @@ export class Controller {
     return [...this.cache.session.values()].map((cm) => cm.metadata.labels?.[LABEL_SESSION]).filter((x): x is string => Boolean(x)).sort();
   }
 
-  /** What the API shows of a session: its turns (without the patches' text) and its waiting tasks. */
-  public sessionView(name: string): { name: string; pool?: string; broken?: { task: string; reason: string }; harness: string; resume: string; turns: Array<{ task: string }>; patches: Record<string, { base: string; bytes: number }>; bytes: number; tasks: string[] } | undefined {
+  /** What the API shows of a session: its turns (without the patches' text), how its CLI resumes (the size of its conversation state) and its waiting tasks. */
+  public sessionView(name: string): { name: string; pool?: string; broken?: { task: string; reason: string }; harness: string; resume: string; cli?: { bytes: number; files: number; stored: number }; turns: Array<{ task: string }>; patches: Record<string, { base: string; bytes: number }>; bytes: number; tasks: string[] } | undefined {
     const state = this.session(name);
     if (!state) return undefined;
     const tasks = this.queueState().tasks.filter((t) => t.spec?.session?.name === name).sort((a, b) => a.createdAt - b.createdAt).map((t) => t.name);
@@ -825,6 +825,7 @@ export class Controller {
       ...(state.broken ? { broken: state.broken } : {}),
       harness: state.harness,
       resume: state.resume,
+      ...(state.cli?.state ? { cli: { bytes: state.cli.bytes, files: state.cli.files, stored: state.cli.state.length } } : {}),
       turns: state.turns.map((t) => ({ task: t.task })),
       patches: Object.fromEntries(Object.entries(state.patches).map(([k, p]) => [k, { base: p.base, bytes: p.bytes }])),
       bytes: Buffer.byteLength(JSON.stringify(state)),
@@ -858,17 +859,31 @@ export class Controller {
     const reported = result.session ?? ({} as Partial<SessionState>);
     // The workspace carried over is the run's recorded change (the report's patches, never a withheld one).
     const carried = sessionPatchesOf(result.status.changes as SourceChange[] | undefined, result.patches, typeof result.status.changesError === 'string' ? result.status.changesError : undefined);
-    // Only the turns are taken from the runner's state; the pool is the lease's (who may see the session).
-    const state: SessionState = { name, pool, harness: String(reported.harness ?? ''), turns: Array.isArray(reported.turns) ? reported.turns : [], patches: carried.patches, resume: 'transcript' };
+    // The turns and the CLI's conversation state are taken from the runner's; the pool is the lease's (who may see the session).
+    const cli = cliStateOf(reported.cli);
+    const state: SessionState = {
+      name,
+      pool,
+      harness: String(reported.harness ?? ''),
+      turns: Array.isArray(reported.turns) ? reported.turns : [],
+      patches: carried.patches,
+      ...(cli?.state ? { cli } : {}),
+      resume: cli?.state ? 'native' : 'transcript',
+    };
     const configMap = (s: SessionState): KubeObject => ({
       apiVersion: 'v1',
       kind: 'ConfigMap',
       metadata: { name: sessionConfigMapName(name), namespace: this.namespace, labels: standardLabels(this.namespace, 'session', { [LABEL_SESSION]: name }) },
       data: { 'state.json': JSON.stringify(s) },
     });
-    // Scanned as the synth-time ConfigMap rule scans, the patches unpacked: a credential in a transcript or a patch is never stored.
+    // Scanned as the synth-time ConfigMap rule scans, the patches and the CLI's files unpacked: a credential in a transcript, a patch or the CLI's conversation is never stored.
     const unpacked: Record<string, string> = {};
-    const unreadable: string[] = [];
+    const unreadable: string[] = cli?.withheld ? [`the CLI's conversation state was not kept: ${cli.withheld}`] : [];
+    try {
+      (cli?.state ? unpackCliState(cli.state) : []).forEach((f, i) => (unpacked[`cli-${i}`] = f.content.toString('utf8')));
+    } catch (err) {
+      unreadable.push((err as Error).message);
+    }
     for (const [source, p] of Object.entries(state.patches)) {
       try {
         unpacked[`patch-${source}`] = gunzipSync(Buffer.from(p.patch, 'base64')).toString('utf8');
@@ -876,11 +891,11 @@ export class Controller {
         unreadable.push(`the change of source "${source}" is not a gzipped, base64-encoded patch`);
       }
     }
-    const scanned: KubeObject = { ...configMap({ ...state, patches: {} }), data: { 'state.json': JSON.stringify({ ...state, patches: {} }), ...unpacked } };
+    const scanned: KubeObject = { ...configMap({ ...state, patches: {} }), data: { 'state.json': JSON.stringify({ ...state, patches: {}, cli: undefined }), ...unpacked } };
     const problem = reportProblem ?? carried.problem ?? (unreadable.join('; ') || undefined) ?? sessionSizeProblem(state) ?? (checkNoSecretsInConfigMap(scanned, []).join('; ') || undefined);
     // Not saved: the session is marked broken (its last good state kept), so that its next task
     // fails saying so rather than silently continuing from a state that misses this turn.
-    const next: SessionState = problem ? { ...(this.session(name) ?? { ...state, turns: [], patches: {} }), pool, broken: { task, reason: problem } } : state;
+    const next: SessionState = problem ? { ...(this.session(name) ?? { name, harness: state.harness, turns: [], patches: {}, resume: 'transcript' }), pool, broken: { task, reason: problem } } : state;
     const cm = configMap(next);
     const existing = await this.store.get('ConfigMap', cm.metadata.name);
     const stored = existing ? await this.store.replace({ ...cm, metadata: { ...cm.metadata, resourceVersion: existing.metadata.resourceVersion } }) : await this.store.create(cm);

@@ -1,6 +1,7 @@
 import * as TOML from 'smol-toml';
 import { loadPreset, PresetData, presetNames } from '../templates';
-import type { AgentPolicySpec, ConfigFileSpec, HarnessSpec, PromptVia, ResultsSpec } from '../policy/specs';
+import type { AgentPolicySpec, ConfigFileSpec, HarnessSpec, PromptVia, ResultsSpec, ResumeSpec } from '../policy/specs';
+import { checkResumeShape } from './resume';
 import { checkPolicyShape, planPolicy } from './agent-policy';
 import { assertValidSpec, SPEC_API_VERSION } from '../policy/specs';
 import { lintCommandTemplate, promptViaOf, renderCommand, RenderValues, usesPlaceholder } from './command-template';
@@ -51,6 +52,14 @@ export interface HarnessProps {
    * @default - the preset's, as measured against its CLI; none for a custom harness (a policy item is then refused)
    */
   readonly policyMapping?: HarnessSpec['policyMapping'];
+  /**
+   * How the CLI continues a session's conversation (core/resume.ts): natively, `{ start?, argv,
+   * state }` (argv added before the prompt's elements, {session_id} the conversation id, the
+   * HOME-relative conversation files saved after a run and restored before the next), or
+   * `{ unsupported: "why" }` (the earlier turns as a transcript in the prompt).
+   * @default - the preset's, as measured against its CLI; the transcript for a custom harness
+   */
+  readonly resume?: ResumeSpec;
 }
 
 /** Options a preset accepts on top of its data. */
@@ -163,6 +172,7 @@ export class Harness {
       credentialEnv: data.credentialEnv,
       policy: options.policy,
       policyMapping: data.policyMapping,
+      resume: data.resume,
     });
   }
 
@@ -226,6 +236,9 @@ export class Harness {
     this.credentialEnv = [...(props.credentialEnv ?? [])];
     const policyProblems = checkPolicyShape(props.policy, `${where}: policy`);
     if (policyProblems.length) fail(policyProblems.join('\n'));
+    const homeConfig = (props.config ?? []).filter((f) => (f.base ?? 'home') === 'home').map((f) => f.path);
+    const resumeProblems = checkResumeShape(props.resume, `${where}: resume`, homeConfig);
+    if (resumeProblems.length) fail(resumeProblems.join('\n'));
 
     this.spec = {
       apiVersion: SPEC_API_VERSION,
@@ -244,6 +257,7 @@ export class Harness {
       ...(this.credentialEnv.length ? { credentialEnv: [...this.credentialEnv] } : {}),
       ...(props.policy && Object.keys(props.policy).length ? { policy: props.policy } : {}),
       ...(props.policyMapping ? { policyMapping: props.policyMapping } : {}),
+      ...(props.resume ? { resume: props.resume } : {}),
     } as HarnessSpec;
     assertValidSpec('Harness', this.spec, where);
     const unenforceable = planPolicy(this.spec, this.spec.policy ?? {}).problems;

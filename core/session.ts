@@ -1,7 +1,8 @@
 /**
  * Sessions: tasks that continue one another. The state of a session is what the next
- * task of it needs: the earlier turns (prompt and final answer, a size-capped transcript
- * given to the CLI as context) and the workspace change of the last run (one git patch
+ * task of it needs: the earlier turns (prompt and final answer), the CLI's own conversation
+ * files when its harness resumes natively (HarnessSpec.resume, core/resume.ts; otherwise the
+ * turns reach the CLI as a size-capped transcript in the prompt) and the workspace change of the last run (one git patch
  * per source, applied on the same base commit: the change the run recorded, runner/patch.ts). The controller keeps it in the ConfigMap
  * `session-<name>` (it survives pods and controller restarts), hands it to the worker with
  * the lease (a Job: mounts that ConfigMap for its runner, `paddock run --session-state`),
@@ -27,6 +28,19 @@ export interface SessionPatch {
   readonly bytes: number;
 }
 
+/** The CLI's own conversation state (a harness that resumes natively). */
+export interface SessionCliState {
+  /** The conversation's id, {session_id} of the harness's resume argv (picked on the session's first run). */
+  readonly id: string;
+  /** The HOME-relative files of the harness's resume.state, packed (packCliState): gzip, then base64. Absent when withheld. */
+  readonly state?: string;
+  /** Their size before compression. */
+  readonly bytes: number;
+  readonly files: number;
+  /** Why the run's CLI state was not kept (over the cap, or it held a credential): the session cannot continue natively. */
+  readonly withheld?: string;
+}
+
 export interface SessionState {
   readonly name: string;
   /** The pool of the task that saved it (set by the controller): who may see it, which tasks may continue it. */
@@ -41,8 +55,65 @@ export interface SessionState {
    * held something shaped like a credential): the session's next task fails saying so.
    */
   readonly broken?: { readonly task: string; readonly reason: string };
-  /** How the CLI got the earlier turns: "transcript" (as context in the prompt). */
-  readonly resume: 'transcript';
+  /** The CLI's conversation files of the last run (a harness that resumes natively). */
+  readonly cli?: SessionCliState;
+  /** How the next run's CLI gets the earlier turns: "native" (its own state restored, its resume argv) or "transcript" (as context in the prompt). */
+  readonly resume: 'native' | 'transcript';
+}
+
+/** Largest CLI state, gzipped (it travels base64-encoded in the session's ConfigMap, under MAX_SESSION_BYTES). */
+export const MAX_CLI_STATE_GZIP_BYTES = 384 * 1024;
+/** Largest CLI state before compression (the runner stops reading past it). */
+export const MAX_CLI_STATE_BYTES = 16 * 1024 * 1024;
+
+export interface CliStateFile {
+  /** Relative to HOME, '/'-separated. */
+  readonly path: string;
+  readonly mode: number;
+  readonly content: Buffer;
+}
+
+/**
+ * Pack the CLI's files for the session: a JSON list (text as text, so that it compresses
+ * well; anything else base64-encoded), gzipped, base64-encoded.
+ */
+export function packCliState(files: readonly CliStateFile[]): string {
+  const entry = (f: CliStateFile) => {
+    const text = f.content.toString('utf8');
+    const body = Buffer.from(text, 'utf8').equals(f.content) ? { text } : { content: f.content.toString('base64') };
+    return { path: f.path, mode: f.mode & 0o777, ...body };
+  };
+  return gzipSync(JSON.stringify({ files: files.map(entry) })).toString('base64');
+}
+
+/** The files of a packed CLI state; throws saying what is wrong with it. */
+export function unpackCliState(state: string): CliStateFile[] {
+  let parsed: any;
+  try {
+    parsed = JSON.parse(gunzipSync(Buffer.from(state, 'base64')).toString('utf8'));
+  } catch (err) {
+    throw new Error(`the CLI state is not a gzipped, base64-encoded file list (${(err as Error).message})`);
+  }
+  if (!parsed || !Array.isArray(parsed.files)) throw new Error('the CLI state holds no file list');
+  return parsed.files.map((f: any, i: number) => {
+    if (typeof f?.path !== 'string' || (typeof f?.content !== 'string' && typeof f?.text !== 'string')) throw new Error(`the CLI state's file ${i} has no path or content`);
+    const content = typeof f.text === 'string' ? Buffer.from(f.text, 'utf8') : Buffer.from(f.content, 'base64');
+    return { path: f.path, mode: typeof f.mode === 'number' ? f.mode & 0o777 : 0o600, content };
+  });
+}
+
+/** The CLI state of a report, checked field by field (what the controller keeps); undefined when absent or malformed. */
+export function cliStateOf(value: unknown): SessionCliState | undefined {
+  const v = value as Record<string, unknown> | undefined;
+  if (!v || typeof v !== 'object' || typeof v.id !== 'string' || !v.id) return undefined;
+  const num = (x: unknown) => (typeof x === 'number' && Number.isFinite(x) && x >= 0 ? x : 0);
+  return {
+    id: v.id,
+    ...(typeof v.state === 'string' && v.state ? { state: v.state } : {}),
+    bytes: num(v.bytes),
+    files: num(v.files),
+    ...(typeof v.withheld === 'string' && v.withheld ? { withheld: v.withheld } : {}),
+  };
 }
 
 /** Largest session state (state.json in its ConfigMap; ConfigMaps hold at most 1 MiB). */
@@ -136,7 +207,8 @@ export function promptWithTranscript(state: SessionState | undefined, prompt: st
 export function sessionSizeProblem(state: SessionState): string | undefined {
   const bytes = Buffer.byteLength(JSON.stringify(state));
   if (bytes <= MAX_SESSION_BYTES) return undefined;
-  return `session "${state.name}": its state is ${bytes} bytes, over the limit of ${MAX_SESSION_BYTES} (a ConfigMap holds at most 1 MiB); the workspace change is too large to carry over: start a new session, or set session.freshWorkspace: true`;
+  const cli = state.cli?.state ? ` (the CLI's conversation ${state.cli.state.length} of them)` : '';
+  return `session "${state.name}": its state is ${bytes} bytes${cli}, over the limit of ${MAX_SESSION_BYTES} (a ConfigMap holds at most 1 MiB); the workspace change or the conversation is too large to carry over: start a new session, or set session.freshWorkspace: true`;
 }
 
 /**

@@ -150,7 +150,20 @@ export interface HarnessSpec {
   readonly gatewayMaxRetries?: number;
   readonly hosts?: string[];
   readonly credentialEnv?: string[];
+  /** How its CLI continues a session's conversation (core/resume.ts); absent: from a transcript. */
+  readonly resume?: ResumeSpec;
 }
+
+/**
+ * How a CLI continues a session's conversation. Native: `argv` is added (before the prompt's
+ * elements) when the session holds the CLI's state from an earlier run, `start` on its first
+ * run; `state` names the HOME-relative files that hold the conversation, saved after a run and
+ * restored before the next. `{session_id}` in any of them is the session's conversation id.
+ * Unsupported: the earlier turns reach the CLI as a transcript in the prompt, and this says why.
+ */
+export type ResumeSpec =
+  | { readonly start?: string[]; readonly argv: string[]; readonly state: string[] }
+  | { readonly unsupported: string };
 
 export interface CredentialEnvSpec {
   readonly name: string;

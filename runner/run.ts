@@ -9,6 +9,7 @@
  *   changes  the agent's change of every source as a git patch (patch.ts)
  * and always write artifacts/status.json. Returns the exit code (table in status.ts).
  */
+import { randomUUID } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import { insertPolicyArgs, policyFor } from '../core/agent-policy';
@@ -28,7 +29,9 @@ import { FetchContext, fetchSources, gitCaEnv } from './sources';
 import { gatewayWiring } from './gateway-wiring';
 import { PROVIDER_FAILING_PATTERN } from '../core/model-providers';
 import { poolForPhase, readFetchRecord, RunPhaseKind, writeFetchRecord } from './fetch-record';
-import { promptWithTranscript, sessionPatchesOf, SessionState, SessionTurn } from '../core/session';
+import { promptWithTranscript, SessionCliState, sessionPatchesOf, SessionState, SessionTurn } from '../core/session';
+import { checkResumeShape, insertResumeArgs, nativeResume, resumeArgs, resumeStatePaths } from '../core/resume';
+import { collectCliState, restoreCliState } from './cli-state';
 import { readSessionFile, restoreWorkspace, writeSessionState } from './session';
 import { readPatches, recordChanges } from './patch';
 import type { SourceChange } from '../core/protocol';
@@ -111,8 +114,10 @@ export interface RunOptions {
    */
   readonly credentialDir?: string;
   /**
-   * The state of the task's session (the warm worker gets it with its lease): the earlier
-   * turns reach the CLI as a transcript, the last run's change is applied to the sources.
+   * The state of the task's session (the warm worker gets it with its lease): the CLI's own
+   * conversation files are restored and its resume argv added (a harness whose resume is
+   * native), else the earlier turns reach the CLI as a transcript; the last run's change is
+   * applied to the sources.
    * @default - none: a task with a session starts it
    */
   readonly session?: SessionState;
@@ -197,7 +202,11 @@ export async function run(opts: RunOptions = {}): Promise<number> {
       const harness = (state.harness = readSpec<HarnessSpec>('Harness', opts.harness ?? env.PADDOCK_HARNESS_SPEC ?? POD_PATHS.harness));
       const poolSource = resolvePoolSource(opts.pool, env);
       const pool = (state.pool = poolSource === undefined ? undefined : withCredentialDir(readSpec<PoolSpec>('Pool', poolSource), opts.credentialDir && path.resolve(opts.credentialDir)));
-      const issues = [...crossCheck({ task, harness, pool }), ...lintCommandTemplate(harness.command, `harness "${harness.name}" command`)];
+      const issues = [
+        ...crossCheck({ task, harness, pool }),
+        ...lintCommandTemplate(harness.command, `harness "${harness.name}" command`),
+        ...checkResumeShape(harness.resume, `harness "${harness.name}" resume`, (harness.config?.files ?? []).filter((f) => (f.base ?? 'home') === 'home').map((f) => f.path)),
+      ];
       const model = task.model ?? harness.defaultModel;
       if (usesPlaceholder(harness.command, 'model') && model === undefined) {
         issues.push(`task.model: is not set and harness "${harness.name}" has no defaultModel, but its command uses {model}`);
@@ -275,9 +284,23 @@ export async function run(opts: RunOptions = {}): Promise<number> {
     }
 
     // ---- config ----
-    // In a session the CLI gets the earlier turns as a transcript before the prompt.
-    const prompt = task.session ? promptWithTranscript(opts.session, task.prompt) : task.prompt;
-    const prepared = await phase('config', () => prepareConfig(prompt, task, harness, loaded.configFiles, credentials, dirs, scratch!, state.sources));
+    // In a session the CLI continues its own conversation (its state of the last run, when
+    // the same harness left one), else it gets the earlier turns as a transcript before the prompt.
+    const native = task.session ? nativeResume(harness) : undefined;
+    const previous = native && opts.session?.cli?.state && opts.session.harness === harness.name ? opts.session.cli : undefined;
+    const conversationId = native ? (previous?.id ?? randomUUID()) : undefined;
+    const prompt = task.session && !previous ? promptWithTranscript(opts.session, task.prompt) : task.prompt;
+    const prepared = await phase('config', () => {
+      if (native && previous?.state) {
+        try {
+          const n = restoreCliState(dirs.home, previous.state, resumeStatePaths(native, previous.id));
+          log(`session "${task.session!.name}": the CLI continues its conversation ${previous.id} (${n} file(s) restored)`);
+        } catch (err) {
+          throw new RunFailure('invalid_spec', `session "${task.session!.name}": the previous run's CLI state cannot be restored: ${(err as Error).message}; delete the session and start it again`);
+        }
+      }
+      return prepareConfig(prompt, task, harness, loaded.configFiles, credentials, dirs, scratch!, state.sources);
+    });
 
     // ---- agent ----
     const agent = await phase('agent', async () => {
@@ -288,7 +311,8 @@ export async function run(opts: RunOptions = {}): Promise<number> {
         workdir: prepared.workdir,
       });
       // After rendering: policy values (a system prompt) are never read as placeholders.
-      const argv = insertPolicyArgs(harness.command, rendered, loaded.policyArgs);
+      const withPolicy = insertPolicyArgs(harness.command, rendered, loaded.policyArgs);
+      const argv = native && conversationId ? insertResumeArgs(harness.command, withPolicy, resumeArgs(native, conversationId, Boolean(previous))) : withPolicy;
       const agentEnv = buildAgentEnv({ runnerEnv: env, home: dirs.home, harness, pool, task, credentialEnv: credentials.env });
       let finalArgv = argv;
       if (loaded.bwrap) {
@@ -379,11 +403,35 @@ export async function run(opts: RunOptions = {}): Promise<number> {
       }
     });
 
+    /** The CLI's conversation files, for the session's next run (never the runner's own files, never a credential). */
+    function collectConversation(resume: NonNullable<typeof native>, id: string): SessionCliState {
+      const label = `session "${task.session!.name}"`;
+      const own = [...loaded.configFiles.filter((f) => f.base === 'home').map((f) => f.path), ...credentials.files.map((f) => f.path)];
+      let cli: SessionCliState;
+      try {
+        cli = collectCliState(dirs.home, id, { patterns: resumeStatePaths(resume, id), exclude: own, holdsSecret: (text) => redactor.matches(text).length > 0, log });
+      } catch (err) {
+        cli = { id, bytes: 0, files: 0, withheld: `the CLI's conversation files cannot be read (${(err as Error).message})` };
+      }
+      if (cli.withheld) log(`${label}: ${cli.withheld}`);
+      else if (cli.files === 0) log(`${label}: the CLI wrote none of its conversation files (${resume.state.join(', ')}); the next run gets the transcript`);
+      else log(`${label}: kept the CLI's conversation ${id} (${cli.files} file(s), ${cli.bytes} bytes)`);
+      return cli.files === 0 && !cli.withheld ? { id, bytes: 0, files: 0 } : cli;
+    }
+
     // ---- session: this turn, and the change just recorded (never a withheld one: it is not stored) ----
     if (task.session && turn) {
       const carried = sessionPatchesOf(state.changes, readPatches(dirs.artifacts, state.changes), state.changesError);
       if (carried.problem) log(`session "${task.session.name}": ${carried.problem}`);
-      writeSessionState(dirs.artifacts, { name: task.session.name, harness: harness.name, turns: [...(opts.session?.turns ?? []), turn], patches: carried.patches, resume: 'transcript' });
+      const cli = native && conversationId ? collectConversation(native, conversationId) : undefined;
+      writeSessionState(dirs.artifacts, {
+        name: task.session.name,
+        harness: harness.name,
+        turns: [...(opts.session?.turns ?? []), turn],
+        patches: carried.patches,
+        ...(cli ? { cli } : {}),
+        resume: cli?.state ? 'native' : 'transcript',
+      });
     }
 
     ({ outcome, message } = agentOutcome(agent, task.timeoutSeconds ?? 1800, state.command?.[0], harness.gatewayMaxRetries));

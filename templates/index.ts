@@ -57,6 +57,8 @@ export interface PresetData {
   readonly credentialEnv: string[];
   /** How the CLI enforces each agent-policy item, as measured against it (harness.schema.json policyMapping). */
   readonly policyMapping: HarnessSpec['policyMapping'];
+  /** How the CLI continues a session's conversation, as measured against it (harness.schema.json resume). */
+  readonly resume: NonNullable<HarnessSpec['resume']>;
 }
 
 /** From source (ts-jest) templates/ is this folder; from lib/templates/ it is two levels up. */

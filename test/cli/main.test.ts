@@ -39,6 +39,20 @@ describe('paddock harness dry-run (the built CLI, as a process)', () => {
     expect(bad.stderr).toMatch(/Harness "opencode": promptVia must be "argv", "stdin", "file"; got "tty"/);
   });
 
+  test('--session shows the argv a session\'s first and later runs add, how the CLI resumes and the state it keeps', () => {
+    const claude = paddock('harness', 'dry-run', 'claude-code', '--prompt', 'hi', '--session');
+    expect(claude.status).toBe(0);
+    const base = Harness.claudeCode().render({ prompt: 'hi' });
+    expect(JSON.parse(claude.stdout)).toEqual({
+      argv: [...base.slice(0, -2), '--session-id', '{session_id}', '--', 'hi'],
+      resumed: [...base.slice(0, -2), '--resume', '{session_id}', '--', 'hi'],
+      resume: 'native',
+      state: ['.claude/projects'],
+    });
+    const opencode = paddock('harness', 'dry-run', 'opencode', '--prompt', 'hi', '--session');
+    expect(JSON.parse(opencode.stdout)).toMatchObject({ resume: expect.stringMatching(/^transcript \(opencode 1\.18 ties a session to the directory it ran in/), state: [] });
+  });
+
   test('an unknown preset exits 2 and lists the presets', () => {
     const result = paddock('harness', 'dry-run', 'codexx', '--prompt', 'hi');
     expect(result.status).toBe(2);

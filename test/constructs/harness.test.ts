@@ -184,3 +184,57 @@ function configOf(h: Harness, file: string): any {
   const planned = planConfigFiles([{ label: 'harness', layer: h.spec.config }]).find((f) => f.path === file)!;
   return planned.format === 'toml' ? TOML.parse(planned.content) : JSON.parse(planned.content);
 }
+
+describe('resume: how a CLI continues a session', () => {
+  const custom = (resume: unknown, config?: any[]) =>
+    new Harness({ name: 'mine', capability: 'harness.mine', image: 'example.com/mine:1', command: ['mine', '{prompt}'], resume: resume as any, ...(config ? { config } : {}) });
+
+  test('each preset says how it resumes: native (argv, the conversation files in HOME) or transcript and why', () => {
+    expect(Harness.codex().spec.resume).toEqual({ argv: ['resume', '--last', '--all'], state: ['.codex/sessions'] });
+    // Codex writes its conversation only without --ephemeral.
+    expect(Harness.codex().spec.command).not.toContain('--ephemeral');
+    expect(Harness.claudeCode().spec.resume).toEqual({ start: ['--session-id', '{session_id}'], argv: ['--resume', '{session_id}'], state: ['.claude/projects'] });
+    expect(Harness.geminiCli().spec.resume).toEqual({ start: ['--session-id', '{session_id}'], argv: ['--resume', '{session_id}'], state: ['.gemini/tmp/*/chats'] });
+    expect(Harness.copilot().spec.resume).toEqual({ start: ['--session-id={session_id}'], argv: ['--session-id={session_id}'], state: ['.copilot/session-state/{session_id}'] });
+    expect(Harness.opencode().spec.resume).toEqual({ unsupported: expect.stringMatching(/^opencode 1\.18 ties a session to the directory it ran in \(measured\)/) });
+  });
+
+  test('no preset keeps a credential or config file of its own as conversation state', () => {
+    for (const name of Harness.presets()) {
+      const { spec } = Harness.fromPreset(name);
+      const state = spec.resume && 'state' in spec.resume ? spec.resume.state : [];
+      for (const p of state) expect(p).not.toMatch(/auth|token|config|credential|settings|\.json$|\.toml$/);
+    }
+  });
+
+  test('a custom harness may declare it; without one it resumes from the transcript', () => {
+    expect(custom({ argv: ['--continue'], state: ['.mine/history'] }).spec.resume).toEqual({ argv: ['--continue'], state: ['.mine/history'] });
+    expect(custom(undefined).spec.resume).toBeUndefined();
+    expect(custom({ unsupported: 'mine keeps no history' }).spec.resume).toEqual({ unsupported: 'mine keeps no history' });
+  });
+
+  test.each<[string, unknown, RegExp]>([
+    ['a state path leaving HOME', { argv: ['--continue'], state: ['../etc'] }, /Harness "mine": resume\.state\[0\]: "\.\.\/etc" must stay inside HOME: a relative path without "\.\.", "\." or empty segments, e\.g\. "\.codex\/sessions"/],
+    ['an absolute state path', { argv: ['--continue'], state: ['/root/.mine'] }, /resume\.state\[0\]: "\/root\/\.mine" must stay inside HOME/],
+    ['a "*" inside a name', { argv: ['--continue'], state: ['.mine/ses*'] }, /resume\.state\[0\]: "\.mine\/ses\*": "\*" matches one whole name; write it as its own segment/],
+    ['all of HOME', { argv: ['--continue'], state: ['*'] }, /resume\.state\[0\]: "\*" would take all of HOME; name the CLI's conversation folder/],
+    ['an unknown placeholder', { argv: ['--resume', '{id}'], state: ['.mine'] }, /resume\.argv\[1\]: unknown placeholder "\{id\}"; the only one is \{session_id\}/],
+    ['no argv', { state: ['.mine'] }, /resume\.argv: must be a non-empty list of argv elements, e\.g\. \["--resume", "\{session_id\}"\]/],
+    ['no state', { argv: ['--continue'] }, /resume\.state: must list the HOME-relative files or folders of the conversation/],
+    ['both kinds', { argv: ['--continue'], state: ['.mine'], unsupported: 'x' }, /resume: has unsupported and argv, state; give either \{ unsupported \} or \{ argv, state \}/],
+    ['an empty reason', { unsupported: ' ' }, /resume\.unsupported: must say why the CLI cannot resume natively/],
+  ])('%s is an error naming the field and the fix', (_what, resume, message) => {
+    expect(() => custom(resume)).toThrow(message);
+  });
+
+  test('a state path that covers a config file of the harness is refused (it may hold keys)', () => {
+    expect(() => custom({ argv: ['--continue'], state: ['.mine'] }, [{ path: '.mine/config.json', format: 'json', content: '{}' }])).toThrow(
+      'Harness "mine": resume.state[0]: ".mine" covers the harness\'s config file ".mine/config.json"; name the conversation\'s files only (never config or credentials)',
+    );
+  });
+
+  test('the schema refuses a resume of the wrong shape, naming it', () => {
+    const spec = { ...Harness.codex().spec, resume: { argv: 'resume', state: ['.codex/sessions'] } };
+    expect(validateSpec('Harness', spec)).toContain('resume.argv: must be array');
+  });
+});

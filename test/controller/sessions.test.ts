@@ -7,13 +7,14 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { ApiServers, startApis } from '../../controller/api';
+import { ApiServers, startApi, startApis } from '../../controller/api';
 import { Controller } from '../../controller/controller';
 import { main } from '../../cli/main';
 import type { MemoryStore } from '../../controller/store';
 import { runWorker } from '../../runner/worker';
 import { makeTmpDir } from '../support/runner-fixtures';
-import { addPool, devNull, localToken, memoryPlatform, NS, slowHarness, taskSpec } from './support/platform';
+import { addPool, devNull, localToken, memoryPlatform, NS, slowHarness, talkHarness, taskSpec } from './support/platform';
+import { packCliState, unpackCliState } from '../../core/session';
 import { until } from './support/controller-process';
 import type { ApiAuth, TaskAccess } from '../../controller/auth';
 import { LABEL_SESSION, standardLabels } from '../../core/labels';
@@ -200,5 +201,85 @@ describe('sessions: one task at a time, the state carried over, the API and CLI'
     await until('retried to succeed', async () => (await view('retried')).phase === 'Succeeded', () => '', 30_000);
     expect((await view('retried')).run).toMatchObject({ attempt: 2 });
     expect(controller.session('again')!.turns).toEqual([{ task: 'retried', prompt: 'go', output: 'got: go' }]);
+  });
+
+  describe('a harness that resumes natively (a fake CLI, talk-agent.js, that keeps its conversation in HOME)', () => {
+    async function startTalk(): Promise<void> {
+      store = memoryPlatform(talkHarness());
+      controller = new Controller({ store, namespace: NS });
+      await controller.start();
+      token = localToken(root);
+      apis = await startApis(controller, { port: 0, workerPort: 0, host: '127.0.0.1', auth: token.auth });
+      // Two workers: the second task may run in another directory, with another HOME.
+      for (const id of ['w1', 'w2']) {
+        void runWorker({ controller: apis.workers.url, pool: 'warm', tokenFile: token.tokenFile, id, workDir: path.join(root, id), waitMs: 200, signal: abort.signal, log: () => undefined, stdout: devNull(), stderr: devNull() });
+      }
+    }
+    const talk = (name: string, session: object, prompt: string) => taskSpec(name, { harness: 'talk', session, prompt } as any);
+    const ended = async (name: string) => until(`${name} to end`, async () => ['Succeeded', 'Failed'].includes((await view(name)).phase), () => '', 30_000);
+
+    test('the CLI\'s conversation files travel with the session: the next run resumes them (no transcript), the API and CLI show their size', async () => {
+      await startTalk();
+      await submit(talk('t-one', { name: 'chat', create: true }, 'first question'));
+      await ended('t-one');
+      await submit(talk('t-two', { name: 'chat' }, 'second question'));
+      await ended('t-two');
+      expect((await view('t-two')).phase).toBe('Succeeded');
+      const state = controller!.session('chat')!;
+      expect(state).toMatchObject({ resume: 'native', cli: { id: expect.stringMatching(/^[0-9a-f-]{36}$/), files: 1, bytes: expect.any(Number), state: expect.any(String) } });
+      const id = state.cli!.id;
+      // The first run started the conversation, the second resumed it from the restored file, its prompt bare.
+      expect(state.turns[0].output).toBe(`--start ${id}\nuser: first question\n`);
+      expect(state.turns[1].output).toBe(`--resume ${id}\nuser: first question\nuser: second question\n`);
+      expect(unpackCliState(state.cli!.state!).map((f) => [f.path, f.content.toString()])).toEqual([[`.talk/${id}.log`, 'user: first question\nuser: second question\n']]);
+
+      const out: string[] = [];
+      const io = { stdout: (t: string) => out.push(t), stderr: (t: string) => out.push(t) };
+      expect(await main(['sessions', 'get', 'chat', '--server', apis!.tasks.url, '--token', token.token], io)).toBe(0);
+      expect(out.join('')).toMatch(/^session chat: pool warm, harness talk, resumed by native, \d+ bytes\nCLI conversation state: 1 file\(s\), 43 bytes \(\d+ stored\)\nturn 1: task t-one\nturn 2: task t-two\n/);
+      out.length = 0;
+      expect(await main(['sessions', 'get', 'chat', '-o', 'json', '--server', apis!.tasks.url, '--token', token.token], io)).toBe(0);
+      expect(JSON.parse(out.join(''))).toMatchObject({ resume: 'native', cli: { files: 1, bytes: 43, stored: expect.any(Number) } });
+      expect(out.join('')).not.toContain(state.cli!.state!);
+    });
+
+    test.each<[string, object, RegExp]>([
+      ['withheld by the runner (a granted credential in it)', { withheld: "the CLI's conversation file .talk/x.log holds a credential the agent was given; it is never stored, so the session cannot continue from it" }, /the CLI's conversation state was not kept: the CLI's conversation file \.talk\/x\.log holds a credential the agent was given/],
+      ['not a packed file list', { state: 'bm90LWd6aXA=' }, /the CLI state is not a gzipped, base64-encoded file list/],
+      ['holding a key-shaped string', { state: packCliState([{ path: '.talk/x.log', mode: 0o600, content: Buffer.from('AWS_SECRET=AKIAABCDEFGHIJKLMNOP') }]) }, /looks like/],
+    ])('a reported CLI state %s is not stored: the session is broken, saying why', async (_what, cli, reason) => {
+      store = memoryPlatform(talkHarness(), { tasks: [taskSpec('raw', { harness: 'talk', session: { name: 'raw', create: true } } as any)] });
+      controller = new Controller({ store, namespace: NS });
+      await controller.start();
+      const { auth, headers } = localToken(root);
+      const api = await startApi(controller, { port: 0, host: '127.0.0.1', routes: 'workers', auth });
+      try {
+        const post = (route: string, body: unknown) => fetch(api.url + route, { method: 'POST', headers, body: JSON.stringify(body) }).then(async (r) => ({ status: r.status, body: (r.status === 204 ? undefined : await r.json()) as any }));
+        const grant = await post('/v1/leases', { pool: 'warm', worker: 'w', waitMs: 0 });
+        expect(grant.status).toBe(200);
+        const session = { name: 'raw', harness: 'talk', turns: [{ task: 'raw', prompt: 'p', output: 'o' }], patches: {}, resume: 'native', cli: { id: '0cb916db-26aa-40f2-86b5-1ba81b225fd2', bytes: 10, files: 1, ...cli } };
+        expect((await post(`/v1/leases/${grant.body.id}/complete`, { worker: 'w', status: { outcome: 'succeeded', task: 'raw' }, results: '', session })).status).toBe(200);
+        const stored = controller.session('raw')!;
+        expect(stored).toMatchObject({ turns: [], patches: {}, resume: 'transcript', broken: { task: 'raw', reason: expect.stringMatching(reason) } });
+        expect(stored.cli).toBeUndefined();
+        expect(controller.task('raw')!.run!.message).toMatch(/session state not saved: /);
+      } finally {
+        await api.close();
+      }
+    });
+
+    test('nothing secret is saved: a CLI conversation holding an API-key-shaped string is refused, the session is broken and says why', async () => {
+      await startTalk();
+      await submit(talk('t-leak', { name: 'leaky-chat', create: true }, 'LEAK please'));
+      await ended('t-leak');
+      expect((await view('t-leak')).run.message).toMatch(/session state not saved: .*looks like an OpenAI API key/);
+      const [cm] = store.list('ConfigMap', `${LABEL_SESSION}=leaky-chat`);
+      expect(JSON.stringify(cm.data)).not.toContain('sk-proj-');
+      expect(JSON.parse((cm.data as Record<string, string>)['state.json'])).toMatchObject({ turns: [], patches: {}, broken: { task: 't-leak', reason: expect.stringMatching(/looks like an OpenAI API key/) } });
+      expect(JSON.parse((cm.data as Record<string, string>)['state.json']).cli).toBeUndefined();
+      await submit(talk('t-after', { name: 'leaky-chat' }, 'go on'));
+      await ended('t-after');
+      expect((await view('t-after')).run.message).toMatch(/session "leaky-chat" cannot be continued: the state of task "t-leak" was not saved/);
+    });
   });
 });

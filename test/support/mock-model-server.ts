@@ -2,8 +2,8 @@
  * A loopback mock model server that speaks the wire protocols of the agent CLIs
  * (Codex, Claude Code, Gemini CLI, opencode, Copilot BYOK) well enough for one scripted round trip:
  *
- *   turn 1 (request offers tools, carries no tool result) -> ONE shell tool call running `shellCommand`
- *   turn 2 (request carries a tool result)                -> final assistant text `finalText`
+ *   turn 1 (request offers tools, no tool result after the last user prompt) -> ONE shell tool call running `shellCommand`
+ *   turn 2 (a tool result after the last user prompt)      -> final assistant text `finalText`
  *   side requests (titles, routing, next-speaker checks)  -> plain text / JSON, no tool call
  *
  * The turn is decided from each request's content, never from a global counter, so
@@ -79,6 +79,21 @@ export interface MockModelServer {
   close(): Promise<void>;
 }
 
+/**
+ * Whether the request's history ends in a tool result, i.e. one comes after the last user
+ * prompt: a resumed conversation carries the earlier turn's tool result before its new prompt,
+ * which still asks for a tool call.
+ */
+function toolResultAfterPrompt<T>(items: readonly T[], isToolResult: (item: T) => boolean, isPrompt: (item: T) => boolean): boolean {
+  let lastTool = -1;
+  let lastPrompt = -1;
+  items.forEach((item, i) => {
+    if (isToolResult(item)) lastTool = i;
+    else if (isPrompt(item)) lastPrompt = i;
+  });
+  return lastTool > lastPrompt;
+}
+
 /** Decides the scripted reply from the request content alone. */
 function decide(offersTools: boolean, carriesToolResult: boolean): 'tool_call' | 'final' | 'side' {
   if (carriesToolResult) return 'final';
@@ -89,7 +104,9 @@ export async function startMockModelServer(opts: MockModelServerOptions): Promis
   const requests: RecordedRequest[] = [];
   const sideText = opts.sideText ?? 'Mock title';
   let ids = 0;
-  const nextId = (prefix: string) => `${prefix}_mock${++ids}`;
+  // Unique across servers: a resumed conversation holds the ids an earlier server gave (a CLI drops a tool call whose id repeats).
+  const serverTag = Math.random().toString(36).slice(2, 8);
+  const nextId = (prefix: string) => `${prefix}_mock${serverTag}${++ids}`;
 
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -165,7 +182,7 @@ export async function startMockModelServer(opts: MockModelServerOptions): Promis
     const tools: any[] = Array.isArray(b.tools) ? b.tools : [];
     rec.toolNames = tools.map((t) => t.name ?? t.type).filter(Boolean);
     const input: any[] = Array.isArray(b.input) ? b.input : [];
-    const carries = input.some((i) => i && (i.type === 'function_call_output' || i.type === 'custom_tool_call_output'));
+    const carries = toolResultAfterPrompt(input, (i) => i && (i.type === 'function_call_output' || i.type === 'custom_tool_call_output'), (i) => i?.role === 'user');
     const kind = decide(tools.length > 0, carries);
     rec.kind = kind;
     const respId = nextId('resp');
@@ -203,7 +220,7 @@ export async function startMockModelServer(opts: MockModelServerOptions): Promis
     const tools: any[] = Array.isArray(b.tools) ? b.tools : [];
     rec.toolNames = tools.map((t) => t.function?.name ?? t.name).filter(Boolean);
     const messages: any[] = Array.isArray(b.messages) ? b.messages : [];
-    const kind = decide(tools.length > 0, messages.some((m) => m && m.role === 'tool'));
+    const kind = decide(tools.length > 0, toolResultAfterPrompt(messages, (m) => m?.role === 'tool', (m) => m?.role === 'user'));
     rec.kind = kind;
     const id = nextId('chatcmpl');
     const model = b.model ?? 'mock-model';
@@ -241,7 +258,7 @@ export async function startMockModelServer(opts: MockModelServerOptions): Promis
     const tools: any[] = Array.isArray(b.tools) ? b.tools : [];
     rec.toolNames = tools.map((t) => t.name).filter(Boolean);
     const messages: any[] = Array.isArray(b.messages) ? b.messages : [];
-    const carries = messages.some((m) => Array.isArray(m?.content) && m.content.some((c: any) => c?.type === 'tool_result'));
+    const carries = toolResultAfterPrompt(messages, (m) => Array.isArray(m?.content) && m.content.some((c: any) => c?.type === 'tool_result'), (m) => m?.role === 'user');
     const kind = decide(tools.length > 0, carries);
     rec.kind = kind;
     const id = nextId('msg');
@@ -283,7 +300,7 @@ export async function startMockModelServer(opts: MockModelServerOptions): Promis
     const decls: any[] = (Array.isArray(b.tools) ? b.tools : []).flatMap((t: any) => t.functionDeclarations ?? []);
     rec.toolNames = decls.map((d) => d.name).filter(Boolean);
     const contents: any[] = Array.isArray(b.contents) ? b.contents : [];
-    const carries = contents.some((c) => Array.isArray(c?.parts) && c.parts.some((p: any) => p?.functionResponse));
+    const carries = toolResultAfterPrompt(contents, (c) => Array.isArray(c?.parts) && c.parts.some((p: any) => p?.functionResponse), (c) => c?.role === 'user');
     const kind = decide(decls.length > 0, carries);
     rec.kind = kind;
     const name = rec.toolNames.find((n) => n === 'run_shell_command') ?? rec.toolNames.find((n) => /shell|bash/i.test(n)) ?? 'run_shell_command';

@@ -24,6 +24,23 @@ export function slowHarness(log: string, sleepMs: number): HarnessSpec {
   };
 }
 
+export const TALK_AGENT = path.join(__dirname, 'talk-agent.js');
+
+/** A harness whose stand-in CLI keeps its conversation in HOME and resumes it natively (talk-agent.js). */
+export function talkHarness(): HarnessSpec {
+  return {
+    apiVersion: 'paddock.dev/v1alpha1',
+    kind: 'Harness',
+    name: 'talk',
+    capability: 'harness.talk',
+    image: 'example.invalid/talk:1',
+    command: [process.execPath, TALK_AGENT, '{prompt}'],
+    promptVia: 'argv',
+    results: { from: 'stdout' },
+    resume: { start: ['--start', '{session_id}'], argv: ['--resume', '{session_id}'], state: ['.talk'] },
+  };
+}
+
 export function taskSpec(name: string, extra: Partial<TaskSpec> = {}): TaskSpec {
   return { apiVersion: 'paddock.dev/v1alpha1', kind: 'Task', name, pool: 'warm', harness: 'slow', prompt: `prompt-${name}`, timeoutSeconds: 60, ...extra };
 }
