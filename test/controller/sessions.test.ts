@@ -67,12 +67,14 @@ describe('sessions: one task at a time, the state carried over, the API and CLI'
     const log = await start(600);
     const names = ['s-a', 's-b', 's-c'];
     // Submitted together; a lower priority does not let a later task of the session go first.
-    await Promise.all([
-      submit(taskSpec('s-a', { session: { name: 'fix', create: true }, priority: 100 })),
-      new Promise((r) => setTimeout(r, 5)).then(() => submit(taskSpec('s-b', { session: { name: 'fix' }, priority: 900 }))),
-      new Promise((r) => setTimeout(r, 10)).then(() => submit(taskSpec('s-c', { session: { name: 'fix' } }))),
-      submit(taskSpec('loner')),
-    ]);
+    // Back to back, each once the API took the one before (submission order is the order the
+    // API accepts them; requests sent a few ms apart may arrive the other way round under load).
+    const sessionTasks = async () => {
+      await submit(taskSpec('s-a', { session: { name: 'fix', create: true }, priority: 100 }));
+      await submit(taskSpec('s-b', { session: { name: 'fix' }, priority: 900 }));
+      await submit(taskSpec('s-c', { session: { name: 'fix' } }));
+    };
+    await Promise.all([sessionTasks(), submit(taskSpec('loner'))]);
     await until('s-a to start', () => events(fs.readFileSync(log, 'utf8')).some((e) => e.task === 's-a'), () => '', 20_000);
     expect(await view('s-b')).toMatchObject({ phase: 'Queued', priority: 900, queue: { position: expect.any(Number) }, session: { name: 'fix', waitingFor: 's-a' } });
     // paddock tasks get shows it as such: its place in the queue and the session task it waits for.
