@@ -93,26 +93,31 @@ afterAll(async () => {
 
 const forgeHost = () => new URL(forge.url).host;
 
+/** Deliver a one-file patch to branch `branch` with a pull request on the forge at `api`, git and API through the proxy. */
+async function publishThroughProxy(api: string, branch: string, title: string, file: string, fetch: typeof globalThis.fetch) {
+  const tokenFile = path.join(makeTmpDir(), 'token');
+  fs.writeFileSync(tokenFile, PUSHER.password);
+  const task = { name: 'fix', sources: [{ name: 'work', type: 'git_https' as const, url: server.repoUrl('acme/work'), branch: 'main' }], delivery: { branch, pullRequest: { title } } };
+  const delivery = resolveDelivery(task, [{ host: server.host, secret: 's', key: 'k', username: PUSHER.username, forge: 'github', api }])!;
+  const patch = Buffer.from(`diff --git a/${file} b/${file}\nnew file mode 100644\n--- /dev/null\n+++ b/${file}\n@@ -0,0 +1 @@\n+${title}\n`);
+  return publish({
+    delivery,
+    base,
+    patch,
+    tokenFile,
+    caEnv: { GIT_SSL_CAINFO: server.caFile! },
+    proxyEnv: { HTTPS_PROXY: proxy.url, https_proxy: proxy.url, NO_PROXY: '', no_proxy: '' },
+    fetch,
+  });
+}
+
 describe('the publish step through its egress proxy (thin fake CONNECT proxy, real git server, thin fake GitHub API)', () => {
   test('git and the pull request both tunnel to the allowed hosts; nothing goes around the proxy', async () => {
     allowed = [server.host, forgeHost()];
-    const tokenFile = path.join(makeTmpDir(), 'token');
-    fs.writeFileSync(tokenFile, PUSHER.password);
-    const task = { name: 'fix', sources: [{ name: 'work', type: 'git_https' as const, url: server.repoUrl('acme/work'), branch: 'main' }], delivery: { branch: 'paddock/proxied', pullRequest: { title: 'Through the proxy' } } };
-    const delivery = resolveDelivery(task, [{ host: server.host, secret: 's', key: 'k', username: PUSHER.username, forge: 'github', api: forge.url }])!;
     const before = forge.requests.length;
-    const patch = Buffer.from('diff --git a/proxied.txt b/proxied.txt\nnew file mode 100644\n--- /dev/null\n+++ b/proxied.txt\n@@ -0,0 +1 @@\n+via the proxy\n');
-    const status = await publish({
-      delivery,
-      base,
-      patch,
-      tokenFile,
-      caEnv: { GIT_SSL_CAINFO: server.caFile! },
-      proxyEnv: { HTTPS_PROXY: proxy.url, https_proxy: proxy.url, NO_PROXY: '', no_proxy: '' },
-      fetch: forgeFetch({ proxy: proxy.url }),
-    });
+    const status = await publishThroughProxy(forge.url, 'paddock/proxied', 'Through the proxy', 'proxied.txt', forgeFetch({ proxy: proxy.url }));
     expect(status).toMatchObject({ state: 'pushed', branch: 'paddock/proxied', pullRequest: { number: 7 } });
-    expect(git(path.join(root, 'repos', 'acme', 'work.git'), 'show', 'paddock/proxied:proxied.txt')).toBe('via the proxy');
+    expect(git(path.join(root, 'repos', 'acme', 'work.git'), 'show', 'paddock/proxied:proxied.txt')).toBe('Through the proxy');
     const targets = new Set(proxy.connects.map((c) => c.target));
     expect(targets).toEqual(new Set([server.host, forgeHost()]));
     expect(proxy.connects.every((c) => c.status === 200)).toBe(true);
@@ -144,20 +149,7 @@ describe('the forge API over TLS inside the tunnel (thin fake CONNECT proxy, thi
 
   test('the pull request goes through CONNECT, then TLS checked against the private CA', async () => {
     allowed = [server.host, tlsHost()];
-    const tokenFile = path.join(makeTmpDir(), 'token');
-    fs.writeFileSync(tokenFile, PUSHER.password);
-    const task = { name: 'fix', sources: [{ name: 'work', type: 'git_https' as const, url: server.repoUrl('acme/work'), branch: 'main' }], delivery: { branch: 'paddock/tls-tunnel', pullRequest: { title: 'TLS through the proxy' } } };
-    const delivery = resolveDelivery(task, [{ host: server.host, secret: 's', key: 'k', username: PUSHER.username, forge: 'github', api: tlsForge.url }])!;
-    const patch = Buffer.from('diff --git a/tls.txt b/tls.txt\nnew file mode 100644\n--- /dev/null\n+++ b/tls.txt\n@@ -0,0 +1 @@\n+over tls\n');
-    const status = await publish({
-      delivery,
-      base,
-      patch,
-      tokenFile,
-      caEnv: { GIT_SSL_CAINFO: server.caFile! },
-      proxyEnv: { HTTPS_PROXY: proxy.url, https_proxy: proxy.url, NO_PROXY: '', no_proxy: '' },
-      fetch: forgeFetch({ proxy: proxy.url, ca: forgeCa }),
-    });
+    const status = await publishThroughProxy(tlsForge.url, 'paddock/tls-tunnel', 'TLS through the proxy', 'tls.txt', forgeFetch({ proxy: proxy.url, ca: forgeCa }));
     expect(status).toMatchObject({ state: 'pushed', branch: 'paddock/tls-tunnel', pullRequest: { number: 7 } });
     expect(proxy.connects.at(-1)).toEqual({ target: tlsHost(), status: 200 });
     expect(tlsForge.requests.map((r) => `${r.method} ${r.url}`)).toEqual(['POST /repos/acme/work/pulls']);

@@ -9,10 +9,9 @@ import * as path from 'path';
 import { AgentPool, AgentTask, CredentialSecret, Harness, SandboxProfile } from '../../constructs';
 import { parseRunArgs } from '../../cli/run';
 import { POD_PATHS } from '../../runner/run';
-import { SECRETS_MOUNT } from '../../core/labels';
 import { GitServer, startGitServer } from '../support/git-server';
 import { Capture, DemoRepo, FAKE_AGENT, listFiles, makeDemoRepos, makeTmpDir, readJson, readJsonl } from '../support/runner-fixtures';
-import { mountContainer } from '../support/kubelet';
+import { mountContainer, podRunOptions } from '../support/kubelet';
 import { newPlatform, synth } from '../support/synth';
 import { run } from '../../runner/run';
 
@@ -74,20 +73,7 @@ test('a synthesized AgentTask runs from its mounted ConfigMaps', async () => {
     expect(parsed.local).toBe(false);
     expect(Object.keys(m.mounts)).toEqual(expect.arrayContaining([POD_PATHS.harness, POD_PATHS.pool, POD_PATHS.task, POD_PATHS.home, POD_PATHS.workspace, POD_PATHS.artifacts, POD_PATHS.tmp]));
     try {
-      return await run({
-        ...parsed.options,
-        task: m.mounts[POD_PATHS.task],
-        harness: m.mounts[POD_PATHS.harness],
-        pool: m.mounts[POD_PATHS.pool],
-        workspace: m.at(POD_PATHS.workspace),
-        home: m.at(m.env.HOME ?? POD_PATHS.home),
-        artifacts: m.at(POD_PATHS.artifacts),
-        tmp: m.at(POD_PATHS.tmp),
-        env: m.env,
-        credentialDir: m.at(SECRETS_MOUNT),
-        stdout,
-        stderr,
-      });
+      return await run({ ...podRunOptions(m, parsed.options), stdout, stderr });
     } finally {
       m.unmount();
     }

@@ -8,7 +8,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { parseRunArgs } from '../../cli/run';
-import { POD_PATHS, run } from '../../runner/run';
+import { POD_PATHS, run, type RunOptions } from '../../runner/run';
 import { writeTerminationMessage } from '../../runner/termination-message';
 import { SECRETS_MOUNT } from '../../core/labels';
 
@@ -69,6 +69,23 @@ export function mountContainer(
   };
 }
 
+/** The runner's options in a mounted container: its args, with the pod's paths where the kubelet put them. */
+export function podRunOptions(m: MountedContainer, options: ReturnType<typeof parseRunArgs>['options']): RunOptions {
+  return {
+    ...options,
+    task: m.mounts[POD_PATHS.task],
+    harness: m.mounts[POD_PATHS.harness],
+    pool: m.mounts[POD_PATHS.pool],
+    workspace: m.at(POD_PATHS.workspace),
+    home: m.at(m.env.HOME ?? POD_PATHS.home),
+    artifacts: m.at(POD_PATHS.artifacts),
+    tmp: m.at(POD_PATHS.tmp),
+    env: m.env,
+    credentialDir: m.at(SECRETS_MOUNT),
+    ...(options.sessionFile ? { sessionFile: m.at(options.sessionFile) } : {}),
+  };
+}
+
 export interface PodRun {
   /** The runner container's exit code. */
   readonly code: number;
@@ -98,20 +115,7 @@ export async function runJobPod(
     const m = mountContainer(podRoot, podSpec, c, objects, secrets, baseEnv);
     const { options } = parseRunArgs(c.args.slice(1));
     try {
-      return await run({
-        ...options,
-        task: m.mounts[POD_PATHS.task],
-        harness: m.mounts[POD_PATHS.harness],
-        pool: m.mounts[POD_PATHS.pool],
-        workspace: m.at(POD_PATHS.workspace),
-        home: m.at(m.env.HOME ?? POD_PATHS.home),
-        artifacts: m.at(POD_PATHS.artifacts),
-        tmp: m.at(POD_PATHS.tmp),
-        env: m.env,
-        credentialDir: m.at(SECRETS_MOUNT),
-        ...(options.sessionFile ? { sessionFile: m.at(options.sessionFile) } : {}),
-        ...io,
-      });
+      return await run({ ...podRunOptions(m, options), ...io });
     } finally {
       m.unmount();
     }
