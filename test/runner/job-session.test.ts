@@ -2,7 +2,8 @@
  * A session task's Job, runner side: the Job the controller builds from the pool's
  * template (reconcile's buildJob) mounts the session's stored state; `paddock run` runs
  * each container as the pod does (its args, its mounts: the thin kubelet stand-in) and
- * continues the session from the mounted file: the earlier turns in the prompt, the last
+ * continues the session from the mounted file: the earlier turns in the prompt (or the
+ * CLI's own conversation restored, for a harness that resumes natively), the last
  * run's change applied on the fresh checkout. Afterwards the whole new state travels in
  * the log lines after the patches, as many as the termination message says.
  */
@@ -13,7 +14,8 @@ import { AgentPool, AgentTask, Harness, SandboxProfile } from '../../constructs'
 import { buildJob } from '../../controller/reconcile';
 import { harnessFromConfigMap, poolFromConfigMap, taskFromConfigMap } from '../../controller/observe';
 import { decodeTerminationMessage, patchesFromLog } from '../../core/protocol';
-import { sessionFromLog, SessionState } from '../../core/session';
+import { packCliState, sessionFromLog, SessionState, unpackCliState } from '../../core/session';
+import { TALK_AGENT } from '../controller/support/platform';
 import { writeTerminationMessage } from '../../runner/termination-message';
 import { runJobPod } from '../support/kubelet';
 import { GitServer, startGitServer } from '../support/git-server';
@@ -41,9 +43,8 @@ afterAll(async () => {
 });
 
 /** The platform's ConfigMaps and the Job the controller would create for task "two" of session "notes". */
-function sessionJob(stored?: SessionState) {
+function sessionJob(stored?: SessionState, harness = new Harness({ name: 'notes', capability: 'harness.notes', image: 'registry.example.com/paddock/notes:1', command: [process.execPath, '-e', AGENT] })) {
   const { chart, platform } = newPlatform();
-  const harness = new Harness({ name: 'notes', capability: 'harness.notes', image: 'registry.example.com/paddock/notes:1', command: [process.execPath, '-e', AGENT] });
   const pool = new AgentPool(platform, 'jobs', { harnesses: [harness], sandbox: SandboxProfile.none() });
   new AgentTask(platform, 'two', { pool, prompt: 'line from two', sources: [{ url: `${git.url}/demo.git`, name: 'demo' }], session: { name: 'notes' } });
   const objects = synth(chart);
@@ -133,4 +134,31 @@ test('the state travels whole: fields the runner writes beyond the known ones co
   expect(sessionFromLog(`paddock/v1 session ${huge}`).problem).toMatch(/^the session state is over 1572864 bytes, over the limit of 786432; start a new session$/);
   expect(sessionFromLog('paddock/v1 session bm90IGd6aXA=').problem).toMatch(/^the session state in the runner's log cannot be read \(/);
   expect(sessionFromLog('no such lines').problem).toBe('the runner reported no session state in its log');
+});
+
+test('a harness that resumes natively: the Job restores the CLI conversation from the mounted state, resumes it, and sends the grown conversation back', async () => {
+  const id = '4f7c2a1e-0b9d-4c3a-8e21-5d6f7a8b9c0d';
+  const earlier = 'user: line from one\n';
+  const stored: SessionState = {
+    name: 'notes',
+    pool: 'jobs',
+    harness: 'talk',
+    turns: [{ task: 'one', prompt: 'line from one', output: `--start ${id}\n${earlier}` }],
+    patches: {},
+    cli: { id, state: packCliState([{ path: `.talk/${id}.log`, mode: 0o600, content: Buffer.from(earlier) }]), bytes: earlier.length, files: 1 },
+    resume: 'native',
+  };
+  // talk-agent.js keeps its conversation in ~/.talk/ID.log; --resume fails when it is missing.
+  const talk = new Harness({ name: 'talk', capability: 'harness.talk', image: 'registry.example.com/paddock/talk:1', command: [process.execPath, TALK_AGENT, '{prompt}'], promptVia: 'argv', resume: { start: ['--start', '{session_id}'], argv: ['--resume', '{session_id}'], state: ['.talk'] } });
+  const { objects, podSpec } = sessionJob(stored, talk);
+  const stdout = new Capture();
+  const pod = await runJobPod(path.join(root, 'pod-native'), podSpec, objects, {}, { PATH: process.env.PATH, GIT_SSL_CAINFO: git.caFile }, { stdout, stderr: new Capture() });
+  expect(pod.code).toBe(0);
+  // The CLI resumed its own conversation (no transcript in the prompt): it printed both turns.
+  expect(stdout.text).toContain(`[agent] --resume ${id}\n[agent] user: line from one\n[agent] user: line from two\n`);
+  expect(stdout.text).not.toContain('This task continues session');
+  const { session, problem } = sessionFromLog(`${pod.logLines.join('\n')}\n`);
+  expect(problem).toBeUndefined();
+  expect(session).toMatchObject({ resume: 'native', cli: { id, files: 1 } });
+  expect(unpackCliState(session!.cli!.state!).map((f) => [f.path, f.content.toString()])).toEqual([[`.talk/${id}.log`, 'user: line from one\nuser: line from two\n']]);
 });
