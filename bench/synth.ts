@@ -32,7 +32,7 @@ function definition({ pools, tasks }: SynthCase): PlatformDefinition {
   return {
     namespace: 'bench',
     egress: [{ name: 'web', rules: [{ cidr: '0.0.0.0/0' }] }],
-    credentials: [{ secretName: 'keys', keys: ['OPENAI_API_KEY'], grants: Object.fromEntries(Array.from({ length: pools }, (_, i) => [`pool-${i}`, {}])) }],
+    credentials: [{ secretName: 'keys', keys: ['OPENAI_API_KEY', 'ANTHROPIC_API_KEY', 'GEMINI_API_KEY'], grants: Object.fromEntries(Array.from({ length: pools }, (_, i) => [`pool-${i}`, {}])) }],
     pools: Array.from({ length: pools }, (_, i) => ({ name: `pool-${i}`, harnesses: [presets[i % presets.length]], egress: ['web'] })),
     tasks: Array.from({ length: tasks }, (_, i) => ({
       name: `task-${i}`,

@@ -203,10 +203,14 @@ export class Controller {
   private readonly delivering = new Set<string>();
 
   /** Start the publish step of every finished run that asks for one and has no delivery status yet. */
-  private deliverFinished(): void {
-    for (const cm of this.cache.run.values()) {
-      const run = runFromConfigMap(cm);
-      if (!run || (run.phase !== 'Succeeded' && run.phase !== 'Failed') || this.delivering.has(run.name)) continue;
+  /** Start the delivery of finished runs: of the task keys just reconciled, or (undefined) of every run. */
+  private deliverFinished(keys?: readonly string[]): void {
+    // Per key, not every run: an event's cost must not grow with the number of runs.
+    const names = keys ? keys.flatMap((k) => this.index.names('run', k)) : [...this.cache.run.keys()];
+    for (const name of names) {
+      const cm = this.cache.run.get(name);
+      const run = cm ? this.memo(cm, runFromConfigMap) : undefined;
+      if (!cm || !run || (run.phase !== 'Succeeded' && run.phase !== 'Failed') || this.delivering.has(run.name)) continue;
       const state = cm.metadata.annotations?.[ANNOTATION.delivery];
       if (state && state !== 'pending') continue;
       const taskCm = this.cache.task.get(`task-${run.task}`);
@@ -484,6 +488,8 @@ export class Controller {
   /** One full pass (everything at once, as before the work queue), or each queued key on its own. */
   private async pass(): Promise<void> {
     const all: Action[] = [];
+    /** The task keys this pass reconciled (undefined: every task). */
+    let reconciled: readonly string[] | undefined;
     if (this.allDirty) {
       this.allDirty = false;
       this.dirty.clear();
@@ -494,6 +500,7 @@ export class Controller {
       all.push(...actions);
       if (wakeAt !== undefined) this.wakeAt(undefined, wakeAt);
       this.index.takeFreed(() => 0, this.now()); // the full pass saw every queue
+      reconciled = undefined;
     } else {
       // Oldest task first, as a full pass orders its queue.
       const age = (key: string) => {
@@ -501,6 +508,7 @@ export class Controller {
         return cm ? this.memo(cm, taskFromConfigMap)?.createdAt ?? 0 : 0;
       };
       const keys = [...this.dirty].map((k) => [age(k), k] as const).sort(([x, a], [y, b]) => x - y || (a < b ? -1 : a > b ? 1 : 0)).map(([, k]) => k);
+      reconciled = keys;
       this.dirty.clear();
       for (const key of keys) {
         this.wakes.delete(key);
@@ -516,7 +524,7 @@ export class Controller {
     }
     if (all.length) this.onActions?.(all);
     this.serveWaiters();
-    this.deliverFinished();
+    this.deliverFinished(reconciled);
   }
 
   /** Reconcile `key` (undefined: everything) at `t`; one timer for the earliest. */
