@@ -15,9 +15,9 @@ import { AgentPool, Harness, SandboxProfile } from '../../constructs';
 import type { KubeObject } from '../../controller/store';
 import { LABEL_SESSION } from '../../core/labels';
 import type { SessionState } from '../../core/session';
-import { Capture, makeDemoRepos, makeTmpDir } from '../support/runner-fixtures';
+import { Capture, makeTmpDir } from '../support/runner-fixtures';
 import { runJobPod } from '../support/kubelet';
-import { GitServer, startGitServer } from '../support/git-server';
+import { demoGitServerForSuite } from '../support/git-server';
 import { newPlatform, synth } from '../support/synth';
 import { FakeKubeApi, startFakeKubeApi } from './support/fake-kube-api';
 import { call, Ctl, startController, stopController, until } from './support/controller-process';
@@ -33,21 +33,10 @@ const ADMIN = 'admin-token';
 // Appends the prompt's last line to notes.txt of its checkout and prints the file.
 const AGENT = `const fs = require('fs'); let p = ''; process.stdin.on('data', (d) => (p += d)); process.stdin.on('end', () => { fs.appendFileSync('notes.txt', p.trim().split('\\n').pop() + '\\n'); process.stdout.write('NOTES\\n' + fs.readFileSync('notes.txt', 'utf8')); });`;
 
-let root: string;
-let git: GitServer;
 let fake: FakeKubeApi;
 let ctl: Ctl | undefined;
 
-beforeAll(async () => {
-  root = makeTmpDir('paddock-job-session-api-');
-  makeDemoRepos(path.join(root, 'repos'));
-  git = await startGitServer({ root: path.join(root, 'repos'), tls: true });
-});
-
-afterAll(async () => {
-  await git.close();
-  fs.rmSync(root, { recursive: true, force: true });
-});
+const suite = demoGitServerForSuite('paddock-job-session-api-');
 
 afterEach(async () => {
   await stopController(ctl);
@@ -91,7 +80,7 @@ test('fake API, test as kubelet: two tasks of a session in a job pool run one af
     seen.push({ task, jobs: fake.store.list('Job').map((j) => j.metadata.labels!['paddock.dev/task']), ...(state ? { session: state } : {}), runPhases: runPhases(), mountsSession: JSON.stringify(podSpec).includes('"session-notes"') });
     // While the first runs, the second is shown waiting for it.
     if (task === 'one') waitingShown.push(await until('two to be shown waiting', async () => (await view('two')).body.session?.waitingFor && (await view('two')).body, debug));
-    const pod = await runJobPod(path.join(root, `pod-${task}`), podSpec, fake.store.list('ConfigMap'), {}, { PATH: process.env.PATH, GIT_SSL_CAINFO: git.caFile }, { stdout: new Capture(), stderr: new Capture() });
+    const pod = await runJobPod(path.join(suite.root, `pod-${task}`), podSpec, fake.store.list('ConfigMap'), {}, { PATH: process.env.PATH, GIT_SSL_CAINFO: suite.git.caFile }, { stdout: new Capture(), stderr: new Capture() });
     const name = `${job.metadata.name}-x1`;
     fake.store.logs.set(`${name}/runner`, `[agent] output\n${pod.logLines.join('\n')}\n`);
     await fake.store.create({
@@ -110,7 +99,7 @@ test('fake API, test as kubelet: two tasks of a session in a job pool run one af
   ctl = await startController(kubeconfig);
   const debug = () => `${ctl!.out.join('')}\n--- seen\n${JSON.stringify(seen.map((s) => ({ ...s, session: s.session?.turns.map((t) => t.task) })))}`;
   const view = (name: string) => call(ctl!.url, 'GET', `/v1/tasks/${name}`, { token: ADMIN });
-  const task = (name: string, extra: object) => ({ apiVersion: 'paddock.dev/v1alpha1', kind: 'Task', name, pool: 'jobs', harness: 'notes', prompt: `line from ${name}`, timeoutSeconds: 60, sources: [{ name: 'demo', type: 'git_https', url: `${git.url}/demo.git` }], ...extra });
+  const task = (name: string, extra: object) => ({ apiVersion: 'paddock.dev/v1alpha1', kind: 'Task', name, pool: 'jobs', harness: 'notes', prompt: `line from ${name}`, timeoutSeconds: 60, sources: [{ name: 'demo', type: 'git_https', url: `${suite.git.url}/demo.git` }], ...extra });
   const ended = (name: string) => until(`${name} to end`, async () => ['Succeeded', 'Failed'].includes((await view(name)).body.phase) && (await view(name)).body, debug, 40_000);
   await until('the controller to serve', async () => (await call(ctl!.url, 'GET', '/v1/tasks', { token: ADMIN })).status === 200 || undefined, debug);
 
@@ -158,7 +147,7 @@ describe('a Job\'s session state that cannot be read back marks the session brok
     ['the lines are not in the log', 'no lines here\n', /pod lost-[0-9a-f]+-x1: the runner reported no session state in its log/],
     ['the log cannot be read', undefined, /the session state could not be read from pod lost-[0-9a-f]+-x1's log \(no log of pod/],
   ])('%s', async (_name, log, reason) => {
-    const store = memoryPlatform(slowHarness(path.join(root, 'unused.log'), 10), { mode: 'job', tasks: [spec] });
+    const store = memoryPlatform(slowHarness(path.join(suite.root, 'unused.log'), 10), { mode: 'job', tasks: [spec] });
     const job = runName(spec.name, specHashOf(spec));
     const labels = { 'app.kubernetes.io/name': 'paddock', 'app.kubernetes.io/instance': NS, 'app.kubernetes.io/component': 'task', 'paddock.dev/task': spec.name };
     // Adopted as it is (Running), then found finished: the report says one session line follows.

@@ -16,8 +16,7 @@ import { fetchSourcesArchive } from '../../controller/sources-archive';
 import type { MemoryStore } from '../../controller/store';
 import type { HarnessSpec, TaskSpec } from '../../policy/specs';
 import { runWorker } from '../../runner/worker';
-import { GitServer, startGitServer } from '../support/git-server';
-import { makeDemoRepos, makeTmpDir } from '../support/runner-fixtures';
+import { demoGitServerForSuite } from '../support/git-server';
 import { devNull, localToken, memoryPlatform, NS } from './support/platform';
 import { stableJson } from '../../core/stable-json';
 import type { PoolSpec } from '../../policy/specs';
@@ -29,19 +28,7 @@ jest.setTimeout(90_000);
 const AGENT = `const fs = require('fs'); let p = ''; process.stdin.on('data', (d) => (p += d)); process.stdin.on('end', () => { fs.appendFileSync('notes.txt', p.trim().split('\\n').pop() + '\\n'); process.stdout.write('NOTES\\n' + fs.readFileSync('notes.txt', 'utf8')); });`;
 const harness: HarnessSpec = { apiVersion: 'paddock.dev/v1alpha1', kind: 'Harness', name: 'slow', capability: 'harness.slow', command: [process.execPath, '-e', AGENT], promptVia: 'stdin', results: { from: 'stdout' } };
 
-let root: string;
-let git: GitServer;
-
-beforeAll(async () => {
-  root = makeTmpDir('paddock-session-sources-');
-  makeDemoRepos(path.join(root, 'repos'));
-  git = await startGitServer({ root: path.join(root, 'repos'), tls: true });
-});
-
-afterAll(async () => {
-  await git.close();
-  fs.rmSync(root, { recursive: true, force: true });
-});
+const suite = demoGitServerForSuite('paddock-session-sources-');
 
 describe('a session over sources the controller fetched', () => {
   let controller: Controller | undefined;
@@ -59,14 +46,14 @@ describe('a session over sources the controller fetched', () => {
   test('the second task starts from the first run\'s change, applied on the checkout the worker was handed', async () => {
     const store: MemoryStore = memoryPlatform(harness);
     const log: string[] = [];
-    controller = new Controller({ store, namespace: NS, log: (l) => log.push(l), fetchSources: (t, p, h) => fetchSourcesArchive(t, p, h, { env: { PATH: process.env.PATH, GIT_SSL_CAINFO: git.caFile } }) });
+    controller = new Controller({ store, namespace: NS, log: (l) => log.push(l), fetchSources: (t, p, h) => fetchSourcesArchive(t, p, h, { env: { PATH: process.env.PATH, GIT_SSL_CAINFO: suite.git.caFile } }) });
     await controller.start();
-    const token = localToken(root);
+    const token = localToken(suite.root);
     api = await startApi(controller, { port: 0, host: '127.0.0.1', routes: 'workers', auth: token.auth });
     const workerLog: string[] = [];
-    void runWorker({ controller: api.url, pool: 'warm', tokenFile: token.tokenFile, id: 'w1', workDir: path.join(root, 'work'), waitMs: 200, env: { PATH: process.env.PATH }, signal: abort.signal, log: (l) => workerLog.push(l), stdout: devNull(), stderr: devNull() });
+    void runWorker({ controller: api.url, pool: 'warm', tokenFile: token.tokenFile, id: 'w1', workDir: path.join(suite.root, 'work'), waitMs: 200, env: { PATH: process.env.PATH }, signal: abort.signal, log: (l) => workerLog.push(l), stdout: devNull(), stderr: devNull() });
     const debug = () => `--- controller\n${log.join('\n')}\n--- worker\n${workerLog.join('\n')}`;
-    const task = (name: string, extra: Partial<TaskSpec>): TaskSpec => ({ apiVersion: 'paddock.dev/v1alpha1', kind: 'Task', name, pool: 'warm', harness: 'slow', prompt: `line from ${name}`, timeoutSeconds: 30, sources: [{ name: 'demo', type: 'git_https', url: `${git.url}/demo.git` }], ...extra });
+    const task = (name: string, extra: Partial<TaskSpec>): TaskSpec => ({ apiVersion: 'paddock.dev/v1alpha1', kind: 'Task', name, pool: 'warm', harness: 'slow', prompt: `line from ${name}`, timeoutSeconds: 30, sources: [{ name: 'demo', type: 'git_https', url: `${suite.git.url}/demo.git` }], ...extra });
     const done = (name: string) => until(`${name} to succeed`, () => controller!.task(name)?.run?.phase === 'Succeeded', debug, 30_000);
 
     await store.create(taskConfigMap(NS, task('one', { session: { name: 'notes', create: true } })));
@@ -100,14 +87,14 @@ describe('a session over sources the controller fetched', () => {
     const pool: PoolSpec = { apiVersion: 'paddock.dev/v1alpha1', kind: 'Pool', name: 'warm', capabilities: [leaky.capability], harnesses: [leaky.name], mode: 'warm', concurrency: 100, credentials: { env: [{ name: 'DEPLOY_TOKEN' }] } };
     await store.replace({ ...(await store.get('ConfigMap', 'pool-warm'))!, data: { 'pool.json': stableJson(pool) } });
     const log: string[] = [];
-    controller = new Controller({ store, namespace: NS, log: (l) => log.push(l), fetchSources: (t, p, h) => fetchSourcesArchive(t, p, h, { env: { PATH: process.env.PATH, GIT_SSL_CAINFO: git.caFile } }) });
+    controller = new Controller({ store, namespace: NS, log: (l) => log.push(l), fetchSources: (t, p, h) => fetchSourcesArchive(t, p, h, { env: { PATH: process.env.PATH, GIT_SSL_CAINFO: suite.git.caFile } }) });
     await controller.start();
-    const auth = localToken(root);
+    const auth = localToken(suite.root);
     api = await startApi(controller, { port: 0, host: '127.0.0.1', routes: 'workers', auth: auth.auth });
     const workerLog: string[] = [];
-    void runWorker({ controller: api.url, pool: 'warm', tokenFile: auth.tokenFile, id: 'w1', workDir: path.join(root, 'work-leaky'), waitMs: 200, env: { PATH: process.env.PATH, DEPLOY_TOKEN: token }, signal: abort.signal, log: (l) => workerLog.push(l), stdout: devNull(), stderr: devNull() });
+    void runWorker({ controller: api.url, pool: 'warm', tokenFile: auth.tokenFile, id: 'w1', workDir: path.join(suite.root, 'work-leaky'), waitMs: 200, env: { PATH: process.env.PATH, DEPLOY_TOKEN: token }, signal: abort.signal, log: (l) => workerLog.push(l), stdout: devNull(), stderr: devNull() });
     const debug = () => `--- controller\n${log.join('\n')}\n--- worker\n${workerLog.join('\n')}`;
-    const task = (name: string, extra: Partial<TaskSpec>): TaskSpec => ({ apiVersion: 'paddock.dev/v1alpha1', kind: 'Task', name, pool: 'warm', harness: 'slow', prompt: 'go', timeoutSeconds: 30, sources: [{ name: 'demo', type: 'git_https', url: `${git.url}/demo.git` }], ...extra });
+    const task = (name: string, extra: Partial<TaskSpec>): TaskSpec => ({ apiVersion: 'paddock.dev/v1alpha1', kind: 'Task', name, pool: 'warm', harness: 'slow', prompt: 'go', timeoutSeconds: 30, sources: [{ name: 'demo', type: 'git_https', url: `${suite.git.url}/demo.git` }], ...extra });
     const ended = (name: string) => until(`${name} to end`, () => ['Succeeded', 'Failed'].includes(controller!.task(name)?.run?.phase ?? ''), debug, 30_000);
 
     await store.create(taskConfigMap(NS, task('leak-one', { session: { name: 'creds', create: true } })));

@@ -11,30 +11,17 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { Harness } from '../../core/harness';
-import { GitServer, startGitServer } from '../support/git-server';
-import { makeDemoRepos, makeTmpDir } from '../support/runner-fixtures';
+import { demoGitServerForSuite } from '../support/git-server';
 import { describeIfInstalled, expectAgentRun, runPresetE2e } from './support/agent-e2e';
 
 jest.setTimeout(180_000);
 
-let root: string;
-let git: GitServer;
-
-beforeAll(async () => {
-  root = makeTmpDir('paddock-agents-');
-  makeDemoRepos(path.join(root, 'repos'));
-  git = await startGitServer({ root: path.join(root, 'repos'), tls: true });
-});
-
-afterAll(async () => {
-  await git.close();
-  fs.rmSync(root, { recursive: true, force: true });
-});
+const suite = demoGitServerForSuite('paddock-agents-');
 
 describeIfInstalled('codex')('Codex CLI (Harness.codex())', () => {
   test('tool call, proof file, results.jsonl, status.json', async () => {
     const secret = 'sk-e2e-codex-0123456789abcdef';
-    const r = await runPresetE2e('codex', Harness.codex().spec, secret, git.repoUrl('demo'), { gitCaFile: git.caFile });
+    const r = await runPresetE2e('codex', Harness.codex().spec, secret, suite.git.repoUrl('demo'), { gitCaFile: suite.git.caFile });
     expectAgentRun(r, secret);
     // The preset's layer and the task's layer were merged.
     const config = fs.readFileSync(path.join(r.dirs.home, '.codex/config.toml'), 'utf8');
@@ -46,6 +33,6 @@ describeIfInstalled('codex')('Codex CLI (Harness.codex())', () => {
 describeIfInstalled('claude')('Claude Code (Harness.claudeCode())', () => {
   test('tool call, proof file, results.jsonl (from .result), status.json', async () => {
     const secret = 'sk-ant-e2e-claude-0123456789abcdef';
-    expectAgentRun(await runPresetE2e('claude-code', Harness.claudeCode().spec, secret, git.repoUrl('demo'), { gitCaFile: git.caFile }), secret);
+    expectAgentRun(await runPresetE2e('claude-code', Harness.claudeCode().spec, secret, suite.git.repoUrl('demo'), { gitCaFile: suite.git.caFile }), secret);
   });
 });

@@ -18,8 +18,8 @@ import { packCliState, sessionFromLog, SessionState, unpackCliState } from '../.
 import { TALK_AGENT } from '../controller/support/platform';
 import { writeTerminationMessage } from '../../runner/termination-message';
 import { runJobPod } from '../support/kubelet';
-import { GitServer, startGitServer } from '../support/git-server';
-import { Capture, DemoRepo, makeDemoRepos, makeTmpDir } from '../support/runner-fixtures';
+import { demoGitServerForSuite } from '../support/git-server';
+import { Capture, makeTmpDir } from '../support/runner-fixtures';
 import { newPlatform, synth } from '../support/synth';
 
 jest.setTimeout(60_000);
@@ -27,26 +27,13 @@ jest.setTimeout(60_000);
 // Keeps the prompt it got in HOME, appends the prompt's last line to notes.txt of its checkout, prints the file.
 const AGENT = `const fs = require('fs'); let p = ''; process.stdin.on('data', (d) => (p += d)); process.stdin.on('end', () => { fs.writeFileSync(process.env.HOME + '/prompt.txt', p); fs.appendFileSync('notes.txt', p.trim().split('\\n').pop() + '\\n'); process.stdout.write('NOTES\\n' + fs.readFileSync('notes.txt', 'utf8')); });`;
 
-let root: string;
-let git: GitServer;
-let repo: DemoRepo;
-
-beforeAll(async () => {
-  root = makeTmpDir('paddock-job-session-');
-  repo = makeDemoRepos(path.join(root, 'repos'));
-  git = await startGitServer({ root: path.join(root, 'repos'), tls: true });
-});
-
-afterAll(async () => {
-  await git.close();
-  fs.rmSync(root, { recursive: true, force: true });
-});
+const suite = demoGitServerForSuite('paddock-job-session-');
 
 /** The platform's ConfigMaps and the Job the controller would create for task "two" of session "notes". */
 function sessionJob(stored?: SessionState, harness = new Harness({ name: 'notes', capability: 'harness.notes', image: 'registry.example.com/paddock/notes:1', command: [process.execPath, '-e', AGENT] })) {
   const { chart, platform } = newPlatform();
   const pool = new AgentPool(platform, 'jobs', { harnesses: [harness], sandbox: SandboxProfile.none() });
-  new AgentTask(platform, 'two', { pool, prompt: 'line from two', sources: [{ url: `${git.url}/demo.git`, name: 'demo' }], session: { name: 'notes' } });
+  new AgentTask(platform, 'two', { pool, prompt: 'line from two', sources: [{ url: `${suite.git.url}/demo.git`, name: 'demo' }], session: { name: 'notes' } });
   const objects = synth(chart);
   const cm = (component: string) => objects.filter((o) => o.kind === 'ConfigMap' && o.metadata?.labels?.['app.kubernetes.io/component'] === component);
   const task = taskFromConfigMap(cm('task')[0] as any)!;
@@ -65,7 +52,7 @@ test('the Job reads the mounted session state, continues it, and prints the whol
     pool: 'jobs',
     harness: 'notes',
     turns: [{ task: 'one', prompt: 'line from one', output: 'NOTES\nline from one\n' }],
-    patches: { demo: { base: repo.mainSha, patch: patchOf(NEW_NOTES), bytes: NEW_NOTES.length } },
+    patches: { demo: { base: suite.repo.mainSha, patch: patchOf(NEW_NOTES), bytes: NEW_NOTES.length } },
     resume: 'transcript',
   };
   const { objects, podSpec, synthesizedJobs } = sessionJob(stored);
@@ -77,7 +64,7 @@ test('the Job reads the mounted session state, continues it, and prints the whol
   expect(JSON.stringify(podSpec.initContainers)).not.toContain('session');
 
   const stderr = new Capture();
-  const pod = await runJobPod(path.join(root, 'pod-two'), podSpec, objects, {}, { PATH: process.env.PATH, GIT_SSL_CAINFO: git.caFile }, { stdout: new Capture(), stderr });
+  const pod = await runJobPod(path.join(suite.root, 'pod-two'), podSpec, objects, {}, { PATH: process.env.PATH, GIT_SSL_CAINFO: suite.git.caFile }, { stdout: new Capture(), stderr });
   expect(pod.code).toBe(0);
   expect(stderr.text).toMatch(/session "notes": source "demo": continued from the previous run's change/);
   // The earlier turn reached the CLI as a transcript, and the first run's file was in the checkout.
@@ -107,7 +94,7 @@ test('the Job reads the mounted session state, continues it, and prints the whol
 test('a session deleted before the pod started: the runner fails saying so (the mount is optional)', async () => {
   const { objects, podSpec } = sessionJob();
   const stderr = new Capture();
-  const pod = await runJobPod(path.join(root, 'pod-gone'), podSpec, objects, {}, { PATH: process.env.PATH, GIT_SSL_CAINFO: git.caFile }, { stdout: new Capture(), stderr });
+  const pod = await runJobPod(path.join(suite.root, 'pod-gone'), podSpec, objects, {}, { PATH: process.env.PATH, GIT_SSL_CAINFO: suite.git.caFile }, { stdout: new Capture(), stderr });
   const report = decodeTerminationMessage(pod.message)!;
   expect(report.status).toMatchObject({
     outcome: 'invalid_spec',
@@ -152,7 +139,7 @@ test('a harness that resumes natively: the Job restores the CLI conversation fro
   const talk = new Harness({ name: 'talk', capability: 'harness.talk', image: 'registry.example.com/paddock/talk:1', command: [process.execPath, TALK_AGENT, '{prompt}'], promptVia: 'argv', resume: { start: ['--start', '{session_id}'], argv: ['--resume', '{session_id}'], state: ['.talk'] } });
   const { objects, podSpec } = sessionJob(stored, talk);
   const stdout = new Capture();
-  const pod = await runJobPod(path.join(root, 'pod-native'), podSpec, objects, {}, { PATH: process.env.PATH, GIT_SSL_CAINFO: git.caFile }, { stdout, stderr: new Capture() });
+  const pod = await runJobPod(path.join(suite.root, 'pod-native'), podSpec, objects, {}, { PATH: process.env.PATH, GIT_SSL_CAINFO: suite.git.caFile }, { stdout, stderr: new Capture() });
   expect(pod.code).toBe(0);
   // The CLI resumed its own conversation (no transcript in the prompt): it printed both turns.
   expect(stdout.text).toContain(`[agent] --resume ${id}\n[agent] user: line from one\n[agent] user: line from two\n`);

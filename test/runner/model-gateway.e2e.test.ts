@@ -5,30 +5,17 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { Harness } from '../../core/harness';
-import { GitServer, startGitServer } from '../support/git-server';
-import { makeDemoRepos, makeTmpDir } from '../support/runner-fixtures';
+import { demoGitServerForSuite } from '../support/git-server';
 import { describeIfInstalled } from './support/agent-e2e';
 import { expectThroughGateway, runPresetThroughGateway } from './support/gateway-e2e';
 
 jest.setTimeout(180_000);
 
-let root: string;
-let git: GitServer;
-
-beforeAll(async () => {
-  root = makeTmpDir('paddock-gw-agents-');
-  makeDemoRepos(path.join(root, 'repos'));
-  git = await startGitServer({ root: path.join(root, 'repos'), tls: true });
-});
-
-afterAll(async () => {
-  await git.close();
-  fs.rmSync(root, { recursive: true, force: true });
-});
+const suite = demoGitServerForSuite('paddock-gw-agents-');
 
 describeIfInstalled('codex')('Codex CLI through the model gateway', () => {
   test('the mock sees the real key; the agent only the placeholder', async () => {
-    const r = await runPresetThroughGateway('codex', Harness.codex().spec, { url: git.repoUrl('demo'), caFile: git.caFile });
+    const r = await runPresetThroughGateway('codex', Harness.codex().spec, { url: suite.git.repoUrl('demo'), caFile: suite.git.caFile });
     expectThroughGateway(r);
     expect(fs.readFileSync(path.join(r.dirs.home, '.codex/config.toml'), 'utf8')).toMatch(/\[model_providers\.paddock\][^[]*base_url = "http:\/\/127\.0\.0\.1:\d+\/local\/openai\/v1"/);
   });
@@ -36,6 +23,6 @@ describeIfInstalled('codex')('Codex CLI through the model gateway', () => {
 
 describeIfInstalled('claude')('Claude Code through the model gateway', () => {
   test('the mock sees the real key; the agent only the placeholder', async () => {
-    expectThroughGateway(await runPresetThroughGateway('claude-code', Harness.claudeCode().spec, { url: git.repoUrl('demo'), caFile: git.caFile }));
+    expectThroughGateway(await runPresetThroughGateway('claude-code', Harness.claudeCode().spec, { url: suite.git.repoUrl('demo'), caFile: suite.git.caFile }));
   });
 });

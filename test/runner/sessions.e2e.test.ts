@@ -16,27 +16,14 @@ import { Harness } from '../../core/harness';
 import { unpackCliState, type SessionState } from '../../core/session';
 import { checkNoSecretsInConfigMap } from '../../policy/rules';
 import { nativeResume } from '../../core/resume';
-import { GitServer, startGitServer } from '../support/git-server';
+import { demoGitServerForSuite } from '../support/git-server';
 import { MockPreset } from '../support/mock-provider';
-import { makeDemoRepos, makeTmpDir } from '../support/runner-fixtures';
 import { SESSION_FILE } from '../../runner/session';
 import { describeIfInstalled, runPresetE2e } from './support/agent-e2e';
 
 jest.setTimeout(300_000);
 
-let root: string;
-let git: GitServer;
-
-beforeAll(async () => {
-  root = makeTmpDir('paddock-sessions-e2e-');
-  makeDemoRepos(path.join(root, 'repos'));
-  git = await startGitServer({ root: path.join(root, 'repos'), tls: true });
-});
-
-afterAll(async () => {
-  await git.close();
-  fs.rmSync(root, { recursive: true, force: true });
-});
+const suite = demoGitServerForSuite('paddock-sessions-e2e-');
 
 /** Each turn appends to turns.txt; the second also copies what it found there to seen.txt. */
 const SHELL = 'cat turns.txt > seen.txt 2>/dev/null; echo turn >> turns.txt';
@@ -59,7 +46,7 @@ describe.each(cases)('%s: a two-task session', (_label, preset, program, resume,
   describeIfInstalled(program)(program, () => {
     test('the second run gets the first turn and continues from its change', async () => {
       const secret = `sk-session-${preset}-0123456789`;
-      const common = { shellCommand: () => SHELL, sourceUrl: git.repoUrl('demo'), gitCaFile: git.caFile, timeoutSeconds: 150 };
+      const common = { shellCommand: () => SHELL, sourceUrl: suite.git.repoUrl('demo'), gitCaFile: suite.git.caFile, timeoutSeconds: 150 };
       const first = await runPresetE2e(preset, make().spec, secret, undefined, { ...common, taskName: 'turn-one', prompt: FIRST_PROMPT, session: { ref: { name: 'work', create: true } } });
       if (first.status.outcome !== 'succeeded') throw new Error(`first run: ${first.status.outcome}: ${first.status.message}\n${first.stderr.slice(-2000)}`);
       const state = JSON.parse(fs.readFileSync(path.join(first.dirs.artifacts, SESSION_FILE), 'utf8')) as SessionState;
