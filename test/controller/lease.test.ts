@@ -7,11 +7,11 @@
 import { ChildProcess, spawn } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import { ApiServer, ApiServers, startApi, startApis } from '../../controller/api';
+import { ApiServer, ApiServers, startApi } from '../../controller/api';
 import { Controller } from '../../controller/controller';
 import { main } from '../../cli/main';
 import { makeTmpDir } from '../support/runner-fixtures';
-import { addPool, localToken, memoryPlatform, slowHarness, taskSpec } from './support/platform';
+import { addPool, localToken, memoryPlatform, slowHarness, startLocalControlPlane, taskSpec } from './support/platform';
 
 jest.setTimeout(60_000);
 
@@ -162,11 +162,9 @@ describe('two listeners: the task API and the worker lease API, each serving onl
   test('the task API is not served on the worker port, nor the lease API on the task port', async () => {
     const harness = slowHarness(path.join(root, 'agent.log'), 10);
     const store = memoryPlatform(harness, { tasks: [taskSpec('only')] });
-    controller = new Controller({ store, namespace: 'paddock' });
-    await controller.start();
-    const token = localToken(root);
-    headers = token.headers;
-    apis = await startApis(controller, { port: 0, workerPort: 0, host: '127.0.0.1', auth: token.auth });
+    const plane = await startLocalControlPlane({ store, namespace: 'paddock' }, root);
+    ({ controller, apis } = plane);
+    headers = plane.token.headers;
     const tasks = apis.tasks.url;
     const workers = apis.workers.url;
     expect(apis.tasks.port).not.toBe(apis.workers.port);
@@ -195,11 +193,9 @@ describe('two listeners: the task API and the worker lease API, each serving onl
 
   test('POST /v1/tasks refuses an http:// source with the schema\'s message (one rule with AgentTask and the runner)', async () => {
     const store = memoryPlatform(slowHarness(path.join(root, 'agent.log'), 10));
-    controller = new Controller({ store, namespace: 'paddock' });
-    await controller.start();
-    const token = localToken(root);
-    headers = token.headers;
-    apis = await startApis(controller, { port: 0, workerPort: 0, host: '127.0.0.1', auth: token.auth });
+    const plane = await startLocalControlPlane({ store, namespace: 'paddock' }, root);
+    ({ controller, apis } = plane);
+    headers = plane.token.headers;
     const sources = [{ name: 'repo', type: 'git_https', url: 'http://git.example.com/org/repo.git' }];
     const r = await call(apis.tasks.url, 'POST', '/v1/tasks', taskSpec('plain', { sources } as any));
     expect(r.status).toBe(400);
@@ -222,11 +218,9 @@ describe('two listeners: the task API and the worker lease API, each serving onl
     const store = memoryPlatform(harness, { tasks: [taskSpec('mine'), taskSpec('theirs', { pool: 'other' }), taskSpec('jobbed', { pool: 'jobs' })] });
     addPool(store, harness, 'other', 'warm');
     addPool(store, harness, 'jobs', 'job');
-    controller = new Controller({ store, namespace: 'paddock' });
-    await controller.start();
-    const token = localToken(root);
-    headers = token.headers;
-    apis = await startApis(controller, { port: 0, workerPort: 0, host: '127.0.0.1', auth: token.auth });
+    const plane = await startLocalControlPlane({ store, namespace: 'paddock' }, root);
+    ({ controller, apis } = plane);
+    headers = plane.token.headers;
     const lease = (pool: string) => call(apis!.workers.url, 'POST', '/v1/leases', { pool, worker: 'w', waitMs: 0 });
     // A job pool's runs are Jobs: its name gets nothing from the lease API; nor does an unknown pool.
     expect(await lease('jobs')).toMatchObject({ status: 404, body: expect.stringMatching(/pool \\"jobs\\" is not a warm pool/) });

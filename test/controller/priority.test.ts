@@ -6,15 +6,14 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { ApiServers, startApis } from '../../controller/api';
+import { ApiServers } from '../../controller/api';
 import { Controller } from '../../controller/controller';
 import { runWorker } from '../../runner/worker';
 import { makeTmpDir } from '../support/runner-fixtures';
 import { stringify } from 'yaml';
 import { taskConfigMap } from '../../controller/observe';
 import { standardLabels } from '../../core/labels';
-import { NS } from './support/platform';
-import { devNull, localToken, memoryPlatform, slowHarness, taskSpec } from './support/platform';
+import { devNull, localToken, memoryPlatform, NS, slowHarness, startLocalControlPlane, taskSpec } from './support/platform';
 import { until } from './support/controller-process';
 
 jest.setTimeout(60_000);
@@ -42,10 +41,7 @@ describe('priority: one worker, a queue of mixed priorities', () => {
     const agentLog = path.join(root, 'agent.log');
     fs.writeFileSync(agentLog, '');
     const store = memoryPlatform(slowHarness(agentLog, 400), { concurrency: 1 });
-    controller = new Controller({ store, namespace: 'paddock' });
-    await controller.start();
-    token = localToken(root);
-    apis = await startApis(controller, { port: 0, workerPort: 0, host: '127.0.0.1', auth: token.auth });
+    ({ controller, apis, token } = await startLocalControlPlane({ store, namespace: 'paddock' }, root));
     const submit = async (name: string, priority?: number) => {
       const res = await fetch(`${apis!.tasks.url}/v1/tasks`, {
         method: 'POST',
@@ -79,10 +75,7 @@ describe('priority: one worker, a queue of mixed priorities', () => {
 
   test('a priority out of range is refused at submit, naming the field', async () => {
     const store = memoryPlatform(slowHarness(path.join(root, 'log'), 10));
-    controller = new Controller({ store, namespace: 'paddock' });
-    await controller.start();
-    token = localToken(root);
-    apis = await startApis(controller, { port: 0, workerPort: 0, host: '127.0.0.1', auth: token.auth });
+    ({ controller, apis, token } = await startLocalControlPlane({ store, namespace: 'paddock' }, root));
     const res = await fetch(`${apis.tasks.url}/v1/tasks`, { method: 'POST', headers: token.headers, body: JSON.stringify(taskSpec('t', { priority: 1001 })) });
     expect(res.status).toBe(400);
     expect(JSON.stringify(await res.json())).toMatch(/priority.*1000/);

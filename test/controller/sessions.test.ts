@@ -13,7 +13,7 @@ import { main } from '../../cli/main';
 import type { MemoryStore } from '../../controller/store';
 import { runWorker } from '../../runner/worker';
 import { makeTmpDir } from '../support/runner-fixtures';
-import { addPool, devNull, localToken, memoryPlatform, NS, slowHarness, talkHarness, taskSpec } from './support/platform';
+import { addPool, devNull, localToken, memoryPlatform, NS, slowHarness, talkHarness, startLocalControlPlane, taskSpec } from './support/platform';
 import { packCliState, unpackCliState } from '../../core/session';
 import { until } from './support/controller-process';
 import type { ApiAuth, TaskAccess } from '../../controller/auth';
@@ -51,10 +51,7 @@ describe('sessions: one task at a time, the state carried over, the API and CLI'
     const log = path.join(root, 'agent.log');
     fs.writeFileSync(log, '');
     store = memoryPlatform(slowHarness(log, sleepMs), { concurrency: 10 });
-    controller = new Controller({ store, namespace: 'paddock' });
-    await controller.start();
-    token = localToken(root);
-    apis = await startApis(controller, { port: 0, workerPort: 0, host: '127.0.0.1', auth: token.auth });
+    ({ controller, apis, token } = await startLocalControlPlane({ store, namespace: 'paddock' }, root));
     for (const id of ['w1', 'w2']) {
       void runWorker({ controller: apis.workers.url, pool: 'warm', tokenFile: token.tokenFile, id, workDir: path.join(root, id), waitMs: 200, signal: abort.signal, log: () => undefined, stdout: devNull(), stderr: devNull() });
     }
@@ -140,10 +137,7 @@ describe('sessions: one task at a time, the state carried over, the API and CLI'
   test('a session task for a job pool is accepted at submit (job-session.test.ts runs one)', async () => {
     const log = path.join(root, 'log');
     store = memoryPlatform(slowHarness(log, 10), { mode: 'job' });
-    controller = new Controller({ store, namespace: 'paddock' });
-    await controller.start();
-    token = localToken(root);
-    apis = await startApis(controller, { port: 0, workerPort: 0, host: '127.0.0.1', auth: token.auth });
+    ({ controller, apis, token } = await startLocalControlPlane({ store, namespace: 'paddock' }, root));
     const res = await submit(taskSpec('t', { session: { name: 'x', create: true } }));
     expect(res.status).toBe(201);
     expect(await view('t')).toMatchObject({ name: 't', pool: 'warm', session: { name: 'x' } });
@@ -194,10 +188,7 @@ describe('sessions: one task at a time, the state carried over, the API and CLI'
     const counter = path.join(root, 'attempts');
     const agent = `const fs = require('fs'); let p = ''; process.stdin.on('data', (d) => (p += d)); process.stdin.on('end', () => { const n = (fs.existsSync(${JSON.stringify(counter)}) ? fs.readFileSync(${JSON.stringify(counter)}, 'utf8').length : 0) + 1; fs.appendFileSync(${JSON.stringify(counter)}, 'x'); process.stdout.write(n === 1 ? 'failed attempt' : 'got: ' + p); process.exitCode = n === 1 ? 1 : 0; });`;
     store = memoryPlatform({ apiVersion: 'paddock.dev/v1alpha1', kind: 'Harness', name: 'slow', capability: 'harness.slow', command: [process.execPath, '-e', agent], promptVia: 'stdin', results: { from: 'stdout' } });
-    controller = new Controller({ store, namespace: NS, settings: { backoffBaseMs: 10 } });
-    await controller.start();
-    token = localToken(root);
-    apis = await startApis(controller, { port: 0, workerPort: 0, host: '127.0.0.1', auth: token.auth });
+    ({ controller, apis, token } = await startLocalControlPlane({ store, namespace: NS, settings: { backoffBaseMs: 10 } }, root));
     void runWorker({ controller: apis.workers.url, pool: 'warm', tokenFile: token.tokenFile, id: 'w1', workDir: path.join(root, 'w1'), waitMs: 200, signal: abort.signal, log: () => undefined, stdout: devNull(), stderr: devNull() });
     await submit(taskSpec('retried', { session: { name: 'again', create: true }, retries: 1, prompt: 'go' }));
     await until('retried to succeed', async () => (await view('retried')).phase === 'Succeeded', () => '', 30_000);
@@ -208,10 +199,7 @@ describe('sessions: one task at a time, the state carried over, the API and CLI'
   describe('a harness that resumes natively (a fake CLI, talk-agent.js, that keeps its conversation in HOME)', () => {
     async function startTalk(): Promise<void> {
       store = memoryPlatform(talkHarness());
-      controller = new Controller({ store, namespace: NS });
-      await controller.start();
-      token = localToken(root);
-      apis = await startApis(controller, { port: 0, workerPort: 0, host: '127.0.0.1', auth: token.auth });
+      ({ controller, apis, token } = await startLocalControlPlane({ store, namespace: NS }, root));
       // Two workers: the second task may run in another directory, with another HOME.
       for (const id of ['w1', 'w2']) {
         void runWorker({ controller: apis.workers.url, pool: 'warm', tokenFile: token.tokenFile, id, workDir: path.join(root, id), waitMs: 200, signal: abort.signal, log: () => undefined, stdout: devNull(), stderr: devNull() });

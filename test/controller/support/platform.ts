@@ -6,6 +6,8 @@ import { taskConfigMap } from '../../../controller/observe';
 import { MemoryStore } from '../../../controller/store';
 import { StaticTokenAuth } from '../../../controller/auth';
 import { writeLocalToken } from '../../../controller/local';
+import { ApiServers, startApis } from '../../../controller/api';
+import { Controller, ControllerOptions } from '../../../controller/controller';
 import { stableJson } from '../../../core/stable-json';
 
 export const NS = 'paddock';
@@ -65,6 +67,15 @@ export function localToken(dir: string): { auth: StaticTokenAuth; token: string;
   const tokenFile = path.join(dir, 'token');
   const token = writeLocalToken(tokenFile);
   return { auth: new StaticTokenAuth(token), token, tokenFile, headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' } };
+}
+
+/** A started controller with its task and worker APIs on loopback, callers authenticated by a local token in `dir`. */
+export async function startLocalControlPlane(opts: ControllerOptions, dir: string): Promise<{ controller: Controller; apis: ApiServers; token: ReturnType<typeof localToken> }> {
+  const controller = new Controller(opts);
+  await controller.start();
+  const token = localToken(dir);
+  const apis = await startApis(controller, { port: 0, workerPort: 0, host: '127.0.0.1', auth: token.auth });
+  return { controller, apis, token };
 }
 
 /** A stream that drops what it gets (a worker's agent output in tests that do not read it). */
