@@ -32,6 +32,11 @@ export function resumeSummary(harness: Pick<HarnessSpec, 'resume'>): string {
   return 'native';
 }
 
+/** Whether a HOME-relative, '/'-separated path would leave HOME (absolute, or a "..", "." or empty segment). */
+export function leavesHome(rel: string): boolean {
+  return rel.startsWith('/') || rel.split('/').some((s) => s === '..' || s === '.' || s === '');
+}
+
 const fill = (args: readonly string[], id: string): string[] => args.map((a) => a.split(SESSION_ID_PLACEHOLDER).join(id));
 
 /** The argv a session run adds: `argv` when the CLI's state of an earlier run is restored, else `start`. */
@@ -95,7 +100,7 @@ export function checkResumeShape(resume: ResumeSpec | undefined, field: string, 
       return;
     }
     const segments = p.split('/');
-    if (p.startsWith('/') || segments.some((s) => s === '..' || s === '.' || s === '')) {
+    if (leavesHome(p)) {
       problems.push(`${at}: "${p}" must stay inside HOME: a relative path without "..", "." or empty segments, e.g. ".codex/sessions"`);
       return;
     }

@@ -11,7 +11,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { CliStateFile, MAX_CLI_STATE_BYTES, MAX_CLI_STATE_GZIP_BYTES, packCliState, SessionCliState, unpackCliState } from '../core/session';
-import { statePathCovers } from '../core/resume';
+import { leavesHome, statePathCovers } from '../core/resume';
 import { resolveInside } from './config-layers';
 
 export interface CollectOptions {
@@ -30,11 +30,8 @@ export interface CollectOptions {
 
 /** Refuse a pattern that leaves HOME (the Harness construct refuses it too; a spec may come from elsewhere). */
 function checkPattern(pattern: string): string[] {
-  const segments = pattern.split('/');
-  if (path.isAbsolute(pattern) || segments.some((s) => s === '..' || s === '.' || s === '')) {
-    throw new Error(`harness resume.state "${pattern}" leaves HOME; write a HOME-relative path without "..", e.g. ".codex/sessions"`);
-  }
-  return segments;
+  if (leavesHome(pattern)) throw new Error(`harness resume.state "${pattern}" leaves HOME; write a HOME-relative path without "..", e.g. ".codex/sessions"`);
+  return pattern.split('/');
 }
 
 /** The files the patterns name, in HOME, never through a symlink. */
@@ -123,8 +120,7 @@ export function collectCliState(home: string, id: string, opts: CollectOptions):
 export function restoreCliState(home: string, state: string, patterns: readonly string[]): number {
   const files = unpackCliState(state);
   for (const f of files) {
-    const segments = f.path.split('/');
-    if (path.isAbsolute(f.path) || segments.some((s) => s === '..' || s === '.' || s === '')) {
+    if (leavesHome(f.path)) {
       throw new Error(`the CLI state holds "${f.path}", a path that leaves HOME`);
     }
     if (!patterns.some((p) => statePathCovers(p, f.path))) {
